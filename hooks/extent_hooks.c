@@ -1,0 +1,331 @@
+/*
+ * extent_hooks.c -- the jemalloc extent hooks of a tiermem arena.
+ *
+ * jemalloc asks these hooks for memory and tells them when it splits, merges,
+ * purges and releases it.  Each hook keeps three things in step, under the
+ * arena's mutex:
+ *   - the kernel's view: what is mapped and which nodes it is bound to;
+ *   - the arena's extent_set: exactly the extents jemalloc holds;
+ *   - the global extent_map: which arena owns each page.
+ * The mutex is also what a migration holds, so a new extent is bound to the
+ * placement the arena has after any migration in progress, never before it.
+ *
+ * Return values follow jemalloc's contract: the bool hooks return false on
+ * success and true on failure or "opted out", in which case jemalloc keeps
+ * the memory as it was.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+
+#include "hooks.h"
+
+hook_counters_t hook_counters;
+
+#define HOOK_HUGE_PAGE ((size_t)2 << 20)
+
+static inline hook_arena_t *hook_arena(extent_hooks_t *hooks)
+{
+    return (hook_arena_t *)hooks; /* `hooks` is the first member */
+}
+
+static inline void count(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* Large extents are aligned to 2 MiB so transparent huge pages can back
+ * them; the alignment path maps exactly `size` bytes either way. */
+static size_t effective_alignment(size_t size, size_t alignment)
+{
+    if (size >= HOOK_HUGE_PAGE && alignment < HOOK_HUGE_PAGE)
+        return HOOK_HUGE_PAGE;
+    return alignment;
+}
+
+static void *map_extent(void *new_addr, size_t size, size_t alignment)
+{
+    if (new_addr == NULL)
+        return tm_os_map_aligned(size, effective_alignment(size, alignment));
+    size_t page = tm_os_page_size();
+    size_t align = alignment > page ? alignment : page;
+    if (((uintptr_t)new_addr & (align - 1)) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return tm_os_map_fixed(new_addr, size);
+}
+
+/* Bind and record a freshly mapped extent; on failure undo both.
+ * Called with the arena mutex held. */
+static int adopt_extent(hook_arena_t *a, void *p, size_t size)
+{
+    if (tm_os_bind(p, size, &a->placement, 0) != 0) {
+        count(&hook_counters.mbind_failures, 1);
+        tm_log_error("arena %u: mbind of new extent [%p, +%zu) to nodes "
+                     "%#llx (mode %d) failed: errno %d",
+                     a->id, p, size, (unsigned long long)a->placement.nodes,
+                     (int)a->placement.mode, errno);
+        return -1;
+    }
+    if (extent_set_add(&a->extents, (uintptr_t)p, size) != 0) {
+        tm_log_error("arena %u: cannot record extent [%p, +%zu): errno %d",
+                     a->id, p, size, errno);
+        return -1;
+    }
+    if (extent_map_insert(p, size, a->id) != 0) {
+        int err = errno;
+        tm_log_error("arena %u: cannot map extent [%p, +%zu): errno %d",
+                     a->id, p, size, err);
+        (void)extent_set_remove(&a->extents, (uintptr_t)p, size);
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+static void *hook_alloc(extent_hooks_t *hooks, void *new_addr, size_t size,
+                        size_t alignment, bool *zero, bool *commit,
+                        unsigned arena_ind)
+{
+    (void)arena_ind;
+    hook_arena_t *a = hook_arena(hooks);
+    if (size == 0 || size % tm_os_page_size() != 0) {
+        count(&hook_counters.alloc_failures, 1);
+        errno = EINVAL;
+        return NULL;
+    }
+    void *p = map_extent(new_addr, size, alignment);
+    if (p == NULL) {
+        if (new_addr == NULL) { /* a refused new_addr is routine, not news */
+            count(&hook_counters.alloc_failures, 1);
+            tm_log_warn("arena %u: mmap of a %zu-byte extent (alignment %zu) "
+                        "failed: errno %d", a->id, size, alignment, errno);
+        }
+        return NULL;
+    }
+    pthread_mutex_lock(&a->lock);
+    int rc = adopt_extent(a, p, size);
+    pthread_mutex_unlock(&a->lock);
+    if (rc != 0) {
+        int err = errno;
+        (void)tm_os_unmap(p, size);
+        count(&hook_counters.alloc_failures, 1);
+        errno = err;
+        return NULL;
+    }
+    count(&hook_counters.allocs, 1);
+    count(&hook_counters.extents, 1);
+    count(&hook_counters.bytes_mapped, size);
+    /* Fresh anonymous memory is zeroed, and Linux commits on touch. */
+    *zero = true;
+    *commit = true;
+    return p;
+}
+
+/* Unmap a tracked extent.  The map entry goes first, so no lookup can name
+ * this arena for an address the kernel may already be handing to someone
+ * else.  Called with the arena mutex held. */
+static int release_extent(hook_arena_t *a, void *addr, size_t size)
+{
+    if (!extent_set_contains(&a->extents, (uintptr_t)addr, size)) {
+        tm_log_error("arena %u: asked to unmap untracked [%p, +%zu); "
+                     "refusing", a->id, addr, size);
+        tm_assert(!"unmap of an untracked range");
+        return -1;
+    }
+    extent_map_remove(addr, size);
+    if (tm_os_unmap(addr, size) != 0) {
+        int err = errno;
+        count(&hook_counters.unmap_failures, 1);
+        (void)extent_map_insert(addr, size, a->id); /* still ours */
+        tm_log_error("arena %u: munmap of extent [%p, +%zu) failed: errno %d",
+                     a->id, addr, size, err);
+        return -1;
+    }
+    size_t n = a->extents.count;
+    (void)extent_set_remove(&a->extents, (uintptr_t)addr, size);
+    count(&hook_counters.unmaps, 1);
+    atomic_fetch_sub_explicit(&hook_counters.extents, n - a->extents.count,
+                              memory_order_relaxed);
+    atomic_fetch_sub_explicit(&hook_counters.bytes_mapped, size,
+                              memory_order_relaxed);
+    return 0;
+}
+
+static bool hook_dalloc(extent_hooks_t *hooks, void *addr, size_t size,
+                        bool committed, unsigned arena_ind)
+{
+    (void)committed;
+    (void)arena_ind;
+    hook_arena_t *a = hook_arena(hooks);
+    pthread_mutex_lock(&a->lock);
+    int rc = release_extent(a, addr, size);
+    pthread_mutex_unlock(&a->lock);
+    return rc != 0; /* on failure jemalloc keeps (retains) the extent */
+}
+
+static void hook_destroy(extent_hooks_t *hooks, void *addr, size_t size,
+                         bool committed, unsigned arena_ind)
+{
+    (void)hook_dalloc(hooks, addr, size, committed, arena_ind);
+}
+
+/* Extents are mapped read-write and Linux commits on first touch, so they
+ * are always committed. */
+static bool hook_commit(extent_hooks_t *hooks, void *addr, size_t size,
+                        size_t offset, size_t length, unsigned arena_ind)
+{
+    (void)size;
+    (void)arena_ind;
+    hook_arena_t *a = hook_arena(hooks);
+    return length == 0 || extent_map_lookup((char *)addr + offset) != a->id;
+}
+
+/* Opt out, as jemalloc's own hooks do on Linux with overcommit: replacing
+ * the mapping with PROT_NONE would drop its NUMA policy, and jemalloc falls
+ * back to purging, which releases the pages just as well. */
+static bool hook_decommit(extent_hooks_t *hooks, void *addr, size_t size,
+                          size_t offset, size_t length, unsigned arena_ind)
+{
+    (void)hooks, (void)addr, (void)size, (void)offset, (void)length,
+        (void)arena_ind;
+    return true;
+}
+
+/* madvise keeps the mapping and therefore its mbind policy: purged pages
+ * refault on the arena's nodes. */
+static bool purge(extent_hooks_t *hooks, void *addr, size_t offset,
+                  size_t length, int advice)
+{
+    hook_arena_t *a = hook_arena(hooks);
+    char *start = (char *)addr + offset;
+    pthread_mutex_lock(&a->lock);
+    int rc = tm_os_madvise(start, length, advice);
+    pthread_mutex_unlock(&a->lock);
+    if (rc != 0) {
+        if (errno != EINVAL) /* EINVAL: MADV_FREE unsupported, routine */
+            tm_log_warn("arena %u: madvise(%p, %zu, %d) failed: errno %d",
+                        a->id, (void *)start, length, advice, errno);
+        return true;
+    }
+    count(&hook_counters.purges, 1);
+    return false;
+}
+
+static bool hook_purge_lazy(extent_hooks_t *hooks, void *addr, size_t size,
+                            size_t offset, size_t length, unsigned arena_ind)
+{
+    (void)size;
+    (void)arena_ind;
+#ifdef MADV_FREE
+    return purge(hooks, addr, offset, length, MADV_FREE);
+#else
+    (void)hooks, (void)addr, (void)offset, (void)length;
+    return true;
+#endif
+}
+
+static bool hook_purge_forced(extent_hooks_t *hooks, void *addr, size_t size,
+                              size_t offset, size_t length, unsigned arena_ind)
+{
+    (void)size;
+    (void)arena_ind;
+    return purge(hooks, addr, offset, length, MADV_DONTNEED);
+}
+
+static bool hook_split(extent_hooks_t *hooks, void *addr, size_t size,
+                       size_t size_a, size_t size_b, bool committed,
+                       unsigned arena_ind)
+{
+    (void)size_b;
+    (void)committed;
+    (void)arena_ind;
+    hook_arena_t *a = hook_arena(hooks);
+    pthread_mutex_lock(&a->lock);
+    int rc = extent_set_split(&a->extents, (uintptr_t)addr, size, size_a);
+    pthread_mutex_unlock(&a->lock);
+    if (rc != 0) {
+        tm_log_error("arena %u: split of [%p, +%zu) at %zu refused: errno %d",
+                     a->id, addr, size, size_a, errno);
+        return true;
+    }
+    count(&hook_counters.splits, 1);
+    count(&hook_counters.extents, 1);
+    return false;
+}
+
+static bool hook_merge(extent_hooks_t *hooks, void *addr_a, size_t size_a,
+                       void *addr_b, size_t size_b, bool committed,
+                       unsigned arena_ind)
+{
+    (void)committed;
+    (void)arena_ind;
+    hook_arena_t *a = hook_arena(hooks);
+    pthread_mutex_lock(&a->lock);
+    int rc = extent_set_merge(&a->extents, (uintptr_t)addr_a, size_a,
+                              (uintptr_t)addr_b, size_b);
+    pthread_mutex_unlock(&a->lock);
+    if (rc != 0) {
+        tm_log_error("arena %u: merge of [%p, +%zu) and [%p, +%zu) refused: "
+                     "errno %d", a->id, addr_a, size_a, addr_b, size_b, errno);
+        return true;
+    }
+    count(&hook_counters.merges, 1);
+    atomic_fetch_sub_explicit(&hook_counters.extents, 1, memory_order_relaxed);
+    return false;
+}
+
+static const extent_hooks_t hook_table = {
+    .alloc = hook_alloc,
+    .dalloc = hook_dalloc,
+    .destroy = hook_destroy,
+    .commit = hook_commit,
+    .decommit = hook_decommit,
+    .purge_lazy = hook_purge_lazy,
+    .purge_forced = hook_purge_forced,
+    .split = hook_split,
+    .merge = hook_merge,
+};
+
+int hook_arena_init(hook_arena_t *a, unsigned id,
+                    const tm_placement_t *placement)
+{
+    if (!tm_placement_valid(placement) || id == 0 || id > TM_MAX_ARENAS) {
+        errno = EINVAL;
+        return -1;
+    }
+    a->hooks = hook_table;
+    int rc = pthread_mutex_init(&a->lock, NULL);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    a->id = id;
+    a->placement = *placement;
+    a->extents = (extent_set_t){0};
+    a->unbound = 0;
+    return 0;
+}
+
+void hook_arena_fini(hook_arena_t *a)
+{
+    pthread_mutex_lock(&a->lock);
+    size_t n = a->extents.count;
+    if (n > 0) {
+        tm_log_warn("arena %u: %zu extents (%zu bytes) left after jemalloc "
+                    "destroyed the arena; unmapping them", a->id, n,
+                    a->extents.bytes);
+        extent_range_t *ranges = tm_meta_alloc(n * sizeof *ranges);
+        if (ranges != NULL) {
+            size_t m = extent_set_ranges(&a->extents, ranges);
+            for (size_t i = 0; i < m; i++)
+                (void)release_extent(a, (void *)ranges[i].start,
+                                     ranges[i].size);
+            tm_meta_free(ranges, n * sizeof *ranges);
+        }
+    }
+    pthread_mutex_unlock(&a->lock);
+    pthread_mutex_destroy(&a->lock);
+}

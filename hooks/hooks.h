@@ -1,0 +1,202 @@
+/*
+ * hooks.h -- what the hooks layer offers to the layers above it.
+ *
+ * The hooks layer is tiermem's floor.  It owns every system call that maps,
+ * binds or unmaps memory (os.c), the metadata allocator that never goes
+ * through jemalloc (meta_alloc.c), the global address -> arena map
+ * (extent_map.c), each arena's exact set of live extents (extent_set.c), and
+ * the jemalloc extent hooks that tie them together (extent_hooks.c).
+ *
+ * The invariant this layer exists for: every byte an extent hook maps is
+ * exactly what it tracks, binds, migrates and later unmaps.
+ *
+ * Nothing here calls into jemalloc: jemalloc calls these hooks while holding
+ * its own locks, so a hook that allocated through jemalloc could deadlock.
+ */
+#ifndef TM_HOOKS_H
+#define TM_HOOKS_H
+
+#include <jemalloc/jemalloc.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "tiermem.h"
+
+#if defined(__GNUC__)
+#define TM_HIDDEN __attribute__((visibility("hidden")))
+#define TM_LIKELY(x) __builtin_expect(!!(x), 1)
+#define TM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define TM_HIDDEN
+#define TM_LIKELY(x) (x)
+#define TM_UNLIKELY(x) (x)
+#endif
+
+/* Invariants checked in debug builds (configure --enable-debug). */
+#ifdef TM_DEBUG
+#define tm_assert(cond)                                                       \
+    do {                                                                      \
+        if (TM_UNLIKELY(!(cond)))                                             \
+            tm_assert_fail(#cond, __FILE__, __LINE__);                        \
+    } while (0)
+#else
+#define tm_assert(cond) ((void)0)
+#endif
+void tm_assert_fail(const char *cond, const char *file, int line)
+    __attribute__((noreturn));
+
+/* ------------------------------------------------------------------ */
+/* log.c: the one logging path                                          */
+/* ------------------------------------------------------------------ */
+
+enum tm_log_level {
+    TM_LOG_OFF = 0,
+    TM_LOG_ERROR = 1,
+    TM_LOG_WARN = 2,
+    TM_LOG_INFO = 3,
+    TM_LOG_DEBUG = 4,
+};
+
+/* Where and how much to log; set once by the runtime from the environment.
+ * fd < 0 means stderr.  The default is warnings to stderr. */
+void tm_log_configure(int level, int fd);
+int tm_log_level(void);
+/* Formats into a stack buffer and write(2)s it: never allocates. */
+void tm_log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define tm_log_error(...) tm_log(TM_LOG_ERROR, __VA_ARGS__)
+#define tm_log_warn(...) tm_log(TM_LOG_WARN, __VA_ARGS__)
+#define tm_log_info(...) tm_log(TM_LOG_INFO, __VA_ARGS__)
+#define tm_log_debug(...) tm_log(TM_LOG_DEBUG, __VA_ARGS__)
+
+/* ------------------------------------------------------------------ */
+/* os.c: system calls                                                   */
+/* ------------------------------------------------------------------ */
+
+/* The raw calls, through a table so tests can inject failures and odd
+ * results (a misaligned mmap, an EFAULT from mbind). */
+typedef struct tm_os_ops {
+    void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd,
+                  off_t off);
+    int (*munmap)(void *addr, size_t len);
+    long (*mbind)(void *addr, unsigned long len, int mode,
+                  const unsigned long *nodemask, unsigned long maxnode,
+                  unsigned flags);
+    long (*move_pages)(int pid, unsigned long count, void **pages,
+                       const int *nodes, int *status, int flags);
+    int (*madvise)(void *addr, size_t len, int advice);
+} tm_os_ops_t;
+
+/* Replace the calls (NULL restores the real ones); returns the old table.
+ * For tests only: not safe while other threads are inside tiermem. */
+tm_os_ops_t tm_os_set_ops(const tm_os_ops_t *ops);
+const tm_os_ops_t *tm_os_real_ops(void);
+
+size_t tm_os_page_size(void);
+
+/* Map exactly `size` bytes aligned to `alignment` (a power of two; 0 or
+ * anything up to a page means page alignment):
+ *   1. map size; 2. if misaligned, unmap it and map size + alignment;
+ *   3. unmap exactly the head before the first aligned address and the tail
+ *      after aligned + size (either may be empty).
+ * On return exactly [result, result + size) is mapped by this call.
+ * NULL + errno on failure, with nothing left mapped. */
+void *tm_os_map_aligned(size_t size, size_t alignment);
+/* Map exactly [addr, addr + size) or fail (never replaces a mapping). */
+void *tm_os_map_fixed(void *addr, size_t size);
+int tm_os_unmap(void *addr, size_t size);
+/* mbind [addr, addr + size) to a placement.  flags: 0, or MPOL_MF_MOVE and
+ * friends.  Returns 0 or -1 with errno. */
+int tm_os_bind(void *addr, size_t size, const tm_placement_t *placement,
+               unsigned flags);
+/* move_pages in batches: nodes NULL = query only. */
+long tm_os_move_pages(unsigned long count, void **pages, const int *nodes,
+                      int *status);
+int tm_os_madvise(void *addr, size_t size, int advice);
+
+/* Is this placement usable here (non-empty mask, nodes < TM_MAX_NODES)? */
+bool tm_placement_valid(const tm_placement_t *placement);
+
+/* ------------------------------------------------------------------ */
+/* meta_alloc.c: metadata memory that never comes from jemalloc         */
+/* ------------------------------------------------------------------ */
+
+void *tm_meta_alloc(size_t size);           /* zeroed; NULL on failure */
+void tm_meta_free(void *ptr, size_t size);  /* size as passed to alloc */
+
+/* ------------------------------------------------------------------ */
+/* extent_map.c: address -> arena id, for any thread, lock-free reads   */
+/* ------------------------------------------------------------------ */
+
+/* Page-granular radix over the 47-bit user address space: O(1) lookup,
+ * two loads.  Ids are 1..TM_MAX_ARENAS; 0 means "not tiermem's". */
+int extent_map_insert(const void *addr, size_t size, unsigned arena_id);
+void extent_map_remove(const void *addr, size_t size);
+unsigned extent_map_lookup(const void *addr);
+
+/* ------------------------------------------------------------------ */
+/* extent_set.c: one arena's live extents, exactly as jemalloc sees them */
+/* ------------------------------------------------------------------ */
+
+typedef struct extent_record extent_record_t;
+typedef struct extent_set {
+    extent_record_t *by_addr; /* uthash head, keyed by start address */
+    size_t count;
+    size_t bytes;
+} extent_set_t;
+
+typedef struct extent_range {
+    uintptr_t start;
+    size_t size;
+} extent_range_t;
+
+/* All of these run under the owning arena's mutex. */
+int extent_set_add(extent_set_t *set, uintptr_t start, size_t size);
+/* Remove exactly [start, start + size), which may span several records
+ * that jemalloc merged; -1 (ENOENT) when the range is not fully tracked. */
+int extent_set_remove(extent_set_t *set, uintptr_t start, size_t size);
+int extent_set_split(extent_set_t *set, uintptr_t start, size_t size,
+                     size_t size_a);
+int extent_set_merge(extent_set_t *set, uintptr_t a, size_t size_a,
+                     uintptr_t b, size_t size_b);
+bool extent_set_contains(const extent_set_t *set, uintptr_t start,
+                         size_t size);
+/* The live extents as ranges, ascending, adjacent ones coalesced.  `out`
+ * must hold set->count entries; returns how many ranges it wrote. */
+size_t extent_set_ranges(const extent_set_t *set, extent_range_t *out);
+void extent_set_clear(extent_set_t *set);
+
+/* ------------------------------------------------------------------ */
+/* extent_hooks.c: the hooks jemalloc calls                             */
+/* ------------------------------------------------------------------ */
+
+/* The part of an arena the hooks own.  `hooks` must stay first: jemalloc
+ * hands the hook functions a pointer to it. */
+typedef struct hook_arena {
+    extent_hooks_t hooks;
+    pthread_mutex_t lock; /* hooks and migration of this arena take turns */
+    unsigned id;          /* 1..TM_MAX_ARENAS, the extent map's value */
+    tm_placement_t placement;
+    extent_set_t extents;
+    size_t unbound;       /* extents whose last mbind failed */
+} hook_arena_t;
+
+int hook_arena_init(hook_arena_t *arena, unsigned id,
+                    const tm_placement_t *placement);
+/* Unmaps anything still tracked (jemalloc should have destroyed it all). */
+void hook_arena_fini(hook_arena_t *arena);
+
+/* Global counters, read with tm_stats_get. */
+typedef struct hook_counters {
+    _Atomic uint64_t extents, bytes_mapped, allocs, alloc_failures,
+        mbind_failures, unmaps, unmap_failures, splits, merges, purges;
+} hook_counters_t;
+extern hook_counters_t hook_counters;
+
+#endif /* TM_HOOKS_H */

@@ -1,0 +1,205 @@
+/*
+ * tiermem.h -- the public interface of tiermem, a tiered-memory runtime.
+ *
+ * An arena is a jemalloc arena whose memory comes from tiermem's own extent
+ * hooks.  Every extent an arena maps is bound (mbind) to the arena's
+ * placement before it is first touched, and tracked, so the whole arena can
+ * later be moved to another placement and its residency measured.
+ *
+ * Tiers are groups of NUMA nodes of equal speed, ordered fastest first.
+ *
+ * Errors: functions that return a pointer return NULL and set errno;
+ * functions that return int return 0 on success and -1 with errno set.
+ * Nothing here prints; diagnostics go through the log configured by
+ * TIERMEM_LOG / TIERMEM_LOG_FILE (see doc/configuration.md).
+ */
+#ifndef TIERMEM_H
+#define TIERMEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define TM_EXPORT __attribute__((visibility("default")))
+#else
+#define TM_EXPORT
+#endif
+
+/* Node masks are 64-bit: tiermem supports NUMA nodes 0..63. */
+#define TM_MAX_NODES 64
+/* jemalloc allows at most 4095 arenas; tiermem's own limit is the same. */
+#define TM_MAX_ARENAS 4095
+
+/* ------------------------------------------------------------------ */
+/* Placement                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef enum tm_mode {
+    TM_MODE_BIND = 1,       /* only these nodes; allocation fails when full */
+    TM_MODE_PREFERRED = 2,  /* these nodes first, others when they are full */
+    TM_MODE_INTERLEAVE = 3, /* pages spread round-robin over these nodes */
+} tm_mode_t;
+
+typedef struct tm_placement {
+    tm_mode_t mode;
+    uint64_t nodes; /* bit n set = NUMA node n */
+} tm_placement_t;
+
+/* A placement on a single node. */
+TM_EXPORT tm_placement_t tm_placement_node(tm_mode_t mode, unsigned node);
+
+/* ------------------------------------------------------------------ */
+/* Arenas                                                               */
+/* ------------------------------------------------------------------ */
+
+typedef struct tm_arena tm_arena_t;
+
+/* Create an arena on a placement.  NULL + errno (EINVAL for an empty or
+ * out-of-range node mask, EAGAIN when no arena slot is left). */
+TM_EXPORT tm_arena_t *tm_arena_create(const tm_placement_t *placement);
+
+/* Destroy an arena: every allocation in it becomes invalid, every extent it
+ * mapped is unmapped and removed from the extent map.  No other thread may
+ * use the arena during or after this call. */
+TM_EXPORT int tm_arena_destroy(tm_arena_t *arena);
+
+TM_EXPORT void *tm_arena_malloc(tm_arena_t *arena, size_t size);
+TM_EXPORT void *tm_arena_calloc(tm_arena_t *arena, size_t count, size_t size);
+/* The result always lives in `arena`; ptr may come from any tiermem arena. */
+TM_EXPORT void *tm_arena_realloc(tm_arena_t *arena, void *ptr, size_t size);
+/* alignment: a power of two (EINVAL otherwise). */
+TM_EXPORT void *tm_arena_aligned_alloc(tm_arena_t *arena, size_t alignment,
+                                       size_t size);
+/* Free memory from any tiermem arena.  NULL is ignored.  A pointer tiermem
+ * did not hand out is logged and left alone. */
+TM_EXPORT void tm_free(void *ptr);
+/* Usable size of a tiermem allocation; 0 for NULL or a foreign pointer. */
+TM_EXPORT size_t tm_usable_size(const void *ptr);
+/* The arena that owns ptr (any address inside one of its extents), or NULL. */
+TM_EXPORT tm_arena_t *tm_arena_of(const void *ptr);
+
+TM_EXPORT unsigned tm_arena_id(const tm_arena_t *arena);       /* 1..4095 */
+TM_EXPORT unsigned tm_arena_jemalloc_index(const tm_arena_t *arena);
+TM_EXPORT tm_placement_t tm_arena_placement(const tm_arena_t *arena);
+
+/* ------------------------------------------------------------------ */
+/* Migration                                                            */
+/* ------------------------------------------------------------------ */
+
+#define TM_REPORT_MAX_FAILURES 16
+
+typedef struct tm_page_failure {
+    void *addr; /* the page */
+    int error;  /* positive errno: EBUSY, ENOMEM, EFAULT, EIO, ... */
+} tm_page_failure_t;
+
+typedef struct tm_migrate_report {
+    size_t extents;        /* extents bound to the new placement */
+    size_t extents_failed; /* extents whose mbind failed (still on old policy) */
+    size_t bytes_mapped;   /* bytes covered by the arena's extents */
+    size_t bytes_resident; /* resident bytes examined */
+    size_t bytes_moved;    /* resident bytes that changed onto the target */
+    size_t pages_failed;   /* resident pages still off the target at the end */
+    size_t busy_retries;   /* EBUSY pages that were retried */
+    int error;             /* first errno seen, 0 if none */
+    size_t nfailures;      /* entries used in failures[] */
+    tm_page_failure_t failures[TM_REPORT_MAX_FAILURES];
+} tm_migrate_report_t;
+
+/* Move every extent of the arena to `to` with mbind(MPOL_MF_MOVE), holding
+ * the arena's mutex, so later faults and later extents land on `to` too.
+ * The arena's placement becomes `to` even after a partial failure; extents
+ * whose mbind failed are retried by the next call.  report may be NULL.
+ * Returns 0 when every extent was bound and every resident page is on the
+ * target, else -1 with errno (EIO: pages did not move; other: mbind's). */
+TM_EXPORT int tm_arena_migrate(tm_arena_t *arena, const tm_placement_t *to,
+                               tm_migrate_report_t *report);
+
+/* ------------------------------------------------------------------ */
+/* Residency                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct tm_residency {
+    size_t bytes_mapped;   /* bytes covered by the arena's extents */
+    size_t pages_queried;  /* pages passed to move_pages */
+    size_t stride;         /* 1 = every page queried, k = every k-th page */
+    size_t bytes_resident; /* resident bytes (scaled by stride) */
+    size_t node_bytes[TM_MAX_NODES]; /* resident bytes per node (scaled) */
+} tm_residency_t;
+
+/* Resident bytes of the arena on each node, from move_pages status queries.
+ * At most max_pages pages are queried (0 = every page); larger arenas are
+ * sampled at a fixed stride and the figures scaled. */
+TM_EXPORT int tm_arena_residency(tm_arena_t *arena, size_t max_pages,
+                                 tm_residency_t *out);
+
+/* ------------------------------------------------------------------ */
+/* Tiers                                                                */
+/* ------------------------------------------------------------------ */
+
+typedef struct tm_node_info {
+    unsigned id;
+    bool has_cpus;
+    uint64_t capacity_bytes;
+    uint64_t free_bytes;
+    /* HMAT access attributes from the CPU initiators (access0), 0 = unknown */
+    unsigned read_latency_ns, write_latency_ns;
+    unsigned read_bandwidth_mbps, write_bandwidth_mbps;
+    unsigned distance; /* smallest SLIT distance from a node with CPUs */
+} tm_node_info_t;
+
+typedef struct tm_tier {
+    uint64_t nodes;          /* the nodes of this tier */
+    uint64_t capacity_bytes; /* sum over the nodes */
+    uint64_t free_bytes;
+} tm_tier_t;
+
+typedef struct tm_topology {
+    unsigned nnodes;
+    tm_node_info_t nodes[TM_MAX_NODES]; /* ascending node id */
+    unsigned ntiers;
+    tm_tier_t tiers[TM_MAX_NODES]; /* tiers[0] is the fastest */
+    /* how the order was decided: "env", "hmat", "distance" or "single" */
+    char source[16];
+} tm_topology_t;
+
+/* Discover nodes and tiers from sysfs.  TIERMEM_TIERS overrides the order,
+ * e.g. "0;1" or "0,2;1" (';' separates tiers, fastest first).  A machine
+ * with one node has one tier. */
+TM_EXPORT int tm_topology_discover(tm_topology_t *out);
+/* Same, reading a sysfs tree rooted elsewhere (for tests). */
+TM_EXPORT int tm_topology_discover_at(const char *sysfs_node_dir,
+                                      tm_topology_t *out);
+/* The placement of tier `tier` in the given mode. */
+TM_EXPORT int tm_topology_tier_placement(const tm_topology_t *topo,
+                                         unsigned tier, tm_mode_t mode,
+                                         tm_placement_t *out);
+
+/* ------------------------------------------------------------------ */
+/* Statistics                                                           */
+/* ------------------------------------------------------------------ */
+
+typedef struct tm_stats {
+    uint64_t extents;        /* live extents tracked */
+    uint64_t bytes_mapped;   /* bytes in live extents */
+    uint64_t hook_allocs;    /* successful extent allocations */
+    uint64_t hook_alloc_failures;
+    uint64_t mbind_failures; /* failed binds of new extents */
+    uint64_t unmaps;
+    uint64_t unmap_failures;
+    uint64_t splits, merges, purges;
+    uint64_t migrations;
+    uint64_t migrate_failures;
+} tm_stats_t;
+
+TM_EXPORT void tm_stats_get(tm_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TIERMEM_H */

@@ -1,0 +1,284 @@
+/*
+ * arena.c -- tiermem arenas: creation, allocation, ownership, destruction.
+ *
+ * An arena is a jemalloc arena created with tiermem's extent hooks, plus a
+ * slot in the arena table.  The slot id (1..4095) is what the extent map
+ * stores per page, so "who owns this pointer" is a map lookup and a table
+ * read.  The slot is taken before jemalloc creates the arena, because
+ * jemalloc maps the arena's own metadata through the hooks while creating
+ * it.
+ *
+ * Fast path: mallocx/dallocx with the flags of this thread's explicit tcache
+ * for the arena (tcache.c); free finds the arena through the extent map.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "runtime.h"
+
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic(tm_arena_t *) arena_table[TM_MAX_ARENAS + 1];
+static bool slot_taken[TM_MAX_ARENAS + 1];
+static _Atomic bool foreign_free_logged;
+
+_Atomic uint64_t tm_migrations, tm_migrate_failures;
+
+tm_placement_t tm_placement_node(tm_mode_t mode, unsigned node)
+{
+    tm_placement_t p = {mode, node < TM_MAX_NODES ? (uint64_t)1 << node : 0};
+    return p;
+}
+
+tm_arena_t *tm_arena_by_id(unsigned id)
+{
+    if (id == 0 || id > TM_MAX_ARENAS)
+        return NULL;
+    return atomic_load_explicit(&arena_table[id], memory_order_acquire);
+}
+
+static unsigned slot_reserve(void)
+{
+    unsigned id = 0;
+    pthread_mutex_lock(&table_lock);
+    for (unsigned i = 1; i <= TM_MAX_ARENAS; i++) {
+        if (!slot_taken[i]) {
+            slot_taken[i] = true;
+            id = i;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&table_lock);
+    return id;
+}
+
+static void slot_release(unsigned id)
+{
+    pthread_mutex_lock(&table_lock);
+    atomic_store_explicit(&arena_table[id], NULL, memory_order_release);
+    slot_taken[id] = false;
+    pthread_mutex_unlock(&table_lock);
+}
+
+static tm_arena_t *arena_new(unsigned id, const tm_placement_t *placement)
+{
+    tm_arena_t *a = tm_meta_alloc(sizeof *a);
+    if (a == NULL)
+        return NULL;
+    if (hook_arena_init(&a->hooked, id, placement) != 0) {
+        int err = errno;
+        tm_meta_free(a, sizeof *a);
+        errno = err;
+        return NULL;
+    }
+    atomic_store_explicit(&arena_table[id], a, memory_order_release);
+    return a;
+}
+
+static void arena_delete(tm_arena_t *a)
+{
+    unsigned id = a->hooked.id;
+    hook_arena_fini(&a->hooked);
+    slot_release(id);
+    tm_meta_free(a, sizeof *a);
+}
+
+tm_arena_t *tm_arena_create(const tm_placement_t *placement)
+{
+    tm_runtime_init();
+    if (!tm_placement_valid(placement)) {
+        tm_log_warn("arena create: invalid placement (mode %d, nodes %#llx)",
+                    placement ? (int)placement->mode : -1,
+                    placement ? (unsigned long long)placement->nodes : 0ULL);
+        errno = EINVAL;
+        return NULL;
+    }
+    unsigned id = slot_reserve();
+    if (id == 0) {
+        tm_log_warn("arena create: all %d arena slots are in use",
+                    TM_MAX_ARENAS);
+        errno = EAGAIN;
+        return NULL;
+    }
+    tm_arena_t *a = arena_new(id, placement);
+    if (a == NULL) {
+        int err = errno;
+        slot_release(id);
+        errno = err;
+        return NULL;
+    }
+    extent_hooks_t *hooks = &a->hooked.hooks;
+    unsigned index;
+    size_t sz = sizeof index;
+    int rc = mallctl("arenas.create", &index, &sz, &hooks, sizeof hooks);
+    if (rc != 0) {
+        tm_log_error("arena %u: jemalloc arenas.create failed: error %d", id,
+                     rc);
+        arena_delete(a); /* unmaps whatever creation had mapped */
+        errno = rc;
+        return NULL;
+    }
+    a->je_index = index;
+    a->flags_uncached = MALLOCX_ARENA(index) | MALLOCX_TCACHE_NONE;
+    tm_log_debug("arena %u: created as jemalloc arena %u on nodes %#llx", id,
+                 index, (unsigned long long)placement->nodes);
+    return a;
+}
+
+int tm_arena_destroy(tm_arena_t *a)
+{
+    if (a == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* jemalloc requires every tcache that cached the arena's blocks to be
+     * flushed first; ours are per (thread, arena), so this finds them all. */
+    tcache_forget_arena(a->hooked.id);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "arena.%u.destroy", a->je_index);
+    int rc = mallctl(cmd, NULL, NULL, NULL, 0);
+    if (rc != 0) {
+        tm_log_error("arena %u: jemalloc %s failed: error %d", a->hooked.id,
+                     cmd, rc);
+        errno = rc;
+        return -1;
+    }
+    arena_delete(a);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- alloc */
+
+static void *checked(void *p)
+{
+    if (TM_UNLIKELY(p == NULL))
+        errno = ENOMEM;
+    return p;
+}
+
+void *tm_arena_malloc(tm_arena_t *a, size_t size)
+{
+    return checked(mallocx(size ? size : 1, tcache_alloc_flags(a)));
+}
+
+void *tm_arena_calloc(tm_arena_t *a, size_t count, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return checked(
+        mallocx(total ? total : 1, tcache_alloc_flags(a) | MALLOCX_ZERO));
+}
+
+void *tm_arena_aligned_alloc(tm_arena_t *a, size_t alignment, size_t size)
+{
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return checked(mallocx(size ? size : 1,
+                           tcache_alloc_flags(a) | MALLOCX_ALIGN(alignment)));
+}
+
+static int free_flags(unsigned id)
+{
+    thread_tcaches_t *t = tm_thread_tcaches;
+    int f = t ? atomic_load_explicit(&t->flags[id], memory_order_relaxed) : 0;
+    if (TM_UNLIKELY(f == 0)) {
+        tm_arena_t *a = tm_arena_by_id(id);
+        f = a ? tcache_flags_slow(a) : MALLOCX_TCACHE_NONE;
+    }
+    return f & TCACHE_FLAGS_MASK;
+}
+
+static void report_foreign(const void *ptr, const char *what)
+{
+    if (!atomic_exchange(&foreign_free_logged, true))
+        tm_log_error("%s(%p): not a tiermem allocation; ignored (reported "
+                     "once)", what, ptr);
+}
+
+void tm_free(void *ptr)
+{
+    if (ptr == NULL)
+        return;
+    unsigned id = extent_map_lookup(ptr);
+    if (TM_UNLIKELY(id == 0)) {
+        report_foreign(ptr, "tm_free");
+        return;
+    }
+    dallocx(ptr, free_flags(id));
+}
+
+void *tm_arena_realloc(tm_arena_t *a, void *ptr, size_t size)
+{
+    if (ptr == NULL)
+        return tm_arena_malloc(a, size);
+    if (size == 0) {
+        tm_free(ptr);
+        return NULL;
+    }
+    unsigned owner = extent_map_lookup(ptr);
+    if (owner == 0) {
+        report_foreign(ptr, "tm_arena_realloc");
+        errno = EINVAL;
+        return NULL;
+    }
+    if (owner == a->hooked.id)
+        return checked(rallocx(ptr, size, tcache_alloc_flags(a)));
+    /* rallocx would free the old block into this arena's tcache: move it. */
+    void *q = tm_arena_malloc(a, size);
+    if (q == NULL)
+        return NULL;
+    size_t old = sallocx(ptr, 0);
+    memcpy(q, ptr, old < size ? old : size);
+    tm_free(ptr);
+    return q;
+}
+
+size_t tm_usable_size(const void *ptr)
+{
+    if (ptr == NULL || extent_map_lookup(ptr) == 0)
+        return 0;
+    return sallocx(ptr, 0);
+}
+
+tm_arena_t *tm_arena_of(const void *ptr)
+{
+    return tm_arena_by_id(extent_map_lookup(ptr));
+}
+
+unsigned tm_arena_id(const tm_arena_t *a) { return a->hooked.id; }
+unsigned tm_arena_jemalloc_index(const tm_arena_t *a) { return a->je_index; }
+
+tm_placement_t tm_arena_placement(const tm_arena_t *a)
+{
+    tm_arena_t *m = (tm_arena_t *)a; /* the lock is not part of the value */
+    pthread_mutex_lock(&m->hooked.lock);
+    tm_placement_t p = m->hooked.placement;
+    pthread_mutex_unlock(&m->hooked.lock);
+    return p;
+}
+
+void tm_stats_get(tm_stats_t *out)
+{
+    hook_counters_t *c = &hook_counters;
+    *out = (tm_stats_t){
+        .extents = atomic_load(&c->extents),
+        .bytes_mapped = atomic_load(&c->bytes_mapped),
+        .hook_allocs = atomic_load(&c->allocs),
+        .hook_alloc_failures = atomic_load(&c->alloc_failures),
+        .mbind_failures = atomic_load(&c->mbind_failures),
+        .unmaps = atomic_load(&c->unmaps),
+        .unmap_failures = atomic_load(&c->unmap_failures),
+        .splits = atomic_load(&c->splits),
+        .merges = atomic_load(&c->merges),
+        .purges = atomic_load(&c->purges),
+        .migrations = atomic_load(&tm_migrations),
+        .migrate_failures = atomic_load(&tm_migrate_failures),
+    };
+}

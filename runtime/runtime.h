@@ -1,0 +1,88 @@
+/*
+ * runtime.h -- what the runtime layer offers inside tiermem.
+ *
+ * The public face of this layer is include/tiermem.h.  This header adds
+ * what the layers above (profiler, policy, tools) and the runtime's own
+ * files share: the arena structure, the arena table, per-thread caches and
+ * start-up.
+ */
+#ifndef TM_RUNTIME_H
+#define TM_RUNTIME_H
+
+#include "hooks.h"
+
+struct tm_arena {
+    hook_arena_t hooked;   /* first: jemalloc's hook pointer points here */
+    unsigned je_index;     /* jemalloc's arena index */
+    int flags_uncached;    /* MALLOCX_ARENA | MALLOCX_TCACHE_NONE */
+};
+
+/* ---------------------------------------------------------------- config.c */
+
+/* Reads the environment once (TIERMEM_LOG, TIERMEM_LOG_FILE); idempotent,
+ * thread-safe, called by every entry point that needs it. */
+void tm_runtime_init(void);
+
+/* ---------------------------------------------------------------- arena.c */
+
+/* The arena with this id (1..TM_MAX_ARENAS), or NULL. */
+tm_arena_t *tm_arena_by_id(unsigned id);
+
+/* Runtime counters, read by tm_stats_get. */
+extern _Atomic uint64_t tm_migrations, tm_migrate_failures;
+
+/* ---------------------------------------------------------------- residency.c */
+
+/* Query the node of every stride-th page of [start, start + size) with
+ * move_pages, in batches, and call visit(ctx, page, status) for each:
+ * status is a node number or a negative errno (-ENOENT: not resident).
+ * Returns the number of pages queried, or -1 if move_pages itself failed. */
+typedef void (*page_visit_fn)(void *ctx, void *page, int status);
+long pages_query(uintptr_t start, size_t size, size_t stride,
+                 page_visit_fn visit, void *ctx);
+
+/* The arena's extents as coalesced ranges, in metadata memory the caller
+ * frees with tm_meta_free(ranges, *bytes).  Caller holds the arena mutex. */
+extent_range_t *arena_ranges(tm_arena_t *arena, size_t *count, size_t *bytes);
+
+/* ---------------------------------------------------------------- tcache.c */
+
+/*
+ * jemalloc's thread cache belongs to a thread, not to an arena: a block freed
+ * from arena A could be handed out by mallocx(MALLOCX_ARENA(B)).  tiermem
+ * therefore gives each (thread, arena) pair its own explicit tcache, and
+ * frees every block into the tcache of the arena that owns it.  Each thread
+ * has a table, indexed by arena id, of the mallocx flags to use.
+ */
+typedef struct thread_tcaches thread_tcaches_t;
+struct thread_tcaches {
+    thread_tcaches_t *next, *prev; /* all live tables, for arena destroy */
+    _Atomic int flags[TM_MAX_ARENAS + 1];
+};
+
+extern __thread thread_tcaches_t *tm_thread_tcaches
+    __attribute__((tls_model("initial-exec")));
+
+int tcache_flags_slow(tm_arena_t *arena);
+
+/* mallocx flags for allocating from `arena` on this thread. */
+static inline int tcache_alloc_flags(tm_arena_t *arena)
+{
+    thread_tcaches_t *t = tm_thread_tcaches;
+    if (TM_LIKELY(t != NULL)) {
+        int f = atomic_load_explicit(&t->flags[arena->hooked.id],
+                                     memory_order_relaxed);
+        if (TM_LIKELY(f != 0))
+            return f;
+    }
+    return tcache_flags_slow(arena);
+}
+
+/* dallocx/rallocx need only the tcache bits (arena bits are 20..31). */
+#define TCACHE_FLAGS_MASK ((1 << 20) - 1)
+
+/* Destroy every thread's tcache for this arena (its blocks go back to it).
+ * Called by arena destroy, when no thread may be using the arena. */
+void tcache_forget_arena(unsigned id);
+
+#endif /* TM_RUNTIME_H */

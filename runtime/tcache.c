@@ -1,0 +1,131 @@
+/*
+ * tcache.c -- one explicit jemalloc tcache per (thread, arena).
+ *
+ * Why: jemalloc's automatic tcache is per thread and shared by all arenas,
+ * so it would hand one arena's freed blocks to another arena's allocation,
+ * and a block would end up on the wrong tier.  MALLOCX_TCACHE_NONE avoids
+ * that but costs 3-5x per operation (shared/NOTES.md).  An explicit tcache
+ * used for one arena only holds that arena's blocks, and keeps the cost
+ * close to jemalloc's default path.
+ *
+ * Each thread has a table of mallocx flags indexed by arena id, created on
+ * its first tiermem allocation.  The tables are linked in a registry so
+ * arena destroy can flush every thread's tcache for that arena, and a
+ * thread's exit destroys its own.  jemalloc offers about 4k explicit
+ * tcaches; past that a pair falls back to MALLOCX_TCACHE_NONE (correct,
+ * slower, logged once).
+ */
+#include "config.h"
+
+#include <errno.h>
+
+#include "runtime.h"
+
+__thread thread_tcaches_t *tm_thread_tcaches
+    __attribute__((tls_model("initial-exec")));
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static thread_tcaches_t *registry_head;
+static pthread_key_t exit_key;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+static _Atomic bool exhausted_logged;
+
+/* The tcache id inside a flags value, or -1 for MALLOCX_TCACHE_NONE. */
+static int flags_tcache(int flags)
+{
+    return ((flags >> 8) & 0xfff) - 2;
+}
+
+static void tcache_destroy(int flags)
+{
+    unsigned tc;
+    if (flags == 0 || flags_tcache(flags) < 0)
+        return;
+    tc = (unsigned)flags_tcache(flags);
+    int rc = mallctl("tcache.destroy", NULL, NULL, &tc, sizeof tc);
+    if (rc != 0)
+        tm_log_error("tcache.destroy(%u) failed: error %d", tc, rc);
+}
+
+static void thread_exit(void *arg)
+{
+    thread_tcaches_t *t = arg;
+    pthread_mutex_lock(&registry_lock);
+    for (unsigned id = 1; id <= TM_MAX_ARENAS; id++)
+        tcache_destroy(atomic_exchange(&t->flags[id], 0));
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        registry_head = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    pthread_mutex_unlock(&registry_lock);
+    if (tm_thread_tcaches == t)
+        tm_thread_tcaches = NULL;
+    tm_meta_free(t, sizeof *t);
+}
+
+static void make_exit_key(void)
+{
+    int rc = pthread_key_create(&exit_key, thread_exit);
+    if (rc != 0)
+        tm_log_error("pthread_key_create failed: error %d; thread caches "
+                     "will not be released at thread exit", rc);
+}
+
+static thread_tcaches_t *thread_table(void)
+{
+    thread_tcaches_t *t = tm_thread_tcaches;
+    if (t != NULL)
+        return t;
+    (void)pthread_once(&exit_key_once, make_exit_key);
+    t = tm_meta_alloc(sizeof *t);
+    if (t == NULL)
+        return NULL;
+    pthread_mutex_lock(&registry_lock);
+    t->next = registry_head;
+    if (registry_head)
+        registry_head->prev = t;
+    registry_head = t;
+    pthread_mutex_unlock(&registry_lock);
+    (void)pthread_setspecific(exit_key, t);
+    tm_thread_tcaches = t;
+    return t;
+}
+
+static int create_flags(tm_arena_t *arena)
+{
+    unsigned tc;
+    size_t sz = sizeof tc;
+    int rc = mallctl("tcache.create", &tc, &sz, NULL, 0);
+    if (rc == 0)
+        return MALLOCX_ARENA(arena->je_index) | MALLOCX_TCACHE(tc);
+    if (!atomic_exchange(&exhausted_logged, true))
+        tm_log_warn("tcache.create failed (error %d): arena %u and later "
+                    "(thread, arena) pairs allocate without a thread cache",
+                    rc, arena->hooked.id);
+    return arena->flags_uncached;
+}
+
+int tcache_flags_slow(tm_arena_t *arena)
+{
+    thread_tcaches_t *t = thread_table();
+    if (t == NULL)
+        return arena->flags_uncached;
+    pthread_mutex_lock(&registry_lock);
+    int f = atomic_load(&t->flags[arena->hooked.id]);
+    if (f == 0) {
+        f = create_flags(arena);
+        atomic_store(&t->flags[arena->hooked.id], f);
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return f;
+}
+
+void tcache_forget_arena(unsigned id)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (thread_tcaches_t *t = registry_head; t != NULL; t = t->next)
+        tcache_destroy(atomic_exchange(&t->flags[id], 0));
+    pthread_mutex_unlock(&registry_lock);
+}
