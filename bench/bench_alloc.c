@@ -24,7 +24,9 @@
  * thread caches stay warm), in an order rotated each round; the figures are
  * medians over the rounds and the ratios are medians of per-round ratios.
  *
- * Usage: bench_alloc [--ops N] [--rounds R] [--seed S]
+ * Usage: bench_alloc [--ops N] [--rounds R] [--seed S] [--only LIST]
+ * (--only tiermem,jemalloc,glibc,tcache,sicm: run only these paths, e.g. to
+ * profile one of them.)
  */
 #include "config.h"
 
@@ -59,6 +61,11 @@ enum variant {
     V_JE_TCACHE,
     V_JE_TCNONE,
     NVARIANTS
+};
+
+static const char *const variant_key[NVARIANTS] = {
+    [V_TIERMEM] = "tiermem", [V_JE_DEFAULT] = "jemalloc", [V_GLIBC] = "glibc",
+    [V_JE_TCACHE] = "tcache",  [V_JE_TCNONE] = "sicm",
 };
 
 static const char *const variant_name[NVARIANTS] = {
@@ -239,17 +246,46 @@ static const char *object_of(void *fn)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_alloc [--ops N] [--rounds R] [--seed S]\n"
-                    "  --ops N     operations per thread per run "
-                    "(default 2M)\n"
-                    "  --rounds R  measured rounds (default 7)\n"
-                    "  --seed S    random seed (default 42)\n");
+    fprintf(stderr,
+            "usage: bench_alloc [--ops N] [--rounds R] [--seed S] "
+            "[--only LIST]\n"
+            "  --ops N      operations per thread per run (default 1M)\n"
+            "  --rounds R   measured rounds (default 11)\n"
+            "  --seed S     random seed (default 42)\n"
+            "  --only LIST  comma-separated paths to run (default all): "
+            "tiermem,jemalloc,glibc,tcache,sicm\n");
+}
+
+/* Bit v set = run variant v. */
+static unsigned parse_only(const char *list)
+{
+    unsigned mask = 0;
+    const char *p = list;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        unsigned v;
+        for (v = 0; v < NVARIANTS; v++)
+            if (strlen(variant_key[v]) == n &&
+                strncmp(p, variant_key[v], n) == 0)
+                break;
+        if (v == NVARIANTS)
+            die("--only: unknown path '%.*s' (tiermem, jemalloc, glibc, "
+                "tcache, sicm)",
+                (int)n, p);
+        mask |= 1u << v;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    if (mask == 0)
+        die("--only: empty list");
+    return mask;
 }
 
 int main(int argc, char **argv)
 {
-    uint64_t ops = 2000000, seed = 42;
-    unsigned rounds = 7;
+    uint64_t ops = 1000000, seed = 42;
+    unsigned rounds = 11, only = (1u << NVARIANTS) - 1;
     static const unsigned thread_counts[] = {1, 2};
     enum { NTC = 2, NCOMBOS = NVARIANTS * NTC };
     double *res; /* [round][variant][tc] */
@@ -268,6 +304,8 @@ int main(int argc, char **argv)
             rounds = (unsigned)r;
         } else if ((v = bench_opt(argc, argv, &i, "--seed")) != NULL)
             seed = bench_parse_count("--seed", v);
+        else if ((v = bench_opt(argc, argv, &i, "--only")) != NULL)
+            only = parse_only(v);
         else {
             usage();
             return strcmp(argv[i], "--help") == 0 ? 0 : 2;
@@ -329,7 +367,8 @@ int main(int argc, char **argv)
     /* Warm-up: every path once, short, not counted. */
     for (unsigned v = 0; v < NVARIANTS; v++)
         for (unsigned k = 0; k < NTC; k++)
-            run_job((enum variant)v, thread_counts[k], ops / 10 + 1);
+            if (only & 1u << v)
+                run_job((enum variant)v, thread_counts[k], ops / 10 + 1);
 
     res = calloc((size_t)rounds * NCOMBOS, sizeof *res);
     if (res == NULL)
@@ -338,6 +377,8 @@ int main(int argc, char **argv)
         for (unsigned c = 0; c < NCOMBOS; c++) {
             unsigned combo = (c + r * 3) % NCOMBOS; /* rotate the order */
             unsigned v = combo / NTC, k = combo % NTC;
+            if (!(only & 1u << v))
+                continue;
             res[(size_t)r * NCOMBOS + v * NTC + k] =
                 run_job((enum variant)v, thread_counts[k], ops);
         }
@@ -361,6 +402,8 @@ int main(int argc, char **argv)
                rounds);
         printf("  %-38s %20s %20s\n", "path", "1 thread", "2 threads");
         for (unsigned v = 0; v < NVARIANTS; v++) {
+            if (!(only & 1u << v))
+                continue;
             printf("  %-38s", variant_name[v]);
             for (unsigned k = 0; k < NTC; k++) {
                 char cell[64];
@@ -402,6 +445,8 @@ int main(int argc, char **argv)
         printf("\nratios (median of per-round ratios [min-max])\n");
         for (size_t i = 0; i < sizeof ratios / sizeof ratios[0]; i++) {
             double m;
+            if (!(only & 1u << ratios[i].num) || !(only & 1u << ratios[i].den))
+                continue;
             for (unsigned r = 0; r < rounds; r++)
                 col[r] =
                     res[(size_t)r * NCOMBOS + ratios[i].num * NTC +

@@ -87,14 +87,14 @@ static void usage(void)
             "[--node N]\n"
             "  --mib N        bytes the arena holds, MiB (default 256)\n"
             "  --chunk-kib K  size of each allocation, KiB (default 1024)\n"
-            "  --rounds R     measured rounds (default 5)\n"
+            "  --rounds R     measured rounds (default 9)\n"
             "  --node N       source and target node (default 0)\n");
 }
 
 int main(int argc, char **argv)
 {
     size_t mib = 256, chunk_kib = 1024, total, chunk, nchunks, npages;
-    unsigned rounds = 5, node = 0;
+    unsigned rounds = 9, node = 0;
     tm_arena_t *arena;
     tm_placement_t pl;
     tm_migrate_report_t rep;

@@ -124,15 +124,14 @@ static void *hook_alloc(extent_hooks_t *hooks, void *new_addr, size_t size,
     return p;
 }
 
-/* Unmap a tracked extent.  The map entry goes first, so no lookup can name
- * this arena for an address the kernel may already be handing to someone
- * else.  Called with the arena mutex held. */
+/* Unmap a tracked range (possibly several records).  The map entry goes
+ * first, so no lookup can name this arena for an address the kernel may
+ * already be handing to someone else.  Called with the arena mutex held. */
 static int release_extent(hook_arena_t *a, void *addr, size_t size)
 {
     if (!extent_set_contains(&a->extents, (uintptr_t)addr, size)) {
         tm_log_error("arena %u: asked to unmap untracked [%p, +%zu); "
                      "refusing", a->id, addr, size);
-        tm_assert(!"unmap of an untracked range");
         return -1;
     }
     extent_map_remove(addr, size);
@@ -154,6 +153,19 @@ static int release_extent(hook_arena_t *a, void *addr, size_t size)
     return 0;
 }
 
+/*
+ * Why dalloc opts out, so an arena never gives address space back while it
+ * lives: jemalloc runs with opt.retain, and then it trusts that the first
+ * extent of every mapping (its "head") stays put.  It refuses to merge an
+ * extent into a following head, and that is the only thing that stops two
+ * arenas' extents from merging.  If we unmapped a head piece and the kernel
+ * handed the hole to another arena, that arena's new extent could merge with
+ * our leftover tail: two arenas sharing an extent, and jemalloc's heaps
+ * corrupt.  (We saw exactly this under the storm test.)  So dalloc refuses,
+ * jemalloc purges the pages instead (resident memory still shrinks, and the
+ * mbind policy stays), and every byte stays tracked until the arena is
+ * destroyed -- which is what jemalloc's own hooks do on Linux.
+ */
 static bool hook_dalloc(extent_hooks_t *hooks, void *addr, size_t size,
                         bool committed, unsigned arena_ind)
 {
@@ -161,11 +173,20 @@ static bool hook_dalloc(extent_hooks_t *hooks, void *addr, size_t size,
     (void)arena_ind;
     hook_arena_t *a = hook_arena(hooks);
     pthread_mutex_lock(&a->lock);
-    int rc = release_extent(a, addr, size);
+    bool tracked = extent_set_contains(&a->extents, (uintptr_t)addr, size);
     pthread_mutex_unlock(&a->lock);
-    return rc != 0; /* on failure jemalloc keeps (retains) the extent */
+    if (!tracked) {
+        tm_log_error("arena %u: dalloc of untracked [%p, +%zu)", a->id, addr,
+                     size);
+        tm_assert(!"dalloc of an untracked range");
+    }
+    return true;
 }
 
+/* jemalloc destroys an arena's retained extents one by one.  Unmapping each
+ * at once would open the same holes dalloc avoids while the rest of the
+ * arena is still registered with jemalloc, so the bytes stay tracked and
+ * hook_arena_fini unmaps them all once jemalloc has let go of the arena. */
 static void hook_destroy(extent_hooks_t *hooks, void *addr, size_t size,
                          bool committed, unsigned arena_ind)
 {
@@ -312,20 +333,12 @@ int hook_arena_init(hook_arena_t *a, unsigned id,
 void hook_arena_fini(hook_arena_t *a)
 {
     pthread_mutex_lock(&a->lock);
-    size_t n = a->extents.count;
-    if (n > 0) {
-        tm_log_warn("arena %u: %zu extents (%zu bytes) left after jemalloc "
-                    "destroyed the arena; unmapping them", a->id, n,
-                    a->extents.bytes);
-        extent_range_t *ranges = tm_meta_alloc(n * sizeof *ranges);
-        if (ranges != NULL) {
-            size_t m = extent_set_ranges(&a->extents, ranges);
-            for (size_t i = 0; i < m; i++)
-                (void)release_extent(a, (void *)ranges[i].start,
-                                     ranges[i].size);
-            tm_meta_free(ranges, n * sizeof *ranges);
-        }
-    }
+    tm_log_debug("arena %u: unmapping %zu extents (%zu bytes)", a->id,
+                 a->extents.count, a->extents.bytes);
+    extent_range_t r;
+    while (extent_set_first(&a->extents, &r))
+        if (release_extent(a, (void *)r.start, r.size) != 0)
+            break; /* logged; the bytes stay tracked rather than lost */
     pthread_mutex_unlock(&a->lock);
     pthread_mutex_destroy(&a->lock);
 }

@@ -58,8 +58,10 @@ static map_leaf_t *leaf_get_or_create(size_t ri)
     map_leaf_t *expected = NULL;
     if (atomic_compare_exchange_strong_explicit(&map_root[ri], &expected, p,
                                                 memory_order_acq_rel,
-                                                memory_order_acquire))
+                                                memory_order_acquire)) {
+        atomic_fetch_add(&hook_counters.metadata_bytes, sizeof(map_leaf_t));
         return p;
+    }
     /* Another thread published a leaf first: use it, drop ours. */
     if (munmap(p, sizeof(map_leaf_t)) != 0)
         tm_log_error("extent map: munmap of a spare leaf failed: errno %d",

@@ -181,6 +181,14 @@ size_t extent_set_ranges(const extent_set_t *set, extent_range_t *out)
     return m;
 }
 
+bool extent_set_first(const extent_set_t *set, extent_range_t *out)
+{
+    if (set->by_addr == NULL)
+        return false;
+    *out = (extent_range_t){set->by_addr->start, set->by_addr->size};
+    return true;
+}
+
 void extent_set_clear(extent_set_t *set)
 {
     extent_record_t *r, *tmp;

@@ -170,6 +170,8 @@ bool extent_set_contains(const extent_set_t *set, uintptr_t start,
 /* The live extents as ranges, ascending, adjacent ones coalesced.  `out`
  * must hold set->count entries; returns how many ranges it wrote. */
 size_t extent_set_ranges(const extent_set_t *set, extent_range_t *out);
+/* Some record of the set (the first in hash order); false when empty. */
+bool extent_set_first(const extent_set_t *set, extent_range_t *out);
 void extent_set_clear(extent_set_t *set);
 
 /* ------------------------------------------------------------------ */
@@ -189,13 +191,15 @@ typedef struct hook_arena {
 
 int hook_arena_init(hook_arena_t *arena, unsigned id,
                     const tm_placement_t *placement);
-/* Unmaps anything still tracked (jemalloc should have destroyed it all). */
+/* Unmap every extent of the arena.  Call after jemalloc destroyed it: the
+ * hooks keep all address space mapped while the arena lives (see dalloc). */
 void hook_arena_fini(hook_arena_t *arena);
 
 /* Global counters, read with tm_stats_get. */
 typedef struct hook_counters {
     _Atomic uint64_t extents, bytes_mapped, allocs, alloc_failures,
-        mbind_failures, unmaps, unmap_failures, splits, merges, purges;
+        mbind_failures, unmaps, unmap_failures, splits, merges, purges,
+        metadata_bytes;
 } hook_counters_t;
 extern hook_counters_t hook_counters;
 

@@ -47,6 +47,7 @@ static void *meta_map(size_t size)
                      errno);
         return NULL;
     }
+    atomic_fetch_add(&hook_counters.metadata_bytes, size);
     return p;
 }
 
@@ -96,9 +97,12 @@ void tm_meta_free(void *ptr, size_t size)
         size = 1;
     if (size > ((size_t)1 << META_MAX_SHIFT)) {
         size_t page = tm_os_page_size();
-        if (munmap(ptr, (size + page - 1) & ~(page - 1)) != 0)
+        size_t len = (size + page - 1) & ~(page - 1);
+        if (munmap(ptr, len) != 0)
             tm_log_error("metadata munmap(%p, %zu) failed: errno %d", ptr,
                          size, errno);
+        else
+            atomic_fetch_sub(&hook_counters.metadata_bytes, len);
         return;
     }
     unsigned cls = size_class(size);

@@ -187,6 +187,7 @@ TM_EXPORT int tm_topology_tier_placement(const tm_topology_t *topo,
 typedef struct tm_stats {
     uint64_t extents;        /* live extents tracked */
     uint64_t bytes_mapped;   /* bytes in live extents */
+    uint64_t metadata_bytes; /* tiermem's own bookkeeping mappings */
     uint64_t hook_allocs;    /* successful extent allocations */
     uint64_t hook_alloc_failures;
     uint64_t mbind_failures; /* failed binds of new extents */

@@ -270,6 +270,7 @@ void tm_stats_get(tm_stats_t *out)
     *out = (tm_stats_t){
         .extents = atomic_load(&c->extents),
         .bytes_mapped = atomic_load(&c->bytes_mapped),
+        .metadata_bytes = atomic_load(&c->metadata_bytes),
         .hook_allocs = atomic_load(&c->allocs),
         .hook_alloc_failures = atomic_load(&c->alloc_failures),
         .mbind_failures = atomic_load(&c->mbind_failures),

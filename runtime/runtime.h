@@ -85,4 +85,23 @@ static inline int tcache_alloc_flags(tm_arena_t *arena)
  * Called by arena destroy, when no thread may be using the arena. */
 void tcache_forget_arena(unsigned id);
 
+/* ---------------------------------------------------------------- node_sysfs.c */
+
+/* The kernel's largest MAX_NUMNODES (NODES_SHIFT 10): more ids than this in
+ * "online" (or in one TIERMEM_TIERS tier) would be a corrupt file or a
+ * typo, not a machine. */
+#define SYSFS_MAX_IDS 1024
+
+/* Parse a kernel-style list "0-2,5" in [s, end) into ids.  Blanks around
+ * numbers are allowed (users type TIERMEM_TIERS by hand); an empty list is
+ * valid with *n = 0.  Returns false on a syntax error, a reversed range or
+ * more than max ids. */
+bool node_list_parse(const char *s, const char *end, unsigned *ids,
+                     unsigned max, unsigned *n);
+
+/* Fill t->nnodes and t->nodes (id, CPUs, memory, HMAT, distance) from the
+ * sysfs node directory dir; *t must be zeroed, its tiers are left alone.
+ * Returns 0, or -1 with errno (ENOENT: no usable node under dir). */
+int node_sysfs_read(const char *dir, tm_topology_t *t);
+
 #endif /* TM_RUNTIME_H */

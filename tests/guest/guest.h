@@ -33,8 +33,10 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <numaif.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -43,6 +45,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #define TG_PAGE 4096UL
@@ -51,9 +54,77 @@
 static const char *tg_test_name = "guest";
 static unsigned tg_npass, tg_nfail, tg_nskip;
 
+/* On a crash, print "TMCRASH <pc> ..." lines (the faulting instruction,
+ * then a backtrace) that run-rig.sh turns into function names and lines
+ * with addr2line on the unstripped binary, then die of the same signal. */
+static inline void tg_put_hex(char *buf, size_t *o, uintptr_t v)
+{
+    char tmp[2 + 16];
+    int n = 0;
+    do {
+        tmp[n++] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    buf[(*o)++] = '0';
+    buf[(*o)++] = 'x';
+    while (n)
+        buf[(*o)++] = tmp[--n];
+}
+
+static void tg_crash_handler(int sig, siginfo_t *si, void *uc_)
+{
+    ucontext_t *uc = uc_;
+    char line[160];
+    size_t o = 0;
+    const char *hdr = "TMCRASH signal ";
+    memcpy(line, hdr, strlen(hdr));
+    o = strlen(hdr);
+    line[o++] = (char)('0' + sig / 10);
+    line[o++] = (char)('0' + sig % 10);
+    memcpy(line + o, " addr ", 6);
+    o += 6;
+    tg_put_hex(line, &o, (uintptr_t)si->si_addr);
+    memcpy(line + o, " pc ", 4);
+    o += 4;
+#if defined(__x86_64__)
+    tg_put_hex(line, &o, (uintptr_t)uc->uc_mcontext.gregs[REG_RIP]);
+#else
+    (void)uc;
+    tg_put_hex(line, &o, 0);
+#endif
+    line[o++] = '\n';
+    ssize_t w = write(STDOUT_FILENO, line, o);
+    (void)w;
+    void *frames[32];
+    int n = backtrace(frames, 32);
+    for (int i = 0; i < n; i++) {
+        o = 0;
+        memcpy(line, "TMCRASH frame ", 14);
+        o = 14;
+        tg_put_hex(line, &o, (uintptr_t)frames[i]);
+        line[o++] = '\n';
+        w = write(STDOUT_FILENO, line, o);
+        (void)w;
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 static inline void tg_begin(const char *name)
 {
     tg_test_name = name;
+    /* Warm up backtrace() (its first call may load and allocate). */
+    void *warm[2];
+    (void)backtrace(warm, 2);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = tg_crash_handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        if (sigaction(sigs[i], &sa, NULL) != 0)
+            perror("sigaction");
     /* The console is a serial line: keep the lines whole and in order. */
     setvbuf(stdout, NULL, _IOLBF, 0);
     setvbuf(stderr, NULL, _IOLBF, 0);
@@ -136,6 +207,56 @@ static inline const char *tg_env_str(const char *name, const char *dflt)
 {
     const char *s = getenv(name);
     return (s && *s) ? s : dflt;
+}
+
+/* Parse a tier list like "1;0;2" or "0,2;1" (';' between tiers, ',' between
+ * the nodes of a tier) into node masks.  Returns the number of tiers, or -1
+ * when the string is malformed. */
+static inline int tg_parse_tiers(const char *s, uint64_t *masks, int max)
+{
+    int n = 0;
+    uint64_t cur = 0;
+    bool have_digit = false;
+    unsigned node = 0;
+    for (const char *p = s;; p++) {
+        if (*p >= '0' && *p <= '9') {
+            node = node * 10 + (unsigned)(*p - '0');
+            have_digit = true;
+            if (node >= 64)
+                return -1;
+            continue;
+        }
+        if (*p != ',' && *p != ';' && *p != '\0')
+            return -1;
+        if (!have_digit)
+            return -1;
+        cur |= 1ULL << node;
+        node = 0;
+        have_digit = false;
+        if (*p == ',')
+            continue;
+        if (n == max)
+            return -1;
+        masks[n++] = cur;
+        cur = 0;
+        if (*p == '\0')
+            return n;
+    }
+}
+
+/* "0,2" for a node mask. */
+static inline const char *tg_mask_str(uint64_t mask, char *buf, size_t len)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (unsigned n = 0; n < 64 && o < len; n++)
+        if (mask >> n & 1) {
+            int w = snprintf(buf + o, len - o, "%s%u", o ? "," : "", n);
+            if (w < 0)
+                break;
+            o += (size_t)w;
+        }
+    return buf;
 }
 
 /* ------------------------------------------------------------------ sysfs */

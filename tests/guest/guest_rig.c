@@ -25,8 +25,14 @@ static void check_nodes(void)
             snprintf(cpus, sizeof cpus, "?");
         long long total = tg_node_meminfo(n, "MemTotal");
         long long freeb = tg_node_meminfo(n, "MemFree");
-        tg_info("node%u: cpus [%s] MemTotal %lld MiB MemFree %lld MiB", n,
-                cpus, total >> 20, freeb >> 20);
+        char dist[128] = "";
+        snprintf(path, sizeof path, "/sys/devices/system/node/node%u/distance",
+                 n);
+        if (tg_read_file(path, dist, sizeof dist) != 0)
+            snprintf(dist, sizeof dist, "?");
+        tg_info("node%u: cpus [%s] MemTotal %lld MiB MemFree %lld MiB "
+                "distances [%s]",
+                n, cpus, total >> 20, freeb >> 20, dist);
         snprintf(name, sizeof name, "node%u-cpus", n);
         bool expect_cpus = n == cpu_node;
         tg_check(name, tg_node_has_cpus(n) == expect_cpus,
@@ -88,8 +94,10 @@ static void check_raw_placement(void)
         snprintf(name, sizeof name, "raw-bind-node%u", n);
         void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (!tg_check(name, p != MAP_FAILED, "mmap: %s", strerror(errno)))
+        if (p == MAP_FAILED) {
+            tg_check(name, false, "mmap: %s", strerror(errno));
             continue;
+        }
         unsigned long mask = 1UL << n;
         bool ok = mbind(p, len, MPOL_BIND, &mask, sizeof mask * 8, 0) == 0;
         if (!ok)

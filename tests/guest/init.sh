@@ -3,7 +3,7 @@
 #
 # Mounts proc, sys, dev and a tmpfs, reads the topology description from the
 # kernel command line (tmg_KEY=VALUE becomes the environment variable
-# TM_KEY=VALUE for the tests), runs every /tests/guest_* program in order and
+# TM_KEY=VALUE for the tests, tmenv_NAME=VALUE becomes NAME=VALUE), runs every /tests/guest_* program in order and
 # powers off.  Test output goes to the second serial port (ttyS1), which
 # run-rig.sh saves as the results log; the kernel's console stays on ttyS0.
 #
@@ -37,6 +37,12 @@ per_test_timeout=300
 for word in $(cat /proc/cmdline); do
     case "$word" in
     tmg_timeout=*) per_test_timeout=${word#tmg_timeout=} ;;
+    tmenv_*=*)
+        # TM_GUEST_ENV on the host: passed to the tests as it is.
+        word=${word#tmenv_}
+        export "${word%%=*}=${word#*=}"
+        echo "  [init] ${word%%=*}=${word#*=}"
+        ;;
     tmg_*=*)
         key=${word%%=*}
         key=TM_$(echo "${key#tmg_}" | tr a-z A-Z)

@@ -1,1 +1,190 @@
-int main(void){return 77;}
+/*
+ * test_arena.c -- the arena API: allocation calls, ownership, thread caches
+ * that never mix arenas, destroy that leaves nothing mapped.
+ */
+#include "config.h"
+
+#include <numaif.h>
+#include <stdint.h>
+
+#include "runtime.h"
+#include "../tm_test.h"
+#include "../maps_util.h"
+
+static tm_placement_t node0;
+
+static void test_calls(void)
+{
+    tm_arena_t *a = tm_arena_create(&node0);
+    REQUIRE_VOID(a != NULL);
+    CHECK(tm_arena_id(a) >= 1 && tm_arena_id(a) <= TM_MAX_ARENAS);
+
+    void *z1 = tm_arena_malloc(a, 0), *z2 = tm_arena_malloc(a, 0);
+    CHECK(z1 != NULL && z2 != NULL && z1 != z2); /* unique, like glibc */
+
+    char *p = tm_arena_malloc(a, 100);
+    CHECK(p != NULL && tm_usable_size(p) >= 100);
+    CHECK(tm_arena_of(p) == a && tm_arena_of(p + 99) == a);
+    memset(p, 'x', 100);
+
+    unsigned char *c = tm_arena_calloc(a, 1000, 8);
+    bool zero = c != NULL;
+    for (size_t i = 0; zero && i < 8000; i++)
+        zero = c[i] == 0;
+    CHECK(zero);
+    CHECK(tm_arena_calloc(a, SIZE_MAX / 2, 4) == NULL && errno == ENOMEM);
+
+    for (size_t al = 8; al <= (64u << 20); al <<= 3) {
+        void *q = tm_arena_aligned_alloc(a, al, 3 * al + 5);
+        CHECK_MSG(q != NULL && ((uintptr_t)q & (al - 1)) == 0, "align %zu",
+                  al);
+        CHECK(tm_arena_of(q) == a);
+        tm_free(q);
+    }
+    CHECK(tm_arena_aligned_alloc(a, 24, 10) == NULL && errno == EINVAL);
+
+    char *r = tm_arena_realloc(a, p, 100000);
+    CHECK(r != NULL && r[0] == 'x' && r[99] == 'x' && tm_arena_of(r) == a);
+    CHECK(tm_arena_realloc(a, r, 0) == NULL); /* frees */
+    char *n = tm_arena_realloc(a, NULL, 10);
+    CHECK(n != NULL && tm_arena_of(n) == a);
+
+    /* a foreign pointer is left alone, not corrupted */
+    int on_stack = 5;
+    tm_free(&on_stack);
+    CHECK(on_stack == 5 && tm_usable_size(&on_stack) == 0);
+    CHECK(tm_arena_of(&on_stack) == NULL);
+    tm_free(NULL);
+
+    tm_free(z1), tm_free(z2), tm_free(c), tm_free(n);
+    CHECK(tm_arena_destroy(a) == 0);
+}
+
+/* Blocks freed into one arena's cache must never come back from another. */
+static void test_no_cross_arena_reuse(void)
+{
+    tm_arena_t *a = tm_arena_create(&node0), *b = tm_arena_create(&node0);
+    REQUIRE_VOID(a && b);
+    enum { N = 2000 };
+    static void *blocks[N];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++)
+            blocks[i] = tm_arena_malloc(a, 16 + (size_t)(i % 64) * 8);
+        for (int i = 0; i < N; i++)
+            tm_free(blocks[i]);
+        size_t wrong = 0;
+        for (int i = 0; i < N; i++) {
+            blocks[i] = tm_arena_malloc(b, 16 + (size_t)(i % 64) * 8);
+            wrong += tm_arena_of(blocks[i]) != b;
+        }
+        CHECK_MSG(wrong == 0, "%zu blocks of arena b came from elsewhere",
+                  wrong);
+        for (int i = 0; i < N; i++)
+            tm_free(blocks[i]);
+    }
+    /* cross-arena realloc moves the block into the requested arena */
+    char *p = tm_arena_malloc(a, 64);
+    strcpy(p, "hello");
+    char *q = tm_arena_realloc(b, p, 64);
+    CHECK(q && tm_arena_of(q) == b && strcmp(q, "hello") == 0);
+    tm_free(q);
+    CHECK(tm_arena_destroy(a) == 0);
+    CHECK(tm_arena_destroy(b) == 0);
+}
+
+/* A thread that cached blocks of an arena, then the arena is destroyed and
+ * its slot reused: the thread must not use the stale tcache. */
+static tm_arena_t *shared_arena;
+static pthread_barrier_t barrier;
+
+static void *cacher(void *arg)
+{
+    (void)arg;
+    void *p[256];
+    for (int i = 0; i < 256; i++)
+        p[i] = tm_arena_malloc(shared_arena, 48);
+    for (int i = 0; i < 256; i++)
+        tm_free(p[i]);                 /* now cached in this thread */
+    pthread_barrier_wait(&barrier);    /* main destroys and recreates */
+    pthread_barrier_wait(&barrier);
+    size_t wrong = 0;
+    for (int i = 0; i < 256; i++) {
+        p[i] = tm_arena_malloc(shared_arena, 48);
+        wrong += tm_arena_of(p[i]) != shared_arena;
+        memset(p[i], 1, 48);
+    }
+    for (int i = 0; i < 256; i++)
+        tm_free(p[i]);
+    return (void *)wrong;
+}
+
+static void test_destroy_with_cached_blocks(void)
+{
+    shared_arena = tm_arena_create(&node0);
+    REQUIRE_VOID(shared_arena != NULL);
+    unsigned old_id = tm_arena_id(shared_arena);
+    pthread_barrier_init(&barrier, NULL, 2);
+    pthread_t t;
+    pthread_create(&t, NULL, cacher, NULL);
+    pthread_barrier_wait(&barrier);
+    CHECK(tm_arena_destroy(shared_arena) == 0);
+    shared_arena = tm_arena_create(&node0);
+    CHECK(shared_arena != NULL && tm_arena_id(shared_arena) == old_id);
+    pthread_barrier_wait(&barrier);
+    void *wrong;
+    pthread_join(t, &wrong);
+    CHECK(wrong == NULL);
+    pthread_barrier_destroy(&barrier);
+    CHECK(tm_arena_destroy(shared_arena) == 0);
+}
+
+static void test_destroy_unmaps(void)
+{
+    size_t vmas_before = maps_count(NULL);
+    tm_stats_t s0;
+    tm_stats_get(&s0);
+    tm_arena_t *a = tm_arena_create(&node0);
+    REQUIRE_VOID(a != NULL);
+    void *big = tm_arena_malloc(a, 48u << 20);
+    memset(big, 7, 48u << 20);
+    tm_stats_t s1;
+    tm_stats_get(&s1);
+    CHECK(s1.bytes_mapped >= s0.bytes_mapped + (48u << 20));
+    /* every tracked byte is bound to node 0 */
+    int mode = -1;
+    unsigned long mask[2] = {0};
+    CHECK(get_mempolicy(&mode, mask, 128, big, MPOL_F_ADDR) == 0 &&
+          mode == MPOL_BIND && mask[0] == 1);
+    uintptr_t lo = (uintptr_t)big, hi = lo + (48u << 20);
+    CHECK(tm_arena_destroy(a) == 0);
+    tm_stats_t s2;
+    tm_stats_get(&s2);
+    CHECK(s2.bytes_mapped == s0.bytes_mapped && s2.extents == s0.extents);
+    CHECK(maps_bytes_in(lo, hi) == 0);
+    CHECK(extent_map_lookup(big) == 0);
+    CHECK_MSG(maps_count(NULL) <= vmas_before, "VMAs %zu -> %zu",
+              vmas_before, maps_count(NULL));
+}
+
+static void test_bad_placements(void)
+{
+    tm_placement_t empty = {TM_MODE_BIND, 0}, badmode = {7, 1};
+    CHECK(tm_arena_create(&empty) == NULL && errno == EINVAL);
+    CHECK(tm_arena_create(&badmode) == NULL && errno == EINVAL);
+    CHECK(tm_arena_create(NULL) == NULL && errno == EINVAL);
+    CHECK(tm_arena_destroy(NULL) == -1 && errno == EINVAL);
+    tm_placement_t pn = tm_placement_node(TM_MODE_PREFERRED, 3);
+    CHECK(pn.mode == TM_MODE_PREFERRED && pn.nodes == 8);
+    CHECK(tm_placement_node(TM_MODE_BIND, 64).nodes == 0);
+}
+
+int main(void)
+{
+    node0 = tm_placement_node(TM_MODE_BIND, 0);
+    test_calls();
+    test_no_cross_arena_reuse();
+    test_destroy_with_cached_blocks();
+    test_destroy_unmaps();
+    test_bad_placements();
+    return tm_test_done(__FILE__);
+}

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "hooks.h"
+#include "runtime.h"
 #include "tiermem.h"
 #include "../tm_test.h"
 
@@ -322,13 +323,26 @@ static void test_hmat_grouping(void)
      * the bandwidth is slower; slightly worse latency at four times the
      * bandwidth is faster. */
     const fake_node_t bw3[] = {
-        {0, "0\n", 1000, 1000, "10 20 20\n", 100, 20000},
-        {1, "\n", 1000, 1000, "20 10 20\n", 100, 5000},  /* score 2.5 */
-        {2, "\n", 1000, 1000, "20 20 10\n", 120, 80000}, /* score 0.725 */
+        {0, "0\n", 1000, 1000, "10 20 20 20\n", 100, 20000}, /* 1.0 */
+        {1, "\n", 1000, 1000, "20 10 20 20\n", 100, 5000},   /* 2.5 */
+        {2, "\n", 1000, 1000, "20 20 10 20\n", 120, 80000}, /* 0.725 */
+        {3, "\n", 1000, 1000, "20 20 20 10\n", 200, 20000}, /* 1.5 */
     };
-    make_tree(dir, sizeof dir, "hmat_bw", "0-2\n", bw3, 3);
+    make_tree(dir, sizeof dir, "hmat_bw", "0-3\n", bw3, 4);
     CHECK(tm_topology_discover_at(dir, &t) == 0);
-    check_tiers("hmat bandwidth", &t, "hmat", (uint64_t[]){0x4, 0x1, 0x2}, 3);
+    check_tiers("hmat bandwidth", &t, "hmat",
+                (uint64_t[]){0x4, 0x1, 0x8, 0x2}, 4);
+
+    /* Scores are relative to the CPU node, not to the lowest latency:
+     * relative to node 1 the order would be [1],[0],[2]. */
+    const fake_node_t ref[] = {
+        {0, "0\n", 1000, 1000, "10 20 20\n", 100, 10000}, /* 1.0 */
+        {1, "\n", 1000, 1000, "20 10 20\n", 50, 2500},    /* 2.25 */
+        {2, "\n", 1000, 1000, "20 20 10\n", 200, 40000},  /* 1.125 */
+    };
+    make_tree(dir, sizeof dir, "hmat_ref", "0-2\n", ref, 3);
+    CHECK(tm_topology_discover_at(dir, &t) == 0);
+    check_tiers("hmat reference", &t, "hmat", (uint64_t[]){0x1, 0x4, 0x2}, 3);
 
     const fake_node_t partial[] = {
         {0, "0\n", 1000, 1000, "10 20 30\n", 100, 20000},
@@ -373,7 +387,7 @@ static void test_env(void)
     /* Bad values: one warning naming the variable and the value, and the
      * automatic order (HMAT here) instead. */
     static const char *const bad[] = {"0;;x", "x", "0;5", "0;0", "2-0",
-                                      "0;1;", "64", "0,"};
+                                      "0;1;", "64", "0,", "0-5000"};
     for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char needle[64];
         CHECK(setenv("TIERMEM_TIERS", bad[i], 1) == 0);
@@ -499,6 +513,9 @@ int main(void)
     snprintf(log_path, sizeof log_path, "%s/log", root);
     log_fd = open(log_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     REQUIRE(log_fd >= 0);
+    /* Discovery starts the runtime, which configures logging once from
+     * TIERMEM_LOG; start it first so the capture below stays in place. */
+    tm_runtime_init();
     tm_log_configure(TM_LOG_WARN, log_fd);
 
     test_single();
