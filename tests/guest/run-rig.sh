@@ -213,7 +213,8 @@ build_initramfs() {
     [ -f "$LIBTIERMEM" ] || die "$LIBTIERMEM not found: build tiermem in $BUILD_DIR first (make libtiermem.la)"
     local root=$WORK/root src name want ok=1
     rm -rf "$WORK"
-    mkdir -p "$root/bin" "$root/tests" "$WORK/bin" "$LOGDIR"
+    mkdir -p "$root/bin" "$root/sbin" "$root/usr/bin" "$root/usr/sbin" "$root/proc" \
+        "$root/sys" "$root/dev" "$root/tmp" "$root/tests" "$WORK/bin" "$LOGDIR"
     : >"$LOGDIR/build.log"
     local busybox
     busybox=$(command -v busybox || echo /bin/busybox)
