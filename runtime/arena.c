@@ -158,8 +158,27 @@ static void *checked(void *p)
     return p;
 }
 
+/* The fast path: a block from this thread's front cache for the arena. */
+static inline void *front_alloc(tm_arena_t *a, size_t size)
+{
+    front_cache_t *fc = front_cache_get(a->hooked.id);
+    if (TM_UNLIKELY(fc == NULL))
+        return NULL;
+    unsigned cls = front_class_of[(size + 7) >> 3];
+    front_bin_t *bin = &fc->bin[cls];
+    if (TM_LIKELY(bin->count > 0))
+        return bin->slot[--bin->count];
+    return front_cache_refill(bin, front_class_size[cls],
+                              tcache_alloc_flags(a));
+}
+
 void *tm_arena_malloc(tm_arena_t *a, size_t size)
 {
+    if (TM_LIKELY(size <= FRONT_MAX_SIZE)) {
+        void *p = front_alloc(a, size);
+        if (TM_LIKELY(p != NULL))
+            return p;
+    }
     return checked(mallocx(size ? size : 1, tcache_alloc_flags(a)));
 }
 
@@ -169,6 +188,11 @@ void *tm_arena_calloc(tm_arena_t *a, size_t count, size_t size)
     if (__builtin_mul_overflow(count, size, &total)) {
         errno = ENOMEM;
         return NULL;
+    }
+    if (total <= FRONT_MAX_SIZE) {
+        void *p = front_alloc(a, total);
+        if (p != NULL)
+            return memset(p, 0, total);
     }
     return checked(
         mallocx(total ? total : 1, tcache_alloc_flags(a) | MALLOCX_ZERO));
@@ -210,6 +234,17 @@ void tm_free(void *ptr)
     if (TM_UNLIKELY(id == 0)) {
         report_foreign(ptr, "tm_free");
         return;
+    }
+    front_cache_t *fc = front_cache_get(id);
+    if (TM_LIKELY(fc != NULL)) {
+        size_t size = sallocx(ptr, 0); /* a class size: a multiple of 8 */
+        if (TM_LIKELY(size <= FRONT_MAX_SIZE)) {
+            front_bin_t *bin = &fc->bin[front_class_of[size >> 3]];
+            if (TM_UNLIKELY(bin->count == bin->cap))
+                front_cache_spill(bin, free_flags(id));
+            bin->slot[bin->count++] = ptr;
+            return;
+        }
     }
     dallocx(ptr, free_flags(id));
 }

@@ -51,6 +51,7 @@ static void runtime_init_once(void)
         }
     }
     tm_log_configure(level, fd);
+    front_cache_init_classes();
     if (!level_ok)
         tm_log_warn("TIERMEM_LOG=%s is not one of off, error, warn, info, "
                     "debug, 0-4; using warn", v);

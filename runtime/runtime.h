@@ -54,10 +54,13 @@ extent_range_t *arena_ranges(tm_arena_t *arena, size_t *count, size_t *bytes);
  * frees every block into the tcache of the arena that owns it.  Each thread
  * has a table, indexed by arena id, of the mallocx flags to use.
  */
+typedef struct front_cache front_cache_t;
 typedef struct thread_tcaches thread_tcaches_t;
 struct thread_tcaches {
     thread_tcaches_t *next, *prev; /* all live tables, for arena destroy */
     _Atomic int flags[TM_MAX_ARENAS + 1];
+    /* this thread's small-block cache per arena (front_cache.c) */
+    _Atomic(front_cache_t *) front[TM_MAX_ARENAS + 1];
 };
 
 extern __thread thread_tcaches_t *tm_thread_tcaches
@@ -84,6 +87,50 @@ static inline int tcache_alloc_flags(tm_arena_t *arena)
 /* Destroy every thread's tcache for this arena (its blocks go back to it).
  * Called by arena destroy, when no thread may be using the arena. */
 void tcache_forget_arena(unsigned id);
+
+/* ---------------------------------------------------------------- front_cache.c */
+
+/*
+ * A per-(thread, arena) cache of small free blocks in front of jemalloc, so
+ * the common malloc/free pair never enters jemalloc's flag-handling path.
+ * Blocks are binned by jemalloc size class; a bin refills from, and spills
+ * to, the (thread, arena) explicit tcache in batches.  Every block in a
+ * cache belongs to that cache's arena, because tm_free routes each block by
+ * the extent map.
+ */
+#define FRONT_MAX_SIZE 1024 /* requests up to this size use the cache */
+#define FRONT_MAX_CLASSES 32
+#define FRONT_MAX_SLOTS 32
+
+typedef struct front_bin {
+    uint32_t count, cap;
+    void *slot[FRONT_MAX_SLOTS];
+} front_bin_t;
+
+struct front_cache {
+    front_bin_t bin[FRONT_MAX_CLASSES];
+};
+
+/* (size + 7) / 8 -> class, and each class's size; built at start-up from
+ * jemalloc's own nallocx, so they always match its size classes. */
+extern uint8_t front_class_of[FRONT_MAX_SIZE / 8 + 1];
+extern uint32_t front_class_size[FRONT_MAX_CLASSES];
+extern unsigned front_nclasses;
+
+void front_cache_init_classes(void);
+front_cache_t *front_cache_new(void);
+/* Return every cached block to jemalloc (without a tcache) and free the
+ * cache.  The owner thread must not be using it. */
+void front_cache_delete(front_cache_t *fc);
+void *front_cache_refill(front_bin_t *bin, size_t class_size, int flags);
+void front_cache_spill(front_bin_t *bin, int free_flags);
+
+static inline front_cache_t *front_cache_get(unsigned id)
+{
+    thread_tcaches_t *t = tm_thread_tcaches;
+    return t ? atomic_load_explicit(&t->front[id], memory_order_relaxed)
+             : NULL;
+}
 
 /* ---------------------------------------------------------------- node_sysfs.c */
 

@@ -8,8 +8,9 @@
  * used for one arena only holds that arena's blocks, and keeps the cost
  * close to jemalloc's default path.
  *
- * Each thread has a table of mallocx flags indexed by arena id, created on
- * its first tiermem allocation.  The tables are linked in a registry so
+ * Each thread has a table of mallocx flags (and of front caches, see
+ * front_cache.c) indexed by arena id, created on its first tiermem
+ * allocation.  The tables are linked in a registry so
  * arena destroy can flush every thread's tcache for that arena, and a
  * thread's exit destroys its own.  jemalloc offers about 4k explicit
  * tcaches; past that a pair falls back to MALLOCX_TCACHE_NONE (correct,
@@ -51,8 +52,10 @@ static void thread_exit(void *arg)
 {
     thread_tcaches_t *t = arg;
     pthread_mutex_lock(&registry_lock);
-    for (unsigned id = 1; id <= TM_MAX_ARENAS; id++)
+    for (unsigned id = 1; id <= TM_MAX_ARENAS; id++) {
+        front_cache_delete(atomic_exchange(&t->front[id], NULL));
         tcache_destroy(atomic_exchange(&t->flags[id], 0));
+    }
     if (t->prev)
         t->prev->next = t->next;
     else
@@ -117,6 +120,8 @@ int tcache_flags_slow(tm_arena_t *arena)
     if (f == 0) {
         f = create_flags(arena);
         atomic_store(&t->flags[arena->hooked.id], f);
+        /* no front cache (out of metadata memory) only costs speed */
+        atomic_store(&t->front[arena->hooked.id], front_cache_new());
     }
     pthread_mutex_unlock(&registry_lock);
     return f;
@@ -125,7 +130,9 @@ int tcache_flags_slow(tm_arena_t *arena)
 void tcache_forget_arena(unsigned id)
 {
     pthread_mutex_lock(&registry_lock);
-    for (thread_tcaches_t *t = registry_head; t != NULL; t = t->next)
+    for (thread_tcaches_t *t = registry_head; t != NULL; t = t->next) {
+        front_cache_delete(atomic_exchange(&t->front[id], NULL));
         tcache_destroy(atomic_exchange(&t->flags[id], 0));
+    }
     pthread_mutex_unlock(&registry_lock);
 }

@@ -9,9 +9,9 @@
 #
 # Lines for the host (everything else is diagnostics):
 #   TMGUEST BOOTED uptime=<s>        init started
-#   TMGUEST RUN <test>               a test program starts
+#   TMGUEST RUN <test> uptime=<s>    a test program starts
 #   TMTEST PASS|FAIL|SKIP <test>/<check>[: reason]   printed by the tests
-#   TMGUEST END <test> rc=<n>        it ended (init adds a FAIL line when it
+#   TMGUEST END <test> rc=<n> uptime=<s>  it ended (init adds a FAIL line if it
 #                                    died by a signal or timed out)
 #   TMGUEST DONE uptime=<s>          all tests ran; poweroff follows
 
@@ -55,7 +55,7 @@ env | grep '^TM_' | sort | sed 's/^/  [init] /'
 for t in /tests/guest_*; do
     [ -x "$t" ] || continue
     name=${t##*/}
-    echo "TMGUEST RUN $name"
+    echo "TMGUEST RUN $name uptime=$(uptime_s)"
     # A test that hangs is killed; the others still run.
     timeout -s KILL "$per_test_timeout" "$t"
     rc=$?
@@ -69,7 +69,7 @@ for t in /tests/guest_*; do
     elif [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; then
         echo "TMTEST FAIL ${name#guest_}: exited with status $rc"
     fi
-    echo "TMGUEST END $name rc=$rc"
+    echo "TMGUEST END $name rc=$rc uptime=$(uptime_s)"
 done
 
 echo "TMGUEST DONE uptime=$(uptime_s)"

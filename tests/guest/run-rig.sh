@@ -471,7 +471,14 @@ run_topology() {
     local up_boot up_done
     up_boot=$(sed -n 's/^TMGUEST BOOTED uptime=\([0-9.]*\).*/\1/p' "$clean" | head -n1)
     up_done=$(sed -n 's/^TMGUEST DONE uptime=\([0-9.]*\).*/\1/p' "$clean" | head -n1)
+    local durations
+    durations=$(awk '
+        /^TMGUEST RUN /  { sub(/^uptime=/, "", $4); start[$3] = $4 }
+        /^TMGUEST END /  { sub(/^uptime=/, "", $5)
+                           if ($3 in start) printf " %s %.1fs", substr($3, 7), $5 - start[$3] }
+    ' "$clean")
     log "topology $topo: $pass passed, $fail failed, $skip skipped; $kind; kernel-to-init ${up_boot:-?}s, tests done at ${up_done:-?}s guest uptime, ${BOOT_WALL}s wall"
+    [ -z "$durations" ] || log "topology $topo: test times:$durations"
     SUMMARY="$SUMMARY
   topology $topo ($(topology_desc "$topo")): $pass passed, $fail failed, $skip skipped, init at ${up_boot:-?}s, ${BOOT_WALL}s wall ($kind)"
 

@@ -138,6 +138,55 @@ static void test_destroy_with_cached_blocks(void)
     CHECK(tm_arena_destroy(shared_arena) == 0);
 }
 
+/* Bytes jemalloc counts as allocated in the arena's small classes. */
+static size_t small_allocated(tm_arena_t *a)
+{
+    uint64_t epoch = 1;
+    size_t sz = sizeof epoch, bytes = 0;
+    mallctl("epoch", &epoch, &sz, &epoch, sz);
+    char name[64];
+    snprintf(name, sizeof name, "stats.arenas.%u.small.allocated",
+             tm_arena_jemalloc_index(a));
+    sz = sizeof bytes;
+    if (mallctl(name, &bytes, &sz, NULL, 0) != 0)
+        return (size_t)-1;
+    return bytes;
+}
+
+static pthread_barrier_t exit_barrier;
+
+static void *free_then_exit(void *arg)
+{
+    tm_arena_t *a = arg;
+    void *p[64];
+    for (int i = 0; i < 64; i++)
+        p[i] = tm_arena_malloc(a, 32);
+    for (int i = 0; i < 64; i++)
+        tm_free(p[i]); /* now in this thread's caches */
+    pthread_barrier_wait(&exit_barrier);
+    pthread_barrier_wait(&exit_barrier);
+    return NULL;
+}
+
+/* Blocks a thread cached are handed back to the arena when it exits. */
+static void test_thread_exit_returns_cached_blocks(void)
+{
+    tm_arena_t *a = tm_arena_create(&node0);
+    REQUIRE_VOID(a != NULL);
+    pthread_barrier_init(&exit_barrier, NULL, 2);
+    pthread_t t;
+    pthread_create(&t, NULL, free_then_exit, a);
+    pthread_barrier_wait(&exit_barrier);
+    size_t cached = small_allocated(a);
+    pthread_barrier_wait(&exit_barrier);
+    pthread_join(t, NULL);
+    size_t after = small_allocated(a);
+    CHECK_MSG(cached != (size_t)-1 && cached > 0, "cached %zu", cached);
+    CHECK_MSG(after == 0, "still allocated after thread exit: %zu", after);
+    pthread_barrier_destroy(&exit_barrier);
+    CHECK(tm_arena_destroy(a) == 0);
+}
+
 static void test_destroy_unmaps(void)
 {
     size_t vmas_before = maps_count(NULL);
@@ -184,6 +233,7 @@ int main(void)
     test_calls();
     test_no_cross_arena_reuse();
     test_destroy_with_cached_blocks();
+    test_thread_exit_returns_cached_blocks();
     test_destroy_unmaps();
     test_bad_placements();
     return tm_test_done(__FILE__);
