@@ -91,6 +91,7 @@ typedef struct tm_os_ops {
     long (*move_pages)(int pid, unsigned long count, void **pages,
                        const int *nodes, int *status, int flags);
     int (*madvise)(void *addr, size_t len, int advice);
+    int (*mincore)(void *addr, size_t len, unsigned char *vec);
 } tm_os_ops_t;
 
 /* Replace the calls (NULL restores the real ones); returns the old table.
@@ -119,6 +120,9 @@ int tm_os_bind(void *addr, size_t size, const tm_placement_t *placement,
 long tm_os_move_pages(unsigned long count, void **pages, const int *nodes,
                       int *status);
 int tm_os_madvise(void *addr, size_t size, int advice);
+/* Resident pages of [addr, addr + size) by mincore: cheap (no page-table
+ * lock per page), but it says nothing about nodes.  -1 on failure. */
+long tm_os_resident_pages(void *addr, size_t size);
 
 /* Is this placement usable here (non-empty mask, nodes < TM_MAX_NODES)? */
 bool tm_placement_valid(const tm_placement_t *placement);

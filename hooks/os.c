@@ -52,6 +52,7 @@ static const tm_os_ops_t os_real = {
     .mbind = real_mbind,
     .move_pages = real_move_pages,
     .madvise = madvise,
+    .mincore = mincore,
 };
 
 static tm_os_ops_t os_ops = {
@@ -60,6 +61,7 @@ static tm_os_ops_t os_ops = {
     .mbind = real_mbind,
     .move_pages = real_move_pages,
     .madvise = madvise,
+    .mincore = mincore,
 };
 
 tm_os_ops_t tm_os_set_ops(const tm_os_ops_t *ops)
@@ -218,4 +220,23 @@ long tm_os_move_pages(unsigned long count, void **pages, const int *nodes,
 int tm_os_madvise(void *addr, size_t size, int advice)
 {
     return os_ops.madvise(addr, size, advice);
+}
+
+long tm_os_resident_pages(void *addr, size_t size)
+{
+    size_t page = tm_os_page_size();
+    unsigned char vec[4096];
+    long resident = 0;
+    for (size_t off = 0; off < size; off += sizeof vec * page) {
+        size_t len = size - off < sizeof vec * page ? size - off
+                                                    : sizeof vec * page;
+        if (os_ops.mincore((char *)addr + off, len, vec) != 0) {
+            tm_log_error("mincore(%p, %zu) failed: errno %d",
+                         (void *)((char *)addr + off), len, errno);
+            return -1;
+        }
+        for (size_t i = 0; i < (len + page - 1) / page; i++)
+            resident += vec[i] & 1;
+    }
+    return resident;
 }

@@ -11,6 +11,16 @@
  *   4. whatever is still off the target is a failed page, with its reason.
  * bytes_moved is what was off the target before and is on it after.
  *
+ * The page walks cost far more than the mbind itself when little moves (the
+ * kernel locks the page table for every page queried), so they are skipped
+ * when the kernel's own guarantees already answer:
+ *   - if the arena was BIND to nodes disjoint from (or inside) the target,
+ *     with every extent bound and no stray page left by the last migration,
+ *     every resident page is off (or on) the target: mincore counts them;
+ *   - mbind(MPOL_MF_MOVE | MPOL_MF_STRICT) returning 0 means every page now
+ *     follows the policy, which for BIND and INTERLEAVE means it is on a
+ *     target node; only PREFERRED (which may fall back) is checked.
+ *
  * A range whose mbind fails (other than EIO, "some pages did not move") keeps
  * its old policy; the arena's placement still becomes the target, and the
  * next migration binds that range again.  Nothing is rolled back: pages that
@@ -28,8 +38,15 @@
 #define MOVE_BATCH 512
 #define MOVE_ATTEMPTS 5
 
+typedef enum before_rule {
+    BEFORE_WALK,     /* query every page */
+    BEFORE_ALL_OFF,  /* every resident page is off the target */
+    BEFORE_ALL_ON,   /* every resident page is on the target */
+} before_rule_t;
+
 typedef struct migrate_ctx {
     uint64_t target;
+    before_rule_t before_rule;
     int target_nodes[TM_MAX_NODES];
     unsigned ntarget;
     tm_migrate_report_t *rep;
@@ -140,14 +157,27 @@ static void migrate_range(migrate_ctx_t *c, const extent_range_t *r,
 
     c->off_target = 0;
     c->resident = 0;
-    if (pages_query(r->start, r->size, 1, count_off_target, c) < 0)
-        note_error(rep, errno);
+    if (c->before_rule == BEFORE_WALK) {
+        if (pages_query(r->start, r->size, 1, count_off_target, c) < 0)
+            note_error(rep, errno);
+    } else {
+        long n = tm_os_resident_pages((void *)r->start, r->size);
+        if (n < 0)
+            note_error(rep, errno);
+        c->resident = n < 0 ? 0 : (size_t)n;
+        c->off_target = c->before_rule == BEFORE_ALL_OFF ? c->resident : 0;
+    }
     size_t before = c->off_target;
     rep->bytes_resident += c->resident * page;
 
-    if (tm_os_bind((void *)r->start, r->size, to,
-                   MPOL_MF_MOVE | MPOL_MF_STRICT) != 0 &&
-        errno != EIO) {
+    int rc = tm_os_bind((void *)r->start, r->size, to,
+                        MPOL_MF_MOVE | MPOL_MF_STRICT);
+    if (rc == 0 && to->mode != TM_MODE_PREFERRED) {
+        rep->extents++;
+        rep->bytes_moved += before * page; /* the kernel moved them all */
+        return;
+    }
+    if (rc != 0 && errno != EIO) {
         rep->extents_failed++;
         note_error(rep, errno);
         tm_log_error("arena %u: mbind(MPOL_MF_MOVE) of [%p, +%zu) to nodes "
@@ -168,6 +198,20 @@ static void migrate_range(migrate_ctx_t *c, const extent_range_t *r,
 }
 
 
+/* What the arena's current placement already tells about where its pages
+ * are (see the top of this file).  Caller holds the arena mutex. */
+static before_rule_t before_rule(const hook_arena_t *h, size_t stray_pages,
+                                 const tm_placement_t *to)
+{
+    if (h->placement.mode != TM_MODE_BIND || h->unbound || stray_pages)
+        return BEFORE_WALK;
+    if ((h->placement.nodes & to->nodes) == 0)
+        return BEFORE_ALL_OFF;
+    if ((h->placement.nodes & ~to->nodes) == 0)
+        return BEFORE_ALL_ON;
+    return BEFORE_WALK;
+}
+
 int tm_arena_migrate(tm_arena_t *a, const tm_placement_t *to,
                      tm_migrate_report_t *report)
 {
@@ -185,6 +229,7 @@ int tm_arena_migrate(tm_arena_t *a, const tm_placement_t *to,
 
     hook_arena_t *h = &a->hooked;
     pthread_mutex_lock(&h->lock);
+    c.before_rule = before_rule(h, a->stray_pages, to);
     h->placement = *to; /* new extents follow the target from now on */
     size_t count, bytes;
     extent_range_t *ranges = arena_ranges(a, &count, &bytes);
@@ -199,6 +244,7 @@ int tm_arena_migrate(tm_arena_t *a, const tm_placement_t *to,
     for (size_t i = 0; i < count; i++)
         migrate_range(&c, &ranges[i], to, h->id);
     h->unbound = rep->extents_failed;
+    a->stray_pages = rep->pages_failed;
     pthread_mutex_unlock(&h->lock);
     tm_meta_free(ranges, bytes);
 

@@ -15,6 +15,7 @@ struct tm_arena {
     hook_arena_t hooked;   /* first: jemalloc's hook pointer points here */
     unsigned je_index;     /* jemalloc's arena index */
     int flags_uncached;    /* MALLOCX_ARENA | MALLOCX_TCACHE_NONE */
+    size_t stray_pages;    /* pages the last migration left off target */
 };
 
 /* ---------------------------------------------------------------- config.c */

@@ -141,9 +141,10 @@ static void test_migrate_failures(tm_arena_t *a)
     mbind_only_with_flags = 0;
     CHECK(rc == 0 && rep.extents >= 1 && rep.pages_failed == 0);
 
-    /* move_pages itself failing is reported, not fatal */
+    /* move_pages itself failing is reported, not fatal (PREFERRED: the
+     * pages must be looked at, the kernel does not guarantee where) */
     fail_move_pages = ENOMEM;
-    rc = tm_arena_migrate(a, &node0, &rep);
+    rc = tm_arena_migrate(a, &pref, &rep);
     tm_residency_t r;
     int rr = tm_arena_residency(a, 0, &r);
     fail_move_pages = 0;

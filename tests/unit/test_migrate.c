@@ -114,6 +114,23 @@ static void migrate_to(tm_arena_t *a, tm_mode_t mode, int expect_policy)
     tm_free(fresh);
 }
 
+/* BIND to a superset of the nodes: the kernel's guarantee replaces the page
+ * walks, and mincore's count must agree with move_pages'. */
+static void test_bind_to_bind(tm_arena_t *a)
+{
+    tm_residency_t r;
+    CHECK(tm_arena_residency(a, 0, &r) == 0);
+    tm_placement_t to = tm_placement_node(TM_MODE_BIND, 0);
+    tm_migrate_report_t rep;
+    CHECK(tm_arena_migrate(a, &to, &rep) == 0);
+    CHECK(rep.extents >= 1 && rep.bytes_mapped == r.bytes_mapped);
+    CHECK_MSG(rep.bytes_resident == r.bytes_resident,
+              "mincore %zu vs move_pages %zu", rep.bytes_resident,
+              r.bytes_resident);
+    CHECK(rep.bytes_moved == 0 && rep.pages_failed == 0);
+    check_policy_everywhere(MPOL_BIND, "bind to bind");
+}
+
 static void test_purge_keeps_policy(tm_arena_t *a)
 {
     tm_free(large[2]);
@@ -148,11 +165,12 @@ int main(void)
     migrate_to(a, TM_MODE_PREFERRED, MPOL_PREFERRED);
     migrate_to(a, TM_MODE_INTERLEAVE, MPOL_INTERLEAVE);
     migrate_to(a, TM_MODE_BIND, MPOL_BIND);
+    test_bind_to_bind(a);
     test_purge_keeps_policy(a);
     test_bad_args(a);
     tm_stats_t s;
     tm_stats_get(&s);
-    CHECK(s.migrations == 3 && s.migrate_failures == 0);
+    CHECK(s.migrations == 4 && s.migrate_failures == 0);
     CHECK(s.mbind_failures == 0 && s.hook_alloc_failures == 0);
     CHECK(tm_arena_destroy(a) == 0);
     return tm_test_done(__FILE__);
