@@ -297,12 +297,9 @@ int main(int argc, char **argv)
         const char *v;
         if ((v = bench_opt(argc, argv, &i, "--ops")) != NULL)
             ops = bench_parse_count("--ops", v);
-        else if ((v = bench_opt(argc, argv, &i, "--rounds")) != NULL) {
-            unsigned long long r = bench_parse_count("--rounds", v);
-            if (r > 1000)
-                die("--rounds: at most 1000");
-            rounds = (unsigned)r;
-        } else if ((v = bench_opt(argc, argv, &i, "--seed")) != NULL)
+        else if ((v = bench_opt(argc, argv, &i, "--rounds")) != NULL)
+            rounds = bench_parse_rounds(v);
+        else if ((v = bench_opt(argc, argv, &i, "--seed")) != NULL)
             seed = bench_parse_count("--seed", v);
         else if ((v = bench_opt(argc, argv, &i, "--only")) != NULL)
             only = parse_only(v);

@@ -233,12 +233,9 @@ int main(int argc, char **argv)
             nextents = bench_parse_count("--extents", v);
         else if ((v = bench_opt(argc, argv, &i, "--lookups")) != NULL)
             nlookups = bench_parse_count("--lookups", v);
-        else if ((v = bench_opt(argc, argv, &i, "--rounds")) != NULL) {
-            unsigned long long r = bench_parse_count("--rounds", v);
-            if (r > 1000)
-                die("--rounds: at most 1000");
-            rounds = (unsigned)r;
-        } else if ((v = bench_opt(argc, argv, &i, "--seed")) != NULL)
+        else if ((v = bench_opt(argc, argv, &i, "--rounds")) != NULL)
+            rounds = bench_parse_rounds(v);
+        else if ((v = bench_opt(argc, argv, &i, "--seed")) != NULL)
             seed = bench_parse_count("--seed", v);
         else {
             usage();

@@ -111,12 +111,9 @@ int main(int argc, char **argv)
             mib = bench_parse_count("--mib", v);
         else if ((v = bench_opt(argc, argv, &i, "--chunk-kib")) != NULL)
             chunk_kib = bench_parse_count("--chunk-kib", v);
-        else if ((v = bench_opt(argc, argv, &i, "--rounds")) != NULL) {
-            unsigned long long r = bench_parse_count("--rounds", v);
-            if (r > 1000)
-                die("--rounds: at most 1000");
-            rounds = (unsigned)r;
-        } else if ((v = bench_opt(argc, argv, &i, "--node")) != NULL) {
+        else if ((v = bench_opt(argc, argv, &i, "--rounds")) != NULL)
+            rounds = bench_parse_rounds(v);
+        else if ((v = bench_opt(argc, argv, &i, "--node")) != NULL) {
             char *end;
             unsigned long n;
             errno = 0;

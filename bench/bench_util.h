@@ -146,6 +146,15 @@ static BENCH_UNUSED unsigned long long bench_parse_count(const char *opt,
     return v * mul;
 }
 
+/* --rounds: a count of at most 1000. */
+static BENCH_UNUSED unsigned bench_parse_rounds(const char *s)
+{
+    unsigned long long r = bench_parse_count("--rounds", s);
+    if (r > 1000)
+        die("--rounds: at most 1000");
+    return (unsigned)r;
+}
+
 /* "--name N" or "--name=N": the value if argv[*i] is option `name`, else
  * NULL.  Advances *i past a separate value. */
 static BENCH_UNUSED const char *bench_opt(int argc, char **argv, int *i,

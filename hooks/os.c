@@ -55,19 +55,19 @@ static const tm_os_ops_t os_real = {
     .mincore = mincore,
 };
 
-static tm_os_ops_t os_ops = {
-    .mmap = real_mmap,
-    .munmap = munmap,
-    .mbind = real_mbind,
-    .move_pages = real_move_pages,
-    .madvise = madvise,
-    .mincore = mincore,
-};
+/* The calls in use: the real ones, or a copy of a test's table. */
+static tm_os_ops_t os_injected;
+static const tm_os_ops_t *os_ops = &os_real;
 
 tm_os_ops_t tm_os_set_ops(const tm_os_ops_t *ops)
 {
-    tm_os_ops_t old = os_ops;
-    os_ops = ops ? *ops : os_real;
+    tm_os_ops_t old = *os_ops;
+    if (ops != NULL) {
+        os_injected = *ops;
+        os_ops = &os_injected;
+    } else {
+        os_ops = &os_real;
+    }
     return old;
 }
 
@@ -87,7 +87,7 @@ size_t tm_os_page_size(void)
 
 static void *map_anonymous(void *hint, size_t size, int extra_flags)
 {
-    void *p = os_ops.mmap(hint, size, PROT_READ | PROT_WRITE,
+    void *p = os_ops->mmap(hint, size, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
@@ -96,7 +96,7 @@ int tm_os_unmap(void *addr, size_t size)
 {
     if (size == 0)
         return 0;
-    if (os_ops.munmap(addr, size) != 0) {
+    if (os_ops->munmap(addr, size) != 0) {
         tm_log_error("munmap(%p, %zu) failed: errno %d", addr, size, errno);
         return -1;
     }
@@ -200,11 +200,11 @@ int tm_os_bind(void *addr, size_t size, const tm_placement_t *pl,
     default: errno = EINVAL; return -1;
     }
     /* maxnode counts bits and the kernel ignores the last one: pass +1. */
-    long rc = os_ops.mbind(addr, size, mode, mask, TM_MAX_NODES + 1, flags);
+    long rc = os_ops->mbind(addr, size, mode, mask, TM_MAX_NODES + 1, flags);
     if (rc != 0 && errno == EINVAL && mode == MPOL_PREFERRED_MANY) {
         /* Kernels before 5.15: prefer the lowest node of the set. */
         unsigned long one[1] = {1UL << lowest_node(pl->nodes)};
-        rc = os_ops.mbind(addr, size, MPOL_PREFERRED, one, TM_MAX_NODES + 1,
+        rc = os_ops->mbind(addr, size, MPOL_PREFERRED, one, TM_MAX_NODES + 1,
                           flags);
     }
     return rc == 0 ? 0 : -1;
@@ -213,13 +213,13 @@ int tm_os_bind(void *addr, size_t size, const tm_placement_t *pl,
 long tm_os_move_pages(unsigned long count, void **pages, const int *nodes,
                       int *status)
 {
-    return os_ops.move_pages(0, count, pages, nodes, status,
+    return os_ops->move_pages(0, count, pages, nodes, status,
                              nodes ? MPOL_MF_MOVE : 0);
 }
 
 int tm_os_madvise(void *addr, size_t size, int advice)
 {
-    return os_ops.madvise(addr, size, advice);
+    return os_ops->madvise(addr, size, advice);
 }
 
 long tm_os_resident_pages(void *addr, size_t size)
@@ -230,7 +230,7 @@ long tm_os_resident_pages(void *addr, size_t size)
     for (size_t off = 0; off < size; off += sizeof vec * page) {
         size_t len = size - off < sizeof vec * page ? size - off
                                                     : sizeof vec * page;
-        if (os_ops.mincore((char *)addr + off, len, vec) != 0) {
+        if (os_ops->mincore((char *)addr + off, len, vec) != 0) {
             tm_log_error("mincore(%p, %zu) failed: errno %d",
                          (void *)((char *)addr + off), len, errno);
             return -1;

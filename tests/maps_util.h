@@ -12,45 +12,55 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Bytes of [start, end) covered by any mapping. */
-static inline size_t maps_bytes_in(uintptr_t start, uintptr_t end)
+/* Read /proc/self/maps into at most max (lo, hi) pairs; returns how many,
+ * or -1 when the file cannot be read. */
+typedef struct maps_vma {
+    uintptr_t lo, hi;
+} maps_vma_t;
+
+static inline long maps_read(maps_vma_t *v, size_t max)
 {
     FILE *f = fopen("/proc/self/maps", "r");
     if (f == NULL)
-        return (size_t)-1;
+        return -1;
     char line[512];
+    size_t n = 0;
+    while (n < max && fgets(line, sizeof line, f))
+        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR, &v[n].lo, &v[n].hi) == 2)
+            n++;
+    fclose(f);
+    return (long)n;
+}
+
+#define MAPS_MAX 65536
+static maps_vma_t maps_buf[MAPS_MAX];
+
+/* Bytes of [start, end) covered by any mapping. */
+static inline size_t maps_bytes_in(uintptr_t start, uintptr_t end)
+{
+    long n = maps_read(maps_buf, MAPS_MAX);
+    if (n < 0)
+        return (size_t)-1;
     size_t total = 0;
-    while (fgets(line, sizeof line, f)) {
-        uintptr_t lo, hi;
-        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR, &lo, &hi) != 2)
-            continue;
+    for (long i = 0; i < n; i++) {
+        uintptr_t lo = maps_buf[i].lo, hi = maps_buf[i].hi;
         uintptr_t a = lo > start ? lo : start, b = hi < end ? hi : end;
         if (a < b)
             total += b - a;
     }
-    fclose(f);
     return total;
 }
 
 /* Number of VMAs and their total size. */
 static inline size_t maps_count(size_t *bytes)
 {
-    FILE *f = fopen("/proc/self/maps", "r");
-    if (f == NULL)
-        return 0;
-    char line[512];
-    size_t n = 0, total = 0;
-    while (fgets(line, sizeof line, f)) {
-        uintptr_t lo, hi;
-        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR, &lo, &hi) != 2)
-            continue;
-        n++;
-        total += hi - lo;
-    }
-    fclose(f);
+    long n = maps_read(maps_buf, MAPS_MAX);
+    size_t total = 0;
+    for (long i = 0; i < n; i++)
+        total += maps_buf[i].hi - maps_buf[i].lo;
     if (bytes)
         *bytes = total;
-    return n;
+    return n < 0 ? 0 : (size_t)n;
 }
 
 /* VMAs with a NUMA policy of their own (bind, prefer, interleave): in a

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,15 @@ static inline int tm_test_done(const char *name)
 {
     printf("%s: %u passed, %u failed\n", name, tm_test_passed, tm_test_failed);
     return tm_test_failed ? 1 : 0;
+}
+
+/* xorshift64: deterministic pseudo-random numbers for property tests. */
+static inline uint64_t tm_test_rand(uint64_t *state)
+{
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return *state;
 }
 
 /* Scale for long tests: TM_TEST_SCALE=0.1 runs a tenth of the work (CI's

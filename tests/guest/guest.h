@@ -405,7 +405,8 @@ static inline int *tg_page_status(void *p, size_t len, unsigned busy_retries)
         if (!busy)
             break;
         struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
     }
     free(pages);
     return status;
@@ -517,7 +518,7 @@ static inline long tg_thp_pages(void *p, size_t len)
     int kf = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
     if (kf < 0) {
         int saved = errno;
-        close(pm);
+        (void)close(pm); /* read-only: nothing to lose */
         errno = saved;
         return -1;
     }
@@ -547,8 +548,9 @@ static inline long tg_thp_pages(void *p, size_t len)
             thp++;
     }
     int saved = errno;
-    close(pm);
-    close(kf);
+    int c1 = close(pm), c2 = close(kf);
+    if (c1 != 0 || c2 != 0)
+        return -1;
     errno = saved;
     return thp;
 }

@@ -244,10 +244,16 @@ int main(void)
         rc = pthread_create(&m.tid, NULL, migrator_main, &m);
     if (!tg_check("threads", rc == 0, "pthread_create: %s", strerror(rc)))
         return tg_done(); /* exiting ends the threads that did start */
-    for (unsigned t = 0; t < NTHREADS; t++)
-        pthread_join(w[t].tid, NULL);
+    int jrc = 0;
+    for (unsigned t = 0; t < NTHREADS; t++) {
+        int r = pthread_join(w[t].tid, NULL);
+        jrc = jrc ? jrc : r;
+    }
     atomic_store(&workers_done, true);
-    pthread_join(m.tid, NULL);
+    int mrc = pthread_join(m.tid, NULL);
+    jrc = jrc ? jrc : mrc;
+    if (!tg_check("join", jrc == 0, "pthread_join: %s", strerror(jrc)))
+        return tg_done();
 
     unsigned allocs = 0, nulls = 0, misaligned = 0, wrong = 0, corrupt = 0;
     const char *first = "";

@@ -180,8 +180,15 @@ fetch_kernel() {
     if [ ! -s "$dir/vmlinuz" ]; then
         log "downloading $pkg"
         tmp=$(mktemp -d "$CACHE/download.XXXXXX")
-        (cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root "$pkg") ||
-            { rm -rf "$tmp"; die "apt-get download $pkg failed"; }
+        if ! (cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root "$pkg"); then
+            # Stale package lists name a version the mirror no longer has.
+            [ "$APT_UPDATED" = 0 ] || { rm -rf "$tmp"; die "apt-get download $pkg failed"; }
+            apt_update_once
+            pkg=$(kernel_package)
+            dir=$CACHE/$pkg
+            (cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root "$pkg") ||
+                { rm -rf "$tmp"; die "apt-get download $pkg failed"; }
+        fi
         dpkg-deb -x "$tmp"/*.deb "$tmp/x"
         mkdir -p "$dir"
         cp "$tmp"/x/boot/vmlinuz-* "$dir/vmlinuz.tmp"
@@ -192,17 +199,15 @@ fetch_kernel() {
     BZIMAGE=$dir/vmlinuz
     VMLINUX=""
     if [ "$KERNEL_MODE" != bzimage ]; then
-        if [ ! -s "$dir/vmlinux" ] && [ ! -e "$dir/vmlinux.failed" ]; then
-            local why
-            if ! why=$(extract_vmlinux "$BZIMAGE" "$dir/vmlinux"); then
-                echo "$why" >"$dir/vmlinux.failed"
-            fi
+        local why=""
+        if [ ! -s "$dir/vmlinux" ]; then
+            why=$(extract_vmlinux "$BZIMAGE" "$dir/vmlinux") || true
         fi
         if [ -s "$dir/vmlinux" ]; then
             VMLINUX=$dir/vmlinux
         else
-            [ "$KERNEL_MODE" = vmlinux ] && die "cannot extract vmlinux: $(cat "$dir/vmlinux.failed")"
-            log "no PVH vmlinux ($(cat "$dir/vmlinux.failed")): booting the bzImage"
+            [ "$KERNEL_MODE" = vmlinux ] && die "cannot extract vmlinux: $why"
+            log "no PVH vmlinux ($why): booting the bzImage"
         fi
     fi
     log "kernel $pkg (${VMLINUX:+vmlinux via PVH, }bzImage $BZIMAGE)"

@@ -46,20 +46,13 @@ typedef struct block {
     uint64_t tag;
 } block_t;
 
-static uint64_t next_rand(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
 
 /* log-uniform in [lo, hi], both powers of two */
 static size_t log_uniform(uint64_t *s, size_t lo, size_t hi)
 {
     unsigned lg_lo = (unsigned)__builtin_ctzll(lo), lg_hi = (unsigned)__builtin_ctzll(hi);
-    size_t base = (size_t)1 << (lg_lo + next_rand(s) % (lg_hi - lg_lo + 1));
-    return base + (next_rand(s) % base) / 2; /* not only powers of two */
+    size_t base = (size_t)1 << (lg_lo + tm_test_rand(s) % (lg_hi - lg_lo + 1));
+    return base + (tm_test_rand(s) % base) / 2; /* not only powers of two */
 }
 
 /* Touch sparsely: first and last word and one per MiB, enough to fault the
@@ -97,9 +90,9 @@ static void churn(uint64_t *seed, unsigned ops, tm_arena_t **set, unsigned n)
 {
     block_t slots[SLOTS] = {{0}};
     for (unsigned op = 0; op < ops; op++) {
-        block_t *b = &slots[next_rand(seed) % SLOTS];
+        block_t *b = &slots[tm_test_rand(seed) % SLOTS];
         release(b);
-        b->arena = set[next_rand(seed) % n];
+        b->arena = set[tm_test_rand(seed) % n];
         b->size = log_uniform(seed, 64 * KiB, 64 * MiB);
         size_t align = log_uniform(seed, 4 * KiB, 32 * MiB);
         align = (size_t)1 << (63 - __builtin_clzll(align)); /* power of two */
@@ -110,7 +103,7 @@ static void churn(uint64_t *seed, unsigned ops, tm_arena_t **set, unsigned n)
         }
         if (((uintptr_t)b->p & (align - 1)) != 0)
             atomic_fetch_add(&misaligned, 1);
-        b->tag = next_rand(seed) | 1;
+        b->tag = tm_test_rand(seed) | 1;
         stamp(b);
     }
     for (unsigned i = 0; i < SLOTS; i++)

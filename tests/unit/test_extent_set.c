@@ -19,13 +19,7 @@
 static size_t len[NPAGES];
 
 static uint64_t rng_state = 88172645463325252ULL;
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
+static uint64_t rng(void) { return tm_test_rand(&rng_state); }
 
 static uintptr_t addr(size_t pg) { return BASE + pg * PAGE; }
 

@@ -167,13 +167,7 @@ static void test_first_mapping_aligned(void)
 }
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
+static uint64_t rng(void) { return tm_test_rand(&rng_state); }
 
 /* Random (size, alignment, offsets), including offset 0 for either mapping
  * and the largest possible head (alignment - page). */
