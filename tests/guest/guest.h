@@ -416,7 +416,7 @@ static inline int *tg_page_status(void *p, size_t len, unsigned busy_retries)
 typedef struct tg_where {
     size_t pages;                    /* pages examined */
     size_t on_node[TG_MAX_NODES];    /* pages per node */
-    size_t not_present;              /* -ENOENT: never touched / purged */
+    size_t not_present;              /* -ENOENT or -EFAULT: not resident */
     size_t busy;                     /* still -EBUSY after the retries */
     size_t other_errors;             /* any other negative status */
     int first_error;                 /* first negative status, 0 if none */
@@ -439,7 +439,8 @@ static inline int tg_where(void *p, size_t len, int node, tg_where_t *w)
         int s = st[i];
         if (s >= 0 && s < TG_MAX_NODES)
             w->on_node[s]++;
-        else if (s == -ENOENT)
+        else if (s == -ENOENT || s == -EFAULT) /* 6.1: -EFAULT for a
+                                                   zapped anonymous pte */
             w->not_present++;
         else if (s == -EBUSY)
             w->busy++;

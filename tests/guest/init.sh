@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# shellcheck shell=dash
 # /init of the guest initramfs that run-rig.sh builds.
 #
 # Mounts proc, sys, dev and a tmpfs, reads the topology description from the
@@ -34,6 +35,7 @@ uptime_s() { cut -d' ' -f1 /proc/uptime; }
 echo "TMGUEST BOOTED uptime=$(uptime_s) kernel=$(uname -r)"
 
 per_test_timeout=300
+# shellcheck disable=SC2013 # words, not lines
 for word in $(cat /proc/cmdline); do
     case "$word" in
     tmg_timeout=*) per_test_timeout=${word#tmg_timeout=} ;;
@@ -45,7 +47,7 @@ for word in $(cat /proc/cmdline); do
         ;;
     tmg_*=*)
         key=${word%%=*}
-        key=TM_$(echo "${key#tmg_}" | tr a-z A-Z)
+        key=TM_$(echo "${key#tmg_}" | tr '[:lower:]' '[:upper:]')
         export "$key=${word#*=}"
         ;;
     esac
