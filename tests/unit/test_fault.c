@@ -65,7 +65,7 @@ static void test_create_fails(void)
     CHECK(a == NULL && errno != 0);
     tm_stats_get(&s1);
     CHECK(s1.extents == s0.extents && s1.bytes_mapped == s0.bytes_mapped);
-    CHECK(maps_count(NULL) <= vmas);
+    CHECK(TM_TEST_TSAN || maps_count(NULL) <= vmas);
     /* the slot was given back: the next arena takes it */
     tm_arena_t *b = tm_arena_create(&node0);
     CHECK(b != NULL && tm_arena_id(b) == 1);
