@@ -81,4 +81,34 @@ static inline size_t numa_maps_policy_vmas(void)
     fclose(f);
     return n;
 }
+
+/* The VMAs that carry a NUMA policy of their own, as (lo, hi) pairs:
+ * numa_maps names their start, maps gives their end. */
+static inline long numa_maps_bound(maps_vma_t *out, size_t max)
+{
+    static maps_vma_t all[MAPS_MAX];
+    long n = maps_read(all, MAPS_MAX);
+    FILE *f = fopen("/proc/self/numa_maps", "r");
+    if (f == NULL || n < 0) {
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    char line[1024];
+    size_t m = 0;
+    while (m < max && fgets(line, sizeof line, f)) {
+        uintptr_t lo;
+        char *sp = strchr(line, ' ');
+        if (sp == NULL || strncmp(sp + 1, "default", 7) == 0 ||
+            sscanf(line, "%" SCNxPTR, &lo) != 1)
+            continue;
+        for (long i = 0; i < n; i++)
+            if (all[i].lo == lo) {
+                out[m++] = all[i];
+                break;
+            }
+    }
+    fclose(f);
+    return (long)m;
+}
 #endif

@@ -195,6 +195,61 @@ static void *migrator(void *arg)
     return NULL;
 }
 
+/* The invariant the seed defect broke, checked against the kernel: every
+ * byte tiermem tracks is mapped, and every byte carrying a NUMA policy (only
+ * tiermem binds memory here) is tracked. */
+#define MAX_TRACKED 200000
+static extent_range_t tracked[MAX_TRACKED];
+static maps_vma_t bound[MAPS_MAX];
+
+static int by_start(const void *a, const void *b)
+{
+    const extent_range_t *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static size_t tracked_bytes_in(size_t n, uintptr_t lo, uintptr_t hi)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        uintptr_t a = tracked[i].start > lo ? tracked[i].start : lo;
+        uintptr_t e = tracked[i].start + tracked[i].size;
+        uintptr_t b = e < hi ? e : hi;
+        if (a < b)
+            total += b - a;
+    }
+    return total;
+}
+
+static void check_tracked_is_mapped(void)
+{
+    size_t n = 0;
+    for (int i = 0; i < NARENAS; i++) {
+        tm_arena_t *a = arenas[i];
+        pthread_mutex_lock(&a->hooked.lock);
+        size_t count, bytes;
+        extent_range_t *r = arena_ranges(a, &count, &bytes);
+        for (size_t k = 0; r && k < count && n < MAX_TRACKED; k++)
+            tracked[n++] = r[k];
+        pthread_mutex_unlock(&a->hooked.lock);
+        tm_meta_free(r, bytes);
+    }
+    qsort(tracked, n, sizeof tracked[0], by_start);
+    size_t unmapped = 0, untracked = 0;
+    for (size_t i = 0; i < n; i++) {
+        uintptr_t lo = tracked[i].start, hi = lo + tracked[i].size;
+        unmapped += tracked[i].size - maps_bytes_in(lo, hi);
+    }
+    long nb = numa_maps_bound(bound, MAPS_MAX);
+    for (long i = 0; i < nb; i++)
+        untracked += (bound[i].hi - bound[i].lo) -
+                     tracked_bytes_in(n, bound[i].lo, bound[i].hi);
+    printf("storm: %zu tracked ranges, %ld bound VMAs\n", n, nb);
+    CHECK(n > 0 && nb > 0);
+    CHECK_MSG(unmapped == 0, "%zu tracked bytes are not mapped", unmapped);
+    CHECK_MSG(untracked == 0, "%zu bound bytes are not tracked", untracked);
+}
+
 int main(void)
 {
     ops_per_thread = (unsigned)(2000 * tm_test_scale()) + 1;
@@ -237,6 +292,7 @@ int main(void)
     tm_stats_t s1;
     tm_stats_get(&s1);
     size_t live_policy_vmas = numa_maps_policy_vmas();
+    check_tracked_is_mapped();
     for (int i = 0; i < NARENAS; i++)
         CHECK(tm_arena_destroy(arenas[i]) == 0);
     tm_stats_t s2;
