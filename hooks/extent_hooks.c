@@ -330,15 +330,27 @@ int hook_arena_init(hook_arena_t *a, unsigned id,
     return 0;
 }
 
+void hook_arena_fork_child(hook_arena_t *a)
+{
+    pthread_mutex_init(&a->lock, NULL);
+}
+
 void hook_arena_fini(hook_arena_t *a)
 {
     pthread_mutex_lock(&a->lock);
     tm_log_debug("arena %u: unmapping %zu extents (%zu bytes)", a->id,
                  a->extents.count, a->extents.bytes);
     extent_range_t r;
-    while (extent_set_first(&a->extents, &r))
-        if (release_extent(a, (void *)r.start, r.size) != 0)
-            break; /* logged; the bytes stay tracked rather than lost */
+    while (extent_set_first(&a->extents, &r)) {
+        if (release_extent(a, (void *)r.start, r.size) == 0)
+            continue;
+        /* Logged by release_extent.  The arena's slot will be reused, so
+         * the bytes must not keep its id: forget them (leaked, not lost). */
+        tm_log_error("arena %u: leaking [%p, +%zu) after a failed munmap",
+                     a->id, (void *)r.start, r.size);
+        extent_map_remove((void *)r.start, r.size);
+        (void)extent_set_remove(&a->extents, r.start, r.size);
+    }
     pthread_mutex_unlock(&a->lock);
     pthread_mutex_destroy(&a->lock);
 }

@@ -91,7 +91,6 @@ typedef struct tm_os_ops {
     long (*move_pages)(int pid, unsigned long count, void **pages,
                        const int *nodes, int *status, int flags);
     int (*madvise)(void *addr, size_t len, int advice);
-    int (*mincore)(void *addr, size_t len, unsigned char *vec);
 } tm_os_ops_t;
 
 /* Replace the calls (NULL restores the real ones); returns the old table.
@@ -120,9 +119,7 @@ int tm_os_bind(void *addr, size_t size, const tm_placement_t *placement,
 long tm_os_move_pages(unsigned long count, void **pages, const int *nodes,
                       int *status);
 int tm_os_madvise(void *addr, size_t size, int advice);
-/* Resident pages of [addr, addr + size) by mincore: cheap (no page-table
- * lock per page), but it says nothing about nodes.  -1 on failure. */
-long tm_os_resident_pages(void *addr, size_t size);
+
 
 /* Is this placement usable here (non-empty mask, nodes < TM_MAX_NODES)? */
 bool tm_placement_valid(const tm_placement_t *placement);
@@ -133,6 +130,8 @@ bool tm_placement_valid(const tm_placement_t *placement);
 
 void *tm_meta_alloc(size_t size);           /* zeroed; NULL on failure */
 void tm_meta_free(void *ptr, size_t size);  /* size as passed to alloc */
+/* In a fork child: the lock may have been held by a thread that is gone. */
+void tm_meta_fork_child(void);
 
 /* ------------------------------------------------------------------ */
 /* extent_map.c: address -> arena id, for any thread, lock-free reads   */
@@ -195,6 +194,8 @@ typedef struct hook_arena {
 
 int hook_arena_init(hook_arena_t *arena, unsigned id,
                     const tm_placement_t *placement);
+/* In a fork child: a migration in another thread may have held the lock. */
+void hook_arena_fork_child(hook_arena_t *arena);
 /* Unmap every extent of the arena.  Call after jemalloc destroyed it: the
  * hooks keep all address space mapped while the arena lives (see dalloc). */
 void hook_arena_fini(hook_arena_t *arena);

@@ -89,6 +89,11 @@ void *tm_meta_alloc(size_t size)
     return p;
 }
 
+void tm_meta_fork_child(void)
+{
+    pthread_mutex_init(&meta_lock, NULL);
+}
+
 void tm_meta_free(void *ptr, size_t size)
 {
     if (ptr == NULL)

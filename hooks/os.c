@@ -52,7 +52,6 @@ static const tm_os_ops_t os_real = {
     .mbind = real_mbind,
     .move_pages = real_move_pages,
     .madvise = madvise,
-    .mincore = mincore,
 };
 
 /* The calls in use: the real ones, or a copy of a test's table. */
@@ -121,7 +120,9 @@ static void *trim_to(char *base, size_t mapped, char *keep, size_t size)
     return keep;
 fail:;
     int err = errno;
-    (void)tm_os_unmap(base, mapped);
+    if (tm_os_unmap(base, mapped) != 0)
+        tm_log_error("[%p, +%zu) stays mapped and untracked: it could be "
+                     "neither trimmed nor unmapped", (void *)base, mapped);
     errno = err;
     return NULL;
 }
@@ -143,8 +144,13 @@ void *tm_os_map_aligned(size_t size, size_t alignment)
         return p;
 
     /* Misaligned: give it back and map enough to contain an aligned run. */
-    if (tm_os_unmap(p, size) != 0)
-        return NULL; /* still mapped but untracked would be worse: report */
+    if (tm_os_unmap(p, size) != 0) {
+        /* Only vm.max_map_count exhaustion makes this fail; say so loudly,
+         * since these bytes now belong to nobody. */
+        tm_log_error("[%p, +%zu) stays mapped and untracked: the misaligned "
+                     "mapping could not be given back", (void *)p, size);
+        return NULL;
+    }
     if (size + alignment < size) {
         errno = ENOMEM;
         return NULL;
@@ -220,23 +226,4 @@ long tm_os_move_pages(unsigned long count, void **pages, const int *nodes,
 int tm_os_madvise(void *addr, size_t size, int advice)
 {
     return os_ops->madvise(addr, size, advice);
-}
-
-long tm_os_resident_pages(void *addr, size_t size)
-{
-    size_t page = tm_os_page_size();
-    unsigned char vec[4096];
-    long resident = 0;
-    for (size_t off = 0; off < size; off += sizeof vec * page) {
-        size_t len = size - off < sizeof vec * page ? size - off
-                                                    : sizeof vec * page;
-        if (os_ops->mincore((char *)addr + off, len, vec) != 0) {
-            tm_log_error("mincore(%p, %zu) failed: errno %d",
-                         (void *)((char *)addr + off), len, errno);
-            return -1;
-        }
-        for (size_t i = 0; i < (len + page - 1) / page; i++)
-            resident += vec[i] & 1;
-    }
-    return resident;
 }

@@ -99,13 +99,15 @@ typedef struct tm_page_failure {
 } tm_page_failure_t;
 
 typedef struct tm_migrate_report {
-    size_t extents;        /* extents bound to the new placement */
-    size_t extents_failed; /* extents whose mbind failed (still on old policy) */
+    /* "extents" here are address ranges: adjacent jemalloc extents of the
+     * arena are coalesced into one range and bound with one mbind. */
+    size_t extents;        /* ranges bound to the new placement */
+    size_t extents_failed; /* ranges whose mbind failed (old policy kept) */
     size_t bytes_mapped;   /* bytes covered by the arena's extents */
     size_t bytes_resident; /* resident bytes examined */
     size_t bytes_moved;    /* resident bytes that changed onto the target */
     size_t pages_failed;   /* resident pages still off the target at the end */
-    size_t busy_retries;   /* EBUSY pages that were retried */
+    size_t busy_retries;   /* EBUSY/EAGAIN pages that were tried again */
     int error;             /* first errno seen, 0 if none */
     size_t nfailures;      /* entries used in failures[] */
     tm_page_failure_t failures[TM_REPORT_MAX_FAILURES];
@@ -115,8 +117,10 @@ typedef struct tm_migrate_report {
  * the arena's mutex, so later faults and later extents land on `to` too.
  * The arena's placement becomes `to` even after a partial failure; extents
  * whose mbind failed are retried by the next call.  report may be NULL.
- * Returns 0 when every extent was bound and every resident page is on the
- * target, else -1 with errno (EIO: pages did not move; other: mbind's). */
+ * Returns 0 when every range was bound and every resident page is seen on
+ * the target, else -1 with errno: EIO or the page's own reason when pages
+ * did not move, mbind's errno when a range could not be bound, or
+ * move_pages' errno when the pages could not be checked. */
 TM_EXPORT int tm_arena_migrate(tm_arena_t *arena, const tm_placement_t *to,
                                tm_migrate_report_t *report);
 

@@ -32,6 +32,19 @@ tm_placement_t tm_placement_node(tm_mode_t mode, unsigned node)
     return p;
 }
 
+void arena_table_prefork(void) { pthread_mutex_lock(&table_lock); }
+void arena_table_postfork_parent(void) { pthread_mutex_unlock(&table_lock); }
+
+void arena_table_postfork_child(void)
+{
+    for (unsigned id = 1; id <= TM_MAX_ARENAS; id++) {
+        tm_arena_t *a = atomic_load(&arena_table[id]);
+        if (a != NULL)
+            hook_arena_fork_child(&a->hooked);
+    }
+    pthread_mutex_unlock(&table_lock);
+}
+
 tm_arena_t *tm_arena_by_id(unsigned id)
 {
     if (id == 0 || id > TM_MAX_ARENAS)

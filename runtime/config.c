@@ -51,7 +51,8 @@ static void runtime_init_once(void)
         }
     }
     tm_log_configure(level, fd);
-    front_cache_init_classes();
+    front_cache_init_classes(); /* also initialises jemalloc */
+    tm_fork_handlers_install();
     if (!level_ok)
         tm_log_warn("TIERMEM_LOG=%s is not one of off, error, warn, info, "
                     "debug, 0-4; using warn", v);

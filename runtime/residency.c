@@ -97,13 +97,24 @@ int tm_arena_residency(tm_arena_t *a, size_t max_pages, tm_residency_t *out)
                       ? (total + max_pages - 1) / max_pages
                       : 1;
     residency_ctx_t ctx = {out, out->stride * page};
+    /* One sampling phase over the whole arena, not one per range: every
+     * stride-th page of the arena, so each sample stands for exactly
+     * `stride` pages however the extents are laid out. */
+    size_t skip = 0;
     for (size_t i = 0; i < count && rc == 0; i++) {
-        long q = pages_query(ranges[i].start, ranges[i].size, out->stride,
-                             count_page, &ctx);
+        size_t npages = ranges[i].size / page;
+        if (skip >= npages) {
+            skip -= npages;
+            continue;
+        }
+        size_t left = npages - skip;
+        long q = pages_query(ranges[i].start + skip * page, left * page,
+                             out->stride, count_page, &ctx);
         if (q < 0)
             rc = -1;
         else
             out->pages_queried += (size_t)q;
+        skip = (left + out->stride - 1) / out->stride * out->stride - left;
     }
     pthread_mutex_unlock(&a->hooked.lock);
     tm_meta_free(ranges, bytes);

@@ -29,6 +29,12 @@ void tm_runtime_init(void);
 /* The arena with this id (1..TM_MAX_ARENAS), or NULL. */
 tm_arena_t *tm_arena_by_id(unsigned id);
 
+/* fork: the table lock is held across fork, arena locks are reset in the
+ * child (see fork.c). */
+void arena_table_prefork(void);
+void arena_table_postfork_parent(void);
+void arena_table_postfork_child(void);
+
 /* Runtime counters, read by tm_stats_get. */
 extern _Atomic uint64_t tm_migrations, tm_migrate_failures;
 
@@ -88,6 +94,15 @@ static inline int tcache_alloc_flags(tm_arena_t *arena)
 /* Destroy every thread's tcache for this arena (its blocks go back to it).
  * Called by arena destroy, when no thread may be using the arena. */
 void tcache_forget_arena(unsigned id);
+
+void tcache_prefork(void);
+void tcache_postfork_parent(void);
+void tcache_postfork_child(void);
+
+/* ---------------------------------------------------------------- fork.c */
+
+/* Register the fork handlers (once; called at start-up). */
+void tm_fork_handlers_install(void);
 
 /* ---------------------------------------------------------------- front_cache.c */
 

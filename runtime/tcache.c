@@ -127,6 +127,10 @@ int tcache_flags_slow(tm_arena_t *arena)
     return f;
 }
 
+void tcache_prefork(void) { pthread_mutex_lock(&registry_lock); }
+void tcache_postfork_parent(void) { pthread_mutex_unlock(&registry_lock); }
+void tcache_postfork_child(void) { pthread_mutex_unlock(&registry_lock); }
+
 void tcache_forget_arena(unsigned id)
 {
     pthread_mutex_lock(&registry_lock);

@@ -38,6 +38,11 @@ static long inj_mbind(void *a, unsigned long l, int m, const unsigned long *n,
     return tm_os_real_ops()->mbind(a, l, m, n, mx, fl);
 }
 
+/* fake_node: queries report resident pages on this node instead;
+ * fake_move_status: every page a move is asked for gets this status. */
+static int fake_node = -1, fake_move_status;
+static unsigned move_calls;
+
 static long inj_move_pages(int pid, unsigned long c, void **p, const int *n,
                            int *s, int fl)
 {
@@ -45,7 +50,51 @@ static long inj_move_pages(int pid, unsigned long c, void **p, const int *n,
         errno = fail_move_pages;
         return -1;
     }
-    return tm_os_real_ops()->move_pages(pid, c, p, n, s, fl);
+    if (n != NULL && fake_move_status) {
+        move_calls++;
+        for (unsigned long i = 0; i < c; i++)
+            s[i] = fake_move_status;
+        return 0;
+    }
+    long rc = tm_os_real_ops()->move_pages(pid, c, p, n, s, fl);
+    if (rc == 0 && n == NULL && fake_node >= 0)
+        for (unsigned long i = 0; i < c; i++)
+            if (s[i] >= 0)
+                s[i] = fake_node;
+    return rc;
+}
+
+/* Pages the kernel refuses to move for good are failed at once; only EBUSY
+ * is tried again (and then reported with its reason). */
+static void test_refusals(tm_arena_t *a)
+{
+    char *p = tm_arena_malloc(a, 4 * MiB);
+    memset(p, 1, 4 * MiB);
+    tm_placement_t pref = tm_placement_node(TM_MODE_PREFERRED, 0);
+    struct { int status; unsigned calls_per_batch; } cases[] = {
+        {-EACCES, 1}, {-ENOMEM, 1}, {-EBUSY, 5}};
+    for (unsigned k = 0; k < 3; k++) {
+        tm_migrate_report_t rep;
+        fake_node = 1; /* every resident page looks off node 0 */
+        fake_move_status = cases[k].status;
+        move_calls = 0;
+        int rc = tm_arena_migrate(a, &pref, &rep);
+        fake_node = -1;
+        fake_move_status = 0;
+        size_t batches = (rep.pages_failed + 511) / 512;
+        CHECK_MSG(rc == -1 && rep.pages_failed > 0 &&
+                      rep.error == -cases[k].status,
+                  "status %d: rc %d failed %zu error %d", cases[k].status, rc,
+                  rep.pages_failed, rep.error);
+        CHECK_MSG(move_calls == batches * cases[k].calls_per_batch,
+                  "status %d: %u move calls for %zu batches", cases[k].status,
+                  move_calls, batches);
+        CHECK(rep.nfailures == TM_REPORT_MAX_FAILURES &&
+              rep.failures[0].error == -cases[k].status);
+        CHECK((cases[k].status == -EBUSY) == (rep.busy_retries > 0));
+    }
+    CHECK(tm_arena_migrate(a, &pref, NULL) == 0); /* nothing wrong really */
+    tm_free(p);
 }
 
 static tm_placement_t node0;
@@ -148,10 +197,15 @@ static void test_migrate_failures(tm_arena_t *a)
     tm_residency_t r;
     int rr = tm_arena_residency(a, 0, &r);
     fail_move_pages = 0;
-    CHECK(rep.error == ENOMEM);
+    CHECK(rc == -1 && rep.error == ENOMEM); /* unsure figures are a failure */
     CHECK(rr == -1);
     CHECK(tm_arena_residency(a, 0, &r) == 0 && r.bytes_resident >= 8 * MiB);
-    (void)rc;
+    /* a migration while the queries keep failing keeps failing */
+    fail_move_pages = ENOMEM;
+    rc = tm_arena_migrate(a, &node0, &rep);
+    fail_move_pages = 0;
+    CHECK(rc == -1 && rep.error == ENOMEM);
+    CHECK(tm_arena_migrate(a, &node0, &rep) == 0);
     tm_free(p);
 }
 
@@ -172,6 +226,7 @@ int main(void)
     tm_free(tm_arena_malloc(a, 64)); /* this thread's tcache exists now */
     test_alloc_failures(a);
     test_migrate_failures(a);
+    test_refusals(a);
     CHECK(tm_arena_destroy(a) == 0);
     tm_stats_t s;
     tm_stats_get(&s);
