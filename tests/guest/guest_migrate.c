@@ -74,6 +74,21 @@ static bool add_batch(allocs_t *al, tm_arena_t *a, char *why, size_t whylen)
     for (int i = 0; i < 16; i++)
         if (!add(al, a, 0, 200 + (size_t)i * 8, false, why, whylen))
             return false;
+    /* Read, never written: its pages map the shared zero page, which is
+     * neither resident in the arena nor something to move. */
+    volatile unsigned char *ro = tm_arena_malloc(a, 4 << 20);
+    if (ro == NULL) {
+        snprintf(why, whylen, "allocating the read-only region: %s",
+                 strerror(errno));
+        return false;
+    }
+    unsigned sum = 0;
+    for (size_t off = 0; off < (4 << 20); off += 4096)
+        sum += ro[off];
+    if (sum != 0) {
+        snprintf(why, whylen, "fresh memory is not zero");
+        return false;
+    }
     if (!add(al, a, 0, 3 << 20, false, why, whylen) ||
         !add(al, a, 64 << 10, (1 << 20) + 4096, false, why, whylen) ||
         !add(al, a, 2 << 20, THP_LEN, true, why, whylen))
@@ -119,6 +134,9 @@ static void migrate_check(tm_arena_t *a, const allocs_t *al, unsigned to,
     char why[600] = "";
     tm_migrate_report_t rep;
     tm_placement_t pl = tm_placement_node(TM_MODE_BIND, to);
+    /* what the report must say: the resident bytes, and those not on `to` */
+    tm_residency_t before;
+    bool have_before = tm_arena_residency(a, 0, &before) == 0;
     migrate_calls++;
     int rc = tm_arena_migrate(a, &pl, &rep);
     int err = errno;
@@ -144,6 +162,18 @@ static void migrate_check(tm_arena_t *a, const allocs_t *al, unsigned to,
                  (unsigned long long)tm_arena_placement(a).nodes);
     }
     tg_check(check, ok, "%s", why);
+
+    /* The report's accounting is exact: nothing else touched the arena. */
+    char acheck[80];
+    snprintf(acheck, sizeof acheck, "%s-report", check);
+    size_t off = have_before ? before.bytes_resident - before.node_bytes[to] : 0;
+    tg_check(acheck,
+             have_before && rep.bytes_resident == before.bytes_resident &&
+                 rep.bytes_moved == off && rep.bytes_mapped == before.bytes_mapped,
+             "report: resident %zu moved %zu mapped %zu; residency before: "
+             "resident %zu, %zu off node %u, mapped %zu",
+             rep.bytes_resident, rep.bytes_moved, rep.bytes_mapped,
+             before.bytes_resident, off, to, before.bytes_mapped);
 
     /* tiermem's own residency view must agree: everything on `to`. */
     char rcheck[80];
