@@ -119,6 +119,19 @@ static bool all_on(const allocs_t *al, int node, char *why, size_t whylen)
     return true;
 }
 
+/* all_on for the allocations from index `first` on (the newest ones). */
+static bool all_on_from(const allocs_t *al, unsigned first, int node,
+                        char *why, size_t whylen)
+{
+    allocs_t fresh = {.n = 0};
+    for (unsigned i = first; i < al->n; i++) {
+        fresh.p[fresh.n] = al->p[i];
+        fresh.len[fresh.n] = al->len[i];
+        fresh.fill[fresh.n++] = al->fill[i];
+    }
+    return all_on(&fresh, node, why, whylen);
+}
+
 static long thp_pages_of_last(const allocs_t *al)
 {
     /* The THP region is the last allocation of each batch. */
@@ -230,15 +243,7 @@ static void round_trip(unsigned far)
     /* New allocations land on the new node. */
     unsigned first_new = al->n;
     ok = add_batch(al, a, why, sizeof why);
-    if (ok) {
-        allocs_t fresh = {.n = 0};
-        for (unsigned i = first_new; i < al->n; i++) {
-            fresh.p[fresh.n] = al->p[i];
-            fresh.len[fresh.n] = al->len[i];
-            fresh.fill[fresh.n++] = al->fill[i];
-        }
-        ok = all_on(&fresh, (int)far, why, sizeof why);
-    }
+    ok = ok && all_on_from(al, first_new, (int)far, why, sizeof why);
     snprintf(check, sizeof check, "new-allocs-on-%u", far);
     tg_check(check, ok, "%s", why);
 
@@ -250,15 +255,7 @@ static void round_trip(unsigned far)
     ok = add(al, a, 0, 5 << 20, false, why, sizeof why) &&
          add(al, a, 0, 333, false, why, sizeof why) &&
          add(al, a, 2 << 20, 4 << 20, true, why, sizeof why);
-    if (ok) {
-        allocs_t fresh = {.n = 0};
-        for (unsigned i = first_new; i < al->n; i++) {
-            fresh.p[fresh.n] = al->p[i];
-            fresh.len[fresh.n] = al->len[i];
-            fresh.fill[fresh.n++] = al->fill[i];
-        }
-        ok = all_on(&fresh, 0, why, sizeof why);
-    }
+    ok = ok && all_on_from(al, first_new, 0, why, sizeof why);
     snprintf(check, sizeof check, "new-allocs-back-on-0-from-%u", far);
     tg_check(check, ok, "%s", why);
 
