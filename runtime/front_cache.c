@@ -31,8 +31,16 @@ void front_cache_init_classes(void)
     for (size_t k = 0; k <= FRONT_MAX_SIZE / 8; k++) {
         size_t cls = nallocx(k ? k * 8 : 1, 0);
         if (n == 0 || front_class_size[n - 1] != cls) {
-            if (n == FRONT_MAX_CLASSES || cls > FRONT_MAX_SIZE)
-                break; /* never: jemalloc has 21 classes up to 1 KiB */
+            if (n == FRONT_MAX_CLASSES || cls > FRONT_MAX_SIZE || cls == 0) {
+                /* A jemalloc built with other size classes: a table that
+                 * does not fit would hand out blocks too small, so run
+                 * without front caches instead. */
+                tm_log_warn("jemalloc's size classes up to %d bytes do not "
+                            "fit the front cache; running without it",
+                            FRONT_MAX_SIZE);
+                front_nclasses = 0;
+                return;
+            }
             front_class_size[n++] = (uint32_t)cls;
         }
         front_class_of[k] = (uint8_t)(n - 1);
@@ -42,6 +50,8 @@ void front_cache_init_classes(void)
 
 front_cache_t *front_cache_new(void)
 {
+    if (front_nclasses == 0)
+        return NULL; /* disabled: see front_cache_init_classes */
     front_cache_t *fc = tm_meta_alloc(sizeof *fc);
     if (fc == NULL)
         return NULL;

@@ -115,7 +115,7 @@ void tm_fork_handlers_install(void);
  * the extent map.
  */
 #define FRONT_MAX_SIZE 1024 /* requests up to this size use the cache */
-#define FRONT_MAX_CLASSES 32
+#define FRONT_MAX_CLASSES 24 /* jemalloc 5.3 has 21 up to 1 KiB */
 #define FRONT_MAX_SLOTS 32
 
 typedef struct front_bin {

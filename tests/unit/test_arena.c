@@ -217,6 +217,33 @@ static void test_destroy_unmaps(void)
               bound_before, numa_maps_policy_vmas());
 }
 
+/* The front cache's size classes are jemalloc's: a block from class c is
+ * exactly nallocx(size) bytes for every size that maps to c. */
+static void test_front_classes(void)
+{
+    REQUIRE_VOID(front_nclasses > 0);
+    size_t wrong = 0;
+    for (size_t s = 0; s <= FRONT_MAX_SIZE; s++) {
+        unsigned c = front_class_of[(s + 7) >> 3];
+        wrong += c >= front_nclasses ||
+                 front_class_size[c] != nallocx(s ? s : 1, 0);
+    }
+    CHECK_MSG(wrong == 0, "%zu sizes map to a class jemalloc disagrees with",
+              wrong);
+    /* and what tm_arena_malloc hands out is at least what was asked */
+    tm_arena_t *a = tm_arena_create(&node0);
+    REQUIRE_VOID(a != NULL);
+    size_t short_blocks = 0;
+    for (int round = 0; round < 2; round++)
+        for (size_t s = 1; s <= FRONT_MAX_SIZE; s += 7) {
+            void *p = tm_arena_malloc(a, s);
+            short_blocks += tm_usable_size(p) < s;
+            tm_free(p); /* into the front cache: reused in round 2 */
+        }
+    CHECK(short_blocks == 0);
+    CHECK(tm_arena_destroy(a) == 0);
+}
+
 static void test_bad_placements(void)
 {
     tm_placement_t empty = {TM_MODE_BIND, 0}, badmode = {7, 1};
@@ -237,6 +264,7 @@ int main(void)
     test_destroy_with_cached_blocks();
     test_thread_exit_returns_cached_blocks();
     test_destroy_unmaps();
+    test_front_classes();
     test_bad_placements();
     return tm_test_done(__FILE__);
 }
