@@ -185,6 +185,53 @@ TM_EXPORT int tm_topology_tier_placement(const tm_topology_t *topo,
                                          tm_placement_t *out);
 
 /* ------------------------------------------------------------------ */
+/* Sites                                                                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A site is where a program allocates: an explicit id (from a compiler pass
+ * or by hand), or the program's call stack (the preload library).  Each site
+ * gets an arena according to TIERMEM_LAYOUT; guidance files place sites on
+ * tiers or nodes.  Site ids here are the program's own ids: 0 means "no
+ * particular site".  The SICM-compatible names (sh_alloc, ...) are the same
+ * functions; see doc/sites.md.
+ */
+TM_EXPORT void *tm_site_malloc(int site, size_t size);
+TM_EXPORT void *tm_site_calloc(int site, size_t count, size_t size);
+TM_EXPORT void *tm_site_realloc(int site, void *ptr, size_t size);
+TM_EXPORT void *tm_site_aligned_alloc(int site, size_t alignment, size_t size);
+/* tm_free releases site blocks too. */
+
+typedef struct tm_alloc_stats {
+    uint64_t allocs, frees;
+    uint64_t bytes;  /* usable bytes ever allocated */
+    uint64_t live;   /* usable bytes allocated and not freed */
+    uint64_t peak;   /* highest live */
+} tm_alloc_stats_t;
+
+typedef struct tm_site_info {
+    unsigned index;       /* 0 .. tm_site_count() - 1; 0 = unsited */
+    uint64_t key;         /* stable across runs: what guidance names */
+    int explicit_id;      /* the program's id, or -1 for a stack site */
+    unsigned arena_id;    /* the site's arena (0: none yet / per thread) */
+    unsigned depth;       /* frames in the key */
+    tm_alloc_stats_t stats;
+} tm_site_info_t;
+
+TM_EXPORT unsigned tm_site_count(void);
+/* 0, or -1 with errno EINVAL for an index past the count. */
+TM_EXPORT int tm_site_info(unsigned index, tm_site_info_t *out);
+/* The key a call stack from the caller of this function would get in the
+ * preload library (depth from TIERMEM_STACK_DEPTH): for tests and tools. */
+TM_EXPORT uint64_t tm_site_key_here(void);
+/* The allocation counters of an arena (zero for arenas made by
+ * tm_arena_create, which are not accounted). */
+TM_EXPORT void tm_arena_alloc_stats(const tm_arena_t *arena,
+                                    tm_alloc_stats_t *out);
+/* Write the site table (doc/sites.md) to path: 0 or -1 with errno. */
+TM_EXPORT int tm_sites_write(const char *path);
+
+/* ------------------------------------------------------------------ */
 /* Statistics                                                           */
 /* ------------------------------------------------------------------ */
 

@@ -248,9 +248,24 @@ void tm_free(void *ptr)
         report_foreign(ptr, "tm_free");
         return;
     }
+    tm_arena_t *a = tm_arena_by_id(id);
+    if (a != NULL && a->kind != ARENA_USER) {
+        /* a site's block: keep the site's statistics right */
+        size_t usable = sallocx(ptr, 0);
+        site_account_free(a, ptr, usable);
+        arena_free_known(ptr, id, usable);
+        return;
+    }
+    arena_free_known(ptr, id, 0);
+}
+
+/* usable == 0: not known yet. */
+void arena_free_known(void *ptr, unsigned id, size_t usable)
+{
     front_cache_t *fc = front_cache_get(id);
     if (TM_LIKELY(fc != NULL)) {
-        size_t size = sallocx(ptr, 0); /* a class size: a multiple of 8 */
+        /* a class size: a multiple of 8 */
+        size_t size = usable ? usable : sallocx(ptr, 0);
         if (TM_LIKELY(size <= FRONT_MAX_SIZE)) {
             front_bin_t *bin = &fc->bin[front_class_of[size >> 3]];
             if (TM_UNLIKELY(bin->count == bin->cap))

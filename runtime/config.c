@@ -51,6 +51,7 @@ static void runtime_init_once(void)
         }
     }
     tm_log_configure(level, fd);
+    tm_options_load();
     front_cache_init_classes(); /* also initialises jemalloc */
     tm_fork_handlers_install();
     if (!level_ok)

@@ -24,8 +24,13 @@
 
 #include "runtime.h"
 
+/* Lock order: sites (site creation makes arenas) before the arena table;
+ * the object list and the ledger are leaves. */
 static void prefork(void)
 {
+    sites_prefork();
+    objects_prefork();
+    ledger_prefork();
     arena_table_prefork();
     tcache_prefork();
 }
@@ -34,6 +39,9 @@ static void postfork_parent(void)
 {
     tcache_postfork_parent();
     arena_table_postfork_parent();
+    ledger_postfork_parent();
+    objects_postfork_parent();
+    sites_postfork_parent();
 }
 
 static void postfork_child(void)
@@ -41,6 +49,9 @@ static void postfork_child(void)
     tm_meta_fork_child();
     tcache_postfork_child();
     arena_table_postfork_child();
+    ledger_postfork_child();
+    objects_postfork_child();
+    sites_postfork_child();
 }
 
 void tm_fork_handlers_install(void)

@@ -10,12 +10,32 @@
 #define TM_RUNTIME_H
 
 #include "hooks.h"
+#include "options.h"
+
+/* Allocation counters, updated with relaxed atomics (per site, and per
+ * arena where an arena is shared by several sites). */
+typedef struct site_stats {
+    _Atomic uint64_t allocs, frees;
+    _Atomic uint64_t bytes;  /* usable bytes ever allocated */
+    _Atomic uint64_t live;   /* usable bytes allocated and not yet freed */
+    _Atomic uint64_t peak;   /* highest live seen */
+} site_stats_t;
+
+/* Who allocates in an arena, which decides how a free is accounted. */
+typedef enum arena_kind {
+    ARENA_USER = 0,   /* made by tm_arena_create: no site accounting */
+    ARENA_SITE,       /* one site's own arena: its stats are the site's */
+    ARENA_SHARED,     /* several sites: per-block owners in the ledger */
+} arena_kind_t;
 
 struct tm_arena {
     hook_arena_t hooked;   /* first: jemalloc's hook pointer points here */
     unsigned je_index;     /* jemalloc's arena index */
     int flags_uncached;    /* MALLOCX_ARENA | MALLOCX_TCACHE_NONE */
     size_t stray_pages;    /* pages the last migration left off target */
+    arena_kind_t kind;     /* set once, before the arena is handed out */
+    uint32_t owner_site;   /* ARENA_SITE: the site's index */
+    site_stats_t stats;    /* ARENA_SHARED: the arena's own counters */
 };
 
 /* ---------------------------------------------------------------- config.c */
@@ -34,6 +54,9 @@ tm_arena_t *tm_arena_by_id(unsigned id);
 void arena_table_prefork(void);
 void arena_table_postfork_parent(void);
 void arena_table_postfork_child(void);
+
+/* tm_free's path once the owner and usable size are known. */
+void arena_free_known(void *ptr, unsigned id, size_t usable);
 
 /* Runtime counters, read by tm_stats_get. */
 extern _Atomic uint64_t tm_migrations, tm_migrate_failures;
@@ -166,5 +189,112 @@ bool node_list_parse(const char *s, const char *end, unsigned *ids,
  * sysfs node directory dir; *t must be zeroed, its tiers are left alone.
  * Returns 0, or -1 with errno (ENOENT: no usable node under dir). */
 int node_sysfs_read(const char *dir, tm_topology_t *t);
+
+/* ---------------------------------------------------------------- objects.c */
+
+/* Loaded objects and the offset of an address inside one (for ASLR-stable
+ * site keys).  Lookups are lock-free; a miss rescans dl_iterate_phdr. */
+#define OBJECTS_MAX 1024
+#define OBJECT_PATH_MAX 512
+
+typedef struct object_info {
+    uintptr_t base;      /* load base (dlpi_addr) */
+    uint64_t name_hash;  /* FNV-1a of the base name: the stable identity */
+    bool system;         /* libc or the dynamic loader: never a site */
+    char path[OBJECT_PATH_MAX];
+} object_info_t;
+
+/* The object holding code address addr and addr's offset in it, or -1. */
+int objects_lookup(uintptr_t addr, uintptr_t *offset);
+const object_info_t *objects_get(unsigned index);
+uint64_t objects_hash_bytes(const void *data, size_t len, uint64_t h);
+void objects_prefork(void);
+void objects_postfork_parent(void);
+void objects_postfork_child(void);
+
+/* ---------------------------------------------------------------- stack.c */
+
+#define STACK_NO_OBJECT UINT32_MAX
+#define STACK_KEY_SEED 0x746965726d656dull /* "tiermem" */
+
+typedef struct stack_frame {
+    uint32_t object;   /* objects_get index, or STACK_NO_OBJECT */
+    uintptr_t offset;  /* offset in the object (or the raw address) */
+} stack_frame_t;
+
+typedef struct stack_trace {
+    unsigned depth;
+    stack_frame_t frame[TM_MAX_STACK_DEPTH];
+} stack_trace_t;
+
+/* The key of the calling stack, up to `depth` frames counted from the
+ * frame that `caller` (the entry point's return address) returns into,
+ * skipping wrapper functions and libc.  Fills trace if not NULL. */
+uint64_t stack_key(const void *caller, unsigned depth, stack_trace_t *trace);
+void stack_warm_up(void);
+
+/* ---------------------------------------------------------------- site.c */
+
+typedef struct site {
+    uint64_t key;             /* stack key, or site_explicit_key(id) */
+    int32_t explicit_id;      /* the sh_* id, or -1 for a stack site */
+    uint32_t index;           /* dense, 0 = the unsited allocations */
+    _Atomic(tm_arena_t *) arena;
+    pthread_mutex_t lock;     /* arena creation / promotion */
+    stack_trace_t trace;
+    site_stats_t stats;
+} site_t;
+
+/* Site 0 holds allocations below TIERMEM_SMALL_SIZE, re-entrant ones, and
+ * sites past TIERMEM_MAX_SITES. */
+#define SITE_UNSITED 0
+
+/* One-time set-up of sites, layouts and guidance (after tm_runtime_init).
+ * Returns false while the calling thread is itself initialising. */
+bool sites_ready(void);
+uint64_t site_explicit_key(int id);
+site_t *site_find(uint64_t key, int explicit_id, const stack_trace_t *trace);
+site_t *site_get(uint32_t index);
+uint32_t site_count(void);
+/* The arena this site allocates from on this thread (layout-dependent). */
+tm_arena_t *site_arena(site_t *s);
+/* Account a block of `usable` bytes now owned by site s in arena a. */
+void site_account_alloc(site_t *s, tm_arena_t *a, void *ptr, size_t usable);
+/* Account the free of a block of arena a; returns nothing. */
+void site_account_free(tm_arena_t *a, void *ptr, size_t usable);
+void sites_prefork(void);
+void sites_postfork_parent(void);
+void sites_postfork_child(void);
+extern tm_topology_t sites_topology;
+
+/* ---------------------------------------------------------------- ledger.c */
+
+/* Which site owns each block in a shared arena (blocks of site 0 are not
+ * recorded: a block with no entry belongs to site 0). */
+void ledger_insert(const void *ptr, uint32_t site);
+/* Remove ptr's entry; returns its site, or SITE_UNSITED if none. */
+uint32_t ledger_remove(const void *ptr);
+void ledger_prefork(void);
+void ledger_postfork_parent(void);
+void ledger_postfork_child(void);
+
+/* ---------------------------------------------------------------- site_alloc.c */
+
+/* The allocation entry points shared by sh_* and the malloc interposition.
+ * caller = the entry point's return address (for the stack key); site_id >= 0
+ * selects an explicit site instead. */
+void *site_malloc(const void *caller, int site_id, size_t size);
+void *site_calloc(const void *caller, int site_id, size_t n, size_t size);
+void *site_realloc(const void *caller, int site_id, void *ptr, size_t size);
+void *site_aligned(const void *caller, int site_id, size_t align, size_t size);
+void site_free(void *ptr);
+size_t site_usable_size(const void *ptr);
+
+/* ---------------------------------------------------------------- site_report.c */
+
+/* Write the site table to `path` (open/write, no stdio).  0 or -1 + errno. */
+int site_report_write(const char *path);
+/* Write it to TIERMEM_OUTPUT_DIR under the per-process name, if set. */
+void site_report_at_exit(void);
 
 #endif /* TM_RUNTIME_H */

@@ -1,0 +1,1 @@
+# bench/preload.mk -- automake fragment included by Makefile.am

@@ -1,0 +1,179 @@
+/*
+ * sh_api.c -- the site entry points programs call by name: tiermem's own
+ * tm_site_* functions, and the sh_* names and signatures that programs
+ * instrumented for SICM's high-level interface call, so such a program
+ * links and runs against tiermem unchanged.
+ *
+ * SICM's conventions kept here: id 0 means "no particular site"; a negative
+ * id is treated the same; sh_alloc(id, 0) returns a unique block.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "runtime.h"
+
+#define SH_EXPORT __attribute__((visibility("default")))
+#define CALLER __builtin_return_address(0)
+
+static int site_id(int id) { return id > 0 ? id : 0; }
+
+/* ------------------------------------------------------------ tiermem's */
+
+void *tm_site_malloc(int site, size_t size)
+{
+    return site_malloc(CALLER, site_id(site), size);
+}
+
+void *tm_site_calloc(int site, size_t count, size_t size)
+{
+    return site_calloc(CALLER, site_id(site), count, size);
+}
+
+void *tm_site_realloc(int site, void *ptr, size_t size)
+{
+    return site_realloc(CALLER, site_id(site), ptr, size);
+}
+
+void *tm_site_aligned_alloc(int site, size_t alignment, size_t size)
+{
+    return site_aligned(CALLER, site_id(site), alignment, size);
+}
+
+unsigned tm_site_count(void) { return sites_ready() ? site_count() : 0; }
+
+static void stats_read(const site_stats_t *st, tm_alloc_stats_t *out)
+{
+    *out = (tm_alloc_stats_t){
+        .allocs = atomic_load(&st->allocs),
+        .frees = atomic_load(&st->frees),
+        .bytes = atomic_load(&st->bytes),
+        .live = atomic_load(&st->live),
+        .peak = atomic_load(&st->peak),
+    };
+}
+
+int tm_site_info(unsigned index, tm_site_info_t *out)
+{
+    site_t *s = sites_ready() ? site_get(index) : NULL;
+    if (s == NULL || out == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    tm_arena_t *a = atomic_load(&s->arena);
+    *out = (tm_site_info_t){
+        .index = s->index,
+        .key = s->key,
+        .explicit_id = s->explicit_id,
+        .arena_id = a ? tm_arena_id(a) : 0,
+        .depth = s->trace.depth,
+    };
+    stats_read(&s->stats, &out->stats);
+    return 0;
+}
+
+uint64_t tm_site_key_here(void)
+{
+    if (!sites_ready())
+        return 0;
+    return stack_key(CALLER, tm_options.stack_depth, NULL);
+}
+
+void tm_arena_alloc_stats(const tm_arena_t *a, tm_alloc_stats_t *out)
+{
+    *out = (tm_alloc_stats_t){0};
+    if (a == NULL)
+        return;
+    if (a->kind == ARENA_SITE) {
+        site_t *s = site_get(a->owner_site);
+        if (s)
+            stats_read(&s->stats, out);
+    } else if (a->kind == ARENA_SHARED) {
+        stats_read(&a->stats, out);
+    }
+}
+
+int tm_sites_write(const char *path)
+{
+    if (path == NULL || !sites_ready()) {
+        errno = EINVAL;
+        return -1;
+    }
+    return site_report_write(path);
+}
+
+/* ------------------------------------------------------------ SICM's */
+
+SH_EXPORT void *sh_alloc(int id, size_t sz)
+{
+    return site_malloc(CALLER, site_id(id), sz);
+}
+
+SH_EXPORT void *sh_calloc(int id, size_t num, size_t sz)
+{
+    return site_calloc(CALLER, site_id(id), num, sz);
+}
+
+SH_EXPORT void *sh_realloc(int id, void *ptr, size_t sz)
+{
+    return site_realloc(CALLER, site_id(id), ptr, sz);
+}
+
+SH_EXPORT void *sh_aligned_alloc(int id, size_t alignment, size_t sz)
+{
+    return site_aligned(CALLER, site_id(id), alignment, sz);
+}
+
+SH_EXPORT void *sh_memalign(int id, size_t alignment, size_t sz)
+{
+    return site_aligned(CALLER, site_id(id), alignment, sz);
+}
+
+SH_EXPORT int sh_posix_memalign(int id, void **ptr, size_t alignment,
+                                size_t sz)
+{
+    if (ptr == NULL || alignment < sizeof(void *) ||
+        (alignment & (alignment - 1)) != 0)
+        return EINVAL;
+    void *p = site_aligned(CALLER, site_id(id), alignment, sz);
+    if (p == NULL)
+        return ENOMEM;
+    *ptr = p;
+    return 0;
+}
+
+SH_EXPORT char *sh_strdup(int id, const char *s)
+{
+    size_t n = strlen(s);
+    char *p = site_malloc(CALLER, site_id(id), n + 1);
+    if (p != NULL)
+        memcpy(p, s, n + 1);
+    return p;
+}
+
+SH_EXPORT char *sh_strndup(int id, const char *s, size_t n)
+{
+    size_t len = strnlen(s, n);
+    char *p = site_malloc(CALLER, site_id(id), len + 1);
+    if (p != NULL) {
+        memcpy(p, s, len);
+        p[len] = '\0';
+    }
+    return p;
+}
+
+SH_EXPORT void sh_free(void *ptr) { site_free(ptr); }
+
+SH_EXPORT void sh_sized_free(void *ptr, size_t size)
+{
+    (void)size; /* the arena knows the size; a wrong hint must not matter */
+    site_free(ptr);
+}
+
+/* The compiler pass turns `new (std::nothrow) T` into this call. */
+SH_EXPORT void *sh_alloc_cxx_nothrow(int id, size_t sz, void *nothrow_tag)
+{
+    (void)nothrow_tag;
+    return site_malloc(CALLER, site_id(id), sz);
+}

@@ -1,0 +1,444 @@
+/*
+ * site.c -- allocation sites, the layouts that give them arenas, and their
+ * statistics.
+ *
+ * A site is a 64-bit key: the hash of a call stack (stack.c) or of an
+ * explicit id passed to sh_alloc.  Sites live in a fixed table sized by
+ * TIERMEM_MAX_SITES; the key -> site index is an open-addressing hash that
+ * readers probe without locks (slots only ever go from empty to filled).
+ *
+ * Layouts (TIERMEM_LAYOUT):
+ *   per-site    each site gets its own arena, placed by guidance or the
+ *               default target, on first use;
+ *   per-thread  each thread gets an arena, recycled when the thread ends;
+ *   big-small   sites share one arena until their peak live bytes pass
+ *               TIERMEM_BIG_SMALL_THRESHOLD, then get their own.
+ * Site 0 (small, re-entrant and past-the-limit allocations) has its own
+ * arena except in the per-thread layout.  Past TIERMEM_MAX_ARENAS, new sites
+ * share one arena; past TIERMEM_MAX_SITES, new stacks are counted as site
+ * 0.  Each limit is logged once.  No index is ever wrapped.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime.h"
+
+tm_topology_t sites_topology;
+
+static site_t *sites;            /* [tm_options.max_sites] */
+static _Atomic(site_t *) *slots; /* key hash -> site, [slot_mask + 1] */
+static size_t slot_mask;
+static _Atomic uint32_t nsites;
+static pthread_mutex_t sites_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static tm_guidance_t guidance;
+static tm_placement_t default_placement;
+static _Atomic(tm_arena_t *) shared_arena;
+static _Atomic unsigned site_arenas; /* arenas made for sites and threads */
+static _Atomic bool sites_full_logged, arenas_full_logged;
+
+/* ------------------------------------------------------------ placement */
+
+static bool target_placement(const tm_target_t *t, tm_placement_t *out)
+{
+    if (t->kind == TM_TARGET_NODE) {
+        for (unsigned i = 0; i < sites_topology.nnodes; i++)
+            if (sites_topology.nodes[i].id == t->index) {
+                *out = tm_placement_node(t->mode, t->index);
+                return true;
+            }
+        return false;
+    }
+    if (sites_topology.ntiers == 0)
+        return false;
+    unsigned tier = t->index < sites_topology.ntiers
+                        ? t->index
+                        : sites_topology.ntiers - 1; /* slowest there is */
+    return tm_topology_tier_placement(&sites_topology, tier, t->mode, out) == 0;
+}
+
+static void default_placement_init(void)
+{
+    if (target_placement(&tm_options.default_target, &default_placement))
+        return;
+    tm_log_warn("default %s %u does not exist on this machine; using tier 0",
+                tm_options.default_target.kind == TM_TARGET_NODE ? "node"
+                                                                 : "tier",
+                tm_options.default_target.index);
+    tm_target_t t = {TM_TARGET_TIER, 0, TM_MODE_PREFERRED};
+    if (!target_placement(&t, &default_placement))
+        default_placement = tm_placement_node(TM_MODE_PREFERRED, 0);
+}
+
+/* Guidance for this site, or the default. */
+static tm_placement_t site_placement(const site_t *s)
+{
+    const tm_guidance_rule_t *r =
+        s->explicit_id >= 0
+            ? tm_guidance_find(&guidance, true, (uint64_t)s->explicit_id)
+            : tm_guidance_find(&guidance, false, s->key);
+    tm_placement_t p;
+    if (r == NULL)
+        return default_placement;
+    if (target_placement(&r->target, &p)) {
+        tm_log_info("site %u (key %#llx): guidance places it on nodes %#llx",
+                    s->index, (unsigned long long)s->key,
+                    (unsigned long long)p.nodes);
+        return p;
+    }
+    tm_log_warn("site %u (key %#llx): guidance names %s %u, which does not "
+                "exist; using the default", s->index,
+                (unsigned long long)s->key,
+                r->target.kind == TM_TARGET_NODE ? "node" : "tier",
+                r->target.index);
+    return default_placement;
+}
+
+/* ------------------------------------------------------------ arenas */
+
+static tm_arena_t *shared_arena_get(void)
+{
+    tm_arena_t *a = atomic_load_explicit(&shared_arena, memory_order_acquire);
+    if (TM_LIKELY(a != NULL))
+        return a;
+    pthread_mutex_lock(&sites_lock);
+    a = atomic_load(&shared_arena);
+    if (a == NULL) {
+        a = tm_arena_create(&default_placement);
+        if (a != NULL) {
+            a->kind = ARENA_SHARED;
+            atomic_store_explicit(&shared_arena, a, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&sites_lock);
+    return a;
+}
+
+/* A new arena of the given kind, or NULL past the limit (logged once). */
+static tm_arena_t *arena_for(const tm_placement_t *p, arena_kind_t kind,
+                             uint32_t owner)
+{
+    unsigned n = atomic_fetch_add(&site_arenas, 1);
+    tm_arena_t *a = NULL;
+    if (n < tm_options.max_arenas)
+        a = tm_arena_create(p);
+    if (a == NULL) {
+        int err = n < tm_options.max_arenas ? errno : 0;
+        atomic_fetch_sub(&site_arenas, 1);
+        if (!atomic_exchange(&arenas_full_logged, true))
+            tm_log_warn("arena limit reached (%u arenas, TIERMEM_MAX_ARENAS "
+                        "%u, errno %d): further sites share one arena",
+                        n, tm_options.max_arenas, err);
+        return NULL;
+    }
+    a->owner_site = owner;
+    a->kind = kind;
+    return a;
+}
+
+/* Give site s its own arena (or the shared one past the limit). */
+static tm_arena_t *site_arena_create(site_t *s, tm_arena_t *current)
+{
+    pthread_mutex_lock(&s->lock);
+    tm_arena_t *a = atomic_load(&s->arena);
+    if (a == current) {
+        tm_placement_t p = site_placement(s);
+        a = arena_for(&p, ARENA_SITE, s->index);
+        if (a == NULL)
+            a = current ? current : shared_arena_get();
+        atomic_store_explicit(&s->arena, a, memory_order_release);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return a;
+}
+
+/* ------------------------------------------------------------ per thread */
+
+#define THREAD_ARENAS_MAX TM_MAX_ARENAS
+
+static __thread tm_arena_t *thread_arena
+    __attribute__((tls_model("initial-exec")));
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static tm_arena_t *pool_free[THREAD_ARENAS_MAX]; /* exited threads' arenas */
+static unsigned pool_nfree;
+static tm_arena_t *pool_all[THREAD_ARENAS_MAX];  /* for sharing past limit */
+static unsigned pool_nall, pool_next;
+static pthread_key_t thread_key;
+
+static void thread_arena_release(void *arg)
+{
+    pthread_mutex_lock(&pool_lock);
+    if (pool_nfree < THREAD_ARENAS_MAX)
+        pool_free[pool_nfree++] = arg;
+    pthread_mutex_unlock(&pool_lock);
+    thread_arena = NULL;
+}
+
+static tm_arena_t *thread_arena_take(void)
+{
+    tm_arena_t *a = NULL;
+    pthread_mutex_lock(&pool_lock);
+    if (pool_nfree > 0)
+        a = pool_free[--pool_nfree];
+    pthread_mutex_unlock(&pool_lock);
+    if (a == NULL && (a = arena_for(&default_placement, ARENA_SHARED, 0))) {
+        pthread_mutex_lock(&pool_lock);
+        if (pool_nall < THREAD_ARENAS_MAX)
+            pool_all[pool_nall++] = a;
+        pthread_mutex_unlock(&pool_lock);
+    }
+    if (a == NULL) { /* past the limit: share round robin */
+        pthread_mutex_lock(&pool_lock);
+        a = pool_nall ? pool_all[pool_next++ % pool_nall] : NULL;
+        pthread_mutex_unlock(&pool_lock);
+        if (a == NULL)
+            a = shared_arena_get();
+        return a; /* shared: not returned to the pool at exit */
+    }
+    int rc = pthread_setspecific(thread_key, a);
+    if (rc != 0)
+        tm_log_warn("per-thread arena %u: pthread_setspecific failed "
+                    "(error %d); it will not be recycled", tm_arena_id(a), rc);
+    return a;
+}
+
+/* ------------------------------------------------------------ choice */
+
+tm_arena_t *site_arena(site_t *s)
+{
+    if (tm_options.layout == TM_LAYOUT_PER_THREAD) {
+        tm_arena_t *a = thread_arena;
+        if (TM_UNLIKELY(a == NULL))
+            a = thread_arena = thread_arena_take();
+        return a;
+    }
+    tm_arena_t *a = atomic_load_explicit(&s->arena, memory_order_acquire);
+    if (TM_UNLIKELY(a == NULL)) {
+        if (tm_options.layout == TM_LAYOUT_BIG_SMALL && s->index != 0) {
+            tm_arena_t *sh = shared_arena_get();
+            tm_arena_t *expect = NULL;
+            atomic_compare_exchange_strong(&s->arena, &expect, sh);
+            a = atomic_load(&s->arena);
+        } else {
+            a = site_arena_create(s, NULL);
+        }
+    }
+    if (tm_options.layout == TM_LAYOUT_BIG_SMALL && a != NULL &&
+        a->kind == ARENA_SHARED &&
+        atomic_load_explicit(&s->stats.peak, memory_order_relaxed) >=
+            tm_options.big_small_threshold &&
+        s->index != 0) {
+        tm_log_debug("site %u: peak %llu bytes passed the big/small "
+                     "threshold; own arena", s->index,
+                     (unsigned long long)atomic_load(&s->stats.peak));
+        a = site_arena_create(s, a);
+    }
+    return a;
+}
+
+/* ------------------------------------------------------------ statistics */
+
+static void stats_add(site_stats_t *st, size_t n)
+{
+    atomic_fetch_add_explicit(&st->allocs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->bytes, n, memory_order_relaxed);
+    uint64_t live =
+        atomic_fetch_add_explicit(&st->live, n, memory_order_relaxed) + n;
+    uint64_t peak = atomic_load_explicit(&st->peak, memory_order_relaxed);
+    while (live > peak &&
+           !atomic_compare_exchange_weak_explicit(&st->peak, &peak, live,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+}
+
+static void stats_sub(site_stats_t *st, size_t n)
+{
+    atomic_fetch_add_explicit(&st->frees, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&st->live, n, memory_order_relaxed);
+}
+
+void site_account_alloc(site_t *s, tm_arena_t *a, void *ptr, size_t usable)
+{
+    stats_add(&s->stats, usable);
+    if (a->kind == ARENA_SHARED) {
+        stats_add(&a->stats, usable);
+        if (s->index != SITE_UNSITED)
+            ledger_insert(ptr, s->index);
+    }
+}
+
+void site_account_free(tm_arena_t *a, void *ptr, size_t usable)
+{
+    if (a->kind == ARENA_SITE) {
+        stats_sub(&sites[a->owner_site].stats, usable);
+    } else if (a->kind == ARENA_SHARED) {
+        stats_sub(&a->stats, usable);
+        stats_sub(&sites[ledger_remove(ptr)].stats, usable);
+    }
+}
+
+/* ------------------------------------------------------------ the table */
+
+uint64_t site_explicit_key(int id)
+{
+    /* A separate key space from stack keys: a fixed tag mixed with the id. */
+    uint64_t h = 0x5349434d00000000ull ^ (uint32_t)id; /* "SICM" */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    return h ^ (h >> 33);
+}
+
+site_t *site_get(uint32_t index)
+{
+    return index < atomic_load_explicit(&nsites, memory_order_acquire)
+               ? &sites[index]
+               : NULL;
+}
+
+uint32_t site_count(void) { return atomic_load(&nsites); }
+
+static size_t slot_of(uint64_t key) { return (size_t)(key ^ key >> 29) & slot_mask; }
+
+static site_t *probe(uint64_t key, size_t *free_slot)
+{
+    for (size_t i = slot_of(key);; i = (i + 1) & slot_mask) {
+        site_t *s = atomic_load_explicit(&slots[i], memory_order_acquire);
+        if (s == NULL) {
+            *free_slot = i;
+            return NULL;
+        }
+        if (s->key == key)
+            return s;
+    }
+}
+
+static site_t *site_new(uint64_t key, int explicit_id,
+                        const stack_trace_t *trace, size_t slot)
+{
+    uint32_t n = atomic_load_explicit(&nsites, memory_order_relaxed);
+    if (n >= tm_options.max_sites) {
+        if (!atomic_exchange(&sites_full_logged, true))
+            tm_log_warn("site limit reached (TIERMEM_MAX_SITES %u): further "
+                        "call stacks are counted as site 0",
+                        tm_options.max_sites);
+        return &sites[SITE_UNSITED];
+    }
+    site_t *s = &sites[n];
+    s->key = key;
+    s->explicit_id = explicit_id;
+    s->index = n;
+    pthread_mutex_init(&s->lock, NULL);
+    if (trace != NULL)
+        s->trace = *trace;
+    atomic_store_explicit(&nsites, n + 1, memory_order_release);
+    atomic_store_explicit(&slots[slot], s, memory_order_release);
+    return s;
+}
+
+site_t *site_find(uint64_t key, int explicit_id, const stack_trace_t *trace)
+{
+    size_t slot;
+    site_t *s = probe(key, &slot);
+    if (TM_LIKELY(s != NULL))
+        return s;
+    pthread_mutex_lock(&sites_lock);
+    s = probe(key, &slot);
+    if (s == NULL)
+        s = site_new(key, explicit_id, trace, slot);
+    pthread_mutex_unlock(&sites_lock);
+    return s;
+}
+
+/* ------------------------------------------------------------ start-up */
+
+static bool table_init(void)
+{
+    size_t nslots = 1;
+    while (nslots < 2 * (size_t)tm_options.max_sites)
+        nslots <<= 1;
+    sites = tm_meta_alloc(tm_options.max_sites * sizeof *sites);
+    slots = tm_meta_alloc(nslots * sizeof *slots);
+    if (sites == NULL || slots == NULL) {
+        tm_log_error("sites: cannot map the site table (%u sites)",
+                     tm_options.max_sites);
+        return false;
+    }
+    slot_mask = nslots - 1;
+    size_t unused;
+    site_t *zero = site_new(0, -1, NULL, (probe(0, &unused), unused));
+    return zero == &sites[0];
+}
+
+static void guidance_init(void)
+{
+    if (tm_options.guidance[0] == '\0')
+        return;
+    long n = tm_guidance_load(tm_options.guidance, &guidance);
+    if (n >= 0)
+        tm_log_info("guidance %s: %ld rules", tm_options.guidance, n);
+}
+
+static pthread_once_t sites_once = PTHREAD_ONCE_INIT;
+static _Atomic bool sites_ok;
+static __thread bool initialising __attribute__((tls_model("initial-exec")));
+
+static void sites_init_once(void)
+{
+    tm_runtime_init();
+    if (tm_topology_discover(&sites_topology) != 0)
+        tm_log_warn("sites: no NUMA topology (errno %d); one node assumed",
+                    errno);
+    default_placement_init();
+    guidance_init();
+    int rc = pthread_key_create(&thread_key, thread_arena_release);
+    if (rc != 0)
+        tm_log_warn("sites: pthread_key_create failed (error %d); per-thread "
+                    "arenas will not be recycled", rc);
+    if (!table_init())
+        return;
+    if (tm_options.layout != TM_LAYOUT_PER_THREAD)
+        site_arena(&sites[SITE_UNSITED]);
+    stack_warm_up();
+    if (tm_options.output_dir[0] != '\0' && atexit(site_report_at_exit) != 0)
+        tm_log_warn("sites: atexit failed; no site table will be written");
+    atomic_store_explicit(&sites_ok, true, memory_order_release);
+}
+
+bool sites_ready(void)
+{
+    if (TM_LIKELY(atomic_load_explicit(&sites_ok, memory_order_acquire)))
+        return true;
+    if (initialising)
+        return false; /* a nested allocation during our own start-up */
+    initialising = true;
+    pthread_once(&sites_once, sites_init_once);
+    initialising = false;
+    return atomic_load(&sites_ok);
+}
+
+/* ------------------------------------------------------------ fork */
+
+void sites_prefork(void)
+{
+    pthread_mutex_lock(&sites_lock);
+    pthread_mutex_lock(&pool_lock);
+}
+
+void sites_postfork_parent(void)
+{
+    pthread_mutex_unlock(&pool_lock);
+    pthread_mutex_unlock(&sites_lock);
+}
+
+void sites_postfork_child(void)
+{
+    pthread_mutex_init(&pool_lock, NULL);
+    pthread_mutex_init(&sites_lock, NULL);
+    uint32_t n = atomic_load(&nsites);
+    for (uint32_t i = 0; i < n; i++)
+        pthread_mutex_init(&sites[i].lock, NULL);
+}

@@ -1,0 +1,1 @@
+# tests/preload/preload.mk -- automake fragment included by Makefile.am
