@@ -231,6 +231,21 @@ TM_EXPORT void tm_arena_alloc_stats(const tm_arena_t *arena,
 /* Write the site table (doc/sites.md) to path: 0 or -1 with errno. */
 TM_EXPORT int tm_sites_write(const char *path);
 
+/* SICM's high-level interface, same names and signatures: programs
+ * instrumented for SICM link and run against tiermem unchanged. */
+TM_EXPORT void *sh_alloc(int id, size_t sz);
+TM_EXPORT void *sh_calloc(int id, size_t num, size_t sz);
+TM_EXPORT void *sh_realloc(int id, void *ptr, size_t sz);
+TM_EXPORT void *sh_aligned_alloc(int id, size_t alignment, size_t sz);
+TM_EXPORT int sh_posix_memalign(int id, void **ptr, size_t alignment,
+                                size_t sz);
+TM_EXPORT void *sh_memalign(int id, size_t alignment, size_t sz);
+TM_EXPORT char *sh_strdup(int id, const char *s);
+TM_EXPORT char *sh_strndup(int id, const char *s, size_t n);
+TM_EXPORT void sh_free(void *ptr);
+TM_EXPORT void sh_sized_free(void *ptr, size_t size);
+TM_EXPORT void *sh_alloc_cxx_nothrow(int id, size_t sz, void *nothrow_tag);
+
 /* ------------------------------------------------------------------ */
 /* Statistics                                                           */
 /* ------------------------------------------------------------------ */

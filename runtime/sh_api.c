@@ -14,7 +14,6 @@
 
 #include "runtime.h"
 
-#define SH_EXPORT __attribute__((visibility("default")))
 #define CALLER __builtin_return_address(0)
 
 static int site_id(int id) { return id > 0 ? id : 0; }
@@ -105,32 +104,32 @@ int tm_sites_write(const char *path)
 
 /* ------------------------------------------------------------ SICM's */
 
-SH_EXPORT void *sh_alloc(int id, size_t sz)
+void *sh_alloc(int id, size_t sz)
 {
     return site_malloc(CALLER, site_id(id), sz);
 }
 
-SH_EXPORT void *sh_calloc(int id, size_t num, size_t sz)
+void *sh_calloc(int id, size_t num, size_t sz)
 {
     return site_calloc(CALLER, site_id(id), num, sz);
 }
 
-SH_EXPORT void *sh_realloc(int id, void *ptr, size_t sz)
+void *sh_realloc(int id, void *ptr, size_t sz)
 {
     return site_realloc(CALLER, site_id(id), ptr, sz);
 }
 
-SH_EXPORT void *sh_aligned_alloc(int id, size_t alignment, size_t sz)
+void *sh_aligned_alloc(int id, size_t alignment, size_t sz)
 {
     return site_aligned(CALLER, site_id(id), alignment, sz);
 }
 
-SH_EXPORT void *sh_memalign(int id, size_t alignment, size_t sz)
+void *sh_memalign(int id, size_t alignment, size_t sz)
 {
     return site_aligned(CALLER, site_id(id), alignment, sz);
 }
 
-SH_EXPORT int sh_posix_memalign(int id, void **ptr, size_t alignment,
+int sh_posix_memalign(int id, void **ptr, size_t alignment,
                                 size_t sz)
 {
     if (ptr == NULL || alignment < sizeof(void *) ||
@@ -143,7 +142,7 @@ SH_EXPORT int sh_posix_memalign(int id, void **ptr, size_t alignment,
     return 0;
 }
 
-SH_EXPORT char *sh_strdup(int id, const char *s)
+char *sh_strdup(int id, const char *s)
 {
     size_t n = strlen(s);
     char *p = site_malloc(CALLER, site_id(id), n + 1);
@@ -152,7 +151,7 @@ SH_EXPORT char *sh_strdup(int id, const char *s)
     return p;
 }
 
-SH_EXPORT char *sh_strndup(int id, const char *s, size_t n)
+char *sh_strndup(int id, const char *s, size_t n)
 {
     size_t len = strnlen(s, n);
     char *p = site_malloc(CALLER, site_id(id), len + 1);
@@ -163,16 +162,16 @@ SH_EXPORT char *sh_strndup(int id, const char *s, size_t n)
     return p;
 }
 
-SH_EXPORT void sh_free(void *ptr) { site_free(ptr); }
+void sh_free(void *ptr) { site_free(ptr); }
 
-SH_EXPORT void sh_sized_free(void *ptr, size_t size)
+void sh_sized_free(void *ptr, size_t size)
 {
     (void)size; /* the arena knows the size; a wrong hint must not matter */
     site_free(ptr);
 }
 
 /* The compiler pass turns `new (std::nothrow) T` into this call. */
-SH_EXPORT void *sh_alloc_cxx_nothrow(int id, size_t sz, void *nothrow_tag)
+void *sh_alloc_cxx_nothrow(int id, size_t sz, void *nothrow_tag)
 {
     (void)nothrow_tag;
     return site_malloc(CALLER, site_id(id), sz);
