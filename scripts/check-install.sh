@@ -5,8 +5,9 @@
 set -euo pipefail
 stage=$1
 lib=$stage/usr/local/lib
-for f in "$lib/libtiermem.so" "$stage/usr/local/include/tiermem.h" \
-    "$lib/pkgconfig/tiermem.pc"; do
+for f in "$lib/libtiermem.so" "$lib/libtiermem-preload.so" \
+    "$stage/usr/local/include/tiermem.h" "$lib/pkgconfig/tiermem.pc" \
+    "$stage/usr/local/bin/tiermem-sites"; do
     [ -e "$f" ] || { echo "missing after install: $f" >&2; exit 1; }
 done
 work=$(mktemp -d)
@@ -25,6 +26,12 @@ int main(void)
     strcpy(s, "installed tiermem works");
     puts(s);
     tm_free(s);
+    /* a SICM-instrumented program's calls */
+    char *t = sh_strdup(3, "sh_* works");
+    if (!t || tm_arena_of(t) == NULL)
+        return 1;
+    puts(t);
+    sh_free(t);
     return tm_arena_destroy(a);
 }
 C
@@ -32,10 +39,19 @@ C
 cc -std=c11 -Wall -Werror $(pkg-config --cflags tiermem) "$work/use.c" \
     -o "$work/use" $(pkg-config --libs tiermem)
 LD_LIBRARY_PATH=$lib "$work/use"
-# only the public API is exported
-if nm -D --defined-only "$lib/libtiermem.so" | awk '{print $3}' |
-    grep -v '^tm_' | grep -q .; then
-    echo "libtiermem.so exports non-tm_ symbols:" >&2
-    nm -D --defined-only "$lib/libtiermem.so" | awk '{print $3}' | grep -v '^tm_' >&2
+# only the public API is exported: tm_* and SICM's sh_*; the preload
+# library adds the C allocation functions and C++ new/delete (_Z*).
+exports() { nm -D --defined-only "$1" | awk '{print $3}'; }
+bad=$(exports "$lib/libtiermem.so" | grep -vE '^(tm|sh)_' || true)
+if [ -n "$bad" ]; then
+    echo "libtiermem.so exports more than tm_*/sh_*: $bad" >&2
     exit 1
 fi
+bad=$(exports "$lib/libtiermem-preload.so" | grep -vE '^(tm_|sh_|_Z)' |
+    grep -vxE 'malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size' || true)
+if [ -n "$bad" ]; then
+    echo "libtiermem-preload.so exports unexpected symbols: $bad" >&2
+    exit 1
+fi
+out=$(LD_PRELOAD=$lib/libtiermem-preload.so sh -c 'echo preloaded')
+[ "$out" = preloaded ] || { echo "the installed preload library fails" >&2; exit 1; }
