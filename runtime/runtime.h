@@ -266,6 +266,22 @@ void sites_prefork(void);
 void sites_postfork_parent(void);
 void sites_postfork_child(void);
 extern tm_topology_t sites_topology;
+/* Site 0, once start-up is complete (NULL before): the small-malloc path. */
+extern _Atomic(site_t *) sites_unsited;
+
+/* ---------------------------------------------------------------- site_stats.c */
+
+void stats_add(site_stats_t *st, size_t n);
+void stats_sub(site_stats_t *st, size_t n);
+/* Site 0's counters, batched per thread (see site_stats.c). */
+void site0_add(size_t n);
+void site0_sub(size_t n);
+void site_stats_init(site_stats_t *site0_stats);
+/* Read counters (site 0's include every thread's unfolded counts). */
+void stats_snapshot(const site_stats_t *st, tm_alloc_stats_t *out);
+void site_stats_prefork(void);
+void site_stats_postfork_parent(void);
+void site_stats_postfork_child(void);
 
 /* ---------------------------------------------------------------- ledger.c */
 

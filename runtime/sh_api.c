@@ -42,17 +42,6 @@ void *tm_site_aligned_alloc(int site, size_t alignment, size_t size)
 
 unsigned tm_site_count(void) { return sites_ready() ? site_count() : 0; }
 
-static void stats_read(const site_stats_t *st, tm_alloc_stats_t *out)
-{
-    *out = (tm_alloc_stats_t){
-        .allocs = atomic_load(&st->allocs),
-        .frees = atomic_load(&st->frees),
-        .bytes = atomic_load(&st->bytes),
-        .live = atomic_load(&st->live),
-        .peak = atomic_load(&st->peak),
-    };
-}
-
 int tm_site_info(unsigned index, tm_site_info_t *out)
 {
     site_t *s = sites_ready() ? site_get(index) : NULL;
@@ -68,7 +57,7 @@ int tm_site_info(unsigned index, tm_site_info_t *out)
         .arena_id = a ? tm_arena_id(a) : 0,
         .depth = s->trace.depth,
     };
-    stats_read(&s->stats, &out->stats);
+    stats_snapshot(&s->stats, &out->stats);
     return 0;
 }
 
@@ -87,9 +76,9 @@ void tm_arena_alloc_stats(const tm_arena_t *a, tm_alloc_stats_t *out)
     if (a->kind == ARENA_SITE) {
         site_t *s = site_get(a->owner_site);
         if (s)
-            stats_read(&s->stats, out);
+            stats_snapshot(&s->stats, out);
     } else if (a->kind == ARENA_SHARED) {
-        stats_read(&a->stats, out);
+        stats_snapshot(&a->stats, out);
     }
 }
 

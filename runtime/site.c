@@ -27,6 +27,7 @@
 #include "runtime.h"
 
 tm_topology_t sites_topology;
+_Atomic(site_t *) sites_unsited;
 
 static site_t *sites;            /* [tm_options.max_sites] */
 static _Atomic(site_t *) *slots; /* key hash -> site, [slot_mask + 1] */
@@ -241,29 +242,12 @@ tm_arena_t *site_arena(site_t *s)
 
 /* ------------------------------------------------------------ statistics */
 
-static void stats_add(site_stats_t *st, size_t n)
-{
-    atomic_fetch_add_explicit(&st->allocs, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&st->bytes, n, memory_order_relaxed);
-    uint64_t live =
-        atomic_fetch_add_explicit(&st->live, n, memory_order_relaxed) + n;
-    uint64_t peak = atomic_load_explicit(&st->peak, memory_order_relaxed);
-    while (live > peak &&
-           !atomic_compare_exchange_weak_explicit(&st->peak, &peak, live,
-                                                  memory_order_relaxed,
-                                                  memory_order_relaxed))
-        ;
-}
-
-static void stats_sub(site_stats_t *st, size_t n)
-{
-    atomic_fetch_add_explicit(&st->frees, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&st->live, n, memory_order_relaxed);
-}
-
 void site_account_alloc(site_t *s, tm_arena_t *a, void *ptr, size_t usable)
 {
-    stats_add(&s->stats, usable);
+    if (s->index == SITE_UNSITED)
+        site0_add(usable);
+    else
+        stats_add(&s->stats, usable);
     if (a->kind == ARENA_SHARED) {
         stats_add(&a->stats, usable);
         if (s->index != SITE_UNSITED)
@@ -273,12 +257,19 @@ void site_account_alloc(site_t *s, tm_arena_t *a, void *ptr, size_t usable)
 
 void site_account_free(tm_arena_t *a, void *ptr, size_t usable)
 {
+    uint32_t owner;
     if (a->kind == ARENA_SITE) {
-        stats_sub(&sites[a->owner_site].stats, usable);
+        owner = a->owner_site;
     } else if (a->kind == ARENA_SHARED) {
         stats_sub(&a->stats, usable);
-        stats_sub(&sites[ledger_remove(ptr)].stats, usable);
+        owner = ledger_remove(ptr);
+    } else {
+        return;
     }
+    if (owner == SITE_UNSITED)
+        site0_sub(usable);
+    else
+        stats_sub(&sites[owner].stats, usable);
 }
 
 /* ------------------------------------------------------------ the table */
@@ -400,9 +391,12 @@ static void sites_init_once(void)
                     "arenas will not be recycled", rc);
     if (!table_init())
         return;
+    site_stats_init(&sites[SITE_UNSITED].stats);
     if (tm_options.layout != TM_LAYOUT_PER_THREAD)
         site_arena(&sites[SITE_UNSITED]);
     stack_warm_up();
+    atomic_store_explicit(&sites_unsited, &sites[SITE_UNSITED],
+                          memory_order_release);
     if (tm_options.output_dir[0] != '\0' && atexit(site_report_at_exit) != 0)
         tm_log_warn("sites: atexit failed; no site table will be written");
     atomic_store_explicit(&sites_ok, true, memory_order_release);
@@ -426,16 +420,19 @@ void sites_prefork(void)
 {
     pthread_mutex_lock(&sites_lock);
     pthread_mutex_lock(&pool_lock);
+    site_stats_prefork();
 }
 
 void sites_postfork_parent(void)
 {
+    site_stats_postfork_parent();
     pthread_mutex_unlock(&pool_lock);
     pthread_mutex_unlock(&sites_lock);
 }
 
 void sites_postfork_child(void)
 {
+    site_stats_postfork_child();
     pthread_mutex_init(&pool_lock, NULL);
     pthread_mutex_init(&sites_lock, NULL);
     uint32_t n = atomic_load(&nsites);
