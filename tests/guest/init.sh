@@ -4,7 +4,9 @@
 #
 # Mounts proc, sys, dev and a tmpfs, reads the topology description from the
 # kernel command line (tmg_KEY=VALUE becomes the environment variable
-# TM_KEY=VALUE for the tests, tmenv_NAME=VALUE becomes NAME=VALUE), runs every /tests/guest_* program in order and
+# TM_KEY=VALUE for the tests, tmenv_NAME=VALUE becomes NAME=VALUE), runs every
+# /tests/guest_* program in order, then every /tests/dyn_* program (dynamic
+# programs run under the LD_PRELOAD library, after the static ones), and
 # powers off.  Test output goes to the second serial port (ttyS1), which
 # run-rig.sh saves as the results log; the kernel's console stays on ttyS0.
 #
@@ -54,7 +56,7 @@ for word in $(cat /proc/cmdline); do
 done
 env | grep '^TM_' | sort | sed 's/^/  [init] /'
 
-for t in /tests/guest_*; do
+for t in /tests/guest_* /tests/dyn_*; do
     [ -x "$t" ] || continue
     name=${t##*/}
     echo "TMGUEST RUN $name uptime=$(uptime_s)"

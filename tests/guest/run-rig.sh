@@ -5,15 +5,19 @@
 #
 # BUILD_DIR is an out-of-tree build of tiermem in which `make` has built
 # libtiermem.la (the static archive BUILD_DIR/.libs/libtiermem.a is linked
-# into the guest tests).  On a fresh Debian 12 machine, as root, this:
+# into the guest tests) and libtiermem-preload.la (the LD_PRELOAD library
+# the dyn_* tests run under).  On a fresh Debian 12 machine, as root, this:
 #   1. installs qemu-system-x86, busybox-static, cpio (and the compilers and
 #      static libraries the guest tests need) with apt-get, when missing;
 #   2. downloads Debian's 6.1 kernel package (the one linux-image-amd64
 #      depends on) with `apt-get download`, unpacks it with `dpkg-deb -x`
 #      (it is never installed) and extracts the uncompressed vmlinux from the
 #      bzImage for a PVH boot; both are cached;
-#   3. links every tests/guest/guest_*.c statically against libtiermem.a and
-#      packs them with busybox and init.sh into an initramfs;
+#   3. links every tests/guest/guest_*.c statically against libtiermem.a,
+#      every tests/guest/dyn_*.c dynamically without tiermem (they run under
+#      the LD_PRELOAD library), and packs them with busybox, init.sh,
+#      libtiermem-preload.so and the shared libraries those need into an
+#      initramfs;
 #   4. boots one TCG guest per topology and collects the TMTEST lines the
 #      tests print on the guest's second serial port;
 #   5. prints "N passed, N failed, N skipped" last and exits non-zero on any
@@ -23,7 +27,8 @@
 #   TM_GUEST_TOPOLOGY  topologies to boot, e.g. "2" or "1 3" (default
 #                      "1 2 3"; arguments after BUILD_DIR override it)
 #   TM_GUEST_TESTS     test programs to build and run, e.g.
-#                      "guest_migrate guest_tiers" (default: every guest_*.c)
+#                      "guest_migrate dyn_guidance" (default: every guest_*.c
+#                      and dyn_*.c)
 #   TM_GUEST_CACHE     kernel cache (default BUILD_DIR/guest-cache)
 #   TM_GUEST_KERNEL    auto (default: vmlinux/PVH, bzImage if that fails),
 #                      vmlinux or bzimage
@@ -71,6 +76,9 @@ GUEST_TIMEOUT=${TM_GUEST_TIMEOUT:-300}
 TEST_TIMEOUT=${TM_GUEST_TEST_TIMEOUT:-240}
 BOOT_TIMEOUT=${TM_GUEST_BOOT_TIMEOUT:-90}
 LIBTIERMEM=$BUILD_DIR/.libs/libtiermem.a
+PRELOAD_LIB=$BUILD_DIR/.libs/libtiermem-preload.so
+# Where the dyn_* tests find it in the guest (TM_PRELOAD_LIB, through init).
+GUEST_PRELOAD=/usr/lib/tiermem/libtiermem-preload.so
 
 T_START=$(date +%s%N)
 log() {
@@ -214,9 +222,41 @@ fetch_kernel() {
 }
 
 # ---------------------------------------------------------------- initramfs
+# Is test NAME selected by TM_GUEST_TESTS (all of them when it is empty)?
+test_selected() {
+    local w
+    [ -n "${TM_GUEST_TESTS:-}" ] || return 0
+    for w in $TM_GUEST_TESTS; do [ "$w" = "$1" ] && return 0; done
+    return 1
+}
+
+# copy_shared_closure ROOT FILE...: every shared object the FILEs load (as
+# ldd resolves them on this host, the interpreter included) into ROOT at the
+# same path, symlinks resolved.  The guest has no ld.so.cache: the loader
+# finds them in its built-in directories, the ones ldd names here.
+copy_shared_closure() {
+    local root=$1 libs lib
+    shift
+    libs=$(for f in "$@"; do
+        ldd "$f" || echo "ldd-failed $f"
+    done | awk '
+        /=> not found/   { print "missing " $1; next }
+        /^ldd-failed /   { print "missing " $2; next }
+        $2 == "=>" && $3 ~ /^\// { print $3; next }
+        $1 ~ /^\//       { print $1 }' | LC_ALL=C sort -u)
+    if grep -q '^missing ' <<<"$libs"; then
+        die "shared libraries of the dynamic guest tests not found:$(sed -n 's/^missing / /p' <<<"$libs" | tr -d '\n')"
+    fi
+    while IFS= read -r lib; do
+        [ -n "$lib" ] || continue
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+    done <<<"$libs"
+}
+
 build_initramfs() {
     [ -f "$LIBTIERMEM" ] || die "$LIBTIERMEM not found: build tiermem in $BUILD_DIR first (make libtiermem.la)"
-    local root=$WORK/root src name want ok=1
+    local root=$WORK/root src name ok=1
     rm -rf "$WORK"
     mkdir -p "$root/bin" "$root/sbin" "$root/usr/bin" "$root/usr/sbin" "$root/proc" \
         "$root/sys" "$root/dev" "$root/tmp" "$root/tests" "$WORK/bin" "$LOGDIR"
@@ -234,11 +274,7 @@ build_initramfs() {
     TEST_NAMES=""
     for src in "$GUEST_DIR"/guest_*.c; do
         name=$(basename "$src" .c)
-        if [ -n "${TM_GUEST_TESTS:-}" ]; then
-            want=0
-            for w in $TM_GUEST_TESTS; do [ "$w" = "$name" ] && want=1; done
-            [ "$want" = 1 ] || continue
-        fi
+        test_selected "$name" || continue
         TEST_NAMES="$TEST_NAMES $name"
         # shellcheck disable=SC2086
         # Unstripped copies stay in guest-work/bin for addr2line (crashes).
@@ -252,6 +288,33 @@ build_initramfs() {
             echo "run-rig: building $name failed:" >&2
         fi
     done
+    # Dynamic tests run unmodified programs under the LD_PRELOAD library, as
+    # users do: linked against libc and libnuma only, never tiermem.
+    # -rdynamic exports their functions, so the site table names them.
+    local dyn=()
+    for src in "$GUEST_DIR"/dyn_*.c; do
+        [ -e "$src" ] || continue
+        name=$(basename "$src" .c)
+        test_selected "$name" || continue
+        TEST_NAMES="$TEST_NAMES $name"
+        # shellcheck disable=SC2086
+        if gcc -std=c11 -O2 -g -rdynamic -Wall -Wextra -Werror ${TM_GUEST_CFLAGS:-} \
+            -I "$GUEST_DIR" -o "$WORK/bin/$name" "$src" \
+            -lnuma -ldl >>"$LOGDIR/build.log" 2>&1; then
+            strip -o "$root/tests/$name" "$WORK/bin/$name"
+            dyn+=("$root/tests/$name")
+        else
+            ok=0
+            echo "run-rig: building $name failed:" >&2
+        fi
+    done
+    if [ "${#dyn[@]}" -gt 0 ] && [ "$ok" = 1 ]; then
+        [ -f "$PRELOAD_LIB" ] ||
+            die "$PRELOAD_LIB not found: build it in $BUILD_DIR (make libtiermem-preload.la) or leave the dyn_* tests out (TM_GUEST_TESTS)"
+        mkdir -p "$root$(dirname "$GUEST_PRELOAD")"
+        cp "$PRELOAD_LIB" "$root$GUEST_PRELOAD"
+        copy_shared_closure "$root" "$PRELOAD_LIB" "${dyn[@]}"
+    fi
     if [ "$ok" = 0 ]; then
         # Static glibc's getaddrinfo note (libnuma references it) is noise.
         grep -v -e 'requires at runtime the shared libraries' -e 'in function .affinity_ip' \
@@ -344,7 +407,7 @@ boot_guest() {
     rm -f "$results" "$console" "$qlog"
     # shellcheck disable=SC2207,SC2054
     local append
-    append="$CMDLINE_BASE $(topology_guest_env "$topo") tmg_timeout=$TEST_TIMEOUT $(guest_env_words)${TM_GUEST_APPEND:-}"
+    append="$CMDLINE_BASE $(topology_guest_env "$topo") tmg_preload_lib=$GUEST_PRELOAD tmg_timeout=$TEST_TIMEOUT $(guest_env_words)${TM_GUEST_APPEND:-}"
     # shellcheck disable=SC2207,SC2054
     local qemu=(qemu-system-x86_64
         -nodefaults -no-user-config -display none -no-reboot
@@ -480,7 +543,8 @@ run_topology() {
     durations=$(awk '
         /^TMGUEST RUN /  { sub(/^uptime=/, "", $4); start[$3] = $4 }
         /^TMGUEST END /  { sub(/^uptime=/, "", $5)
-                           if ($3 in start) printf " %s %.1fs", substr($3, 7), $5 - start[$3] }
+                           n = $3; sub(/^guest_/, "", n)
+                           if ($3 in start) printf " %s %.1fs", n, $5 - start[$3] }
     ' "$clean")
     log "topology $topo: $pass passed, $fail failed, $skip skipped; $kind; kernel-to-init ${up_boot:-?}s, tests done at ${up_done:-?}s guest uptime, ${BOOT_WALL}s wall"
     [ -z "$durations" ] || log "topology $topo: test times:$durations"
