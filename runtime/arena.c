@@ -75,11 +75,16 @@ static void slot_release(unsigned id)
     pthread_mutex_unlock(&table_lock);
 }
 
-static tm_arena_t *arena_new(unsigned id, const tm_placement_t *placement)
+static tm_arena_t *arena_new(unsigned id, const tm_placement_t *placement,
+                             arena_kind_t kind, uint32_t owner)
 {
     tm_arena_t *a = tm_meta_alloc(sizeof *a);
     if (a == NULL)
         return NULL;
+    /* set before the table publishes the arena: readers never see a
+     * site's arena as a user arena */
+    a->kind = kind;
+    a->owner_site = owner;
     if (hook_arena_init(&a->hooked, id, placement) != 0) {
         int err = errno;
         tm_meta_free(a, sizeof *a);
@@ -100,6 +105,12 @@ static void arena_delete(tm_arena_t *a)
 
 tm_arena_t *tm_arena_create(const tm_placement_t *placement)
 {
+    return arena_create(placement, ARENA_USER, 0);
+}
+
+tm_arena_t *arena_create(const tm_placement_t *placement, arena_kind_t kind,
+                         uint32_t owner)
+{
     tm_runtime_init();
     if (!tm_placement_valid(placement)) {
         tm_log_warn("arena create: invalid placement (mode %d, nodes %#llx)",
@@ -115,7 +126,7 @@ tm_arena_t *tm_arena_create(const tm_placement_t *placement)
         errno = EAGAIN;
         return NULL;
     }
-    tm_arena_t *a = arena_new(id, placement);
+    tm_arena_t *a = arena_new(id, placement, kind, owner);
     if (a == NULL) {
         int err = errno;
         slot_release(id);

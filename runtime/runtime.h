@@ -46,6 +46,11 @@ void tm_runtime_init(void);
 
 /* ---------------------------------------------------------------- arena.c */
 
+/* tm_arena_create for a site or shared arena: kind and owner are set
+ * before the arena becomes visible in the table. */
+tm_arena_t *arena_create(const tm_placement_t *placement, arena_kind_t kind,
+                         uint32_t owner);
+
 /* The arena with this id (1..TM_MAX_ARENAS), or NULL. */
 tm_arena_t *tm_arena_by_id(unsigned id);
 

@@ -108,11 +108,9 @@ static tm_arena_t *shared_arena_get(void)
     pthread_mutex_lock(&sites_lock);
     a = atomic_load(&shared_arena);
     if (a == NULL) {
-        a = tm_arena_create(&default_placement);
-        if (a != NULL) {
-            a->kind = ARENA_SHARED;
+        a = arena_create(&default_placement, ARENA_SHARED, 0);
+        if (a != NULL)
             atomic_store_explicit(&shared_arena, a, memory_order_release);
-        }
     }
     pthread_mutex_unlock(&sites_lock);
     return a;
@@ -125,7 +123,7 @@ static tm_arena_t *arena_for(const tm_placement_t *p, arena_kind_t kind,
     unsigned n = atomic_fetch_add(&site_arenas, 1);
     tm_arena_t *a = NULL;
     if (n < tm_options.max_arenas)
-        a = tm_arena_create(p);
+        a = arena_create(p, kind, owner);
     if (a == NULL) {
         int err = n < tm_options.max_arenas ? errno : 0;
         atomic_fetch_sub(&site_arenas, 1);
@@ -135,8 +133,6 @@ static tm_arena_t *arena_for(const tm_placement_t *p, arena_kind_t kind,
                         n, tm_options.max_arenas, err);
         return NULL;
     }
-    a->owner_site = owner;
-    a->kind = kind;
     return a;
 }
 
