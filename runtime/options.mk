@@ -1,0 +1,14 @@
+# runtime/options.mk -- automake fragment included by Makefile.am
+#
+# The settings (runtime/options.c) and the guidance file (runtime/guidance.c),
+# their unit tests, and the fuzz targets that scripts/fuzz.sh builds with
+# clang's libFuzzer outside automake.
+libtmcore_la_SOURCES += runtime/options.h runtime/options.c runtime/guidance.c
+
+check_PROGRAMS += tests/unit/test_options tests/unit/test_guidance
+tests_unit_test_options_SOURCES = tests/unit/test_options.c tests/tm_test.h
+tests_unit_test_options_LDADD = $(TEST_LIBS)
+tests_unit_test_guidance_SOURCES = tests/unit/test_guidance.c tests/tm_test.h
+tests_unit_test_guidance_LDADD = $(TEST_LIBS)
+
+EXTRA_DIST += tests/fuzz scripts/fuzz.sh

@@ -1,0 +1,90 @@
+/*
+ * fuzz_guidance.c -- libFuzzer target for the guidance file parser.
+ *
+ * The input is the file's bytes, exactly: libFuzzer's buffer has no NUL
+ * after it, so AddressSanitizer catches any read past the end.  After
+ * parsing, the rules must be sorted, unique, in range, and each one found
+ * by tm_guidance_find; keys read from the input must look up without harm.
+ * The log is formatted at debug level and written to /dev/null, so every
+ * message's formatting runs too.
+ */
+#include "config.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hooks.h"
+#include "options.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        abort();
+    tm_log_configure(TM_LOG_DEBUG, fd);
+    return 0;
+}
+
+static bool rule_ok(const tm_guidance_rule_t *r)
+{
+    return r->target.index <= 63 &&
+           (r->target.kind == TM_TARGET_TIER ||
+            r->target.kind == TM_TARGET_NODE) &&
+           r->target.mode >= TM_MODE_BIND &&
+           r->target.mode <= TM_MODE_INTERLEAVE &&
+           (!r->by_id || r->key <= INT32_MAX);
+}
+
+static bool before(const tm_guidance_rule_t *a, const tm_guidance_rule_t *b)
+{
+    return a->by_id != b->by_id ? b->by_id : a->key < b->key;
+}
+
+static void check_rules(const tm_guidance_t *g)
+{
+    if (g->count > g->cap || (g->count > 0 && g->rules == NULL))
+        abort();
+    for (size_t i = 0; i < g->count; i++) {
+        const tm_guidance_rule_t *r = &g->rules[i];
+        if (!rule_ok(r) || (i > 0 && !before(&g->rules[i - 1], r)))
+            abort();
+        if (tm_guidance_find(g, r->by_id, r->key) != r)
+            abort();
+    }
+}
+
+/* Look up every 8-byte window of the input as a key and an id. */
+static void probe(const tm_guidance_t *g, const uint8_t *data, size_t size)
+{
+    for (size_t i = 0; i + 8 <= size && i < 512; i += 8) {
+        uint64_t key;
+        memcpy(&key, data + i, sizeof key);
+        for (int by_id = 0; by_id < 2; by_id++) {
+            const tm_guidance_rule_t *r = tm_guidance_find(g, by_id, key);
+            if (r != NULL && (r->key != key || r->by_id != by_id))
+                abort();
+        }
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    tm_guidance_t g;
+    memset(&g, 0, sizeof g);
+    long n = tm_guidance_parse((const char *)data, size, "fuzz", &g);
+    if (n < 0 ? g.count != 0 || g.rules != NULL : (size_t)n != g.count)
+        abort();
+    check_rules(&g);
+    probe(&g, data, size);
+    tm_guidance_free(&g);
+    if (g.rules != NULL || g.count != 0 || g.cap != 0)
+        abort();
+    return 0;
+}
