@@ -8,8 +8,11 @@ packages=(
     # build
     build-essential autoconf automake libtool pkg-config
     libjemalloc-dev libnuma-dev libpfm4-dev uthash-dev
-    # tests: clang for the ThreadSanitizer build, numactl for inspection
-    clang numactl
+    # tests: clang for the ThreadSanitizer build and libFuzzer, numactl for
+    # inspection
+    clang libclang-rt-14-dev numactl
+    # real programs under the preload library (tests/preload/run.sh)
+    python3 openmpi-bin libopenmpi-dev
     # the multi-node guest rig (tests/guest/run-rig.sh)
     qemu-system-x86 busybox-static cpio xz-utils binutils
 )

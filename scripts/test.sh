@@ -8,11 +8,15 @@
 #   4. make install into a scratch root, then a program built against the
 #      installed headers, library and tiermem.pc;
 #   5. make distcheck;
-#   6. the multi-node QEMU guest rig (tests/guest/run-rig.sh).
+#   6. a short libFuzzer run over the guidance parser and the settings;
+#   7. real programs (sort, python3, gcc, threads, OpenMP, fork+exec, MPI)
+#      under the preload library (tests/preload/run.sh);
+#   8. the multi-node QEMU guest rig (tests/guest/run-rig.sh).
 # Each test program, guest test and step counts once; the last line is
 # "N passed, N failed".  Exit status 0 only when nothing failed.
 #
-# Environment: TM_TEST_SKIP="asan tsan distcheck install guest" skips steps
+# Environment: TM_TEST_SKIP="asan tsan distcheck install fuzz preload guest"
+# skips steps
 # (for quick local runs; CI runs everything).
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -97,18 +101,43 @@ if ! skipped distcheck; then
     fi
 fi
 
-if ! skipped guest; then
-    note "multi-node guest rig"
-    out=$builds/release/guest-rig.out
-    "$root/tests/guest/run-rig.sh" "$builds/release" 2>&1 | tee "$out"
+# Run a suite that ends with "N passed, N failed" and add its counts.
+run_counted() { # label out-file command...
+    local label=$1 out=$2 rc line p f
+    shift 2
+    "$@" 2>&1 | tee "$out"
     rc=${PIPESTATUS[0]}
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
     p=$(echo "$line" | sed -n 's/^\([0-9]*\) passed.*/\1/p')
     f=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
     passed=$((passed + ${p:-0}))
     failed=$((failed + ${f:-0}))
-    [ "${f:-0}" -eq 0 ] || failures+=("guest rig: $f test(s)")
-    if [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then fail "guest rig (exit $rc)"; fi
+    [ "${f:-0}" -eq 0 ] || failures+=("$label: $f test(s)")
+    if [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then fail "$label (exit $rc)"; fi
+}
+
+if ! skipped fuzz; then
+    note "fuzzing the guidance parser and the settings (libFuzzer, short run)"
+    if FUZZ_TIME=${FUZZ_TIME:-20} "$root/scripts/fuzz.sh" "$builds/release" \
+        >"$builds/release/fuzz.out" 2>&1; then
+        grep -E '^(fuzz|#)' "$builds/release/fuzz.out" | tail -6
+        pass "fuzz: guidance parser and settings"
+    else
+        tail -40 "$builds/release/fuzz.out"
+        fail "fuzz"
+    fi
+fi
+
+if ! skipped preload; then
+    note "real programs under the preload library"
+    run_counted "preload" "$builds/release/preload.out" \
+        "$root/tests/preload/run.sh" "$builds/release"
+fi
+
+if ! skipped guest; then
+    note "multi-node guest rig"
+    run_counted "guest rig" "$builds/release/guest-rig.out" \
+        "$root/tests/guest/run-rig.sh" "$builds/release"
 fi
 
 echo

@@ -143,6 +143,14 @@ static void scenario_sh_abi(void)
     sh_free(unsited);
     CHECK(info_of_id(5).stats.live == 0);
     CHECK(info_of_id(8).stats.live == 0 && info_of_id(8).stats.allocs == 2);
+    /* pointers tiermem never handed out: ignored, never a crash */
+    char stack_buf[64];
+    char *glibc_block = malloc(100); /* the test links glibc's malloc */
+    sh_free(stack_buf + 16);
+    sh_free(glibc_block);
+    errno = 0;
+    CHECK(sh_realloc(3, glibc_block, 200) == NULL && errno == ENOMEM);
+    free(glibc_block);
     /* the public names are the same functions */
     void *t = tm_site_malloc(5, 50000);
     CHECK(t && tm_arena_of(t) == tm_arena_by_id(info_of_id(5).arena_id));
