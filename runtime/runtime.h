@@ -96,7 +96,11 @@ struct thread_tcaches {
     _Atomic int flags[TM_MAX_ARENAS + 1];
     /* this thread's small-block cache per arena (front_cache.c) */
     _Atomic(front_cache_t *) front[TM_MAX_ARENAS + 1];
+    /* calls before the caches exist (owner thread only; see tcache.c) */
+    uint8_t uses[TM_MAX_ARENAS + 1];
 };
+
+#define TCACHE_AFTER_USES 32
 
 extern __thread thread_tcaches_t *tm_thread_tcaches
     __attribute__((tls_model("initial-exec")));
