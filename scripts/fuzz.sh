@@ -50,7 +50,7 @@ flags=(-g -O1 -std=c11 -Wall -Wextra -Werror
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
     -fno-omit-frame-pointer -DHAVE_CONFIG_H
     -I"$build" -I"$root/include" -I"$root/hooks" -I"$root/runtime")
-sources=("$root/runtime/options.c" "$root/runtime/guidance.c"
+sources=("$root/runtime/options.c" "$root/runtime/parse.c" "$root/runtime/guidance.c"
     "$root/hooks/log.c" "$root/hooks/meta_alloc.c" "$root/hooks/os.c"
     "$root/tests/fuzz/fuzz_support.c")
 
