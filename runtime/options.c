@@ -46,7 +46,8 @@
  */
 #define DEFAULT_WRAPPERS                                                      \
     "hypre_MAlloc", "hypre_CAlloc", "hypre_ReAlloc", "hypre_ReAlloc_v2",      \
-        "_hypre_MAlloc", "strdup", "strndup", "__strdup", "__strndup"
+        "_hypre_MAlloc", "Mem_dhMalloc", "hypre_mymalloc", "hypre_idx_malloc", \
+        "hypre_fp_malloc", "strdup", "strndup", "__strdup", "__strndup"
 
 static const char default_wrappers[][TM_WRAPPER_NAME_MAX] = {
     DEFAULT_WRAPPERS};

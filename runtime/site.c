@@ -21,7 +21,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/types.h>
 #include <string.h>
 
 #include "runtime.h"
@@ -116,6 +118,26 @@ static tm_arena_t *shared_arena_get(void)
     return a;
 }
 
+/* A site's own arena returns freed pages at once.  jemalloc's default
+ * keeps them for ~10 s, and each site's freed pages are bound to that
+ * site's nodes and unusable by any other site: AMG's peak per rank was
+ * 329 MiB against 225 MiB with glibc, and 242 MiB with no delay (the
+ * blocks of site arenas are 4 KiB or more, so purging is cheap). */
+static void arena_no_decay(tm_arena_t *a)
+{
+    static const char *const knobs[] = {"dirty_decay_ms", "muzzy_decay_ms"};
+    ssize_t zero = 0;
+    for (int i = 0; i < 2; i++) {
+        char cmd[64];
+        snprintf(cmd, sizeof cmd, "arena.%u.%s", tm_arena_jemalloc_index(a),
+                 knobs[i]);
+        int rc = mallctl(cmd, NULL, NULL, &zero, sizeof zero);
+        if (rc != 0)
+            tm_log_info("arena %u: %s failed (error %d); freed pages wait "
+                        "for jemalloc's decay", tm_arena_id(a), cmd, rc);
+    }
+}
+
 /* A new arena of the given kind, or NULL past the limit (logged once). */
 static tm_arena_t *arena_for(const tm_placement_t *p, arena_kind_t kind,
                              uint32_t owner)
@@ -133,6 +155,8 @@ static tm_arena_t *arena_for(const tm_placement_t *p, arena_kind_t kind,
                         n, tm_options.max_arenas, err);
         return NULL;
     }
+    if (kind == ARENA_SITE && owner != SITE_UNSITED)
+        arena_no_decay(a);
     return a;
 }
 

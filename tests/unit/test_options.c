@@ -103,7 +103,8 @@ static bool same_options(const tm_options_t *a, const tm_options_t *b)
 
 static const char *const expected_wrappers[] = {
     "hypre_MAlloc", "hypre_CAlloc", "hypre_ReAlloc", "hypre_ReAlloc_v2",
-    "_hypre_MAlloc", "strdup", "strndup", "__strdup", "__strndup"};
+    "_hypre_MAlloc", "Mem_dhMalloc", "hypre_mymalloc", "hypre_idx_malloc",
+    "hypre_fp_malloc", "strdup", "strndup", "__strdup", "__strndup"};
 #define NEXPECTED_WRAPPERS (sizeof expected_wrappers / sizeof *expected_wrappers)
 
 /* A string of n copies of c, in a static buffer per slot. */
