@@ -89,16 +89,16 @@ static void write_frame(out_t *o, unsigned i, const stack_frame_t *f)
 static void write_site(out_t *o, const site_t *s)
 {
     tm_arena_t *a = atomic_load(&s->arena);
+    tm_alloc_stats_t st;
+    stats_snapshot(&s->stats, &st); /* site 0's include unfolded counts */
     out_printf(o,
                "site %u key 0x%016llx arena %u allocs %llu frees %llu live %llu "
                "peak %llu bytes %llu",
                s->index, (unsigned long long)s->key,
                a ? tm_arena_id(a) : 0,
-               (unsigned long long)atomic_load(&s->stats.allocs),
-               (unsigned long long)atomic_load(&s->stats.frees),
-               (unsigned long long)atomic_load(&s->stats.live),
-               (unsigned long long)atomic_load(&s->stats.peak),
-               (unsigned long long)atomic_load(&s->stats.bytes));
+               (unsigned long long)st.allocs, (unsigned long long)st.frees,
+               (unsigned long long)st.live, (unsigned long long)st.peak,
+               (unsigned long long)st.bytes);
     if (s->explicit_id >= 0)
         out_printf(o, " id %d", s->explicit_id);
     out_printf(o, "\n");

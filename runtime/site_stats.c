@@ -132,8 +132,6 @@ static inline void delta_maybe_fold(stats_delta_t *d)
     int64_t live = atomic_load_explicit(&d->live, memory_order_relaxed);
     if (TM_UNLIKELY(++d->ops >= FLUSH_OPS || live > FLUSH_BYTES ||
                     live < -FLUSH_BYTES)) {
-        if (!d->registered)
-            delta_register(d);
         /* folding changes our block, which a reader may be summing: under
          * the lock, so a reader sees it before or after, never both */
         pthread_mutex_lock(&delta_lock);
@@ -145,6 +143,10 @@ static inline void delta_maybe_fold(stats_delta_t *d)
 void site0_add(size_t n)
 {
     stats_delta_t *d = &site0_delta;
+    /* registered at the first use, so even a thread that ends before its
+     * first fold is seen by readers and folded at its exit */
+    if (TM_UNLIKELY(!d->registered))
+        delta_register(d);
     delta_bump(&d->allocs, 1);
     delta_bump(&d->bytes, (int64_t)n);
     delta_bump(&d->live, (int64_t)n);
@@ -154,6 +156,8 @@ void site0_add(size_t n)
 void site0_sub(size_t n)
 {
     stats_delta_t *d = &site0_delta;
+    if (TM_UNLIKELY(!d->registered))
+        delta_register(d);
     delta_bump(&d->frees, 1);
     delta_bump(&d->live, -(int64_t)n);
     delta_maybe_fold(d);

@@ -78,8 +78,38 @@ static tm_site_info_t info_of_id(int id)
 
 /* ------------------------------------------------------------ scenarios */
 
+static void *short_thread(void *arg)
+{
+    void **out = arg;
+    for (int i = 0; i < 10; i++) /* fewer than a batch of site 0 counts */
+        out[i] = sh_alloc(0, 100);
+    return NULL;
+}
+
+/* A thread that ends before its first batch of site 0 counts is folded
+ * must still be counted, and the site table must agree with tm_site_info. */
+static void check_short_thread(void)
+{
+    tm_site_info_t before, after;
+    REQUIRE_VOID(tm_site_info(0, &before) == 0);
+    void *blocks[10];
+    pthread_t th;
+    REQUIRE_VOID(pthread_create(&th, NULL, short_thread, blocks) == 0);
+    pthread_join(th, NULL);
+    REQUIRE_VOID(tm_site_info(0, &after) == 0);
+    CHECK_MSG(after.stats.allocs == before.stats.allocs + 10,
+              "allocs %llu -> %llu", (unsigned long long)before.stats.allocs,
+              (unsigned long long)after.stats.allocs);
+    for (int i = 0; i < 10; i++)
+        sh_free(blocks[i]);
+    REQUIRE_VOID(tm_site_info(0, &after) == 0);
+    CHECK(after.stats.frees == before.stats.frees + 10);
+    CHECK(after.stats.live == before.stats.live);
+}
+
 static void scenario_sh_abi(void)
 {
+    check_short_thread();
     void *a = sh_alloc(5, 100000);
     void *b = sh_calloc(5, 1000, 10);
     REQUIRE_VOID(a && b);
