@@ -12,8 +12,11 @@ builddir=${TM_BUILDDIR:-$(pwd)}
 srcdir=${srcdir:-$(dirname "$0")/../..}
 lib=$builddir/.libs/libtiermem-preload.so
 [ -f "$lib" ] || { echo "no $lib"; exit 1; }
-deps=$(ldd "$lib") # not piped into grep -q: pipefail + SIGPIPE would lie
-if [[ "$deps" =~ lib(asan|tsan|ubsan) ]]; then
+# Sanitizer builds: gcc links libasan.so (ldd shows it); clang leaves the
+# TSan runtime to the executable (undefined __tsan_* symbols).  Captured,
+# not piped into grep -q: pipefail + SIGPIPE would lie.
+deps=$(ldd "$lib"; nm -D --undefined-only "$lib")
+if [[ "$deps" =~ lib(asan|tsan|ubsan)|__(tsan|asan|ubsan)_ ]]; then
     echo "sanitizer build: preloading is not possible; skipped"
     exit 77
 fi
