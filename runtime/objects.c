@@ -6,8 +6,8 @@
  * (object, offset) instead of a raw address.  The loaded objects come from
  * dl_iterate_phdr; their executable segments are kept in a sorted array
  * published through one atomic pointer, so a lookup is a lock-free binary
- * search.  A miss (an address in no known segment) means a library was
- * loaded since the last snapshot: the snapshot is rebuilt under a mutex.
+ * search.  The snapshot is rebuilt when the loader's generation (its counts
+ * of loads and unloads) changes.
  *
  * Objects are never forgotten: a dlclose'd library keeps its record (its
  * index may be named by sites).  Superseded snapshots are leaked on purpose;
@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <link.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -31,6 +32,7 @@ typedef struct segment {
 
 typedef struct snapshot {
     size_t count;
+    unsigned long long adds, subs; /* the loader's generation it shows */
     segment_t seg[];
 } snapshot_t;
 
@@ -60,6 +62,8 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
+static pthread_once_t exe_once = PTHREAD_ONCE_INIT;
+
 static void exe_path_load(void)
 {
     ssize_t n = readlink("/proc/self/exe", exe_path, sizeof exe_path - 1);
@@ -68,6 +72,11 @@ static void exe_path_load(void)
         n = 0;
     }
     exe_path[n] = '\0';
+}
+
+static int exe_path_once(void)
+{
+    return pthread_once(&exe_once, exe_path_load);
 }
 
 static bool object_is_system(const char *base)
@@ -106,8 +115,17 @@ static int object_intern(const char *path, uintptr_t base)
     return (int)n;
 }
 
+/* What one dl_iterate_phdr pass saw, copied out so the objects can be
+ * interned after the loader's lock is released. */
+typedef struct raw_object {
+    uintptr_t base;
+    char path[OBJECT_PATH_MAX];
+} raw_object_t;
+
 typedef struct collect {
-    segment_t *seg;
+    raw_object_t *obj;   /* [OBJECTS_MAX] */
+    unsigned nobj;
+    segment_t *seg;      /* .object indexes obj[] until interned */
     size_t count, cap;
 } collect_t;
 
@@ -115,23 +133,51 @@ static int collect_object(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
     collect_t *c = arg;
+    if (c->nobj == OBJECTS_MAX)
+        return 1;
     const char *path = info->dlpi_name;
     if (path == NULL || path[0] == '\0')
         path = exe_path[0] ? exe_path : "[exe]";
-    int obj = -1;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
+    raw_object_t *o = &c->obj[c->nobj];
+    bool any = false;
+    for (int i = 0; i < info->dlpi_phnum && c->count < c->cap; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
             continue;
-        if (obj < 0 && (obj = object_intern(path, info->dlpi_addr)) < 0)
-            return 0;
-        if (c->count == c->cap)
-            return 1; /* full: stop; lookups past it miss and retry */
         uintptr_t start = info->dlpi_addr + ph->p_vaddr;
-        c->seg[c->count++] = (segment_t){start, start + ph->p_memsz,
-                                         (unsigned)obj};
+        c->seg[c->count++] = (segment_t){start, start + ph->p_memsz, c->nobj};
+        any = true;
+    }
+    if (any) {
+        o->base = info->dlpi_addr;
+        size_t len = strnlen(path, sizeof o->path - 1);
+        memcpy(o->path, path, len);
+        o->path[len] = '\0';
+        c->nobj++;
     }
     return 0;
+}
+
+typedef struct dl_generation {
+    unsigned long long adds, subs;
+} dl_generation_t;
+
+static int read_generation(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    dl_generation_t *g = arg;
+    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
+        g->adds = info->dlpi_adds;
+        g->subs = info->dlpi_subs;
+    }
+    return 1; /* the counters are the same in every entry: one is enough */
+}
+
+/* How many objects the loader has ever loaded and unloaded. */
+static dl_generation_t dl_generation_now(void)
+{
+    dl_generation_t g = {0, 0};
+    dl_iterate_phdr(read_generation, &g);
+    return g;
 }
 
 static void segments_sort(segment_t *s, size_t n)
@@ -145,23 +191,54 @@ static void segments_sort(segment_t *s, size_t n)
     }
 }
 
-/* Rebuild the snapshot from dl_iterate_phdr.  Caller holds the lock. */
-static void snapshot_rebuild(void)
+/*
+ * Rebuild the snapshot.  The loader is walked WITHOUT objects_lock: a
+ * thread whose dl_iterate_phdr callback allocates could otherwise wait for
+ * our lock while we wait for the loader's.  Superseded snapshots are leaked
+ * (readers may still be searching them); rebuilds happen only when the
+ * loader's generation changes, i.e. once per dlopen/dlclose.
+ */
+static void snapshot_rebuild(dl_generation_t gen)
 {
-    if (exe_path[0] == '\0')
-        exe_path_load();
     size_t cap = 4 * OBJECTS_MAX;
-    size_t bytes = sizeof(snapshot_t) + cap * sizeof(segment_t);
-    snapshot_t *s = tm_meta_alloc(bytes);
-    if (s == NULL) {
-        tm_log_error("objects: no memory for a %zu-byte snapshot", bytes);
+    size_t seg_bytes = sizeof(snapshot_t) + cap * sizeof(segment_t);
+    size_t raw_bytes = OBJECTS_MAX * sizeof(raw_object_t);
+    snapshot_t *s = tm_meta_alloc(seg_bytes);
+    raw_object_t *raw = tm_meta_alloc(raw_bytes);
+    if (s == NULL || raw == NULL) {
+        tm_log_error("objects: no memory for a snapshot (%zu bytes)",
+                     seg_bytes + raw_bytes);
+        if (s)
+            tm_meta_free(s, seg_bytes);
+        if (raw)
+            tm_meta_free(raw, raw_bytes);
         return;
     }
-    collect_t c = {s->seg, 0, cap};
+    collect_t c = {raw, 0, s->seg, 0, cap};
     dl_iterate_phdr(collect_object, &c);
-    segments_sort(s->seg, c.count);
-    s->count = c.count;
+    pthread_mutex_lock(&objects_lock);
+    snapshot_t *old = atomic_load(&current);
+    if (old != NULL && old->adds == gen.adds && old->subs == gen.subs) {
+        pthread_mutex_unlock(&objects_lock); /* another thread was first */
+        tm_meta_free(s, seg_bytes);
+        tm_meta_free(raw, raw_bytes);
+        return;
+    }
+    int index[OBJECTS_MAX];
+    for (unsigned i = 0; i < c.nobj; i++)
+        index[i] = object_intern(raw[i].path, raw[i].base);
+    size_t n = 0;
+    for (size_t i = 0; i < c.count; i++) /* drop objects we could not intern */
+        if (index[s->seg[i].object] >= 0)
+            s->seg[n++] = (segment_t){s->seg[i].start, s->seg[i].end,
+                                      (unsigned)index[s->seg[i].object]};
+    segments_sort(s->seg, n);
+    s->count = n;
+    s->adds = gen.adds;
+    s->subs = gen.subs;
     atomic_store_explicit(&current, s, memory_order_release);
+    pthread_mutex_unlock(&objects_lock);
+    tm_meta_free(raw, raw_bytes);
 }
 
 static const segment_t *snapshot_find(const snapshot_t *s, uintptr_t addr)
@@ -179,23 +256,35 @@ static const segment_t *snapshot_find(const snapshot_t *s, uintptr_t addr)
     return NULL;
 }
 
+/*
+ * Called only when the address cache (stack.c) misses, i.e. once per new
+ * return address, so it can afford to ask the loader for its generation
+ * every time: that catches a library loaded where a dlclose'd one was,
+ * which a snapshot hit alone would attribute to the old library.
+ */
 int objects_lookup(uintptr_t addr, uintptr_t *offset)
 {
-    const segment_t *g = snapshot_find(
-        atomic_load_explicit(&current, memory_order_acquire), addr);
-    if (TM_UNLIKELY(g == NULL)) {
-        pthread_mutex_lock(&objects_lock);
-        g = snapshot_find(atomic_load(&current), addr);
-        if (g == NULL) {
-            snapshot_rebuild();
-            g = snapshot_find(atomic_load(&current), addr);
-        }
-        pthread_mutex_unlock(&objects_lock);
-        if (g == NULL)
+    const snapshot_t *snap = atomic_load_explicit(&current, memory_order_acquire);
+    dl_generation_t gen = dl_generation_now();
+    if (TM_UNLIKELY(snap == NULL || snap->adds != gen.adds ||
+                    snap->subs != gen.subs)) {
+        if (exe_path_once() != 0)
             return -1;
+        snapshot_rebuild(gen);
+        snap = atomic_load_explicit(&current, memory_order_acquire);
     }
+    /* a miss now is code outside every object (JIT, trampolines) */
+    const segment_t *g = snapshot_find(snap, addr);
+    if (g == NULL)
+        return -1;
     *offset = addr - objects[g->object].base;
     return (int)g->object;
+}
+
+unsigned long long objects_unloads(void)
+{
+    const snapshot_t *snap = atomic_load_explicit(&current, memory_order_acquire);
+    return snap ? snap->subs : 0;
 }
 
 const object_info_t *objects_get(unsigned index)

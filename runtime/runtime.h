@@ -216,6 +216,9 @@ typedef struct object_info {
 /* The object holding code address addr and addr's offset in it, or -1. */
 int objects_lookup(uintptr_t addr, uintptr_t *offset);
 const object_info_t *objects_get(unsigned index);
+/* How many objects the loader had unloaded at the last snapshot: a change
+ * means cached address classifications may name a dlclose'd object. */
+unsigned long long objects_unloads(void);
 uint64_t objects_hash_bytes(const void *data, size_t len, uint64_t h);
 void objects_prefork(void);
 void objects_postfork_parent(void);

@@ -189,8 +189,13 @@ static tm_arena_t *pool_all[THREAD_ARENAS_MAX];  /* for sharing past limit */
 static unsigned pool_nall, pool_next;
 static pthread_key_t thread_key;
 
+/* Set when the thread's arena went back to the pool; glibc's last frees
+ * of thread state come after every key destructor. */
+static __thread bool thread_arena_done __attribute__((tls_model("initial-exec")));
+
 static void thread_arena_release(void *arg)
 {
+    thread_arena_done = true;
     pthread_mutex_lock(&pool_lock);
     if (pool_nfree < THREAD_ARENAS_MAX)
         pool_free[pool_nfree++] = arg;
@@ -232,8 +237,11 @@ tm_arena_t *site_arena(site_t *s)
 {
     if (tm_options.layout == TM_LAYOUT_PER_THREAD) {
         tm_arena_t *a = thread_arena;
-        if (TM_UNLIKELY(a == NULL))
+        if (TM_UNLIKELY(a == NULL)) {
+            if (thread_arena_done) /* exiting: don't take one from the pool */
+                return shared_arena_get();
             a = thread_arena = thread_arena_take();
+        }
         return a;
     }
     tm_arena_t *a = atomic_load_explicit(&s->arena, memory_order_acquire);

@@ -87,9 +87,16 @@ static void delta_fold(stats_delta_t *d)
         ;
 }
 
+/* Set once this thread's block is folded and unlinked at exit: glibc frees
+ * thread state through free after every key destructor has run, and
+ * registering the block again would leave a pointer to dead TLS on the list.
+ * From then on the thread counts straight into the shared counters. */
+static __thread bool delta_exited __attribute__((tls_model("initial-exec")));
+
 static void delta_thread_exit(void *arg)
 {
     stats_delta_t *d = arg;
+    delta_exited = true;
     pthread_mutex_lock(&delta_lock);
     delta_fold(d);
     if (d->prev)
@@ -115,9 +122,12 @@ static void delta_register(stats_delta_t *d)
     delta_head = d;
     d->registered = true;
     pthread_mutex_unlock(&delta_lock);
-    if (pthread_setspecific(delta_key, d) != 0)
+    if (pthread_setspecific(delta_key, d) != 0) {
+        /* nobody would unlink it at exit: count without the block */
         tm_log_warn("site 0 counters: pthread_setspecific failed; this "
-                    "thread's last counts may be lost at exit");
+                    "thread counts into the shared counters");
+        delta_thread_exit(d);
+    }
 }
 
 static inline void delta_bump(_Atomic int64_t *field, int64_t by)
@@ -142,6 +152,10 @@ static inline void delta_maybe_fold(stats_delta_t *d)
 
 void site0_add(size_t n)
 {
+    if (TM_UNLIKELY(delta_exited)) {
+        stats_add(site0, n);
+        return;
+    }
     stats_delta_t *d = &site0_delta;
     /* registered at the first use, so even a thread that ends before its
      * first fold is seen by readers and folded at its exit */
@@ -155,6 +169,10 @@ void site0_add(size_t n)
 
 void site0_sub(size_t n)
 {
+    if (TM_UNLIKELY(delta_exited)) {
+        stats_sub(site0, n);
+        return;
+    }
     stats_delta_t *d = &site0_delta;
     if (TM_UNLIKELY(!d->registered))
         delta_register(d);

@@ -35,7 +35,38 @@ typedef struct ip_entry {
     _Atomic uint64_t value; /* offset << 20 | object << 4 | flags */
 } ip_entry_t;
 
-static ip_entry_t ip_cache[IP_CACHE_SIZE];
+/* The cache is replaced whole when a library is unloaded, because another
+ * may then be loaded at the same addresses.  Old tables are leaked: a
+ * reader may still be probing one, and dlclose is rare. */
+typedef struct ip_table {
+    unsigned long long unloads; /* objects_unloads() it was made for */
+    ip_entry_t e[IP_CACHE_SIZE];
+} ip_table_t;
+
+static _Atomic(ip_table_t *) ip_tables;
+static pthread_mutex_t ip_table_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static ip_table_t *ip_table_get(void)
+{
+    ip_table_t *t = atomic_load_explicit(&ip_tables, memory_order_acquire);
+    unsigned long long unloads = objects_unloads();
+    if (TM_LIKELY(t != NULL && t->unloads == unloads))
+        return t;
+    pthread_mutex_lock(&ip_table_lock);
+    t = atomic_load(&ip_tables);
+    if (t == NULL || t->unloads != unloads) {
+        ip_table_t *n = tm_meta_alloc(sizeof *n);
+        if (n != NULL) {
+            n->unloads = unloads;
+            atomic_store_explicit(&ip_tables, n, memory_order_release);
+            t = n;
+        } else {
+            tm_log_error("stack: no memory for the address cache");
+        }
+    }
+    pthread_mutex_unlock(&ip_table_lock);
+    return t; /* NULL: classify every address the slow way */
+}
 
 typedef struct ip_class {
     unsigned object; /* IP_NO_OBJECT if in no known object */
@@ -90,26 +121,37 @@ static ip_class_t ip_classify_slow(uintptr_t ip)
     return c;
 }
 
+static ip_class_t ip_decode(uintptr_t ip, uint64_t v)
+{
+    unsigned object = (unsigned)(v >> 4) & 0xffff;
+    /* an address in no object is keyed by itself (its offset is not kept) */
+    uintptr_t offset = object == IP_NO_OBJECT ? ip : (uintptr_t)(v >> 20);
+    return (ip_class_t){object, offset, (v & IP_FLAG_SKIP) != 0};
+}
+
 static ip_class_t ip_classify(uintptr_t ip)
 {
+    ip_table_t *t = ip_table_get();
+    if (TM_UNLIKELY(t == NULL))
+        return ip_classify_slow(ip);
     size_t i = ip_slot(ip);
     for (unsigned probe = 0; probe < 8; probe++, i = (i + 1) & (IP_CACHE_SIZE - 1)) {
-        ip_entry_t *e = &ip_cache[i];
+        ip_entry_t *e = &t->e[i];
         uintptr_t k = atomic_load_explicit(&e->ip, memory_order_acquire);
         if (k == ip) {
             uint64_t v = atomic_load_explicit(&e->value, memory_order_acquire);
             if (v & IP_FLAG_VALID)
-                return (ip_class_t){(unsigned)(v >> 4) & 0xffff,
-                                    (uintptr_t)(v >> 20),
-                                    (v & IP_FLAG_SKIP) != 0};
+                return ip_decode(ip, v);
             break; /* being filled by another thread: compute it ourselves */
         }
         if (k == 0) {
             ip_class_t c = ip_classify_slow(ip);
             uintptr_t expect = 0;
-            if (c.offset < ((uintptr_t)1 << 44) &&
-                atomic_compare_exchange_strong(&e->ip, &expect, ip)) {
-                uint64_t v = (uint64_t)c.offset << 20 | (uint64_t)c.object << 4 |
+            bool fits = c.object == IP_NO_OBJECT ||
+                        c.offset < ((uintptr_t)1 << 44);
+            if (fits && atomic_compare_exchange_strong(&e->ip, &expect, ip)) {
+                uint64_t off = c.object == IP_NO_OBJECT ? 0 : c.offset;
+                uint64_t v = off << 20 | (uint64_t)c.object << 4 |
                              (c.skip ? IP_FLAG_SKIP : 0) | IP_FLAG_VALID;
                 atomic_store_explicit(&e->value, v, memory_order_release);
             }

@@ -48,9 +48,15 @@ static void tcache_destroy(int flags)
         tm_log_error("tcache.destroy(%u) failed: error %d", tc, rc);
 }
 
+/* Set when this thread's table is released: glibc frees thread state
+ * (dlerror, resolver, strerror buffers) through free after every key
+ * destructor has run, and a new table made then would never be released. */
+static __thread bool thread_exited __attribute__((tls_model("initial-exec")));
+
 static void thread_exit(void *arg)
 {
     thread_tcaches_t *t = arg;
+    thread_exited = true;
     pthread_mutex_lock(&registry_lock);
     for (unsigned id = 1; id <= TM_MAX_ARENAS; id++) {
         front_cache_delete(atomic_exchange(&t->front[id], NULL));
@@ -81,6 +87,8 @@ static thread_tcaches_t *thread_table(void)
     thread_tcaches_t *t = tm_thread_tcaches;
     if (t != NULL)
         return t;
+    if (thread_exited)
+        return NULL; /* uncached from here to the thread's end */
     (void)pthread_once(&exit_key_once, make_exit_key);
     t = tm_meta_alloc(sizeof *t);
     if (t == NULL)

@@ -12,6 +12,7 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -413,6 +414,46 @@ static void scenario_table_file(void)
     tm_free(p);
 }
 
+/* Code outside every loaded object (a JIT's): an 18-byte trampoline in an
+ * anonymous executable mapping calls entry().  Its return address has no
+ * object; it must be classified once, not rescanned on every call. */
+static void scenario_jit(void)
+{
+    unsigned char code[] = {
+        0x48, 0x83, 0xec, 0x08,                   /* sub rsp, 8 (ABI) */
+        0x48, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0,       /* movabs rax, entry */
+        0xff, 0xd0,                               /* call rax */
+        0x48, 0x83, 0xc4, 0x08,                   /* add rsp, 8 */
+        0xc3};                                    /* ret */
+    void *(*fn)(size_t) = entry;
+    memcpy(code + 6, &fn, sizeof fn);
+    unsigned char *tramp = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE_VOID(tramp != MAP_FAILED);
+    memcpy(tramp, code, sizeof code);
+    void *(*jit)(size_t) = (void *(*)(size_t))(uintptr_t)tramp;
+    void *first = jit(8192);
+    REQUIRE_VOID(first != NULL && tm_arena_of(first) != NULL);
+    tm_stats_t before, after;
+    tm_stats_get(&before);
+    bool same = true;
+    for (int i = 0; i < 2000; i++) {
+        void *p = jit(8192);
+        same &= tm_arena_of(p) == tm_arena_of(first);
+        tm_free(p);
+    }
+    tm_stats_get(&after);
+    CHECK(same); /* one site for one JIT call site */
+    CHECK_MSG(after.metadata_bytes - before.metadata_bytes < 1024 * 1024,
+              "metadata grew by %llu bytes over 2000 JIT allocations",
+              (unsigned long long)(after.metadata_bytes - before.metadata_bytes));
+    site_t *s = site_of_ptr_arena(first);
+    CHECK(s != NULL && s->trace.depth == 1 &&
+          s->trace.frame[0].object == STACK_NO_OBJECT);
+    tm_free(first);
+    munmap(tramp, 4096);
+}
+
 /* ------------------------------------------------------------ driver */
 
 typedef struct scenario {
@@ -437,6 +478,8 @@ static const scenario_t scenarios[] = {
     {"limits", scenario_limits,
      {"TIERMEM_MAX_ARENAS=3", "TIERMEM_MAX_SITES=16", NULL}},
     {"table_file", scenario_table_file, {NULL}},
+    {"jit", scenario_jit,
+     {"TIERMEM_SMALL_SIZE=0", "TIERMEM_STACK_DEPTH=1", NULL}},
 };
 #define NSCENARIOS (sizeof scenarios / sizeof scenarios[0])
 
