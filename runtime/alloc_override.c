@@ -5,10 +5,11 @@
  * Every function hands its own return address to the site layer, which
  * turns the call stack above it into a site.  Behaviour follows glibc where
  * programs can tell the difference: malloc(0) returns a unique block,
- * realloc(p, 0) frees p and returns NULL, posix_memalign reports EINVAL for
- * an alignment that is not a power of two multiple of sizeof(void *),
- * memalign rounds an odd alignment up to a power of two, pvalloc rounds the
- * size up to whole pages.  Pointers tiermem did not hand out are ignored by
+ * every block is 16-byte aligned, realloc(p, 0) frees p and returns NULL,
+ * posix_memalign reports EINVAL for an alignment that is not a power of two
+ * multiple of sizeof(void *), memalign and aligned_alloc round an odd
+ * alignment up to a power of two, pvalloc rounds the size up to whole
+ * pages.  Pointers tiermem did not hand out are ignored by
  * free (logged once) instead of crashing the program.
  */
 #include "config.h"
@@ -34,18 +35,34 @@ static size_t page_size(void)
     return p;
 }
 
-OVERRIDE void *malloc(size_t size) { return site_malloc(CALLER, -1, size); }
+/* glibc aligns every block to 16 bytes (alignof(max_align_t)); jemalloc's
+ * 8-byte class would not, and code storing SSE values in small blocks
+ * relies on it.  glibc's smallest chunk is 32 bytes anyway. */
+#define MIN_BLOCK 16
+static inline size_t min_block(size_t size)
+{
+    return size < MIN_BLOCK ? MIN_BLOCK : size;
+}
+
+OVERRIDE void *malloc(size_t size)
+{
+    return site_malloc(CALLER, -1, min_block(size));
+}
 
 OVERRIDE void free(void *ptr) { site_free(ptr); }
 
 OVERRIDE void *calloc(size_t n, size_t size)
 {
+    size_t total;
+    if (!__builtin_mul_overflow(n, size, &total) && total < MIN_BLOCK)
+        return site_calloc(CALLER, -1, 1, MIN_BLOCK);
     return site_calloc(CALLER, -1, n, size);
 }
 
 OVERRIDE void *realloc(void *ptr, size_t size)
 {
-    return site_realloc(CALLER, -1, ptr, size);
+    /* size 0 keeps glibc's meaning (free, return NULL) */
+    return site_realloc(CALLER, -1, ptr, size ? min_block(size) : 0);
 }
 
 OVERRIDE void *reallocarray(void *ptr, size_t n, size_t size)
@@ -55,7 +72,7 @@ OVERRIDE void *reallocarray(void *ptr, size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    return site_realloc(CALLER, -1, ptr, total);
+    return site_realloc(CALLER, -1, ptr, total ? min_block(total) : 0);
 }
 
 OVERRIDE int posix_memalign(void **out, size_t align, size_t size)
@@ -72,11 +89,6 @@ OVERRIDE int posix_memalign(void **out, size_t align, size_t size)
     return 0;
 }
 
-OVERRIDE void *aligned_alloc(size_t align, size_t size)
-{
-    return site_aligned(CALLER, -1, align, size);
-}
-
 static size_t round_up_pow2(size_t a)
 {
     if (a <= 1)
@@ -87,6 +99,17 @@ static size_t round_up_pow2(size_t a)
 }
 
 OVERRIDE void *memalign(size_t align, size_t size)
+{
+    size_t a = round_up_pow2(align);
+    if (a == 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return site_aligned(CALLER, -1, a, size);
+}
+
+/* glibc 2.36's aligned_alloc is memalign: any alignment is rounded up. */
+OVERRIDE void *aligned_alloc(size_t align, size_t size)
 {
     size_t a = round_up_pow2(align);
     if (a == 0) {

@@ -46,6 +46,8 @@ static void *new_failed(const void *caller, size_t size, size_t align)
 
 static void *new_plain(const void *caller, size_t size)
 {
+    if (size < NEW_ALIGN) /* new guarantees 16-byte alignment */
+        size = NEW_ALIGN;
     void *p = site_malloc(caller, -1, size);
     return TM_LIKELY(p != NULL) ? p : new_failed(caller, size, 0);
 }
@@ -64,12 +66,12 @@ OVERRIDE void *_Znam(size_t n) { return new_plain(CALLER, n); }
 OVERRIDE void *_ZnwmRKSt9nothrow_t(size_t n, const void *tag)
 {
     (void)tag;
-    return site_malloc(CALLER, -1, n);
+    return site_malloc(CALLER, -1, n < NEW_ALIGN ? NEW_ALIGN : n);
 }
 OVERRIDE void *_ZnamRKSt9nothrow_t(size_t n, const void *tag)
 {
     (void)tag;
-    return site_malloc(CALLER, -1, n);
+    return site_malloc(CALLER, -1, n < NEW_ALIGN ? NEW_ALIGN : n);
 }
 
 /* operator new(size_t, std::align_val_t), and new[] */

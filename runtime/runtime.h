@@ -253,6 +253,7 @@ typedef struct site {
     uint32_t index;           /* dense, 0 = the unsited allocations */
     _Atomic(tm_arena_t *) arena;
     pthread_mutex_t lock;     /* arena creation / promotion */
+    _Atomic bool promote_failed; /* big/small: no arena left; stop trying */
     stack_trace_t trace;
     site_stats_t stats;
 } site_t;

@@ -32,7 +32,17 @@ tm_topology_t sites_topology;
 _Atomic(site_t *) sites_unsited;
 
 static site_t *sites;            /* [tm_options.max_sites] */
-static _Atomic(site_t *) *slots; /* key hash -> site, [slot_mask + 1] */
+/* key hash -> site, [slot_mask + 1].  A slot is filled once: key first,
+ * then the site pointer with release; readers load the pointer with
+ * acquire and then compare the key.  Keys past the site limit map to site
+ * 0, so they too are found without the lock, up to a quarter of the table
+ * more. */
+typedef struct site_slot {
+    _Atomic uint64_t key;
+    _Atomic(site_t *) site;
+} site_slot_t;
+static site_slot_t *slots;
+static size_t slots_used;
 static size_t slot_mask;
 static _Atomic uint32_t nsites;
 static pthread_mutex_t sites_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -155,21 +165,30 @@ static tm_arena_t *arena_for(const tm_placement_t *p, arena_kind_t kind,
                         n, tm_options.max_arenas, err);
         return NULL;
     }
-    if (kind == ARENA_SITE && owner != SITE_UNSITED)
-        arena_no_decay(a);
     return a;
 }
 
-/* Give site s its own arena (or the shared one past the limit). */
+/*
+ * Give site s its own arena (or the shared one past the limit).  current
+ * is the arena s allocates from now: NULL for a new site, the shared arena
+ * for a big/small promotion.  A promoted site's older blocks stay in the
+ * shared arena, so its new arena keeps counters of its own (and the ledger
+ * its blocks), instead of sharing the site's, which cover both arenas.
+ */
 static tm_arena_t *site_arena_create(site_t *s, tm_arena_t *current)
 {
     pthread_mutex_lock(&s->lock);
     tm_arena_t *a = atomic_load(&s->arena);
     if (a == current) {
         tm_placement_t p = site_placement(s);
-        a = arena_for(&p, ARENA_SITE, s->index);
-        if (a == NULL)
+        a = arena_for(&p, current ? ARENA_SHARED : ARENA_SITE, s->index);
+        if (a != NULL) {
+            if (s->index != SITE_UNSITED) /* site 0: small blocks churn */
+                arena_no_decay(a);
+        } else {
+            atomic_store(&s->promote_failed, current != NULL);
             a = current ? current : shared_arena_get();
+        }
         atomic_store_explicit(&s->arena, a, memory_order_release);
     }
     pthread_mutex_unlock(&s->lock);
@@ -255,11 +274,11 @@ tm_arena_t *site_arena(site_t *s)
             a = site_arena_create(s, NULL);
         }
     }
-    if (tm_options.layout == TM_LAYOUT_BIG_SMALL && a != NULL &&
-        a->kind == ARENA_SHARED &&
+    if (tm_options.layout == TM_LAYOUT_BIG_SMALL && s->index != 0 &&
+        a == atomic_load_explicit(&shared_arena, memory_order_relaxed) &&
         atomic_load_explicit(&s->stats.peak, memory_order_relaxed) >=
             tm_options.big_small_threshold &&
-        s->index != 0) {
+        !atomic_load_explicit(&s->promote_failed, memory_order_relaxed)) {
         tm_log_debug("site %u: peak %llu bytes passed the big/small "
                      "threshold; own arena", s->index,
                      (unsigned long long)atomic_load(&s->stats.peak));
@@ -325,14 +344,25 @@ static size_t slot_of(uint64_t key) { return (size_t)(key ^ key >> 29) & slot_ma
 static site_t *probe(uint64_t key, size_t *free_slot)
 {
     for (size_t i = slot_of(key);; i = (i + 1) & slot_mask) {
-        site_t *s = atomic_load_explicit(&slots[i], memory_order_acquire);
+        site_t *s = atomic_load_explicit(&slots[i].site, memory_order_acquire);
         if (s == NULL) {
             *free_slot = i;
             return NULL;
         }
-        if (s->key == key)
+        if (atomic_load_explicit(&slots[i].key, memory_order_relaxed) == key)
             return s;
     }
+}
+
+/* Caller holds sites_lock.  The table has 4 slots per site: at most 3/4
+ * are ever used, so a probe always ends. */
+static void slot_fill(size_t slot, uint64_t key, site_t *s)
+{
+    if (slots_used + 1 > (slot_mask + 1) / 4 * 3)
+        return; /* only past the site limit: such keys take the lock */
+    slots_used++;
+    atomic_store_explicit(&slots[slot].key, key, memory_order_relaxed);
+    atomic_store_explicit(&slots[slot].site, s, memory_order_release);
 }
 
 static site_t *site_new(uint64_t key, int explicit_id,
@@ -344,6 +374,7 @@ static site_t *site_new(uint64_t key, int explicit_id,
             tm_log_warn("site limit reached (TIERMEM_MAX_SITES %u): further "
                         "call stacks are counted as site 0",
                         tm_options.max_sites);
+        slot_fill(slot, key, &sites[SITE_UNSITED]);
         return &sites[SITE_UNSITED];
     }
     site_t *s = &sites[n];
@@ -354,7 +385,7 @@ static site_t *site_new(uint64_t key, int explicit_id,
     if (trace != NULL)
         s->trace = *trace;
     atomic_store_explicit(&nsites, n + 1, memory_order_release);
-    atomic_store_explicit(&slots[slot], s, memory_order_release);
+    slot_fill(slot, key, s);
     return s;
 }
 
@@ -377,7 +408,7 @@ site_t *site_find(uint64_t key, int explicit_id, const stack_trace_t *trace)
 static bool table_init(void)
 {
     size_t nslots = 1;
-    while (nslots < 2 * (size_t)tm_options.max_sites)
+    while (nslots < 4 * (size_t)tm_options.max_sites)
         nslots <<= 1;
     sites = tm_meta_alloc(tm_options.max_sites * sizeof *sites);
     slots = tm_meta_alloc(nslots * sizeof *slots);

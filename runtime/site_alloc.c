@@ -230,6 +230,10 @@ void *site_realloc(const void *caller, int site_id, void *ptr, size_t size)
 {
     if (ptr == NULL)
         return site_malloc(caller, site_id, size);
+    if (size == 0) { /* as glibc: realloc(p, 0) frees p, returns NULL */
+        site_free(ptr);
+        return NULL;
+    }
     if (boot_owns(ptr))
         return realloc_move(caller, site_id, ptr, boot_size(ptr), size);
     if (TM_UNLIKELY(!sites_ready()))
@@ -239,10 +243,6 @@ void *site_realloc(const void *caller, int site_id, void *ptr, size_t size)
     if (TM_UNLIKELY(old_arena == NULL)) {
         foreign(ptr, "realloc");
         errno = ENOMEM;
-        return NULL;
-    }
-    if (size == 0) { /* as glibc: realloc(p, 0) frees p, returns NULL */
-        site_free(ptr);
         return NULL;
     }
     size_t old = sallocx(ptr, 0);

@@ -339,10 +339,25 @@ static void scenario_big_small(void)
     /* site 11 passed 1 MiB: its latest blocks come from its own arena */
     void *after = tm_site_malloc(11, 100000);
     CHECK(tm_arena_of(after) != tm_arena_of(a));
-    CHECK(tm_arena_of(after)->kind == ARENA_SITE);
+    /* the promoted arena counts only its own blocks, not the site's older
+     * ones still in the shared arena */
+    unsigned in_new = 1; /* `after`, and whichever of big[] came later */
+    for (int i = 0; i < 12; i++)
+        in_new += tm_arena_of(big[i]) == tm_arena_of(after);
+    CHECK(in_new > 1 && in_new < 13);
+    tm_alloc_stats_t own;
+    tm_arena_alloc_stats(tm_arena_of(after), &own);
+    CHECK_MSG(own.allocs == in_new &&
+                  own.live == in_new * tm_usable_size(after),
+              "promoted arena: allocs %llu live %llu, holds %u blocks",
+              (unsigned long long)own.allocs, (unsigned long long)own.live,
+              in_new);
+    void *again = tm_site_malloc(11, 100000); /* no second promotion */
+    CHECK(tm_arena_of(again) == tm_arena_of(after));
+    tm_free(again);
     CHECK(tm_arena_of(tm_site_malloc(12, 100)) == tm_arena_of(b));
     tm_site_info_t i11 = info_of_id(11);
-    CHECK(i11.stats.allocs == 14);
+    CHECK(i11.stats.allocs == 15);
     tm_free(a);
     for (int i = 0; i < 12; i++)
         tm_free(big[i]);
