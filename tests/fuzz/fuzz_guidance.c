@@ -18,19 +18,8 @@
 #include "hooks.h"
 #include "options.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        abort();
-    tm_log_configure(TM_LOG_DEBUG, fd);
-    return 0;
-}
 
 static bool rule_ok(const tm_guidance_rule_t *r)
 {

@@ -23,7 +23,6 @@
 
 #define MAX_ENTRIES 64
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const names[] = {
@@ -39,16 +38,6 @@ static const char *const names[] = {
 };
 #define NNAMES (sizeof names / sizeof names[0])
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        abort();
-    tm_log_configure(TM_LOG_DEBUG, fd);
-    return 0;
-}
 
 static bool terminated(const char *s, size_t n)
 {

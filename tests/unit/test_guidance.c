@@ -19,51 +19,7 @@
 #include "hooks.h"
 #include "options.h"
 #include "../tm_test.h"
-
-static int log_fd = -1;
-
-/* ------------------------------------------------------------------ */
-/* The captured log                                                     */
-/* ------------------------------------------------------------------ */
-
-static void log_reset(int level)
-{
-    CHECK(ftruncate(log_fd, 0) == 0);
-    CHECK(lseek(log_fd, 0, SEEK_SET) == 0);
-    tm_log_configure(level, log_fd);
-}
-
-static const char *log_text(void)
-{
-    static char buf[65536];
-    ssize_t len = pread(log_fd, buf, sizeof buf - 1, 0);
-    CHECK(len >= 0);
-    buf[len < 0 ? 0 : len] = '\0';
-    return buf;
-}
-
-/* Warning lines that contain every needle given (NULL ends the list). */
-static unsigned warnings(const char *needle, ...)
-{
-    char text[65536];
-    snprintf(text, sizeof text, "%s", log_text());
-    unsigned count = 0;
-    for (char *line = text, *nl; *line != '\0'; line = nl + 1) {
-        nl = strchr(line, '\n');
-        if (nl == NULL)
-            break;
-        *nl = '\0';
-        bool all = strstr(line, ": warning: ") != NULL;
-        va_list ap;
-        va_start(ap, needle);
-        for (const char *n = needle; all && n != NULL;
-             n = va_arg(ap, const char *))
-            all = strstr(line, n) != NULL;
-        va_end(ap);
-        count += all;
-    }
-    return count;
-}
+#include "../log_capture.h"
 
 static long parse_str(const char *text, const char *name, tm_guidance_t *g)
 {
@@ -129,7 +85,7 @@ static void test_good_file(void)
     CHECK(tm_guidance_find(&g, false, 12) == NULL);
     CHECK(tm_guidance_find(&g, true, 0) == NULL);
     CHECK(tm_guidance_find(&g, false, 0x9f3c0e1d2a4b5c6cULL) == NULL);
-    CHECK_MSG(warnings(NULL) == 0, "log: %s", log_text());
+    CHECK_MSG(log_count("warning", NULL) == 0, "log: %s", log_text());
     /* sorted, one rule per selector */
     for (size_t i = 1; i < g.count; i++)
         CHECK(g.rules[i - 1].by_id < g.rules[i].by_id ||
@@ -157,7 +113,7 @@ static void test_duplicates(void)
     CHECK(has_rule(&g, false, 0x10, TM_TARGET_TIER, 4, TM_MODE_PREFERRED));
     CHECK(has_rule(&g, true, 5, TM_TARGET_NODE, 3, TM_MODE_PREFERRED));
     CHECK(has_rule(&g, true, 6, TM_TARGET_TIER, 1, TM_MODE_PREFERRED));
-    CHECK(warnings(NULL) == 0);
+    CHECK(log_count("warning", NULL) == 0);
     tm_guidance_free(&g);
 }
 
@@ -201,12 +157,12 @@ static void test_malformed_lines(void)
     for (size_t i = 0; i < nbad; i++) {
         char where[32];
         snprintf(where, sizeof where, "bad.txt:%zu: ", 2 + 2 * i);
-        CHECK_MSG(warnings(where, bad[i].quoted, "line skipped", NULL) == 1,
+        CHECK_MSG(log_count("warning", where, bad[i].quoted, "line skipped", NULL) == 1,
                   "no warning \"%s...%s\" for \"%s\"; log:\n%s", where,
                   bad[i].quoted, bad[i].line, log_text());
     }
-    CHECK_MSG(warnings(NULL) == nbad, "%u warnings for %zu bad lines",
-              warnings(NULL), nbad);
+    CHECK_MSG(log_count("warning", NULL) == nbad, "%u warnings for %zu bad lines",
+              log_count("warning", NULL), nbad);
     tm_guidance_free(&g);
 }
 
@@ -216,7 +172,7 @@ static void test_header(void)
     log_reset(TM_LOG_WARN);
     CHECK(parse_str("# only comments\n\n  # and blanks\n", "empty.txt",
                     &g) == -1);
-    CHECK(warnings("empty.txt: no \"tiermem-guidance 1\" header", NULL) ==
+    CHECK(log_count("warning", "empty.txt: no \"tiermem-guidance 1\" header", NULL) ==
           1);
     CHECK(parse_str("", "empty.txt", &g) == -1);
     memset(&g, 0, sizeof g);
@@ -225,35 +181,35 @@ static void test_header(void)
     CHECK(parse_str("# v2\ntiermem-guidance 2\nkey 1 tier 0\n", "v2.txt",
                     &g) == -1);
     CHECK(g.count == 0 && g.rules == NULL);
-    CHECK_MSG(warnings("v2.txt:2: ", "version 2 is not supported",
+    CHECK_MSG(log_count("warning", "v2.txt:2: ", "version 2 is not supported",
                        "guidance file ignored", NULL) == 1,
               "log: %s", log_text());
     log_reset(TM_LOG_WARN);
     CHECK(parse_str("tiermem-guidance 1.0\nkey 1 tier 0\n", "v10.txt", &g) ==
           -1);
-    CHECK(warnings("v10.txt:1: ", "version 1.0 is not supported", NULL) ==
+    CHECK(log_count("warning", "v10.txt:1: ", "version 1.0 is not supported", NULL) ==
           1);
     CHECK(parse_str("tiermem-guidance\nkey 1 tier 0\n", "nov.txt", &g) == -1);
-    CHECK(warnings("nov.txt:1: ", NULL) == 1);
+    CHECK(log_count("warning", "nov.txt:1: ", NULL) == 1);
     CHECK(parse_str("tiermem-guidance 1 x\nkey 1 tier 0\n", "x.txt", &g) ==
           -1);
-    CHECK(warnings("x.txt:1: ", NULL) == 1);
+    CHECK(log_count("warning", "x.txt:1: ", NULL) == 1);
     /* rules before the header: the file is rejected, not half-read */
     log_reset(TM_LOG_WARN);
     CHECK(parse_str("key 1 tier 0\ntiermem-guidance 1\n", "late.txt", &g) ==
           -1);
-    CHECK(warnings("late.txt:1: ", "must be \"tiermem-guidance 1\"",
+    CHECK(log_count("warning", "late.txt:1: ", "must be \"tiermem-guidance 1\"",
                    NULL) == 1);
     /* a SICM file is recognised and pointed to the documentation */
     log_reset(TM_LOG_WARN);
     CHECK(parse_str("===== GUIDANCE\n12 1\n===== END\n", "sicm.txt", &g) ==
           -1);
-    CHECK(warnings("sicm.txt:1: ", "SICM guidance file", NULL) == 1);
+    CHECK(log_count("warning", "sicm.txt:1: ", "SICM guidance file", NULL) == 1);
     /* a UTF-8 byte order mark before the header is fine */
     log_reset(TM_LOG_WARN);
     CHECK(parse_str("\xEF\xBB\xBFtiermem-guidance 1\r\nid 1 tier 1\r\n",
                     "bom.txt", &g) == 1);
-    CHECK(warnings(NULL) == 0);
+    CHECK(log_count("warning", NULL) == 0);
     tm_guidance_free(&g);
 }
 
@@ -317,8 +273,8 @@ static void test_garbage(void)
     CHECK(g.rejected == 4);
     CHECK(has_rule(&g, false, 2, TM_TARGET_TIER, 1, TM_MODE_PREFERRED));
     CHECK(tm_guidance_find(&g, false, 1) == NULL);
-    CHECK(warnings("bin:2: ", NULL) == 1);
-    CHECK(warnings("bin:4: ", "...\")", NULL) == 1); /* quoted, bounded */
+    CHECK(log_count("warning", "bin:2: ", NULL) == 1);
+    CHECK(log_count("warning", "bin:4: ", "...\")", NULL) == 1); /* quoted, bounded */
     CHECK(strlen(log_text()) < 2000);
     tm_guidance_free(&g);
 }
@@ -335,10 +291,10 @@ static void test_flood(void)
     log_reset(TM_LOG_WARN);
     CHECK(parse_str(text, "flood", &g) == 1);
     CHECK(g.rejected == 5000);
-    CHECK_MSG(warnings(NULL) == 21, "%u warnings", warnings(NULL));
-    CHECK(warnings("flood:21: ", NULL) == 1);
-    CHECK(warnings("flood:22: ", NULL) == 0);
-    CHECK(warnings("flood: 4980 more malformed lines not shown", NULL) == 1);
+    CHECK_MSG(log_count("warning", NULL) == 21, "%u warnings", log_count("warning", NULL));
+    CHECK(log_count("warning", "flood:21: ", NULL) == 1);
+    CHECK(log_count("warning", "flood:22: ", NULL) == 0);
+    CHECK(log_count("warning", "flood: 4980 more malformed lines not shown", NULL) == 1);
     tm_guidance_free(&g);
 }
 
@@ -412,7 +368,7 @@ static void test_load(void)
     CHECK(has_rule(&g, true, 3, TM_TARGET_NODE, 0, TM_MODE_BIND));
     char where[160];
     snprintf(where, sizeof where, "%s:4: ", path);
-    CHECK_MSG(warnings(where, "\"zz\"", NULL) == 1, "log: %s", log_text());
+    CHECK_MSG(log_count("warning", where, "\"zz\"", NULL) == 1, "log: %s", log_text());
     tm_guidance_free(&g);
     /* a missing file, a directory, an empty path: -1, logged with errno */
     char missing[160];
@@ -420,10 +376,10 @@ static void test_load(void)
     log_reset(TM_LOG_WARN);
     CHECK(tm_guidance_load(missing, &g) == -1);
     CHECK(g.count == 0 && g.rules == NULL);
-    CHECK_MSG(warnings(missing, "cannot be opened", "errno 2", NULL) == 1,
+    CHECK_MSG(log_count("warning", missing, "cannot be opened", "errno 2", NULL) == 1,
               "log: %s", log_text());
     CHECK(tm_guidance_load(dir, &g) == -1);
-    CHECK(warnings(dir, "is a directory", NULL) == 1);
+    CHECK(log_count("warning", dir, "is a directory", NULL) == 1);
     CHECK(tm_guidance_load("", &g) == -1);
     /* a pipe: read until its end, whatever its size */
     int pfd[2];
