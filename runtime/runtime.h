@@ -36,6 +36,7 @@ struct tm_arena {
     arena_kind_t kind;     /* set once, before the arena is handed out */
     uint32_t owner_site;   /* ARENA_SITE: the site's index */
     site_stats_t stats;    /* ARENA_SHARED: the arena's own counters */
+    _Atomic bool prompt_purge; /* freed pages go back at once (site.c) */
 };
 
 /* ---------------------------------------------------------------- config.c */

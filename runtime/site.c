@@ -128,11 +128,18 @@ static tm_arena_t *shared_arena_get(void)
     return a;
 }
 
-/* A site's own arena returns freed pages at once.  jemalloc's default
- * keeps them for ~10 s, and each site's freed pages are bound to that
- * site's nodes and unusable by any other site: AMG's peak per rank was
- * 329 MiB against 225 MiB with glibc, and 242 MiB with no delay (the
- * blocks of site arenas are 4 KiB or more, so purging is cheap). */
+/*
+ * An arena that holds large blocks returns freed pages at once.  jemalloc
+ * keeps freed pages ~10 s and purges them only when the arena is used
+ * again; a site's freed pages are bound to its nodes and no other site can
+ * reuse them.  AMG's peak per rank was 329 MiB against 225 MiB with glibc,
+ * and 242 MiB with no delay.  Not for arenas of small blocks: a site that
+ * frees and reallocates 4-64 KiB buffers paid an madvise per free, and the
+ * malloc-heavy benchmark doubled its CPU time.  A shorter delay does not
+ * help: an idle arena is never purged.
+ */
+#define PROMPT_PURGE_MIN (256 * 1024)
+
 static void arena_no_decay(tm_arena_t *a)
 {
     static const char *const knobs[] = {"dirty_decay_ms", "muzzy_decay_ms"};
@@ -182,10 +189,7 @@ static tm_arena_t *site_arena_create(site_t *s, tm_arena_t *current)
     if (a == current) {
         tm_placement_t p = site_placement(s);
         a = arena_for(&p, current ? ARENA_SHARED : ARENA_SITE, s->index);
-        if (a != NULL) {
-            if (s->index != SITE_UNSITED) /* site 0: small blocks churn */
-                arena_no_decay(a);
-        } else {
+        if (a == NULL) {
             atomic_store(&s->promote_failed, current != NULL);
             a = current ? current : shared_arena_get();
         }
@@ -291,6 +295,13 @@ tm_arena_t *site_arena(site_t *s)
 
 void site_account_alloc(site_t *s, tm_arena_t *a, void *ptr, size_t usable)
 {
+    /* site-owned arenas only (incl. promoted ones): shared and per-thread
+     * arenas mix in small blocks */
+    if (TM_UNLIKELY(usable >= PROMPT_PURGE_MIN) && a->kind != ARENA_USER &&
+        a->owner_site != SITE_UNSITED &&
+        !atomic_load_explicit(&a->prompt_purge, memory_order_relaxed) &&
+        !atomic_exchange(&a->prompt_purge, true))
+        arena_no_decay(a); /* the first large block: once per arena */
     if (s->index == SITE_UNSITED)
         site0_add(usable);
     else

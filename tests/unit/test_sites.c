@@ -108,8 +108,29 @@ static void check_short_thread(void)
     CHECK(after.stats.live == before.stats.live);
 }
 
+/* A site arena that holds large blocks gives freed pages back at once:
+ * its pages are bound to its nodes, no other site could reuse them. */
+static void check_prompt_purge(void)
+{
+    size_t n = 4u << 20; /* under jemalloc's 8 MiB oversize threshold,
+                            whose blocks are purged at once anyway */
+    char *p = sh_alloc(40, n);
+    REQUIRE_VOID(p != NULL);
+    memset(p, 1, n);
+    tm_arena_t *a = tm_arena_of(p);
+    tm_residency_t r;
+    REQUIRE_VOID(tm_arena_residency(a, 0, &r) == 0);
+    CHECK_MSG(r.bytes_resident >= n, "resident %zu before free",
+              r.bytes_resident);
+    sh_free(p);
+    REQUIRE_VOID(tm_arena_residency(a, 0, &r) == 0);
+    CHECK_MSG(r.bytes_resident < n / 4, "resident %zu after free",
+              r.bytes_resident);
+}
+
 static void scenario_sh_abi(void)
 {
+    check_prompt_purge();
     check_short_thread();
     void *a = sh_alloc(5, 100000);
     void *b = sh_calloc(5, 1000, 10);
