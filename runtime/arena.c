@@ -20,6 +20,10 @@
 #include "runtime.h"
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+/* One arenas.create at a time.  Creation is rare, and jemalloc publishes a
+ * new arena's metadata with its own (uninstrumented) atomics: two threads
+ * creating arenas at once looked like a data race to ThreadSanitizer. */
+static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(tm_arena_t *) arena_table[TM_MAX_ARENAS + 1];
 static bool slot_taken[TM_MAX_ARENAS + 1];
 static _Atomic bool foreign_free_logged;
@@ -32,8 +36,17 @@ tm_placement_t tm_placement_node(tm_mode_t mode, unsigned node)
     return p;
 }
 
-void arena_table_prefork(void) { pthread_mutex_lock(&table_lock); }
-void arena_table_postfork_parent(void) { pthread_mutex_unlock(&table_lock); }
+void arena_table_prefork(void)
+{
+    pthread_mutex_lock(&create_lock);
+    pthread_mutex_lock(&table_lock);
+}
+
+void arena_table_postfork_parent(void)
+{
+    pthread_mutex_unlock(&table_lock);
+    pthread_mutex_unlock(&create_lock);
+}
 
 void arena_table_postfork_child(void)
 {
@@ -43,6 +56,7 @@ void arena_table_postfork_child(void)
             hook_arena_fork_child(&a->hooked);
     }
     pthread_mutex_unlock(&table_lock);
+    pthread_mutex_unlock(&create_lock);
 }
 
 tm_arena_t *tm_arena_by_id(unsigned id)
@@ -136,7 +150,9 @@ tm_arena_t *arena_create(const tm_placement_t *placement, arena_kind_t kind,
     extent_hooks_t *hooks = &a->hooked.hooks;
     unsigned index;
     size_t sz = sizeof index;
+    pthread_mutex_lock(&create_lock);
     int rc = mallctl("arenas.create", &index, &sz, &hooks, sizeof hooks);
+    pthread_mutex_unlock(&create_lock);
     if (rc != 0) {
         tm_log_error("arena %u: jemalloc arenas.create failed: error %d", id,
                      rc);
