@@ -98,25 +98,26 @@ static size_t round_up_pow2(size_t a)
     return (size_t)1 << (64 - __builtin_clzll(a - 1));
 }
 
-OVERRIDE void *memalign(size_t align, size_t size)
+/* memalign, and glibc 2.36's aligned_alloc, which is memalign: any
+ * alignment is rounded up to a power of two. */
+static inline void *memalign_at(const void *caller, size_t align, size_t size)
 {
     size_t a = round_up_pow2(align);
     if (a == 0) {
         errno = EINVAL;
         return NULL;
     }
-    return site_aligned(CALLER, -1, a, size);
+    return site_aligned(caller, -1, a, size);
 }
 
-/* glibc 2.36's aligned_alloc is memalign: any alignment is rounded up. */
+OVERRIDE void *memalign(size_t align, size_t size)
+{
+    return memalign_at(CALLER, align, size);
+}
+
 OVERRIDE void *aligned_alloc(size_t align, size_t size)
 {
-    size_t a = round_up_pow2(align);
-    if (a == 0) {
-        errno = EINVAL;
-        return NULL;
-    }
-    return site_aligned(CALLER, -1, a, size);
+    return memalign_at(CALLER, align, size);
 }
 
 OVERRIDE void *valloc(size_t size)

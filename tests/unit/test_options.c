@@ -17,7 +17,7 @@
 #include "hooks.h"
 #include "options.h"
 #include "../tm_test.h"
-#include "../log_capture.h"
+#include "../observe.h"
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                              */
@@ -72,16 +72,6 @@ static char *repeat(int slot, const char *prefix, char c, size_t n)
     memset(bufs[slot] + p, c, n);
     bufs[slot][p + n] = '\0';
     return bufs[slot];
-}
-
-/* jemalloc's count of bytes this thread allocated; 0 if unavailable. */
-static uint64_t thread_allocated(void)
-{
-    uint64_t v = 0;
-    size_t sz = sizeof v;
-    if (mallctl("thread.allocated", &v, &sz, NULL, 0) != 0)
-        return 0;
-    return v;
 }
 
 /* ------------------------------------------------------------------ */
@@ -580,15 +570,8 @@ static void test_load(void)
 /* Parsing, warnings and info messages included, allocates nothing. */
 static void test_no_malloc(void)
 {
-    uint64_t a0 = thread_allocated();
-    void *volatile p = malloc(100);
-    uint64_t a1 = thread_allocated();
-    free(p);
-    if (a1 == a0) {
-        printf("  jemalloc's thread.allocated does not count here "
-               "(sanitizer build?); no-malloc check skipped\n");
+    if (!malloc_is_counted())
         return;
-    }
     tm_options_t o;
     log_reset(TM_LOG_DEBUG);
     uint64_t before = thread_allocated();
@@ -607,10 +590,7 @@ static void test_no_malloc(void)
 int main(void)
 {
     tm_options_t before_load = tm_options;
-    char path[] = "/tmp/tm_test_options.XXXXXX";
-    log_fd = mkstemp(path);
-    REQUIRE(log_fd >= 0);
-    CHECK(unlink(path) == 0);
+    REQUIRE(log_open());
 
     test_parse_size();
     test_parse_ulong();
