@@ -146,6 +146,13 @@ static const char *const read_elsewhere[] = {
     "TIERMEM_LOG",      /* config.c */
     "TIERMEM_LOG_FILE", /* config.c */
     "TIERMEM_TIERS",    /* tiers.c */
+    /* the profiler layer's own (profiler/profiler_options.c) */
+    "TIERMEM_PROFILE", "TIERMEM_PROFILE_SAMPLER", "TIERMEM_PROFILE_INTERVAL",
+    "TIERMEM_PROFILE_HALFLIFE", "TIERMEM_PROFILE_EVENT",
+    "TIERMEM_PROFILE_PERIOD", "TIERMEM_PROFILE_RING_PAGES",
+    "TIERMEM_PROFILE_UFFD_PAGES", "TIERMEM_PROFILE_RESIDENCY_EVERY",
+    "TIERMEM_PROFILE_RESIDENCY_PAGES", "TIERMEM_PROFILE_REPLAY",
+    "TIERMEM_PROFILE_CLOCK", "TIERMEM_PROFILE_FILE",
 };
 
 /* Where MPI launchers put the rank, in the order they are tried. */

@@ -1,0 +1,334 @@
+/*
+ * profiler.h -- what the profiler layer offers to the layers above it.
+ *
+ * The profiler watches a running program.  Samplers turn memory accesses
+ * into sample addresses; attribution turns each address into an arena
+ * (through the extent map) and each arena into its sites; once per interval
+ * the profiling thread closes an interval, writes it to the profile file
+ * and hands it to whoever registered for it (the policy).
+ *
+ *   sampler_perf.c      pebs / ibs through libpfm4 and perf_event_open
+ *   perf_ring.c         reading a perf mmap ring buffer
+ *   sampler_uffd.c      userfaultfd write-protect sampling (no PMU needed)
+ *   sampler_replay.c    samples from a trace file
+ *   residency_sampler.c resident bytes per arena and node (move_pages)
+ *   attribution.c       address -> arena -> site, per-interval rows, heat
+ *   profile_write.c     the profile file, one interval at a time
+ *   profile_read.c      the reader the tools and the policy use
+ *   profiler_options.c  TIERMEM_PROFILE* settings
+ *   profiler.c          the thread: timer, lifecycle, fork, exit
+ *
+ * The rule for code that runs on the profiling thread or on a sampler's own
+ * thread: no malloc and no stdio.  Memory comes from tm_meta_alloc, output
+ * goes through write(2).  Two reasons.  In the preload library malloc is
+ * tiermem itself, and the profiler's blocks would show up in the profile.
+ * And the userfaultfd sampler write-protects arena pages: a profiler thread
+ * that wrote into an arena block would wait on a fault only it can resolve.
+ * (profile_read.c is the exception: it runs in tools and in the policy's
+ * offline pass, never on the profiling thread, and uses malloc.)
+ */
+#ifndef TM_PROFILER_H
+#define TM_PROFILER_H
+
+#include "runtime.h"
+
+/* ================================================================ settings
+ * profiler_options.c.  All read once from the environment; a bad value
+ * gets one warning naming the variable and the default kept. */
+
+typedef enum prof_sampler_kind {
+    PROF_SAMPLER_AUTO = 0, /* pebs/ibs if perf_event_open works, else uffd */
+    PROF_SAMPLER_PEBS,     /* Intel: precise load samples with addresses */
+    PROF_SAMPLER_IBS,      /* AMD: IBS op samples with addresses */
+    PROF_SAMPLER_FAULTS,   /* software page-fault events: first touches only;
+                              exercises the perf path where no PMU exists */
+    PROF_SAMPLER_UFFD,     /* userfaultfd write-protect: writes only */
+    PROF_SAMPLER_REPLAY,   /* a trace file */
+    PROF_SAMPLER_NONE,     /* residency and allocation counters only */
+} prof_sampler_kind_t;
+
+typedef struct prof_options {
+    bool enabled;                /* TIERMEM_PROFILE=1|on|yes|true */
+    prof_sampler_kind_t sampler; /* TIERMEM_PROFILE_SAMPLER (default auto) */
+    uint64_t interval_ns;        /* TIERMEM_PROFILE_INTERVAL (default 100ms) */
+    double halflife;             /* TIERMEM_PROFILE_HALFLIFE: heat half-life
+                                    in intervals (default 4) */
+    char event[128];             /* TIERMEM_PROFILE_EVENT: libpfm4 event
+                                    name; "" = the sampler's default */
+    uint64_t period;             /* TIERMEM_PROFILE_PERIOD: events per sample
+                                    (0 = the sampler's default) */
+    unsigned ring_pages;         /* TIERMEM_PROFILE_RING_PAGES: data pages of
+                                    each perf ring, a power of two */
+    unsigned uffd_pages;         /* TIERMEM_PROFILE_UFFD_PAGES: pages write-
+                                    protected per interval, over all arenas */
+    unsigned residency_every;    /* TIERMEM_PROFILE_RESIDENCY_EVERY: measure
+                                    residency every N intervals; 0 = never */
+    size_t residency_pages;      /* TIERMEM_PROFILE_RESIDENCY_PAGES: pages
+                                    queried per arena at most */
+    char replay[TM_PATH_MAX];    /* TIERMEM_PROFILE_REPLAY: trace file */
+    bool trace_clock;            /* TIERMEM_PROFILE_CLOCK=trace: intervals
+                                    follow the trace's times, back to back,
+                                    not the wall clock (replay only) */
+    char file[TM_PATH_MAX];      /* TIERMEM_PROFILE_FILE (%r %p %e expanded);
+                                    "" = tiermem-profile.<exe>.<pid|rankN>.txt
+                                    in TIERMEM_OUTPUT_DIR, or "." */
+} prof_options_t;
+
+void prof_options_defaults(prof_options_t *o);
+/* Fill o from an environment array (like environ); never fails. */
+void prof_options_parse(char *const *env, prof_options_t *o);
+/* The name a sampler kind has in settings and in profiles ("uffd", ...). */
+const char *prof_sampler_name(prof_sampler_kind_t k);
+
+/* ================================================================ samples
+ * A sampler delivers sample addresses into a sink.  Attribution is the
+ * usual sink (attrib_sink); tests plug in their own. */
+
+typedef struct prof_sink {
+    /* weight: how many samples this one stands for (1 for most samplers).
+     * May be called from any thread, concurrently. */
+    void (*sample)(void *ctx, uintptr_t addr, uint32_t weight);
+    /* n samples the sampler knows it lost (ring overrun, throttling). */
+    void (*lost)(void *ctx, uint64_t n);
+    void *ctx;
+} prof_sink_t;
+
+typedef struct sampler sampler_t;
+
+typedef struct sampler_ops {
+    /* Start sampling into sink.  0, or -1 with errno after logging one line
+     * that says why (the profiler then falls back to another sampler). */
+    int (*open)(sampler_t *s, const prof_options_t *o, const prof_sink_t *sink);
+    /* On the profiling thread, at the end of each interval; t_end_ns is the
+     * interval's end in the profiler's clock (ns since profiling started,
+     * or trace time with the trace clock).  Deliver everything sampled up
+     * to then. */
+    void (*collect)(sampler_t *s, uint64_t t_end_ns);
+    /* Trace clock only: true once every sample has been delivered.  NULL
+     * means "never". */
+    bool (*done)(sampler_t *s);
+    /* Stop and release everything (after a last collect).  No thread of
+     * the program may be left waiting on the sampler. */
+    void (*close)(sampler_t *s);
+} sampler_ops_t;
+
+struct sampler {
+    const sampler_ops_t *ops;
+    const char *name;   /* what the profile calls it: "pebs", "uffd", ... */
+    prof_sink_t sink;   /* set by open */
+    void *state;        /* the backend's own, in tm_meta_alloc memory */
+};
+
+/* The backends.  sampler_perf serves pebs, ibs and faults (o->sampler says
+ * which; auto tries pebs or ibs by CPU vendor). */
+extern const sampler_ops_t sampler_perf_ops;
+extern const sampler_ops_t sampler_uffd_ops;
+extern const sampler_ops_t sampler_replay_ops;
+
+/* ================================================================ perf ring
+ * perf_ring.c: the records of a perf_event mmap ring buffer, read without
+ * allocating.  Separate from perf_event_open so tests can feed it
+ * synthetic rings. */
+
+typedef struct perf_ring {
+    void *base;        /* the mmap: one metadata page, then data_size bytes */
+    size_t data_size;  /* a power of two */
+    uint64_t sample_type; /* the attr's sample_type: which fields follow */
+} perf_ring_t;
+
+typedef struct perf_ring_counts {
+    uint64_t samples;   /* PERF_RECORD_SAMPLE records delivered */
+    uint64_t lost;      /* sum of PERF_RECORD_LOST / LOST_SAMPLES counts */
+    uint64_t throttles; /* PERF_RECORD_THROTTLE records */
+    uint64_t unthrottles;
+    uint64_t other;     /* records of other types, skipped */
+    uint64_t malformed; /* records too short or too long: rest of the ring
+                           skipped */
+} perf_ring_counts_t;
+
+/* Read every record between data_tail and data_head, deliver each sample's
+ * address to the sink, count the rest into *counts, then publish the new
+ * data_tail.  Records that wrap around the end of the data area are
+ * reassembled.  Returns the number of samples delivered. */
+uint64_t perf_ring_drain(perf_ring_t *ring, const prof_sink_t *sink,
+                         perf_ring_counts_t *counts);
+
+/* ================================================================ attribution
+ * attribution.c: address -> arena (extent map) -> sites, per interval. */
+
+/* One arena in one interval. */
+typedef struct prof_arena_row {
+    unsigned id;               /* 1..TM_MAX_ARENAS */
+    uint8_t kind;              /* arena_kind_t */
+    uint32_t owner_site;       /* ARENA_SITE: the owner's site index */
+    tm_placement_t placement;  /* the arena's placement now */
+    uint64_t samples;          /* samples attributed this interval */
+    double heat;               /* decayed samples per interval (EWMA) */
+    uint64_t mapped;           /* bytes of the arena's extents */
+    tm_alloc_stats_t stats;    /* cumulative; site arenas: the site's */
+    bool resident_valid;       /* residency was measured this interval */
+    uint64_t resident;         /* resident bytes (scaled when sampled) */
+} prof_arena_row_t;
+
+/* Resident bytes of one arena on one node (only nodes with bytes). */
+typedef struct prof_residency_row {
+    unsigned arena;
+    unsigned node;
+    uint64_t bytes;
+} prof_residency_row_t;
+
+/* One site in one interval. */
+typedef struct prof_site_row {
+    uint32_t index;           /* the run's site index (0 = unsited) */
+    uint64_t key;             /* stable across runs: what guidance names */
+    int32_t explicit_id;      /* -1 for a stack site */
+    unsigned arena;           /* its arena now; 0 = none or per thread */
+    uint64_t samples;         /* this interval */
+    double heat;
+    bool estimated;           /* samples apportioned from a shared arena by
+                                 live bytes, not measured for this site */
+    tm_alloc_stats_t stats;   /* cumulative */
+} prof_site_row_t;
+
+typedef struct prof_interval {
+    uint64_t seq;             /* 1, 2, ... */
+    uint64_t t_start_ns, t_end_ns; /* profiler clock */
+    uint64_t samples;         /* all samples delivered this interval */
+    uint64_t unattributed;    /* samples at addresses no arena owns */
+    uint64_t lost;            /* samples the sampler reported lost */
+    size_t narenas;
+    prof_arena_row_t *arenas;       /* ascending id */
+    size_t nresidency;
+    prof_residency_row_t *residency; /* ascending (arena, node) */
+    size_t nsites;
+    prof_site_row_t *sites;         /* ascending index */
+} prof_interval_t;
+
+/* Heat: h' = h * d + samples * (1 - d), with d = 2^(-1/halflife).  The
+ * reader recomputes heat from the samples with the same function. */
+double prof_heat_decay(double halflife);
+static inline double prof_heat_update(double heat, uint64_t samples,
+                                      double decay)
+{
+    return heat * decay + (double)samples * (1.0 - decay);
+}
+
+typedef struct attrib attrib_t;
+
+attrib_t *attrib_new(double halflife);
+void attrib_delete(attrib_t *a);
+/* A sink that counts into a. */
+prof_sink_t attrib_sink(attrib_t *a);
+/* Count weight samples at addr (lock-free, any thread).  Returns the
+ * arena id, 0 for an address no arena owns. */
+unsigned attrib_sample(attrib_t *a, uintptr_t addr, uint32_t weight);
+void attrib_lost(attrib_t *a, uint64_t n);
+/* Residency of an arena measured this interval (profiling thread). */
+void attrib_residency(attrib_t *a, unsigned arena, const tm_residency_t *r);
+/* Close the interval: rows for every live arena and every site, heat
+ * updated, counters reset.  The result lives in a and stays valid until
+ * the next attrib_close.  NULL only if metadata memory ran out. */
+const prof_interval_t *attrib_close(attrib_t *a, uint64_t t_start_ns,
+                                    uint64_t t_end_ns);
+
+/* ================================================================ residency
+ * residency_sampler.c: resident bytes of every arena, per node, sampled
+ * with move_pages (at most max_pages pages per arena). */
+void residency_sample_all(attrib_t *a, size_t max_pages);
+
+/* ================================================================ profile file
+ * profile_write.c and profile_read.c; the format is doc/profile-format.md. */
+
+#define PROF_FORMAT_VERSION 1
+
+typedef struct prof_node {
+    unsigned id;
+    unsigned tier;       /* index in the topology, 0 = fastest */
+    uint64_t capacity;   /* bytes */
+} prof_node_t;
+
+typedef struct prof_header {
+    char exe[256];
+    long pid;
+    int rank;            /* -1 without MPI */
+    char sampler[32];    /* the sampler actually used */
+    uint64_t interval_ns;
+    double halflife;
+    uint64_t start_unix_ms;
+    unsigned nnodes;
+    prof_node_t nodes[TM_MAX_NODES];
+} prof_header_t;
+
+typedef struct prof_writer prof_writer_t;
+
+/* Create path.partial (truncating) and write the header.  NULL + errno. */
+prof_writer_t *profile_writer_open(const char *path, const prof_header_t *h);
+/* Append one interval, whole, with one write(2) per buffer-full; each
+ * interval ends with its own end line, so a crash leaves every earlier
+ * interval readable.  Rows whose samples are 0 and whose other fields are
+ * what the writer last wrote for that arena or site may be left out; the
+ * reader carries them forward.  0 or -1 + errno (logged). */
+int profile_writer_interval(prof_writer_t *w, const prof_interval_t *iv);
+/* Write the trailer, fsync, rename path.partial to path, free w. */
+int profile_writer_finish(prof_writer_t *w);
+/* Close without finishing (a fork child): the file is left as it is. */
+void profile_writer_abandon(prof_writer_t *w);
+
+typedef struct profile {
+    prof_header_t header;
+    bool complete;        /* the trailer is there: the run ended normally */
+    size_t nintervals;    /* complete intervals only */
+    /* Each interval holds the rows as written (see profile_writer_interval),
+     * with heat recomputed from the samples. */
+    prof_interval_t *intervals;
+    /* Every site seen, with totals over the whole profile. */
+    size_t nsites;
+    struct prof_site_total {
+        uint32_t index;
+        uint64_t key;
+        int32_t explicit_id;
+        unsigned arena;      /* last arena */
+        uint64_t samples;    /* sum over intervals */
+        tm_alloc_stats_t stats; /* last seen (peak = highest) */
+    } *sites;
+    size_t narenas;
+    struct prof_arena_total {
+        unsigned id;
+        uint8_t kind;
+        uint64_t samples;
+        uint64_t peak_mapped;
+        uint64_t last_resident;
+    } *arenas;
+} profile_t;
+
+/* Read a profile (a finished one or a .partial left by a crash).  0, or -1
+ * with errno and one logged line "path:line: what is wrong".  A torn last
+ * interval is dropped, not an error. */
+int profile_read(const char *path, profile_t *out);
+int profile_parse(const char *text, size_t len, const char *name,
+                  profile_t *out);
+void profile_free(profile_t *p);
+
+/* ================================================================ the thread
+ * profiler.c */
+
+/* Called on the profiling thread after each interval has been written. */
+typedef void (*prof_interval_fn)(const prof_interval_t *iv, void *ctx);
+/* Set before profiler_start (the library's start-up wires the policy). */
+void profiler_set_interval_hook(prof_interval_fn fn, void *ctx);
+
+/* Start the profiling thread with these settings.  0, or -1 with errno
+ * (already running, no thread, no profile file). */
+int profiler_start(const prof_options_t *o);
+/* Close the last interval, finish the profile, join the thread.  Safe to
+ * call when not running. */
+void profiler_stop(void);
+bool profiler_running(void);
+/* The sampler in use ("uffd", "pebs", ...), or "" when not running. */
+const char *profiler_sampler_name(void);
+/* The profile file being written ("" when none). */
+const char *profiler_profile_path(void);
+/* Read the settings and start if TIERMEM_PROFILE asks; stop at exit. */
+void profiler_start_from_env(void);
+
+#endif /* TM_PROFILER_H */
