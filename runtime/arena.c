@@ -25,6 +25,10 @@ static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
  * creating arenas at once looked like a data race to ThreadSanitizer. */
 static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(tm_arena_t *) arena_table[TM_MAX_ARENAS + 1];
+/* Walkers of the table (the profiler, the policy) hold this for reading;
+ * destroy holds it for writing while it frees an arena, so an arena a
+ * walker found stays valid until arena_walk_end. */
+static pthread_rwlock_t walk_lock = PTHREAD_RWLOCK_INITIALIZER;
 static bool slot_taken[TM_MAX_ARENAS + 1];
 static _Atomic bool foreign_free_logged;
 
@@ -36,8 +40,19 @@ tm_placement_t tm_placement_node(tm_mode_t mode, unsigned node)
     return p;
 }
 
+void arena_walk_begin(void)
+{
+    pthread_rwlock_rdlock(&walk_lock);
+}
+
+void arena_walk_end(void)
+{
+    pthread_rwlock_unlock(&walk_lock);
+}
+
 void arena_table_prefork(void)
 {
+    pthread_rwlock_wrlock(&walk_lock);
     pthread_mutex_lock(&create_lock);
     pthread_mutex_lock(&table_lock);
 }
@@ -46,6 +61,7 @@ void arena_table_postfork_parent(void)
 {
     pthread_mutex_unlock(&table_lock);
     pthread_mutex_unlock(&create_lock);
+    pthread_rwlock_unlock(&walk_lock);
 }
 
 void arena_table_postfork_child(void)
@@ -57,6 +73,9 @@ void arena_table_postfork_child(void)
     }
     pthread_mutex_unlock(&table_lock);
     pthread_mutex_unlock(&create_lock);
+    /* the only thread left holds it for writing; start afresh */
+    pthread_rwlock_t fresh = PTHREAD_RWLOCK_INITIALIZER;
+    walk_lock = fresh;
 }
 
 tm_arena_t *tm_arena_by_id(unsigned id)
@@ -185,7 +204,9 @@ int tm_arena_destroy(tm_arena_t *a)
         errno = rc;
         return -1;
     }
+    pthread_rwlock_wrlock(&walk_lock);
     arena_delete(a);
+    pthread_rwlock_unlock(&walk_lock);
     return 0;
 }
 

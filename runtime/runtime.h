@@ -55,6 +55,13 @@ tm_arena_t *arena_create(const tm_placement_t *placement, arena_kind_t kind,
 /* The arena with this id (1..TM_MAX_ARENAS), or NULL. */
 tm_arena_t *tm_arena_by_id(unsigned id);
 
+/* A walk over the arena table by another layer (profiler, policy): between
+ * begin and end no arena is freed, so tm_arena_by_id's results stay valid.
+ * A walker must not create or destroy arenas, nor wait on a thread that
+ * might (destroy waits for the walk to end). */
+void arena_walk_begin(void);
+void arena_walk_end(void);
+
 /* fork: the table lock is held across fork, arena locks are reset in the
  * child (see fork.c). */
 void arena_table_prefork(void);
