@@ -118,6 +118,8 @@ static tm_arena_t *arena_new(unsigned id, const tm_placement_t *placement,
      * site's arena as a user arena */
     a->kind = kind;
     a->owner_site = owner;
+    static _Atomic uint64_t serials;
+    a->serial = atomic_fetch_add(&serials, 1) + 1;
     if (hook_arena_init(&a->hooked, id, placement) != 0) {
         int err = errno;
         tm_meta_free(a, sizeof *a);

@@ -37,6 +37,8 @@ struct tm_arena {
     uint32_t owner_site;   /* ARENA_SITE: the site's index */
     site_stats_t stats;    /* ARENA_SHARED: the arena's own counters */
     _Atomic bool prompt_purge; /* freed pages go back at once (site.c) */
+    uint64_t serial;       /* unique per arena ever created: an id and even
+                              the struct's memory are reused, this is not */
 };
 
 /* ---------------------------------------------------------------- config.c */
