@@ -1,3 +1,10 @@
 # profiler/perf.mk -- automake fragment included by Makefile.am:
 # the perf_event samplers (pebs, ibs, faults) and the ring reader.
-libtmcore_la_SOURCES +=
+libtmcore_la_SOURCES += profiler/perf_ring.c profiler/sampler_perf.c
+
+check_PROGRAMS += tests/unit/test_perf_ring tests/unit/test_sampler_perf
+tests_unit_test_perf_ring_SOURCES = tests/unit/test_perf_ring.c tests/tm_test.h
+tests_unit_test_perf_ring_LDADD = $(TEST_LIBS)
+tests_unit_test_sampler_perf_SOURCES = tests/unit/test_sampler_perf.c \
+	tests/tm_test.h tests/observe.h
+tests_unit_test_sampler_perf_LDADD = $(TEST_LIBS)

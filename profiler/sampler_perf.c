@@ -1,0 +1,618 @@
+/*
+ * sampler_perf.c -- the perf_event samplers: pebs, ibs and faults.
+ *
+ * Events are opened with inherit (+ inherit_thread): a thread created
+ * later inherits its creator's event, and the kernel writes an inherited
+ * event's samples into the ring of the event it inherited from, so the
+ * rings we own cover every thread, old and new.  A forked child process
+ * inherits nothing (inherit_thread), and so does not feed our rings.
+ *
+ * The kernel refuses to mmap an inherited event that follows a task on
+ * every CPU (cpu == -1): so, as perf record does, we open one event per
+ * (thread, online CPU), mmap one ring per CPU, and point every other
+ * event of that CPU at it with PERF_EVENT_IOC_SET_OUTPUT (allowed across
+ * tasks for per-CPU rings).  Rings: one per CPU; fds: threads x CPUs.
+ *
+ * Availability is decided by perf_event_open itself, never by libpfm4:
+ * libpfm4 recognises a PMU from CPUID even on machines (VMs, containers)
+ * where perf_event_open of any hardware event fails with ENOENT.
+ *
+ * Runs on the profiling thread: no malloc, no stdio.  State and the tid
+ * lists live in tm_meta_alloc memory; /proc/self/task is read with
+ * getdents64.  (libpfm4's encoder may allocate, once, in open, before any
+ * sample is taken; the faults sampler does not use it.)
+ */
+#include "config.h"
+
+#include <cpuid.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/perf_event.h>
+#include <perfmon/pfmlib_perf_event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "profiler.h"
+
+/* Loads per sample for pebs.  A prime, so the sample points do not alias
+ * with loop strides; at ~1e9 loads/s per core it gives ~50k samples/s, the
+ * kernel's default max sample rate is 100k/s, and the ~5000 samples of a
+ * 100 ms interval (40-byte records) fit the default 64-page ring. */
+#define PERF_PEBS_PERIOD 20011
+/* Ops per IBS sample; IBS periods are multiples of 16.  Only memory ops
+ * carry an address, roughly a third of them. */
+#define PERF_IBS_PERIOD 65536
+#define PERF_DEFAULT_RING_PAGES 64
+#define PERF_USER_ADDR_LIMIT ((uint64_t)1 << 47)
+#define PERF_MAX_CPUS 1024
+
+/* The ring of one CPU, mapped from the first event opened on it. */
+typedef struct perf_cpu_ring {
+    int cpu;
+    int fd;          /* the event the ring is mapped from; -1 until then */
+    size_t map_len;
+    perf_ring_t ring;
+} perf_cpu_ring_t;
+
+typedef struct perf_state {
+    prof_sampler_kind_t kind;
+    pid_t owner;                  /* the process that opened the events */
+    char event[128];              /* the name logged */
+    struct perf_event_attr attr;  /* as accepted by the first open */
+    size_t ring_pages;
+    perf_cpu_ring_t *rings;       /* one per online CPU (tm_meta_alloc) */
+    size_t nrings;
+    int *fds;                     /* every event, fds_cap entries */
+    size_t nfds, fds_cap;
+    size_t nthreads;              /* threads with events */
+    perf_ring_counts_t total;
+    bool throttle_reported;
+    prof_sink_t user_sink;        /* filtered view when kernel addresses
+                                     could not be excluded (ibs) */
+    bool filter_kernel;
+} perf_state_t;
+
+/* ---------------------------------------------------------------- kinds */
+
+static const char *perf_kind_name(prof_sampler_kind_t k)
+{
+    switch (k) {
+    case PROF_SAMPLER_PEBS:
+        return "pebs";
+    case PROF_SAMPLER_IBS:
+        return "ibs";
+    case PROF_SAMPLER_FAULTS:
+        return "faults";
+    default:
+        return "perf";
+    }
+}
+
+/* auto: pebs on Intel, ibs on AMD, by the CPUID vendor string. */
+static prof_sampler_kind_t perf_kind_from_cpu(void)
+{
+    unsigned a, b, c, d;
+    if (__get_cpuid(0, &a, &b, &c, &d) == 0)
+        return PROF_SAMPLER_AUTO;
+    char vendor[13];
+    memcpy(vendor, &b, 4);
+    memcpy(vendor + 4, &d, 4);
+    memcpy(vendor + 8, &c, 4);
+    vendor[12] = '\0';
+    if (strcmp(vendor, "GenuineIntel") == 0)
+        return PROF_SAMPLER_PEBS;
+    if (strcmp(vendor, "AuthenticAMD") == 0)
+        return PROF_SAMPLER_IBS;
+    return PROF_SAMPLER_AUTO;
+}
+
+/* ---------------------------------------------------------------- attr */
+
+/* Encode a libpfm4 event name into attr; 0 or -1 (errno ENOENT). */
+static int perf_encode_pfm(const char *name, struct perf_event_attr *attr)
+{
+    int rc = pfm_initialize();
+    if (rc != PFM_SUCCESS) {
+        tm_log_debug("profiler: pfm_initialize failed: %s", pfm_strerror(rc));
+        errno = ENOENT;
+        return -1;
+    }
+    pfm_perf_encode_arg_t arg;
+    memset(&arg, 0, sizeof arg);
+    arg.attr = attr;
+    arg.size = sizeof arg;
+    rc = pfm_get_os_event_encoding(name, PFM_PLM3, PFM_OS_PERF_EVENT_EXT,
+                                   &arg);
+    if (rc != PFM_SUCCESS) {
+        tm_log_debug("profiler: libpfm4 cannot encode %s: %s", name,
+                     pfm_strerror(rc));
+        errno = ENOENT;
+        return -1;
+    }
+    return 0;
+}
+
+/* The ibs_op PMU's perf type from sysfs; -1 when there is none. */
+static int perf_ibs_type(void)
+{
+    int fd = open("/sys/bus/event_source/devices/ibs_op/type",
+                  O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    char buf[32];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    if (close(fd) != 0)
+        tm_log_debug("profiler: close of ibs_op/type failed: errno %d", errno);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *end;
+    long v = strtol(buf, &end, 10);
+    return end == buf || v < 0 ? -1 : (int)v;
+}
+
+/* The event for kind: encoding plus the name logged.  0, or -1 after
+ * setting errno (the caller logs the one warning). */
+static int perf_event_for_kind(perf_state_t *st, const prof_options_t *o,
+                               struct perf_event_attr *attr)
+{
+    const char *want = o->event[0] != '\0' ? o->event : NULL;
+    switch (st->kind) {
+    case PROF_SAMPLER_FAULTS:
+        snprintf(st->event, sizeof st->event, "page-faults");
+        attr->type = PERF_TYPE_SOFTWARE;
+        attr->config = PERF_COUNT_SW_PAGE_FAULTS;
+        attr->sample_period = o->period ? o->period : 1;
+        return 0;
+    case PROF_SAMPLER_PEBS: {
+        const char *names[] = {want ? want : "MEM_INST_RETIRED:ALL_LOADS",
+                               want ? NULL : "MEM_UOPS_RETIRED:ALL_LOADS"};
+        snprintf(st->event, sizeof st->event, "%s", names[0]);
+        for (size_t i = 0; i < 2 && names[i] != NULL; i++)
+            if (perf_encode_pfm(names[i], attr) == 0) {
+                snprintf(st->event, sizeof st->event, "%s", names[i]);
+                attr->sample_period = o->period ? o->period
+                                                : PERF_PEBS_PERIOD;
+                return 0;
+            }
+        return -1;
+    }
+    case PROF_SAMPLER_IBS: {
+        snprintf(st->event, sizeof st->event, "%s", want ? want : "ibs_op");
+        int type = want ? 0 : perf_ibs_type();
+        if (want != NULL ? perf_encode_pfm(want, attr) != 0 : type < 0) {
+            errno = ENOENT;
+            return -1;
+        }
+        if (want == NULL) {
+            attr->type = (uint32_t)type;
+            attr->config = 0;
+        }
+        attr->sample_period = o->period ? o->period : PERF_IBS_PERIOD;
+        return 0;
+    }
+    default:
+        snprintf(st->event, sizeof st->event, "(none)");
+        errno = EINVAL;
+        return -1;
+    }
+}
+
+/* The attribute fields we set whatever the event (after the encoding,
+ * which may have written the whole attr). */
+static void perf_attr_common(struct perf_event_attr *attr)
+{
+    attr->size = sizeof *attr;
+    attr->sample_type = PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME |
+                        PERF_SAMPLE_ADDR;
+    attr->disabled = 0;
+    attr->exclude_kernel = 1;
+    attr->exclude_hv = 1;
+    attr->inherit = 1;
+    attr->inherit_thread = 1;
+}
+
+/* ---------------------------------------------------------------- open */
+
+static int perf_event_open_tid(struct perf_event_attr *attr, pid_t tid,
+                               int cpu)
+{
+    long fd = syscall(SYS_perf_event_open, attr, tid, cpu, -1,
+                      PERF_FLAG_FD_CLOEXEC);
+    return (int)fd;
+}
+
+/* First open: find the attr variant the kernel accepts.  Hardware events
+ * try precise_ip 3, 2, 1; an old kernel without inherit_thread is retried
+ * without it; IBS, which may refuse exclude_kernel, without that (and the
+ * kernel addresses are then filtered out here). */
+static int perf_probe_open(perf_state_t *st, pid_t tid, int cpu)
+{
+    struct perf_event_attr *attr = &st->attr;
+    int precise_max = st->kind == PROF_SAMPLER_PEBS ? 3 : 0;
+    int saved = 0;
+    for (int no_ex = 0; no_ex <= (st->kind == PROF_SAMPLER_IBS); no_ex++)
+        for (int it = 1; it >= 0; it--)
+            for (int p = precise_max; p >= (precise_max ? 1 : 0); p--) {
+                attr->inherit_thread = (unsigned)it;
+                attr->precise_ip = (unsigned)p;
+                attr->exclude_kernel = !no_ex;
+                attr->exclude_hv = !no_ex;
+                int fd = perf_event_open_tid(attr, tid, cpu);
+                if (fd >= 0) {
+                    if (!it)
+                        tm_log_warn("profiler: kernel refused inherit_thread;"
+                                    " forked children will feed the parent's"
+                                    " %s rings", perf_kind_name(st->kind));
+                    st->filter_kernel = no_ex;
+                    return fd;
+                }
+                if (errno != EINVAL && errno != EOPNOTSUPP)
+                    return -1; /* no variant will help */
+                saved = saved ? saved : errno;
+            }
+    errno = saved;
+    return -1;
+}
+
+/* mmap the ring of cpu r from event fd; 0 or -1 (logged). */
+static int perf_ring_map(perf_state_t *st, perf_cpu_ring_t *r, int fd)
+{
+    size_t page = tm_os_page_size();
+    size_t len = (1 + st->ring_pages) * page;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        tm_log_error("profiler: mmap of a %zu-byte perf ring (fd %d, cpu %d)"
+                     " failed: errno %d (%s)", len, fd, r->cpu, errno,
+                     strerror(errno));
+        return -1;
+    }
+    r->fd = fd;
+    r->map_len = len;
+    r->ring.base = p;
+    r->ring.data_size = st->ring_pages * page;
+    r->ring.sample_type = st->attr.sample_type;
+    return 0;
+}
+
+/* Keep fd in the table (grown by copying); -1 when out of memory. */
+static int perf_fds_add(perf_state_t *st, int fd)
+{
+    if (st->nfds == st->fds_cap) {
+        size_t cap = st->fds_cap ? st->fds_cap * 2 : 256;
+        int *n = tm_meta_alloc(cap * sizeof *n);
+        if (n == NULL) {
+            tm_log_error("profiler: no metadata memory for %zu perf fds",
+                         cap);
+            errno = ENOMEM;
+            return -1;
+        }
+        if (st->fds != NULL) {
+            memcpy(n, st->fds, st->nfds * sizeof *n);
+            tm_meta_free(st->fds, st->fds_cap * sizeof *n);
+        }
+        st->fds = n;
+        st->fds_cap = cap;
+    }
+    st->fds[st->nfds++] = fd;
+    return 0;
+}
+
+/* Route event fd into cpu r's ring: map the ring from it if it is the
+ * first, else redirect it there.  0 or -1 (logged). */
+static int perf_attach_ring(perf_state_t *st, perf_cpu_ring_t *r, int fd)
+{
+    if (r->fd < 0)
+        return perf_ring_map(st, r, fd);
+    if (ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, r->fd) != 0) {
+        tm_log_error("profiler: PERF_EVENT_IOC_SET_OUTPUT of fd %d to the"
+                     " cpu %d ring (fd %d) failed: errno %d (%s)", fd,
+                     r->cpu, r->fd, errno, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Open one thread's events, one per CPU.  1 added, 0 the thread is gone,
+ * -1 failure (logged, except the very first open's: the caller words
+ * that one as "unavailable"). */
+static int perf_add_thread(perf_state_t *st, pid_t tid)
+{
+    for (size_t i = 0; i < st->nrings; i++) {
+        perf_cpu_ring_t *r = &st->rings[i];
+        bool first = st->nfds == 0;
+        int fd = first ? perf_probe_open(st, tid, r->cpu)
+                       : perf_event_open_tid(&st->attr, tid, r->cpu);
+        if (fd < 0) {
+            if (errno == ESRCH)
+                return 0; /* exited since we listed it */
+            if (!first)
+                tm_log_error("profiler: perf_event_open(%s) for tid %d,"
+                             " cpu %d failed: errno %d (%s)", st->event,
+                             (int)tid, r->cpu, errno, strerror(errno));
+            return -1;
+        }
+        if (perf_fds_add(st, fd) != 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        if (perf_attach_ring(st, r, fd) != 0)
+            return -1; /* fd is in the table: released with the rest */
+    }
+    st->nthreads++;
+    return 1;
+}
+
+/* The online CPUs, from /sys/devices/system/cpu/online ("0-3,5"), into
+ * st->rings.  0 or -1 (logged). */
+static int perf_cpus_init(perf_state_t *st)
+{
+    char buf[1024];
+    ssize_t n = -1;
+    int fd = open("/sys/devices/system/cpu/online", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+    }
+    if (n <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_CONF);
+        n = snprintf(buf, sizeof buf, "0-%ld", c > 0 ? c - 1 : 0);
+    }
+    buf[n] = '\0';
+    int cpus[PERF_MAX_CPUS];
+    size_t count = 0;
+    for (char *p = buf; *p != '\0' && *p != '\n';) {
+        char *end;
+        long lo = strtol(p, &end, 10), hi = lo;
+        if (end == p)
+            break;
+        if (*end == '-')
+            hi = strtol(end + 1, &end, 10);
+        for (long c = lo; c <= hi && count < PERF_MAX_CPUS; c++)
+            cpus[count++] = (int)c;
+        p = *end == ',' ? end + 1 : end;
+    }
+    if (count == 0)
+        cpus[count++] = 0;
+    st->rings = tm_meta_alloc(count * sizeof *st->rings);
+    if (st->rings == NULL) {
+        tm_log_error("profiler: no metadata memory for %zu perf rings",
+                     count);
+        errno = ENOMEM;
+        return -1;
+    }
+    for (size_t i = 0; i < count; i++) {
+        st->rings[i].cpu = cpus[i];
+        st->rings[i].fd = -1;
+    }
+    st->nrings = count;
+    return 0;
+}
+
+struct perf_dirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+/* Open an event for every thread listed in /proc/self/task.  A thread
+ * created while we list and open, by a thread whose event is not open
+ * yet, inherits nothing and is missed: a narrow race at start-up only
+ * (the usual caller starts profiling before the program's threads). */
+static int perf_add_all_threads(perf_state_t *st)
+{
+    int dfd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        tm_log_error("profiler: open /proc/self/task failed: errno %d (%s)",
+                     errno, strerror(errno));
+        return -1;
+    }
+    char buf[4096] __attribute__((aligned(8)));
+    int rc = 0;
+    for (;;) {
+        long n = syscall(SYS_getdents64, dfd, buf, sizeof buf);
+        if (n < 0) {
+            tm_log_error("profiler: getdents64 of /proc/self/task failed:"
+                         " errno %d (%s)", errno, strerror(errno));
+            rc = -1;
+        }
+        if (n <= 0)
+            break;
+        for (long off = 0; off < n && rc == 0;) {
+            struct perf_dirent64 *d = (struct perf_dirent64 *)(buf + off);
+            off += d->d_reclen;
+            char *end;
+            long tid = strtol(d->d_name, &end, 10);
+            if (end == d->d_name || *end != '\0' || tid <= 0)
+                continue; /* "." and ".." */
+            if (perf_add_thread(st, (pid_t)tid) < 0)
+                rc = -1;
+        }
+        if (rc != 0)
+            break;
+    }
+    int e = errno;
+    close(dfd);
+    errno = e;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- sink */
+
+/* When kernel addresses could not be excluded: pass user ones only. */
+static void perf_user_sample(void *ctx, uintptr_t addr, uint32_t weight)
+{
+    perf_state_t *st = ctx;
+    if ((uint64_t)addr < PERF_USER_ADDR_LIMIT)
+        st->user_sink.sample(st->user_sink.ctx, addr, weight);
+}
+
+static void perf_user_lost(void *ctx, uint64_t n)
+{
+    perf_state_t *st = ctx;
+    if (st->user_sink.lost != NULL)
+        st->user_sink.lost(st->user_sink.ctx, n);
+}
+
+/* ---------------------------------------------------------------- ops */
+
+static void perf_release(perf_state_t *st)
+{
+    for (size_t i = 0; i < st->nrings; i++) {
+        perf_cpu_ring_t *r = &st->rings[i];
+        if (r->fd >= 0 && munmap(r->ring.base, r->map_len) != 0)
+            tm_log_error("profiler: munmap of the cpu %d perf ring (fd %d)"
+                         " failed: errno %d", r->cpu, r->fd, errno);
+    }
+    for (size_t i = 0; i < st->nfds; i++)
+        if (close(st->fds[i]) != 0)
+            tm_log_error("profiler: close of perf fd %d failed: errno %d",
+                         st->fds[i], errno);
+    if (st->rings != NULL)
+        tm_meta_free(st->rings, st->nrings * sizeof *st->rings);
+    if (st->fds != NULL)
+        tm_meta_free(st->fds, st->fds_cap * sizeof *st->fds);
+    tm_meta_free(st, sizeof *st);
+}
+
+static size_t perf_ring_pages(unsigned want)
+{
+    size_t p = 1;
+    if (want == 0)
+        return PERF_DEFAULT_RING_PAGES;
+    while (p < want && p < ((size_t)1 << 20))
+        p <<= 1; /* the kernel wants a power of two */
+    return p;
+}
+
+static int perf_open(sampler_t *s, const prof_options_t *o,
+                     const prof_sink_t *sink)
+{
+    perf_state_t *st = tm_meta_alloc(sizeof *st);
+    if (st == NULL) {
+        tm_log_error("profiler: no metadata memory for the perf sampler");
+        errno = ENOMEM;
+        return -1;
+    }
+    st->kind = o->sampler == PROF_SAMPLER_AUTO ? perf_kind_from_cpu()
+                                               : o->sampler;
+    st->owner = getpid();
+    st->ring_pages = perf_ring_pages(o->ring_pages);
+    if (perf_event_for_kind(st, o, &st->attr) != 0) {
+        int e = errno;
+        tm_log_warn("profiler: %s sampling unavailable: no event %s here"
+                    " (libpfm4 or sysfs does not know it) -- falling back",
+                    perf_kind_name(st->kind), st->event);
+        perf_release(st);
+        errno = e;
+        return -1;
+    }
+    perf_attr_common(&st->attr);
+    if (perf_cpus_init(st) != 0 || perf_add_all_threads(st) != 0 ||
+        st->nthreads == 0) {
+        int e = errno ? errno : ENOENT;
+        tm_log_warn("profiler: %s sampling unavailable: perf_event_open(%s)"
+                    " failed: errno %d (%s)%s -- falling back",
+                    perf_kind_name(st->kind), st->event, e, strerror(e),
+                    e == ENOENT && st->kind != PROF_SAMPLER_FAULTS
+                        ? "; no hardware PMU" : "");
+        perf_release(st);
+        errno = e;
+        return -1;
+    }
+    s->state = st;
+    s->name = perf_kind_name(st->kind);
+    s->sink = *sink;
+    if (st->filter_kernel) {
+        st->user_sink = *sink;
+        s->sink = (prof_sink_t){perf_user_sample, perf_user_lost, st};
+    }
+    tm_log_info("profiler: %s sampling with %s, period %llu, %zu thread(s),"
+                " %zu CPU rings of %zu pages", s->name, st->event,
+                (unsigned long long)st->attr.sample_period, st->nthreads,
+                st->nrings, st->ring_pages);
+    return 0;
+}
+
+static void perf_collect(sampler_t *s, uint64_t t_end_ns)
+{
+    (void)t_end_ns; /* samples up to now is all a ring can give */
+    perf_state_t *st = s->state;
+    if (st == NULL || getpid() != st->owner)
+        return; /* a fork child must not steal the parent's samples */
+    perf_ring_counts_t c;
+    memset(&c, 0, sizeof c);
+    for (size_t i = 0; i < st->nrings; i++)
+        if (st->rings[i].fd >= 0)
+            perf_ring_drain(&st->rings[i].ring, &s->sink, &c);
+    if (c.lost || c.throttles || c.malformed)
+        tm_log_debug("profiler: %s interval: %llu samples, %llu lost,"
+                     " %llu throttles, %llu malformed", s->name,
+                     (unsigned long long)c.samples,
+                     (unsigned long long)c.lost,
+                     (unsigned long long)c.throttles,
+                     (unsigned long long)c.malformed);
+    if (c.throttles && !st->throttle_reported) {
+        st->throttle_reported = true;
+        tm_log_info("profiler: the kernel throttled %s sampling (period"
+                    " %llu); raise TIERMEM_PROFILE_PERIOD to avoid it",
+                    s->name, (unsigned long long)st->attr.sample_period);
+    }
+    st->total.samples += c.samples;
+    st->total.lost += c.lost;
+    st->total.throttles += c.throttles;
+    st->total.malformed += c.malformed;
+}
+
+static void perf_close(sampler_t *s)
+{
+    perf_state_t *st = s->state;
+    if (st == NULL)
+        return;
+    /* In a fork child the fds share their file with the parent's: a
+     * disable here would stop the parent's sampling. */
+    if (getpid() == st->owner) {
+        for (size_t i = 0; i < st->nfds; i++)
+            if (ioctl(st->fds[i], PERF_EVENT_IOC_DISABLE, 0) != 0)
+                tm_log_warn("profiler: disabling perf fd %d failed:"
+                            " errno %d", st->fds[i], errno);
+        perf_collect(s, 0);
+        tm_log_debug("profiler: %s totals: %llu samples, %llu lost,"
+                     " %llu throttles", s->name,
+                     (unsigned long long)st->total.samples,
+                     (unsigned long long)st->total.lost,
+                     (unsigned long long)st->total.throttles);
+    }
+    perf_release(st);
+    s->state = NULL;
+}
+
+/* A fork child: drop its copies of the event descriptors, nothing more
+ * (an ioctl on them would act on the parent's events; the rings are not
+ * mapped in a child, perf maps them do-not-copy). */
+static void perf_fork_child(sampler_t *s)
+{
+    perf_state_t *st = s->state;
+    if (st == NULL)
+        return;
+    for (size_t i = 0; i < st->nfds; i++)
+        close(st->fds[i]);
+    s->state = NULL;
+}
+
+const sampler_ops_t sampler_perf_ops = {
+    .open = perf_open,
+    .collect = perf_collect,
+    .done = NULL,
+    .close = perf_close,
+    .fork_child = perf_fork_child,
+};

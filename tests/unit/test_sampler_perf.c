@@ -1,0 +1,272 @@
+/*
+ * test_sampler_perf.c -- the perf sampler against the real kernel.
+ *
+ * No hardware PMU exists here, so the faults sampler (software page-fault
+ * events, period 1, which report the faulting address) stands in for pebs
+ * and ibs: it goes through the same open / per-thread rings / inherit /
+ * drain path.  Checked: threads created after open and threads that
+ * existed before it are both sampled, a forked child is not, and pebs/ibs
+ * fail cleanly with exactly one warning where perf_event_open has no PMU.
+ */
+#include "config.h"
+
+#include <linux/perf_event.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "profiler.h"
+#include "../tm_test.h"
+#include "../observe.h"
+
+#define BLOCK ((size_t)4 << 20)
+
+/* ---------------------------------------------------------------- sink */
+
+/* Which pages of the watched block got a sample (one thread drains). */
+static uintptr_t watch_lo;
+static unsigned char watched[BLOCK / 4096];
+static uint64_t samples_total, lost_total;
+
+static void sink_sample(void *ctx, uintptr_t addr, uint32_t weight)
+{
+    (void)ctx;
+    samples_total += weight;
+    if (addr >= watch_lo && addr < watch_lo + BLOCK)
+        watched[(addr - watch_lo) / 4096] = 1;
+}
+
+static void sink_lost(void *ctx, uint64_t n)
+{
+    (void)ctx;
+    lost_total += n;
+}
+
+static const prof_sink_t sink = {sink_sample, sink_lost, NULL};
+
+/* A fresh untouched block of small pages (no THP: one fault per page). */
+static char *block_new(void)
+{
+    void *p = mmap(NULL, BLOCK, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    if (madvise(p, BLOCK, MADV_NOHUGEPAGE) != 0)
+        printf("  madvise(MADV_NOHUGEPAGE) failed: errno %d\n", errno);
+    return p;
+}
+
+static void watch(char *block)
+{
+    watch_lo = (uintptr_t)block;
+    memset(watched, 0, sizeof watched);
+}
+
+static size_t watched_pages(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof watched; i++)
+        n += watched[i];
+    return n;
+}
+
+static void touch(char *block)
+{
+    for (size_t off = 0; off < BLOCK; off += 4096)
+        ((volatile char *)block)[off] = 1;
+}
+
+static void *touch_thread(void *arg)
+{
+    touch(arg);
+    return NULL;
+}
+
+static pthread_barrier_t go;
+static char *early_block;
+
+static void *early_thread(void *arg)
+{
+    (void)arg;
+    pthread_barrier_wait(&go); /* 1: exists before open */
+    pthread_barrier_wait(&go); /* 2: open has happened */
+    if (early_block != NULL) /* NULL: the test is skipped */
+        touch(early_block);
+    return NULL;
+}
+
+static void options(prof_options_t *o, prof_sampler_kind_t kind)
+{
+    memset(o, 0, sizeof *o);
+    o->enabled = true;
+    o->sampler = kind;
+    o->period = 1;
+    /* sanitizers fault in shadow pages too: room for all of it */
+    o->ring_pages = 256;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_threads_and_fork(sampler_t *s)
+{
+    /* (2) a thread that existed before open */
+    pthread_t early;
+    REQUIRE_VOID(pthread_create(&early, NULL, early_thread, NULL) == 0);
+    pthread_barrier_wait(&go);
+
+    prof_options_t o;
+    options(&o, PROF_SAMPLER_FAULTS);
+    log_reset(TM_LOG_WARN);
+    if (sampler_perf_ops.open(s, &o, &sink) != 0) {
+        int e = errno;
+        pthread_barrier_wait(&go);
+        pthread_join(early, NULL);
+        printf("SKIP: the faults sampler cannot open here (errno %d %s):"
+               " %s\n", e, strerror(e), log_text());
+        exit(77);
+    }
+    CHECK(strcmp(s->name, "faults") == 0);
+    bool inherit_thread = log_count("warning", "inherit_thread", NULL) == 0;
+
+    /* (1) a thread created after open */
+    char *late_block = block_new();
+    REQUIRE_VOID(late_block != NULL);
+    watch(late_block);
+    pthread_t late;
+    REQUIRE_VOID(pthread_create(&late, NULL, touch_thread, late_block) == 0);
+    REQUIRE_VOID(pthread_join(late, NULL) == 0);
+    sampler_perf_ops.collect(s, 1);
+    size_t n = watched_pages();
+    CHECK_MSG(n >= sizeof watched * 9 / 10,
+              "thread created after open: %zu of %zu pages sampled"
+              " (%llu samples, %llu lost)", n, sizeof watched,
+              (unsigned long long)samples_total,
+              (unsigned long long)lost_total);
+
+    early_block = block_new();
+    REQUIRE_VOID(early_block != NULL);
+    watch(early_block);
+    pthread_barrier_wait(&go);
+    REQUIRE_VOID(pthread_join(early, NULL) == 0);
+    bool counted = malloc_is_counted();
+    uint64_t before = thread_allocated();
+    sampler_perf_ops.collect(s, 2);
+    if (counted)
+        CHECK(thread_allocated() == before); /* collect never mallocs */
+    n = watched_pages();
+    CHECK_MSG(n >= sizeof watched * 9 / 10,
+              "thread existing before open: %zu of %zu pages sampled", n,
+              sizeof watched);
+
+    /* (3) a forked child's faults stay out of our rings */
+    char *child_block = block_new();
+    REQUIRE_VOID(child_block != NULL);
+    watch(child_block);
+    pid_t pid = fork();
+    REQUIRE_VOID(pid >= 0);
+    if (pid == 0) {
+        touch(child_block);
+        _exit(0);
+    }
+    int status;
+    REQUIRE_VOID(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    sampler_perf_ops.collect(s, 3);
+    if (inherit_thread)
+        CHECK_MSG(watched_pages() == 0, "a forked child fed %zu samples",
+                  watched_pages());
+    else
+        printf("  kernel refused inherit_thread: fork check skipped\n");
+
+    /* the parent itself is still sampled after the fork */
+    touch(child_block);
+    sampler_perf_ops.collect(s, 4);
+    CHECK(watched_pages() >= sizeof watched * 9 / 10);
+
+    /* close: samples taken before it are still delivered, nothing after */
+    char *last_block = block_new();
+    REQUIRE_VOID(last_block != NULL);
+    watch(last_block);
+    touch(last_block);
+    sampler_perf_ops.close(s);
+    CHECK(s->state == NULL);
+    CHECK(watched_pages() >= sizeof watched * 9 / 10);
+    CHECK_MSG(log_count("warning", NULL) == 0 &&
+                  log_count("error", NULL) == 0,
+              "logged: %s", log_text());
+    munmap(late_block, BLOCK);
+    munmap(early_block, BLOCK);
+    munmap(child_block, BLOCK);
+    munmap(last_block, BLOCK);
+}
+
+/* Is there a hardware PMU at all?  (Not here: ENOENT.) */
+static bool hardware_pmu(void)
+{
+    struct perf_event_attr a;
+    memset(&a, 0, sizeof a);
+    a.size = sizeof a;
+    a.type = PERF_TYPE_HARDWARE;
+    a.config = PERF_COUNT_HW_INSTRUCTIONS;
+    a.exclude_kernel = 1;
+    a.exclude_hv = 1;
+    long fd = syscall(SYS_perf_event_open, &a, 0, -1, -1, 0);
+    if (fd >= 0)
+        close((int)fd);
+    return fd >= 0;
+}
+
+/* (4) pebs, ibs and auto without a PMU: -1, errno, one warning. */
+static void test_no_pmu(prof_sampler_kind_t kind, const char *name,
+                        const char *event)
+{
+    bool pmu = hardware_pmu();
+    prof_options_t o;
+    options(&o, kind);
+    o.period = 0;
+    snprintf(o.event, sizeof o.event, "%s", event);
+    log_reset(TM_LOG_WARN);
+    sampler_t s;
+    memset(&s, 0, sizeof s);
+    errno = 0;
+    int rc = sampler_perf_ops.open(&s, &o, &sink);
+    int e = errno;
+    if (rc == 0) {
+        CHECK_MSG(pmu, "%s opened without a hardware PMU", name);
+        printf("  %s opened (a PMU exists here): %s\n", s.name, log_text());
+        sampler_perf_ops.close(&s);
+        return;
+    }
+    CHECK(rc == -1);
+    CHECK_MSG(e != 0, "%s: errno not set", name);
+    CHECK(s.state == NULL);
+    CHECK_MSG(log_count("warning", NULL) == 1 &&
+                  log_count("warning", "sampling unavailable", NULL) == 1,
+              "%s logged: %s", name, log_text());
+    CHECK_MSG(log_count("error", NULL) == 0, "%s logged: %s", name,
+              log_text());
+    printf("  %s: %s", name, log_text());
+}
+
+int main(void)
+{
+    if (!log_open()) {
+        printf("SKIP: no temporary file for the log\n");
+        return 77;
+    }
+    test_no_pmu(PROF_SAMPLER_PEBS, "pebs", "");
+    test_no_pmu(PROF_SAMPLER_IBS, "ibs", "");
+    test_no_pmu(PROF_SAMPLER_AUTO, "auto", "");
+    /* an event libpfm4 encodes but the kernel has no PMU for: the failure
+     * comes from perf_event_open itself */
+    test_no_pmu(PROF_SAMPLER_PEBS, "pebs cycles", "perf::PERF_COUNT_HW_CPU_CYCLES");
+    CHECK(hardware_pmu() || log_count("warning", "errno 2", NULL) == 1);
+    REQUIRE(pthread_barrier_init(&go, NULL, 2) == 0);
+    sampler_t s;
+    memset(&s, 0, sizeof s);
+    test_threads_and_fork(&s);
+    pthread_barrier_destroy(&go);
+    return tm_test_done(__FILE__);
+}
