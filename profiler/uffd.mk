@@ -1,3 +1,11 @@
 # profiler/uffd.mk -- automake fragment included by Makefile.am:
 # the userfaultfd write-protect sampler.
-libtmcore_la_SOURCES +=
+libtmcore_la_SOURCES += profiler/sampler_uffd.c
+
+check_PROGRAMS += tests/unit/test_sampler_uffd
+tests_unit_test_sampler_uffd_SOURCES = tests/unit/test_sampler_uffd.c tests/tm_test.h
+tests_unit_test_sampler_uffd_LDADD = $(TEST_LIBS)
+
+EXTRA_PROGRAMS += bench/bench_uffd
+bench_bench_uffd_SOURCES = bench/bench_uffd.c bench/bench_util.h
+bench_bench_uffd_LDADD = $(TEST_LIBS)
