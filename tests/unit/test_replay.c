@@ -1,0 +1,186 @@
+/*
+ * test_replay.c -- the replay sampler feeding a real attrib_t.
+ *
+ * A trace names two explicit-id sites, one site by key and one user arena;
+ * each collect/close pair must give exactly the per-site and per-arena
+ * counts of that time window, unresolved samples must come out as lost,
+ * malformed lines must be logged with file:line and skipped, and done()
+ * must turn true after the last line.
+ */
+#include "config.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "profiler.h"
+#include "../tm_test.h"
+#include "../observe.h"
+
+#define MS 1000000ull
+
+static char trace_path[] = "/tmp/tm_test_trace.XXXXXX";
+
+static bool write_trace(const char *text)
+{
+    int fd = mkstemp(trace_path);
+    if (fd < 0)
+        return false;
+    size_t len = strlen(text);
+    bool ok = write(fd, text, len) == (ssize_t)len;
+    return close(fd) == 0 && ok;
+}
+
+static uint64_t arena_samples(const prof_interval_t *iv, unsigned id)
+{
+    for (size_t i = 0; i < iv->narenas; i++)
+        if (iv->arenas[i].id == id)
+            return iv->arenas[i].samples;
+    return UINT64_MAX;
+}
+
+static const prof_site_row_t *site_row(const prof_interval_t *iv, int id)
+{
+    for (size_t i = 0; i < iv->nsites; i++)
+        if (iv->sites[i].explicit_id == id)
+            return &iv->sites[i];
+    return NULL;
+}
+
+static bool site_samples(const prof_interval_t *iv, int id, uint64_t n)
+{
+    const prof_site_row_t *s = site_row(iv, id);
+    return s != NULL && s->samples == n && !s->estimated;
+}
+
+static int open_replay(sampler_t *s, const char *path, attrib_t *a)
+{
+    static prof_options_t o;
+    prof_sink_t sink = attrib_sink(a);
+    memset(&o, 0, sizeof o);
+    snprintf(o.replay, sizeof o.replay, "%s", path);
+    *s = (sampler_t){.ops = &sampler_replay_ops};
+    return sampler_replay_ops.open(s, &o, &sink);
+}
+
+static void test_windows(void)
+{
+    char *b11 = tm_site_malloc(11, 1 << 20);
+    char *b12 = tm_site_malloc(12, 2 << 20);
+    tm_placement_t p = tm_placement_node(TM_MODE_PREFERRED, 0);
+    tm_arena_t *u = tm_arena_create(&p);
+    REQUIRE_VOID(b11 && b12 && u);
+    char *bu = tm_arena_malloc(u, 1 << 20);
+    REQUIRE_VOID(bu != NULL);
+    unsigned uid = tm_arena_id(u);
+    char text[2048];
+    snprintf(text, sizeof text,
+             "tiermem-trace 1\n"
+             "# interval 1: [0, 10 ms)\n"
+             "0 id 11 0\n"
+             "5 id 11 4096 3   # weighted\n"
+             "9.5 arena %u 100\n"
+             "\n"
+             "# interval 2: [10, 20 ms)\n"
+             "10 id 12 8192 2\n"
+             "12 site %llx 0 4\n"
+             "15 id 99 0 5\n"              /* no such site: lost */
+             "bogus line\n"                /* line 11: malformed */
+             "17 arena %u 999999999999\n"  /* past the arena: lost */
+             "8 id 11 0\n"                 /* line 13: time backwards */
+             "18 arena 4095 0\n"           /* no arena there: lost */
+             "19 id 12 0 0\n"              /* line 15: zero count */
+             "\r\n"
+             "25.000001 arena %u 0 2\n",   /* interval 3 */
+             uid, (unsigned long long)site_explicit_key(12), uid, uid);
+    REQUIRE_VOID(write_trace(text));
+    attrib_t *a = attrib_new(4);
+    REQUIRE_VOID(a != NULL);
+    log_reset(TM_LOG_WARN);
+    sampler_t s;
+    REQUIRE_VOID(open_replay(&s, trace_path, a) == 0);
+    CHECK(strcmp(s.name, "replay") == 0);
+    char where[1100];
+    snprintf(where, sizeof where, "%s:11:", trace_path);
+    CHECK(log_count("warning", where, "skipped", NULL) == 1);
+    snprintf(where, sizeof where, "%s:13:", trace_path);
+    CHECK(log_count("warning", where, "backwards", NULL) == 1);
+    snprintf(where, sizeof where, "%s:15:", trace_path);
+    CHECK(log_count("warning", where, "count", NULL) == 1);
+    CHECK(log_count("warning", "replay", NULL) == 3);
+
+    attrib_close(a, 0, 0);
+    CHECK(!s.ops->done(&s));
+    s.ops->collect(&s, 10 * MS);
+    const prof_interval_t *iv = attrib_close(a, 0, 10 * MS);
+    REQUIRE_VOID(iv != NULL);
+    CHECK(site_samples(iv, 11, 4) && site_samples(iv, 12, 0));
+    CHECK(arena_samples(iv, uid) == 1);
+    CHECK(iv->samples == 5 && iv->lost == 0 && iv->unattributed == 0);
+
+    CHECK(!s.ops->done(&s));
+    s.ops->collect(&s, 20 * MS);
+    iv = attrib_close(a, 10 * MS, 20 * MS);
+    CHECK(site_samples(iv, 11, 0) && site_samples(iv, 12, 6));
+    CHECK(arena_samples(iv, uid) == 0);
+    CHECK(iv->samples == 6 && iv->lost == 7 && iv->unattributed == 0);
+
+    s.ops->collect(&s, 25 * MS); /* the last line is at 25 ms + 1 ns */
+    CHECK(!s.ops->done(&s));
+    s.ops->collect(&s, 25 * MS + 2);
+    CHECK(s.ops->done(&s));
+    iv = attrib_close(a, 20 * MS, 30 * MS);
+    CHECK(arena_samples(iv, uid) == 2 && iv->samples == 2 && iv->lost == 0);
+    s.ops->close(&s);
+    CHECK(s.state == NULL);
+    attrib_delete(a);
+    unlink(trace_path);
+    tm_free(b11);
+    tm_free(b12);
+    tm_free(bu);
+    CHECK(tm_arena_destroy(u) == 0);
+}
+
+static void test_bad_files(void)
+{
+    attrib_t *a = attrib_new(4);
+    REQUIRE_VOID(a != NULL);
+    sampler_t s;
+    errno = 0;
+    CHECK(open_replay(&s, "/nonexistent/trace", a) == -1 && errno == ENOENT);
+    CHECK(log_count("error", "/nonexistent/trace", NULL) == 1);
+
+    strcpy(trace_path, "/tmp/tm_test_trace.XXXXXX");
+    REQUIRE_VOID(write_trace("tiermem-trace 2\n0 arena 1 0\n"));
+    errno = 0;
+    CHECK(open_replay(&s, trace_path, a) == -1 && errno == EINVAL);
+    CHECK(log_count("error", "version 2", NULL) == 1);
+    unlink(trace_path);
+
+    strcpy(trace_path, "/tmp/tm_test_trace.XXXXXX");
+    REQUIRE_VOID(write_trace("0 arena 1 0\n"));
+    errno = 0;
+    CHECK(open_replay(&s, trace_path, a) == -1 && errno == EINVAL);
+    unlink(trace_path);
+
+    /* a header alone: nothing to deliver, done at once */
+    strcpy(trace_path, "/tmp/tm_test_trace.XXXXXX");
+    REQUIRE_VOID(write_trace("tiermem-trace 1"));
+    REQUIRE_VOID(open_replay(&s, trace_path, a) == 0);
+    CHECK(s.ops->done(&s));
+    s.ops->collect(&s, UINT64_MAX);
+    s.ops->close(&s);
+    unlink(trace_path);
+    attrib_delete(a);
+}
+
+int main(void)
+{
+    REQUIRE(sites_ready());
+    (void)malloc_is_counted;
+    REQUIRE(log_open());
+    test_windows();
+    log_reset(TM_LOG_WARN);
+    test_bad_files();
+    tm_log_configure(TM_LOG_WARN, -1);
+    return tm_test_done("test_replay");
+}
