@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# fuzz.sh -- build the libFuzzer targets for the settings parser and the
-# guidance file parser with clang, and run each one for a bounded time.
+# fuzz.sh -- build the libFuzzer targets for the settings parser, the
+# guidance file parser and the profile reader with clang, and run each one for a bounded time.
 #
 # usage: scripts/fuzz.sh BUILD_DIR
 #   BUILD_DIR is a configured build directory (scripts/build.sh BUILD_DIR);
@@ -49,16 +49,18 @@ printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n)\n{ (
 flags=(-g -O1 -std=c11 -Wall -Wextra -Werror
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
     -fno-omit-frame-pointer -DHAVE_CONFIG_H
-    -I"$build" -I"$root/include" -I"$root/hooks" -I"$root/runtime")
+    -I"$build" -I"$root/include" -I"$root/hooks" -I"$root/runtime"
+    -I"$root/profiler")
 sources=("$root/runtime/options.c" "$root/runtime/parse.c" "$root/runtime/guidance.c"
+    "$root/profiler/profile_read.c"
     "$root/hooks/log.c" "$root/hooks/meta_alloc.c" "$root/hooks/os.c"
     "$root/tests/fuzz/fuzz_support.c")
 
-targets=(guidance options)
-declare -A max_len=([guidance]=65536 [options]=4096)
+targets=(guidance options profile)
+declare -A max_len=([guidance]=65536 [options]=4096 [profile]=8192)
 for t in "${targets[@]}"; do
     "$cc" "${flags[@]}" "$root/tests/fuzz/fuzz_$t.c" "${sources[@]}" \
-        -lnuma -o "$out/fuzz_$t" || { echo "fuzz: building fuzz_$t failed" >&2; exit 2; }
+        -lnuma -lm -o "$out/fuzz_$t" || { echo "fuzz: building fuzz_$t failed" >&2; exit 2; }
 done
 
 failed=0
