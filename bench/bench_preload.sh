@@ -18,6 +18,10 @@
 #   tiermem-small0   the same with TIERMEM_SMALL_SIZE=0 (every allocation
 #                    walks the stack: no small-allocation fast path)
 #   tiermem-thread   the same with TIERMEM_LAYOUT=per-thread
+#   tiermem-profile  the same with TIERMEM_PROFILE=1: the profiler at its
+#                    default settings (here, with no PMU, the userfaultfd
+#                    sampler); its overhead is printed as the median of the
+#                    per-round ratios to the plain tiermem run
 #   jemalloc         /usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 #   memtier          memkind's libmemtier.so.0, one DRAM tier (static ratio)
 # A configuration whose library is missing is reported and skipped.
@@ -132,6 +136,7 @@ configs = [
     ("tiermem", preload, {}),
     ("tiermem-small0", preload, {"TIERMEM_SMALL_SIZE": "0"}),
     ("tiermem-thread", preload, {"TIERMEM_LAYOUT": "per-thread"}),
+    ("tiermem-profile", preload, {"TIERMEM_PROFILE": "1", "TIERMEM_OUTPUT_DIR": tmp}),
     ("jemalloc", jemalloc, {}),
     ("memtier", memtier, {"MEMKIND_MEM_TIERS": "KIND:DRAM,RATIO:1;POLICY:STATIC_RATIO"}),
 ]
@@ -243,6 +248,18 @@ for wname, _ in workloads:
                      med_range(cpu, "%.3f"), med_range(rc, "%.2f"),
                      "%.1f (max %.1f)" % (statistics.median(rss), max(rss)),
                      "same" if same else "DIFF"))
+# The profiler's price: each round's profiled run against the same round's
+# unprofiled run, so both saw the same neighbours.
+if any(c[0] == "tiermem-profile" for c in configs) and any(c[0] == "tiermem" for c in configs):
+    print()
+    print("profiler overhead (tiermem-profile / tiermem, median of per-round ratios [min-max])")
+    for wname, _ in workloads:
+        a, b = res.get((wname, "tiermem-profile")), res.get((wname, "tiermem"))
+        if not a or not b:
+            continue
+        rw = [x["wall"] / y["wall"] for x, y in zip(a, b)]
+        rc = [x["cpu"] / y["cpu"] for x, y in zip(a, b)]
+        print("%-12s wall %s   CPU %s" % (wname, med_range(rw, "%.3f"), med_range(rc, "%.3f")))
 print()
 print("== load average after: %s" % " ".join(open("/proc/loadavg").read().split()[:3]))
 for p in problems:

@@ -86,7 +86,8 @@ const char *prof_sampler_name(prof_sampler_kind_t k);
 
 typedef struct prof_sink {
     /* weight: how many samples this one stands for (1 for most samplers).
-     * May be called from any thread, concurrently. */
+     * May be called from any thread, concurrently.  Samplers never deliver
+     * address 0; a record without an address is not a sample. */
     void (*sample)(void *ctx, uintptr_t addr, uint32_t weight);
     /* n samples the sampler knows it lost (ring overrun, throttling). */
     void (*lost)(void *ctx, uint64_t n);
@@ -110,6 +111,11 @@ typedef struct sampler_ops {
     /* Stop and release everything (after a last collect).  No thread of
      * the program may be left waiting on the sampler. */
     void (*close)(sampler_t *s);
+    /* In a forked child: close the descriptors the child inherited, with no
+     * ioctl and no unmapping that could touch the parent's sampling (the
+     * events and the userfaultfd are shared with the parent until the
+     * child closes them).  Async-signal-safe calls only. */
+    void (*fork_child)(sampler_t *s);
 } sampler_ops_t;
 
 struct sampler {
@@ -130,6 +136,8 @@ extern const sampler_ops_t sampler_replay_ops;
  * allocating.  Separate from perf_event_open so tests can feed it
  * synthetic rings. */
 
+/* One mmap'd ring; several events may write into it (PERF_EVENT_IOC_SET_
+ * OUTPUT: the perf sampler shares one ring per CPU among all its events). */
 typedef struct perf_ring {
     void *base;        /* the mmap: one metadata page, then data_size bytes */
     size_t data_size;  /* a power of two */
@@ -267,7 +275,8 @@ prof_writer_t *profile_writer_open(const char *path, const prof_header_t *h);
  * interval ends with its own end line, so a crash leaves every earlier
  * interval readable.  Rows whose samples are 0 and whose other fields are
  * what the writer last wrote for that arena or site may be left out; the
- * reader carries them forward.  0 or -1 + errno (logged). */
+ * reader counts them into heat (which decays) and the totals, but returns
+ * only the rows written.  0 or -1 + errno (logged). */
 int profile_writer_interval(prof_writer_t *w, const prof_interval_t *iv);
 /* Write the trailer, fsync, rename path.partial to path, free w. */
 int profile_writer_finish(prof_writer_t *w);

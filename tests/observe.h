@@ -44,7 +44,7 @@ static uint64_t thread_allocated(void)
 
 /* Does thread_allocated() see this thread's mallocs?  Not under the
  * sanitizers, whose malloc is not jemalloc's. */
-static bool malloc_is_counted(void)
+__attribute__((unused)) static bool malloc_is_counted(void)
 {
     uint64_t a0 = thread_allocated();
     void *volatile p = malloc(100);

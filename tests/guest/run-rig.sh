@@ -95,7 +95,7 @@ case "$KERNEL_MODE" in auto | vmlinux | bzimage) ;; *) die "TM_GUEST_KERNEL must
 # ---------------------------------------------------------------- packages
 # qemu-system-x86, busybox-static and cpio are the rig's own; the rest build
 # the guest tests (present wherever tiermem was built, listed for safety).
-PACKAGES="qemu-system-x86 busybox-static cpio xz-utils binutils gcc libc6-dev libjemalloc-dev libnuma-dev"
+PACKAGES="qemu-system-x86 busybox-static cpio xz-utils binutils gcc libc6-dev libjemalloc-dev libnuma-dev libpfm4-dev"
 APT_UPDATED=0
 apt_update_once() {
     if [ "$APT_UPDATED" = 0 ]; then
@@ -279,9 +279,10 @@ build_initramfs() {
         # shellcheck disable=SC2086
         # Unstripped copies stay in guest-work/bin for addr2line (crashes).
         if gcc -std=c11 -static -O2 -g -Wall -Wextra -Werror ${TM_GUEST_CFLAGS:-} \
-            -I "$SRC_ROOT/include" -I "$GUEST_DIR" \
+            -I "$SRC_ROOT/include" -I "$SRC_ROOT/hooks" -I "$SRC_ROOT/runtime" \
+            -I "$SRC_ROOT/profiler" -I "$GUEST_DIR" \
             -o "$WORK/bin/$name" "$src" "$LIBTIERMEM" \
-            -ljemalloc -lnuma -lpthread -lm -ldl >>"$LOGDIR/build.log" 2>&1; then
+            -ljemalloc -lnuma -lpfm -lpthread -lm -ldl >>"$LOGDIR/build.log" 2>&1; then
             strip -o "$root/tests/$name" "$WORK/bin/$name"
         else
             ok=0

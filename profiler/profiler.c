@@ -1,0 +1,515 @@
+/*
+ * profiler.c -- the profiling thread: timer, intervals, lifecycle.
+ *
+ * One thread per process.  A timerfd wakes it once per interval; it sleeps
+ * in poll() between wake-ups, so it costs nothing while idle and never
+ * spins.  No signal is involved: the thread is created with every signal
+ * blocked, installs no handler and arms no timer signal, so the
+ * application's signals are its own.
+ *
+ * Each wake-up closes one interval: the sampler delivers what it saw, a
+ * residency pass runs every N intervals, attribution turns the counters
+ * into rows, the writer appends them to the profile, and the interval hook
+ * (the policy, wired in by the library's start-up) gets them.
+ *
+ * Stopping (profiler_stop, also run at exit) wakes the thread through an
+ * eventfd; the thread closes the last, partial interval, and the stopper
+ * finishes the profile file, which renames it into place.
+ *
+ * fork: POSIX allows a forked child of a threaded program only async-signal-
+ * safe calls until it execs, and starting a thread is not one of them.  So
+ * the profiler is disabled in a forked child: the child drops its copies of
+ * the profiler's descriptors, writes no profile, and the parent's profile
+ * carries on untouched.  A child that execs starts afresh.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "profiler.h"
+
+extern char **environ;
+
+typedef struct profiler {
+    pthread_mutex_t lock;    /* start and stop take turns */
+    bool running;
+    bool thread_started;
+    pid_t pid;               /* the process that started it */
+    pthread_t thread;
+    int timer_fd, stop_fd;
+    prof_options_t opts;
+    sampler_t sampler;
+    bool sampling;           /* sampler is open */
+    attrib_t *attrib;
+    prof_writer_t *writer;
+    bool write_failed;       /* logged once */
+    char path[TM_PATH_MAX + 320];
+    char sampler_name[32];
+    uint64_t t0_ns;          /* CLOCK_MONOTONIC at start */
+    uint64_t t_last;         /* end of the last interval, profiler clock */
+    uint64_t intervals;
+    prof_interval_fn hook;
+    void *hook_ctx;
+} profiler_t;
+
+static profiler_t prof = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                          .timer_fd = -1,
+                          .stop_fd = -1};
+static pthread_once_t process_hooks_once = PTHREAD_ONCE_INIT;
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void profiler_set_interval_hook(prof_interval_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&prof.lock);
+    prof.hook = fn;
+    prof.hook_ctx = ctx;
+    pthread_mutex_unlock(&prof.lock);
+}
+
+bool profiler_running(void)
+{
+    pthread_mutex_lock(&prof.lock);
+    bool r = prof.running && prof.pid == getpid();
+    pthread_mutex_unlock(&prof.lock);
+    return r;
+}
+
+const char *profiler_sampler_name(void)
+{
+    return prof.running ? prof.sampler_name : "";
+}
+
+const char *profiler_profile_path(void)
+{
+    return prof.running ? prof.path : "";
+}
+
+/* ---------------------------------------------------------------- samplers */
+
+static bool sampler_try(const sampler_ops_t *ops, const char *name,
+                        const prof_options_t *o)
+{
+    prof.sampler = (sampler_t){.ops = ops, .name = name};
+    prof_sink_t sink = attrib_sink(prof.attrib);
+    if (ops->open(&prof.sampler, o, &sink) != 0)
+        return false;
+    prof.sampling = true;
+    return true;
+}
+
+/* Open the sampler asked for, falling back to the portable one and then to
+ * none: profiling with residency and counters beats no profile at all.
+ * Each backend logs its own reason for refusing. */
+static void sampler_choose(const prof_options_t *o)
+{
+    prof_options_t perf = *o;
+    bool ok = false;
+    switch (o->sampler) {
+    case PROF_SAMPLER_AUTO:
+    case PROF_SAMPLER_PEBS:
+    case PROF_SAMPLER_IBS:
+    case PROF_SAMPLER_FAULTS:
+        ok = sampler_try(&sampler_perf_ops, prof_sampler_name(o->sampler),
+                         &perf);
+        if (ok || o->sampler == PROF_SAMPLER_FAULTS)
+            break;
+        tm_log_warn("profiler: falling back to the userfaultfd sampler "
+                    "(writes only; see doc/profiler-uffd.md)");
+        /* fall through */
+    case PROF_SAMPLER_UFFD:
+        ok = sampler_try(&sampler_uffd_ops, "uffd", o);
+        break;
+    case PROF_SAMPLER_REPLAY:
+        ok = sampler_try(&sampler_replay_ops, "replay", o);
+        break;
+    case PROF_SAMPLER_NONE:
+        break;
+    }
+    if (!ok && o->sampler != PROF_SAMPLER_NONE)
+        tm_log_warn("profiler: no access sampler could start; profiling "
+                    "allocation counters and residency only");
+    const char *name = ok ? prof.sampler.name : "none";
+    size_t len = strlen(name);
+    if (len >= sizeof prof.sampler_name)
+        len = sizeof prof.sampler_name - 1;
+    memcpy(prof.sampler_name, name, len);
+    prof.sampler_name[len] = '\0';
+}
+
+/* ---------------------------------------------------------------- intervals */
+
+/* Close the interval ending at t_end.  Returns whether it was the last: it
+ * was asked to be, or a trace-clock sampler has nothing left. */
+static bool interval_close(uint64_t t_end, bool last)
+{
+    if (prof.sampling) {
+        prof.sampler.ops->collect(&prof.sampler, t_end);
+        if (prof.opts.trace_clock && prof.sampler.ops->done != NULL &&
+            prof.sampler.ops->done(&prof.sampler))
+            last = true;
+    }
+    unsigned every = prof.opts.residency_every;
+    /* intervals 1, 1 + every, ...; and the last, so a profile always ends
+     * with where the memory was */
+    if (every != 0 && (prof.intervals % every == 0 || last))
+        residency_sample_all(prof.attrib, prof.opts.residency_pages);
+    const prof_interval_t *iv = attrib_close(prof.attrib, prof.t_last, t_end);
+    prof.t_last = t_end;
+    prof.intervals++;
+    if (iv == NULL)
+        return last;
+    if (prof.writer != NULL && profile_writer_interval(prof.writer, iv) != 0 &&
+        !prof.write_failed) {
+        prof.write_failed = true;
+        tm_log_error("profiler: writing interval %llu to %s failed: errno "
+                     "%d; later intervals may be missing",
+                     (unsigned long long)iv->seq, prof.path, errno);
+    }
+    if (prof.hook != NULL)
+        prof.hook(iv, prof.hook_ctx);
+    return last;
+}
+
+static bool stop_requested(int timeout_ms)
+{
+    struct pollfd p = {.fd = prof.stop_fd, .events = POLLIN};
+    return poll(&p, 1, timeout_ms) > 0;
+}
+
+/* Wall clock: one interval per timer expiry until stopped. */
+static void run_wall_clock(void)
+{
+    struct pollfd p[2] = {{.fd = prof.timer_fd, .events = POLLIN},
+                          {.fd = prof.stop_fd, .events = POLLIN}};
+    for (;;) {
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            tm_log_error("profiler: poll on timer fd %d failed: errno %d; "
+                         "profiling stops", prof.timer_fd, errno);
+            return;
+        }
+        if (p[1].revents != 0)
+            return;
+        if (p[0].revents & POLLIN) {
+            uint64_t expiries;
+            if (read(prof.timer_fd, &expiries, sizeof expiries) < 0 &&
+                errno != EAGAIN && errno != EINTR) {
+                tm_log_error("profiler: read of timer fd %d failed: errno "
+                             "%d; profiling stops", prof.timer_fd, errno);
+                return;
+            }
+            interval_close(monotonic_ns() - prof.t0_ns, false);
+        }
+    }
+}
+
+/* Trace clock: intervals back to back in trace time, until the trace is
+ * exhausted; then wait to be stopped. */
+static void run_trace_clock(void)
+{
+    for (uint64_t k = 1;; k++) {
+        if (stop_requested(0)) {
+            interval_close(k * prof.opts.interval_ns, true);
+            return;
+        }
+        if (interval_close(k * prof.opts.interval_ns, false))
+            break;
+    }
+    while (!stop_requested(-1))
+        if (errno != EINTR)
+            return;
+}
+
+static void *profiler_main(void *arg)
+{
+    (void)arg;
+    if (prof.opts.trace_clock && prof.sampling) {
+        run_trace_clock();
+        return NULL;
+    }
+    run_wall_clock();
+    uint64_t now = monotonic_ns() - prof.t0_ns;
+    interval_close(now > prof.t_last ? now : prof.t_last, true);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- start/stop */
+
+static void header_fill(prof_header_t *h)
+{
+    memset(h, 0, sizeof *h);
+    ssize_t n = readlink("/proc/self/exe", h->exe, sizeof h->exe - 1);
+    h->exe[n > 0 ? n : 0] = '\0';
+    h->pid = (long)getpid();
+    h->rank = tm_options.rank;
+    memcpy(h->sampler, prof.sampler_name, sizeof h->sampler);
+    h->interval_ns = prof.opts.interval_ns;
+    h->halflife = prof.opts.halflife;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    h->start_unix_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    tm_topology_t *t = &sites_topology;
+    for (unsigned i = 0; i < t->nnodes && i < TM_MAX_NODES; i++) {
+        prof_node_t *node = &h->nodes[h->nnodes++];
+        node->id = t->nodes[i].id;
+        node->capacity = t->nodes[i].capacity_bytes;
+        for (unsigned k = 0; k < t->ntiers; k++)
+            if (t->tiers[k].nodes & (1ull << node->id))
+                node->tier = k;
+    }
+}
+
+/* o->file, or tiermem-profile.<exe>.<pid|rankN>.txt in the output dir. */
+static bool profile_path_choose(const prof_options_t *o)
+{
+    size_t size = sizeof prof.path;
+    if (o->file[0] != '\0') {
+        size_t len = strlen(o->file);
+        if (len >= size)
+            return false;
+        memcpy(prof.path, o->file, len + 1);
+        return true;
+    }
+    char exe[256];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    const char *base = strrchr(exe, '/');
+    base = base ? base + 1 : (exe[0] ? exe : "unknown");
+    const char *dir = tm_options.output_dir[0] ? tm_options.output_dir : ".";
+    int len = tm_options.rank >= 0
+                  ? snprintf(prof.path, size, "%s/tiermem-profile.%s.rank%d.txt",
+                             dir, base, tm_options.rank)
+                  : snprintf(prof.path, size, "%s/tiermem-profile.%s.%ld.txt",
+                             dir, base, (long)getpid());
+    return len > 0 && (size_t)len < size;
+}
+
+static void fds_close(void)
+{
+    if (prof.timer_fd >= 0)
+        close(prof.timer_fd);
+    if (prof.stop_fd >= 0)
+        close(prof.stop_fd);
+    prof.timer_fd = prof.stop_fd = -1;
+}
+
+static int fds_open(void)
+{
+    prof.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (prof.stop_fd < 0) {
+        tm_log_error("profiler: eventfd failed: errno %d", errno);
+        return -1;
+    }
+    prof.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (prof.timer_fd < 0) {
+        tm_log_error("profiler: timerfd_create failed: errno %d", errno);
+        return -1;
+    }
+    uint64_t ns = prof.opts.interval_ns;
+    struct itimerspec its = {
+        .it_interval = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)},
+        .it_value = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)}};
+    if (!prof.opts.trace_clock &&
+        timerfd_settime(prof.timer_fd, 0, &its, NULL) != 0) {
+        tm_log_error("profiler: timerfd_settime(%llu ns) failed: errno %d",
+                     (unsigned long long)ns, errno);
+        return -1;
+    }
+    return 0;
+}
+
+/* The thread starts with every signal blocked: signals meant for the
+ * application are never delivered to it. */
+static int thread_start(void)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&prof.thread, NULL, profiler_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        tm_log_error("profiler: pthread_create failed: errno %d", rc);
+        errno = rc;
+        return -1;
+    }
+    pthread_setname_np(prof.thread, "tiermem-prof");
+    prof.thread_started = true;
+    return 0;
+}
+
+/* Undo a start that failed part-way, or finish a stopped one. */
+static void teardown(bool finish)
+{
+    if (prof.sampling) {
+        prof.sampler.ops->close(&prof.sampler);
+        prof.sampling = false;
+    }
+    if (prof.writer != NULL) {
+        if (finish) {
+            if (profile_writer_finish(prof.writer) != 0)
+                tm_log_error("profiler: finishing %s failed: errno %d",
+                             prof.path, errno);
+            else
+                tm_log_info("profiler: profile written to %s", prof.path);
+        } else {
+            profile_writer_abandon(prof.writer);
+        }
+        prof.writer = NULL;
+    }
+    if (prof.attrib != NULL) {
+        attrib_delete(prof.attrib);
+        prof.attrib = NULL;
+    }
+    fds_close();
+    prof.thread_started = false;
+}
+
+static void profiler_at_exit(void)
+{
+    profiler_stop();
+}
+
+/* In a forked child (see the top of this file): forget the parent's
+ * profiler without touching what the parent still uses. */
+static void profiler_fork_child(void)
+{
+    if (!prof.running)
+        return;
+    prof.running = false;
+    prof.thread_started = false;
+    if (prof.sampling && prof.sampler.ops->fork_child != NULL)
+        prof.sampler.ops->fork_child(&prof.sampler);
+    prof.sampling = false;
+    if (prof.writer != NULL)
+        profile_writer_abandon(prof.writer);
+    prof.writer = NULL;
+    prof.attrib = NULL; /* the parent's; left to the child's exit */
+    fds_close();
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    prof.lock = fresh;
+}
+
+static void process_hooks_install(void)
+{
+    if (atexit(profiler_at_exit) != 0)
+        tm_log_error("profiler: atexit failed; the last interval will not "
+                     "be flushed at exit");
+    int rc = pthread_atfork(NULL, NULL, profiler_fork_child);
+    if (rc != 0)
+        tm_log_error("profiler: pthread_atfork failed: errno %d", rc);
+}
+
+static int start_locked(const prof_options_t *o)
+{
+    prof.opts = *o;
+    prof.intervals = prof.t_last = 0;
+    prof.write_failed = false;
+    prof.attrib = attrib_new(o->halflife);
+    if (prof.attrib == NULL) {
+        tm_log_error("profiler: no memory for attribution");
+        errno = ENOMEM;
+        return -1;
+    }
+    if (!profile_path_choose(o)) {
+        tm_log_error("profiler: the profile path is too long");
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    sampler_choose(o);
+    prof_header_t *h = tm_meta_alloc(sizeof *h);
+    if (h == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    header_fill(h);
+    prof.writer = profile_writer_open(prof.path, h);
+    tm_meta_free(h, sizeof *h);
+    if (prof.writer == NULL) {
+        tm_log_error("profiler: cannot create %s.partial: errno %d",
+                     prof.path, errno);
+        return -1;
+    }
+    if (fds_open() != 0)
+        return -1;
+    prof.t0_ns = monotonic_ns();
+    return thread_start();
+}
+
+int profiler_start(const prof_options_t *o)
+{
+    tm_runtime_init();
+    (void)sites_ready();
+    pthread_once(&process_hooks_once, process_hooks_install);
+    pthread_mutex_lock(&prof.lock);
+    if (prof.running) {
+        pthread_mutex_unlock(&prof.lock);
+        errno = EBUSY;
+        return -1;
+    }
+    int rc = start_locked(o);
+    if (rc != 0) {
+        int e = errno;
+        teardown(false);
+        errno = e;
+    } else {
+        prof.running = true;
+        prof.pid = getpid();
+        tm_log_info("profiler: started, sampler %s, interval %llu ms, "
+                    "profile %s", prof.sampler_name,
+                    (unsigned long long)(o->interval_ns / 1000000), prof.path);
+    }
+    pthread_mutex_unlock(&prof.lock);
+    return rc;
+}
+
+void profiler_stop(void)
+{
+    pthread_mutex_lock(&prof.lock);
+    if (!prof.running || prof.pid != getpid()) {
+        pthread_mutex_unlock(&prof.lock);
+        return;
+    }
+    if (prof.thread_started && pthread_equal(prof.thread, pthread_self())) {
+        /* exit() called from the interval hook: the thread cannot join
+         * itself; the profile stays .partial, every interval readable */
+        pthread_mutex_unlock(&prof.lock);
+        return;
+    }
+    uint64_t one = 1;
+    if (write(prof.stop_fd, &one, sizeof one) != (ssize_t)sizeof one)
+        tm_log_error("profiler: waking the thread (eventfd %d) failed: "
+                     "errno %d", prof.stop_fd, errno);
+    else
+        pthread_join(prof.thread, NULL);
+    teardown(true);
+    prof.running = false;
+    pthread_mutex_unlock(&prof.lock);
+}
+
+void profiler_start_from_env(void)
+{
+    tm_runtime_init();
+    prof_options_t *o = tm_meta_alloc(sizeof *o);
+    if (o == NULL)
+        return;
+    prof_options_parse(environ, o);
+    if (o->enabled)
+        (void)profiler_start(o);
+    tm_meta_free(o, sizeof *o);
+}

@@ -1,0 +1,254 @@
+/*
+ * profiler_options.c -- the profiler's settings, read from the environment.
+ *
+ *   TIERMEM_PROFILE                 1|on|yes|true enables profiling (off)
+ *   TIERMEM_PROFILE_SAMPLER         auto|pebs|ibs|faults|uffd|replay|none
+ *   TIERMEM_PROFILE_INTERVAL        100ms; units ns, us, ms, s (bare: ms)
+ *   TIERMEM_PROFILE_HALFLIFE        heat half-life in intervals (4)
+ *   TIERMEM_PROFILE_EVENT           libpfm4 event name for pebs/ibs
+ *   TIERMEM_PROFILE_PERIOD          events per sample (sampler default)
+ *   TIERMEM_PROFILE_RING_PAGES      perf ring data pages, power of 2 (64)
+ *   TIERMEM_PROFILE_UFFD_PAGES      pages write-protected per interval
+ *   TIERMEM_PROFILE_RESIDENCY_EVERY residency every N intervals (10; 0 off)
+ *   TIERMEM_PROFILE_RESIDENCY_PAGES pages queried per arena at most (1024)
+ *   TIERMEM_PROFILE_REPLAY          trace file for the replay sampler
+ *   TIERMEM_PROFILE_CLOCK           wall|trace (wall)
+ *   TIERMEM_PROFILE_FILE            profile path; %r %p %e expanded
+ *
+ * Like the runtime's settings: a bad value gets one warning naming the
+ * variable, the value and the default kept, and never stops the program.
+ * The names are also listed in runtime/options.c so its unknown-setting
+ * check knows them.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "profiler.h"
+
+#define DEFAULT_INTERVAL_NS (100ull * 1000 * 1000)
+/* Measured (doc/profiler-uffd.md): this many write faults per 100 ms
+ * interval keep a program that writes everywhere within 2%. */
+#define DEFAULT_UFFD_PAGES 64
+
+static const char *const sampler_names[] = {
+    [PROF_SAMPLER_AUTO] = "auto",     [PROF_SAMPLER_PEBS] = "pebs",
+    [PROF_SAMPLER_IBS] = "ibs",       [PROF_SAMPLER_FAULTS] = "faults",
+    [PROF_SAMPLER_UFFD] = "uffd",     [PROF_SAMPLER_REPLAY] = "replay",
+    [PROF_SAMPLER_NONE] = "none",
+};
+#define NSAMPLERS (sizeof sampler_names / sizeof sampler_names[0])
+
+const char *prof_sampler_name(prof_sampler_kind_t k)
+{
+    return (unsigned)k < NSAMPLERS ? sampler_names[k] : "?";
+}
+
+void prof_options_defaults(prof_options_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->sampler = PROF_SAMPLER_AUTO;
+    o->interval_ns = DEFAULT_INTERVAL_NS;
+    o->halflife = 4.0;
+    o->ring_pages = 64;
+    o->uffd_pages = DEFAULT_UFFD_PAGES;
+    o->residency_every = 10;
+    o->residency_pages = 1024;
+}
+
+/* "250ms", "1s", "500us", "100000000ns"; a bare number is milliseconds. */
+static bool parse_duration_ns(const char *s, uint64_t *out)
+{
+    static const struct {
+        const char *unit;
+        uint64_t ns;
+    } units[] = {{"ns", 1}, {"us", 1000}, {"ms", 1000000},
+                 {"s", 1000000000}, {"", 1000000}};
+    size_t n = strspn(s, "0123456789");
+    if (n == 0 || n > 12)
+        return false;
+    char digits[16];
+    memcpy(digits, s, n);
+    digits[n] = '\0';
+    unsigned long v;
+    if (!tm_parse_ulong(digits, 0, 999999999999ul, &v))
+        return false;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcasecmp(s + n, units[i].unit) == 0) {
+            *out = (uint64_t)v * units[i].ns;
+            return true;
+        }
+    return false;
+}
+
+static bool parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"1", "on", "yes", "true"};
+    static const char *const no[] = {"0", "off", "no", "false"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0)
+            return *out = true, true;
+        if (strcasecmp(s, no[i]) == 0)
+            return *out = false, true;
+    }
+    return false;
+}
+
+static bool parse_double(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || !isfinite(v) || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+static const char *env_value(char *const *env, const char *name)
+{
+    size_t len = strlen(name);
+    for (; env != NULL && *env != NULL; env++)
+        if (strncmp(*env, name, len) == 0 && (*env)[len] == '=')
+            return *env + len + 1;
+    return NULL;
+}
+
+static void bad(const char *name, const char *value, const char *want,
+                const char *dflt)
+{
+    char shown[68];
+    size_t i = 0;
+    for (; value[i] != '\0' && i < 64; i++)
+        shown[i] = value[i] >= 0x20 && value[i] < 0x7f ? value[i] : '?';
+    shown[i] = '\0';
+    tm_log_warn("%s=%s%s is not %s; using %s", name, shown,
+                value[i] ? "..." : "", want, dflt);
+}
+
+static void parse_numbers(char *const *env, prof_options_t *o)
+{
+    const char *v;
+    unsigned long n;
+    if ((v = env_value(env, "TIERMEM_PROFILE_INTERVAL")) != NULL && *v) {
+        uint64_t ns;
+        if (parse_duration_ns(v, &ns) && ns >= 1000000 &&
+            ns <= 3600ull * 1000000000)
+            o->interval_ns = ns;
+        else
+            bad("TIERMEM_PROFILE_INTERVAL", v,
+                "a duration from 1ms to 1h (e.g. 100ms, 1s)", "100ms");
+    }
+    if ((v = env_value(env, "TIERMEM_PROFILE_HALFLIFE")) != NULL && *v &&
+        !parse_double(v, 0.01, 1e6, &o->halflife))
+        bad("TIERMEM_PROFILE_HALFLIFE", v,
+            "a number of intervals from 0.01 to 1e6", "4");
+    if ((v = env_value(env, "TIERMEM_PROFILE_PERIOD")) != NULL && *v) {
+        if (tm_parse_ulong(v, 1, 1ul << 40, &n))
+            o->period = n;
+        else
+            bad("TIERMEM_PROFILE_PERIOD", v, "a number of events >= 1",
+                "the sampler's default");
+    }
+    if ((v = env_value(env, "TIERMEM_PROFILE_RING_PAGES")) != NULL && *v) {
+        if (tm_parse_ulong(v, 1, 1ul << 16, &n) && (n & (n - 1)) == 0)
+            o->ring_pages = (unsigned)n;
+        else
+            bad("TIERMEM_PROFILE_RING_PAGES", v,
+                "a power of two from 1 to 65536", "64");
+    }
+    if ((v = env_value(env, "TIERMEM_PROFILE_UFFD_PAGES")) != NULL && *v) {
+        if (tm_parse_ulong(v, 1, 1ul << 20, &n))
+            o->uffd_pages = (unsigned)n;
+        else
+            bad("TIERMEM_PROFILE_UFFD_PAGES", v, "a page count from 1",
+                "64");
+    }
+    if ((v = env_value(env, "TIERMEM_PROFILE_RESIDENCY_EVERY")) != NULL &&
+        *v) {
+        if (tm_parse_ulong(v, 0, 1ul << 20, &n))
+            o->residency_every = (unsigned)n;
+        else
+            bad("TIERMEM_PROFILE_RESIDENCY_EVERY", v,
+                "a number of intervals (0 = never)", "10");
+    }
+    if ((v = env_value(env, "TIERMEM_PROFILE_RESIDENCY_PAGES")) != NULL &&
+        *v) {
+        if (tm_parse_ulong(v, 1, 1ul << 30, &n))
+            o->residency_pages = n;
+        else
+            bad("TIERMEM_PROFILE_RESIDENCY_PAGES", v, "a page count from 1",
+                "1024");
+    }
+}
+
+static void copy_setting(const char *name, const char *v, char *dst,
+                         size_t size)
+{
+    size_t len = strlen(v);
+    if (len < size) {
+        memcpy(dst, v, len + 1);
+        return;
+    }
+    bad(name, v, "a path that fits", "none");
+    dst[0] = '\0';
+}
+
+void prof_options_parse(char *const *env, prof_options_t *o)
+{
+    prof_options_defaults(o);
+    const char *v;
+    if ((v = env_value(env, "TIERMEM_PROFILE")) != NULL && *v &&
+        !parse_bool(v, &o->enabled))
+        bad("TIERMEM_PROFILE", v, "1, on, yes, true, 0, off, no or false",
+            "off");
+    if ((v = env_value(env, "TIERMEM_PROFILE_SAMPLER")) != NULL && *v) {
+        int k = tm_parse_enum(v, sampler_names, NSAMPLERS);
+        if (k >= 0)
+            o->sampler = (prof_sampler_kind_t)k;
+        else
+            bad("TIERMEM_PROFILE_SAMPLER", v,
+                "one of auto, pebs, ibs, faults, uffd, replay, none", "auto");
+    }
+    parse_numbers(env, o);
+    if ((v = env_value(env, "TIERMEM_PROFILE_EVENT")) != NULL && *v)
+        copy_setting("TIERMEM_PROFILE_EVENT", v, o->event, sizeof o->event);
+    if ((v = env_value(env, "TIERMEM_PROFILE_REPLAY")) != NULL && *v)
+        copy_setting("TIERMEM_PROFILE_REPLAY", v, o->replay,
+                     sizeof o->replay);
+    if ((v = env_value(env, "TIERMEM_PROFILE_CLOCK")) != NULL && *v) {
+        static const char *const clocks[] = {"wall", "trace"};
+        int k = tm_parse_enum(v, clocks, 2);
+        if (k >= 0)
+            o->trace_clock = k == 1;
+        else
+            bad("TIERMEM_PROFILE_CLOCK", v, "wall or trace", "wall");
+    }
+    if ((v = env_value(env, "TIERMEM_PROFILE_FILE")) != NULL && *v) {
+        char exe[256] = "";
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        exe[n > 0 ? n : 0] = '\0';
+        const char *base = strrchr(exe, '/');
+        base = base ? base + 1 : (exe[0] ? exe : "unknown");
+        if (!tm_expand_path(v, tm_options.rank, (long)getpid(), base,
+                            o->file, sizeof o->file)) {
+            bad("TIERMEM_PROFILE_FILE", v,
+                "a path that fits, with only %r, %p, %e and %%",
+                "the default name");
+            o->file[0] = '\0';
+        }
+    }
+    if (o->sampler == PROF_SAMPLER_REPLAY && o->replay[0] == '\0') {
+        tm_log_warn("TIERMEM_PROFILE_SAMPLER=replay needs "
+                    "TIERMEM_PROFILE_REPLAY (a trace file); using none");
+        o->sampler = PROF_SAMPLER_NONE;
+    }
+    if (o->trace_clock && o->sampler != PROF_SAMPLER_REPLAY) {
+        tm_log_warn("TIERMEM_PROFILE_CLOCK=trace applies to the replay "
+                    "sampler only; using wall");
+        o->trace_clock = false;
+    }
+}

@@ -1,0 +1,488 @@
+/*
+ * test_profiler.c -- the profiling thread: settings, lifecycle, fork, exit,
+ * signals, fallback, and a replay run end to end.
+ *
+ * Every check reads observed state: the profile file through the library's
+ * reader, /proc/self/task for the thread, the files left in a directory.
+ * Waiting for intervals polls a counter with a generous deadline; nothing
+ * asserts how long anything took.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "profiler.h"
+#include "../tm_test.h"
+#include "../observe.h"
+
+static char dir[] = "/tmp/tm_test_profiler.XXXXXX";
+static _Atomic uint64_t hook_calls, hook_last_seq;
+static _Atomic bool hook_in_order = true;
+
+static void hook(const prof_interval_t *iv, void *ctx)
+{
+    (void)ctx;
+    uint64_t prev = atomic_exchange(&hook_last_seq, iv->seq);
+    if (iv->seq != prev + 1)
+        hook_in_order = false;
+    atomic_fetch_add(&hook_calls, 1);
+}
+
+static void hook_reset(void)
+{
+    hook_calls = 0;
+    hook_last_seq = 0;
+    hook_in_order = true;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* Wait (at most 20 s) until the hook has seen n intervals. */
+static bool wait_intervals(uint64_t n)
+{
+    for (int i = 0; i < 2000 && hook_calls < n; i++)
+        sleep_ms(10);
+    return hook_calls >= n;
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static void options_for(prof_options_t *o, const char *name,
+                        prof_sampler_kind_t sampler)
+{
+    prof_options_defaults(o);
+    o->enabled = true;
+    o->sampler = sampler;
+    o->interval_ns = 20 * 1000000ull;
+    o->residency_every = 1;
+    snprintf(o->file, sizeof o->file, "%s/%s", dir, name);
+}
+
+/* The profiling thread's tid, found by its name. */
+static pid_t profiler_tid(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    pid_t tid = 0;
+    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;) {
+        char path[300], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        int fd = open(path, O_RDONLY);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, comm, sizeof comm - 1);
+        close(fd);
+        if (n > 0 && strncmp(comm, "tiermem-prof", 12) == 0)
+            tid = atoi(e->d_name);
+    }
+    if (d != NULL)
+        closedir(d);
+    return tid;
+}
+
+/* A field of /proc/self/task/TID/status, as text. */
+static bool task_status(pid_t tid, const char *field, char *out, size_t size)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    char *p = strstr(buf, field);
+    if (p == NULL)
+        return false;
+    p += strlen(field);
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t len = strcspn(p, "\n");
+    if (len >= size)
+        len = size - 1;
+    memcpy(out, p, len);
+    out[len] = '\0';
+    return true;
+}
+
+/* ---------------------------------------------------------------- settings */
+
+static void test_options(void)
+{
+    prof_options_t o;
+    char *none[] = {NULL};
+    log_reset(TM_LOG_WARN);
+    prof_options_parse(none, &o);
+    CHECK(!o.enabled && o.sampler == PROF_SAMPLER_AUTO);
+    CHECK(o.interval_ns == 100000000ull && o.halflife == 4.0);
+    CHECK(o.residency_every == 10 && o.ring_pages == 64);
+    CHECK(log_text()[0] == '\0');
+
+    char *good[] = {"TIERMEM_PROFILE=on", "TIERMEM_PROFILE_SAMPLER=uffd",
+                    "TIERMEM_PROFILE_INTERVAL=250ms",
+                    "TIERMEM_PROFILE_HALFLIFE=2.5",
+                    "TIERMEM_PROFILE_RING_PAGES=128",
+                    "TIERMEM_PROFILE_RESIDENCY_EVERY=0",
+                    "TIERMEM_PROFILE_FILE=/tmp/p.%p.txt", NULL};
+    prof_options_parse(good, &o);
+    CHECK(o.enabled && o.sampler == PROF_SAMPLER_UFFD);
+    CHECK(o.interval_ns == 250000000ull && o.halflife == 2.5);
+    CHECK(o.ring_pages == 128 && o.residency_every == 0);
+    char want[64];
+    snprintf(want, sizeof want, "/tmp/p.%ld.txt", (long)getpid());
+    CHECK_MSG(strcmp(o.file, want) == 0, "file %s", o.file);
+    CHECK(log_text()[0] == '\0');
+
+    char *seconds[] = {"TIERMEM_PROFILE_INTERVAL=1s", NULL};
+    prof_options_parse(seconds, &o);
+    CHECK(o.interval_ns == 1000000000ull);
+
+    char *bad[] = {"TIERMEM_PROFILE=maybe", "TIERMEM_PROFILE_SAMPLER=magic",
+                   "TIERMEM_PROFILE_INTERVAL=0", "TIERMEM_PROFILE_HALFLIFE=-1",
+                   "TIERMEM_PROFILE_RING_PAGES=100",
+                   "TIERMEM_PROFILE_CLOCK=sundial", NULL};
+    log_reset(TM_LOG_WARN);
+    prof_options_parse(bad, &o);
+    CHECK(!o.enabled && o.sampler == PROF_SAMPLER_AUTO);
+    CHECK(o.interval_ns == 100000000ull && o.halflife == 4.0);
+    CHECK(o.ring_pages == 64 && !o.trace_clock);
+    const char *names[] = {"TIERMEM_PROFILE=maybe", "TIERMEM_PROFILE_SAMPLER",
+                           "TIERMEM_PROFILE_INTERVAL", "TIERMEM_PROFILE_HALFLIFE",
+                           "TIERMEM_PROFILE_RING_PAGES", "TIERMEM_PROFILE_CLOCK"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        CHECK_MSG(log_count("warning", names[i], "using", NULL) == 1,
+                  "one warning for %s", names[i]);
+
+    char *replay_without_file[] = {"TIERMEM_PROFILE_SAMPLER=replay", NULL};
+    log_reset(TM_LOG_WARN);
+    prof_options_parse(replay_without_file, &o);
+    CHECK(o.sampler == PROF_SAMPLER_NONE);
+    CHECK(log_count("warning", "TIERMEM_PROFILE_REPLAY", NULL) == 1);
+    tm_log_configure(TM_LOG_WARN, -1);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+/* Runs with the profiler going: the thread exists, sleeps between
+ * intervals, blocks every signal, and signals reach the application. */
+static _Atomic pid_t signal_tid;
+static void on_usr1(int sig)
+{
+    (void)sig;
+    signal_tid = (pid_t)syscall(SYS_gettid);
+}
+
+static void check_thread(void)
+{
+    pid_t tid = profiler_tid();
+    REQUIRE_VOID(tid > 0);
+    char blk[64];
+    CHECK(task_status(tid, "SigBlk:", blk, sizeof blk));
+    /* every signal the kernel lets a thread block */
+    CHECK_MSG(strcmp(blk, "fffffffe7ffbfeff") == 0 ||
+                  strcmp(blk, "fffffffffffbfeff") == 0 ||
+                  strcmp(blk, "fffffffe7fffffff") == 0 ||
+                  strcmp(blk, "ffffffffffffffff") == 0,
+              "SigBlk %s", blk);
+    /* sleeping, not spinning: almost always in state S between wake-ups */
+    unsigned sleeping = 0;
+    for (int i = 0; i < 20; i++) {
+        char state[32];
+        if (task_status(tid, "State:", state, sizeof state) && state[0] == 'S')
+            sleeping++;
+        sleep_ms(3);
+    }
+    CHECK_MSG(sleeping >= 15, "profiler thread sleeping in %u of 20 looks",
+              sleeping);
+    /* a process-directed signal lands on the application's thread */
+    struct sigaction sa = {.sa_handler = on_usr1}, old;
+    sigemptyset(&sa.sa_mask);
+    CHECK(sigaction(SIGUSR1, &sa, &old) == 0);
+    signal_tid = 0;
+    CHECK(kill(getpid(), SIGUSR1) == 0);
+    for (int i = 0; i < 100 && signal_tid == 0; i++)
+        sleep_ms(5);
+    CHECK(signal_tid == (pid_t)syscall(SYS_gettid));
+    CHECK(sigaction(SIGUSR1, &old, NULL) == 0);
+}
+
+static void test_lifecycle(void)
+{
+    tm_arena_t *a = tm_arena_create(&(tm_placement_t){TM_MODE_PREFERRED, 1});
+    REQUIRE_VOID(a != NULL);
+    size_t size = 8u << 20;
+    char *p = tm_arena_malloc(a, size);
+    REQUIRE_VOID(p != NULL);
+    memset(p, 1, size);
+
+    prof_options_t o;
+    options_for(&o, "life.txt", PROF_SAMPLER_NONE);
+    char path[TM_PATH_MAX], partial[TM_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s", o.file);
+    snprintf(partial, sizeof partial, "%s.partial", path);
+    hook_reset();
+    profiler_set_interval_hook(hook, NULL);
+    REQUIRE_VOID(profiler_start(&o) == 0);
+    CHECK(profiler_running());
+    CHECK(strcmp(profiler_sampler_name(), "none") == 0);
+    CHECK(strcmp(profiler_profile_path(), path) == 0);
+    CHECK(profiler_start(&o) == -1 && errno == EBUSY);
+    CHECK(wait_intervals(3));
+    CHECK(exists(partial) && !exists(path));
+    check_thread();
+    profiler_stop();
+    CHECK(!profiler_running());
+    CHECK(profiler_tid() == 0);
+    CHECK(exists(path) && !exists(partial));
+    profiler_stop(); /* harmless */
+
+    profile_t prof;
+    REQUIRE_VOID(profile_read(path, &prof) == 0);
+    CHECK(prof.complete);
+    CHECK(prof.header.pid == (long)getpid());
+    CHECK(strcmp(prof.header.sampler, "none") == 0);
+    CHECK(prof.header.interval_ns == o.interval_ns);
+    /* the hook saw every interval the file holds, in order */
+    CHECK_MSG(prof.nintervals == hook_calls, "%zu intervals, %llu hook calls",
+              prof.nintervals, (unsigned long long)hook_calls);
+    CHECK(hook_in_order);
+    /* the arena is there, with its bytes resident on node 0 */
+    unsigned id = tm_arena_id(a);
+    bool seen = false;
+    uint64_t resident0 = 0;
+    for (size_t i = 0; i < prof.nintervals; i++) {
+        const prof_interval_t *iv = &prof.intervals[i];
+        CHECK(iv->seq == i + 1);
+        for (size_t k = 0; k < iv->narenas; k++)
+            if (iv->arenas[k].id == id && iv->arenas[k].mapped >= size)
+                seen = true;
+        for (size_t k = 0; k < iv->nresidency; k++)
+            if (iv->residency[k].arena == id && iv->residency[k].node == 0)
+                resident0 = iv->residency[k].bytes;
+    }
+    CHECK(seen);
+    CHECK_MSG(resident0 >= size && resident0 <= size + (2u << 20),
+              "resident on node 0: %llu", (unsigned long long)resident0);
+    profile_free(&prof);
+
+    /* it starts again, into a new file */
+    options_for(&o, "life2.txt", PROF_SAMPLER_NONE);
+    hook_reset();
+    REQUIRE_VOID(profiler_start(&o) == 0);
+    CHECK(wait_intervals(1));
+    profiler_stop();
+    CHECK(exists(o.file));
+    profiler_set_interval_hook(NULL, NULL);
+    tm_free(p);
+    CHECK(tm_arena_destroy(a) == 0);
+}
+
+/* ---------------------------------------------------------------- fork, exit */
+
+static void test_fork(void)
+{
+    prof_options_t o;
+    options_for(&o, "fork.txt", PROF_SAMPLER_NONE);
+    char partial[TM_PATH_MAX + 16];
+    snprintf(partial, sizeof partial, "%s.partial", o.file);
+    hook_reset();
+    profiler_set_interval_hook(hook, NULL);
+    REQUIRE_VOID(profiler_start(&o) == 0);
+    CHECK(wait_intervals(2));
+    pid_t pid = fork();
+    REQUIRE_VOID(pid >= 0);
+    if (pid == 0) {
+        /* disabled here; exit's handler must not finish the parent's file */
+        int bad = profiler_running() ? 1 : 0;
+        profiler_stop();
+        exit(bad ? 3 : 0);
+    }
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(exists(partial) && !exists(o.file));
+    uint64_t before = hook_calls;
+    CHECK(wait_intervals(before + 2)); /* the parent's thread goes on */
+    profiler_stop();
+    profiler_set_interval_hook(NULL, NULL);
+    profile_t prof;
+    REQUIRE_VOID(profile_read(o.file, &prof) == 0);
+    CHECK(prof.complete && prof.nintervals >= before + 2);
+    CHECK(prof.header.pid == (long)getpid());
+    profile_free(&prof);
+}
+
+/* A program that exits without stopping still gets its last interval. */
+static void test_exit_flush(void)
+{
+    prof_options_t o;
+    options_for(&o, "exit.txt", PROF_SAMPLER_NONE);
+    o.interval_ns = 1000 * 1000000ull; /* only the exit closes an interval */
+    pid_t pid = fork();
+    REQUIRE_VOID(pid >= 0);
+    if (pid == 0) {
+        tm_arena_t *a = tm_arena_create(&(tm_placement_t){TM_MODE_PREFERRED, 1});
+        char *p = a ? tm_arena_malloc(a, 1u << 20) : NULL;
+        if (p == NULL || profiler_start(&o) != 0)
+            _exit(3);
+        memset(p, 2, 1u << 20);
+        exit(0); /* no profiler_stop: the atexit handler flushes */
+    }
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    profile_t prof;
+    REQUIRE_VOID(profile_read(o.file, &prof) == 0);
+    CHECK(prof.complete);
+    CHECK_MSG(prof.nintervals == 1, "%zu intervals", prof.nintervals);
+    if (prof.nintervals == 1) {
+        const prof_interval_t *iv = &prof.intervals[0];
+        CHECK(iv->t_end_ns < o.interval_ns);
+        bool resident = false;
+        for (size_t k = 0; k < iv->nresidency; k++)
+            resident |= iv->residency[k].bytes >= (1u << 20);
+        CHECK(resident);
+    }
+    profile_free(&prof);
+}
+
+/* ---------------------------------------------------------------- fallback */
+
+/* pebs is unavailable here (no PMU): the profiler says so and falls back. */
+static void test_fallback(void)
+{
+    prof_options_t o;
+    options_for(&o, "fallback.txt", PROF_SAMPLER_PEBS);
+    log_reset(TM_LOG_WARN);
+    REQUIRE_VOID(profiler_start(&o) == 0);
+    char name[32];
+    snprintf(name, sizeof name, "%s", profiler_sampler_name());
+    if (strcmp(name, "pebs") == 0) {
+        printf("  this machine has a PMU: fallback not exercised\n");
+    } else {
+        CHECK(strcmp(name, "uffd") == 0 || strcmp(name, "none") == 0);
+        CHECK(log_count("warning", "pebs", NULL) >= 1);
+        CHECK(log_count("warning", "falling back", NULL) >= 1);
+    }
+    profiler_stop();
+    tm_log_configure(TM_LOG_WARN, -1);
+    profile_t prof;
+    REQUIRE_VOID(profile_read(o.file, &prof) == 0);
+    CHECK(prof.complete);
+    CHECK(strcmp(prof.header.sampler, name) == 0);
+    profile_free(&prof);
+}
+
+/* ---------------------------------------------------------------- replay */
+
+/* The site row of explicit id `id` in interval iv, or NULL. */
+static const prof_site_row_t *site_row(const prof_interval_t *iv, int id)
+{
+    for (size_t k = 0; k < iv->nsites; k++)
+        if (iv->sites[k].explicit_id == id)
+            return &iv->sites[k];
+    return NULL;
+}
+
+/* A trace through the whole profiler: thread, trace clock, attribution,
+ * writer, reader.  The intervals are 10 ms of trace time each, so every
+ * sample's interval is known in advance. */
+static void test_replay_end_to_end(void)
+{
+    void *hot = tm_site_malloc(41, 4u << 20), *cold = tm_site_malloc(42, 1u << 20);
+    REQUIRE_VOID(hot != NULL && cold != NULL);
+    memset(hot, 1, 4u << 20);
+    char trace[TM_PATH_MAX];
+    snprintf(trace, sizeof trace, "%s/trace.txt", dir);
+    FILE *f = fopen(trace, "w");
+    REQUIRE_VOID(f != NULL);
+    fprintf(f, "tiermem-trace 1\n"
+               "1    id 41 0        5\n"   /* interval 1: hot 5+2, cold 1 */
+               "2    id 41 8192     2\n"
+               "3.5  id 42 100      1\n"
+               "12   id 41 1048576  9\n"   /* interval 2: hot 9 */
+               "25   id 42 0        4\n"   /* interval 3: cold 4 */
+               "26   id 41 4096\n");       /* and hot 1 */
+    fclose(f);
+
+    prof_options_t o;
+    options_for(&o, "replay.txt", PROF_SAMPLER_REPLAY);
+    o.interval_ns = 10 * 1000000ull;
+    o.trace_clock = true;
+    snprintf(o.replay, sizeof o.replay, "%s", trace);
+    hook_reset();
+    profiler_set_interval_hook(hook, NULL);
+    REQUIRE_VOID(profiler_start(&o) == 0);
+    CHECK(strcmp(profiler_sampler_name(), "replay") == 0);
+    CHECK(wait_intervals(3));
+    profiler_stop();
+    profiler_set_interval_hook(NULL, NULL);
+
+    profile_t p;
+    REQUIRE_VOID(profile_read(o.file, &p) == 0);
+    CHECK(p.complete && strcmp(p.header.sampler, "replay") == 0);
+    CHECK_MSG(p.nintervals == 3, "%zu intervals", p.nintervals);
+    static const uint64_t want_hot[] = {7, 9, 1}, want_cold[] = {1, 0, 4};
+    for (size_t i = 0; i < 3 && i < p.nintervals; i++) {
+        const prof_interval_t *iv = &p.intervals[i];
+        CHECK(iv->t_end_ns == (i + 1) * o.interval_ns);
+        const prof_site_row_t *h = site_row(iv, 41), *c = site_row(iv, 42);
+        CHECK_MSG((h ? h->samples : 0) == want_hot[i] &&
+                      (c ? c->samples : 0) == want_cold[i],
+                  "interval %zu: hot %llu cold %llu", i + 1,
+                  (unsigned long long)(h ? h->samples : 0),
+                  (unsigned long long)(c ? c->samples : 0));
+        CHECK(h == NULL || !h->estimated);
+        CHECK(iv->lost == 0 && iv->unattributed == 0);
+    }
+    /* the totals name the sites by their stable keys */
+    uint64_t hot_key = 0, hot_total = 0;
+    for (size_t k = 0; k < p.nsites; k++)
+        if (p.sites[k].explicit_id == 41) {
+            hot_key = p.sites[k].key;
+            hot_total = p.sites[k].samples;
+        }
+    CHECK(hot_total == 17);
+    tm_site_info_t info;
+    bool found = false;
+    for (unsigned i = 0; i < tm_site_count(); i++)
+        if (tm_site_info(i, &info) == 0 && info.explicit_id == 41)
+            found = info.key == hot_key;
+    CHECK(found);
+    profile_free(&p);
+    tm_free(hot);
+    tm_free(cold);
+}
+
+int main(void)
+{
+    REQUIRE(mkdtemp(dir) != NULL);
+    REQUIRE(log_open());
+    test_options();
+    test_lifecycle();
+    test_fork();
+    test_exit_flush();
+    test_fallback();
+    test_replay_end_to_end();
+    return tm_test_done(__FILE__);
+}
