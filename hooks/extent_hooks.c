@@ -107,6 +107,9 @@ static void *hook_alloc(extent_hooks_t *hooks, void *new_addr, size_t size,
     }
     pthread_mutex_lock(&a->lock);
     int rc = adopt_extent(a, p, size);
+    if (rc == 0 && a->creating && a->nmetadata < HOOK_METADATA_RANGES)
+        a->metadata[a->nmetadata++] =
+            (extent_range_t){.start = (uintptr_t)p, .size = size};
     pthread_mutex_unlock(&a->lock);
     if (rc != 0) {
         int err = errno;

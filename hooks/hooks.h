@@ -183,6 +183,7 @@ void extent_set_clear(extent_set_t *set);
 
 /* The part of an arena the hooks own.  `hooks` must stay first: jemalloc
  * hands the hook functions a pointer to it. */
+#define HOOK_METADATA_RANGES 4
 typedef struct hook_arena {
     extent_hooks_t hooks;
     pthread_mutex_t lock; /* hooks and migration of this arena take turns */
@@ -190,6 +191,14 @@ typedef struct hook_arena {
     tm_placement_t placement;
     extent_set_t extents;
     size_t unbound;       /* extents whose last mbind failed */
+    /* jemalloc keeps an arena's own metadata (its base block: the arena
+     * structure, bins, extent records) in memory it asks the arena's hooks
+     * for, first while the arena is being created.  The extents mapped
+     * while `creating` is set are recorded here, so samplers can tell the
+     * allocator's writes from the program's.  Both under `lock`. */
+    bool creating;
+    unsigned nmetadata;
+    extent_range_t metadata[HOOK_METADATA_RANGES];
 } hook_arena_t;
 
 int hook_arena_init(hook_arena_t *arena, unsigned id,

@@ -25,10 +25,13 @@ static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
  * creating arenas at once looked like a data race to ThreadSanitizer. */
 static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(tm_arena_t *) arena_table[TM_MAX_ARENAS + 1];
-/* Walkers of the table (the profiler, the policy) hold this for reading;
- * destroy holds it for writing while it frees an arena, so an arena a
- * walker found stays valid until arena_walk_end. */
-static pthread_rwlock_t walk_lock = PTHREAD_RWLOCK_INITIALIZER;
+/* Walkers of the table (the profiler and the policy, both on the profiling
+ * thread) hold this; destroy holds it while it frees an arena, so an arena
+ * a walker found stays valid until arena_walk_end.  A mutex, not a rwlock:
+ * there is one walker at a time anyway, and a fork child can release a
+ * mutex its forking thread took, which glibc's rwlock does not allow (the
+ * child's thread has a new id, so its unlock counts as a reader's). */
+static pthread_mutex_t walk_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool slot_taken[TM_MAX_ARENAS + 1];
 static _Atomic bool foreign_free_logged;
 
@@ -42,17 +45,17 @@ tm_placement_t tm_placement_node(tm_mode_t mode, unsigned node)
 
 void arena_walk_begin(void)
 {
-    pthread_rwlock_rdlock(&walk_lock);
+    pthread_mutex_lock(&walk_lock);
 }
 
 void arena_walk_end(void)
 {
-    pthread_rwlock_unlock(&walk_lock);
+    pthread_mutex_unlock(&walk_lock);
 }
 
 void arena_table_prefork(void)
 {
-    pthread_rwlock_wrlock(&walk_lock);
+    pthread_mutex_lock(&walk_lock);
     pthread_mutex_lock(&create_lock);
     pthread_mutex_lock(&table_lock);
 }
@@ -61,7 +64,7 @@ void arena_table_postfork_parent(void)
 {
     pthread_mutex_unlock(&table_lock);
     pthread_mutex_unlock(&create_lock);
-    pthread_rwlock_unlock(&walk_lock);
+    pthread_mutex_unlock(&walk_lock);
 }
 
 void arena_table_postfork_child(void)
@@ -73,9 +76,8 @@ void arena_table_postfork_child(void)
     }
     pthread_mutex_unlock(&table_lock);
     pthread_mutex_unlock(&create_lock);
-    /* the only thread left holds it for writing; start afresh */
-    pthread_rwlock_t fresh = PTHREAD_RWLOCK_INITIALIZER;
-    walk_lock = fresh;
+    /* the forking thread took it in prefork, and is the one thread left */
+    pthread_mutex_unlock(&walk_lock);
 }
 
 tm_arena_t *tm_arena_by_id(unsigned id)
@@ -172,7 +174,13 @@ tm_arena_t *arena_create(const tm_placement_t *placement, arena_kind_t kind,
     unsigned index;
     size_t sz = sizeof index;
     pthread_mutex_lock(&create_lock);
+    pthread_mutex_lock(&a->hooked.lock);
+    a->hooked.creating = true; /* what jemalloc maps now is metadata */
+    pthread_mutex_unlock(&a->hooked.lock);
     int rc = mallctl("arenas.create", &index, &sz, &hooks, sizeof hooks);
+    pthread_mutex_lock(&a->hooked.lock);
+    a->hooked.creating = false;
+    pthread_mutex_unlock(&a->hooked.lock);
     pthread_mutex_unlock(&create_lock);
     if (rc != 0) {
         tm_log_error("arena %u: jemalloc arenas.create failed: error %d", id,
@@ -206,9 +214,9 @@ int tm_arena_destroy(tm_arena_t *a)
         errno = rc;
         return -1;
     }
-    pthread_rwlock_wrlock(&walk_lock);
+    pthread_mutex_lock(&walk_lock);
     arena_delete(a);
-    pthread_rwlock_unlock(&walk_lock);
+    pthread_mutex_unlock(&walk_lock);
     return 0;
 }
 
