@@ -17,5 +17,7 @@
 __attribute__((constructor)) static void tiermem_startup(void)
 {
     tm_runtime_init();
+    /* exec replaces the image without exit's handlers: finish first */
+    tm_runtime_set_exec_hook(profiler_stop);
     profiler_start_from_env(); /* when TIERMEM_PROFILE asks; stops at exit */
 }

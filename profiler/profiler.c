@@ -40,8 +40,8 @@
 extern char **environ;
 
 typedef struct profiler {
-    pthread_mutex_t lock;    /* start and stop take turns */
-    bool running;
+    pthread_mutex_t lock;    /* start, stop and fork take turns */
+    _Atomic bool running;
     bool thread_started;
     pid_t pid;               /* the process that started it */
     pthread_t thread;
@@ -65,6 +65,9 @@ static profiler_t prof = {.lock = PTHREAD_MUTEX_INITIALIZER,
                           .timer_fd = -1,
                           .stop_fd = -1};
 static pthread_once_t process_hooks_once = PTHREAD_ONCE_INIT;
+/* Set on the profiling thread: its own calls to stop (an interval hook
+ * that calls exit) must neither take the lock nor join themselves. */
+static __thread bool on_profiler_thread;
 
 static uint64_t monotonic_ns(void)
 {
@@ -83,10 +86,7 @@ void profiler_set_interval_hook(prof_interval_fn fn, void *ctx)
 
 bool profiler_running(void)
 {
-    pthread_mutex_lock(&prof.lock);
-    bool r = prof.running && prof.pid == getpid();
-    pthread_mutex_unlock(&prof.lock);
-    return r;
+    return atomic_load(&prof.running) && prof.pid == getpid();
 }
 
 const char *profiler_sampler_name(void)
@@ -206,6 +206,11 @@ static void run_wall_clock(void)
         }
         if (p[1].revents != 0)
             return;
+        if (p[0].revents & ~POLLIN) {
+            tm_log_error("profiler: timer fd %d reports poll events %#x; "
+                         "profiling stops", prof.timer_fd, p[0].revents);
+            return;
+        }
         if (p[0].revents & POLLIN) {
             uint64_t expiries;
             if (read(prof.timer_fd, &expiries, sizeof expiries) < 0 &&
@@ -239,6 +244,7 @@ static void run_trace_clock(void)
 static void *profiler_main(void *arg)
 {
     (void)arg;
+    on_profiler_thread = true;
     if (prof.opts.trace_clock && prof.sampling) {
         run_trace_clock();
         return NULL;
@@ -325,8 +331,10 @@ static int fds_open(void)
     struct itimerspec its = {
         .it_interval = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)},
         .it_value = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)}};
-    if (!prof.opts.trace_clock &&
-        timerfd_settime(prof.timer_fd, 0, &its, NULL) != 0) {
+    /* the trace clock needs no timer, but only with a sampler that runs
+     * it: without one the thread falls back to the wall clock */
+    bool trace = prof.opts.trace_clock && prof.sampling;
+    if (!trace && timerfd_settime(prof.timer_fd, 0, &its, NULL) != 0) {
         tm_log_error("profiler: timerfd_settime(%llu ns) failed: errno %d",
                      (unsigned long long)ns, errno);
         return -1;
@@ -387,10 +395,23 @@ static void profiler_at_exit(void)
 
 /* In a forked child (see the top of this file): forget the parent's
  * profiler without touching what the parent still uses. */
+static void profiler_prefork(void)
+{
+    pthread_mutex_lock(&prof.lock);
+}
+
+static void profiler_postfork_parent(void)
+{
+    pthread_mutex_unlock(&prof.lock);
+}
+
+/* prefork took the lock, so start and stop are never half done here. */
 static void profiler_fork_child(void)
 {
-    if (!prof.running)
+    if (!prof.running) {
+        pthread_mutex_unlock(&prof.lock);
         return;
+    }
     prof.running = false;
     prof.thread_started = false;
     if (prof.sampling && prof.sampler.ops->fork_child != NULL)
@@ -401,8 +422,7 @@ static void profiler_fork_child(void)
     prof.writer = NULL;
     prof.attrib = NULL; /* the parent's; left to the child's exit */
     fds_close();
-    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
-    prof.lock = fresh;
+    pthread_mutex_unlock(&prof.lock);
 }
 
 static void process_hooks_install(void)
@@ -410,7 +430,11 @@ static void process_hooks_install(void)
     if (atexit(profiler_at_exit) != 0)
         tm_log_error("profiler: atexit failed; the last interval will not "
                      "be flushed at exit");
-    int rc = pthread_atfork(NULL, NULL, profiler_fork_child);
+    /* Registered after the runtime's handlers, so this prefork runs before
+     * theirs: a fork never waits for the profiler's lock while holding
+     * the runtime's. */
+    int rc = pthread_atfork(profiler_prefork, profiler_postfork_parent,
+                            profiler_fork_child);
     if (rc != 0)
         tm_log_error("profiler: pthread_atfork failed: errno %d", rc);
 }
@@ -480,23 +504,31 @@ int profiler_start(const prof_options_t *o)
 
 void profiler_stop(void)
 {
+    /* exit() called from the interval hook: the thread cannot join itself
+     * (and the atexit handler of another thread may hold the lock while
+     * joining it); the profile stays .partial, every interval readable */
+    if (on_profiler_thread)
+        return;
+    /* a fork or vfork child (exec's hook runs there too): not ours */
+    if (!atomic_load(&prof.running) || prof.pid != getpid())
+        return;
     pthread_mutex_lock(&prof.lock);
     if (!prof.running || prof.pid != getpid()) {
         pthread_mutex_unlock(&prof.lock);
         return;
     }
-    if (prof.thread_started && pthread_equal(prof.thread, pthread_self())) {
-        /* exit() called from the interval hook: the thread cannot join
-         * itself; the profile stays .partial, every interval readable */
+    uint64_t one = 1;
+    ssize_t n;
+    while ((n = write(prof.stop_fd, &one, sizeof one)) < 0 && errno == EINTR)
+        ;
+    if (n != (ssize_t)sizeof one) {
+        /* the thread still runs and uses everything: leave it all be */
+        tm_log_error("profiler: waking the thread (eventfd %d) failed: "
+                     "errno %d; profiling goes on", prof.stop_fd, errno);
         pthread_mutex_unlock(&prof.lock);
         return;
     }
-    uint64_t one = 1;
-    if (write(prof.stop_fd, &one, sizeof one) != (ssize_t)sizeof one)
-        tm_log_error("profiler: waking the thread (eventfd %d) failed: "
-                     "errno %d", prof.stop_fd, errno);
-    else
-        pthread_join(prof.thread, NULL);
+    pthread_join(prof.thread, NULL);
     teardown(true);
     prof.running = false;
     pthread_mutex_unlock(&prof.lock);

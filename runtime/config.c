@@ -63,3 +63,19 @@ void tm_runtime_init(void)
 {
     (void)pthread_once(&runtime_once, runtime_init_once);
 }
+
+/* ---------------------------------------------------------------- exec */
+
+static void (*_Atomic exec_hook)(void);
+
+void tm_runtime_set_exec_hook(void (*fn)(void))
+{
+    atomic_store(&exec_hook, fn);
+}
+
+void tm_runtime_before_exec(void)
+{
+    void (*fn)(void) = atomic_load(&exec_hook);
+    if (fn != NULL)
+        fn();
+}

@@ -47,6 +47,13 @@ struct tm_arena {
  * thread-safe, called by every entry point that needs it. */
 void tm_runtime_init(void);
 
+/* exec replaces the process image without running atexit handlers, so
+ * what the layers above flush at exit (the profile) would be left
+ * unfinished.  The preload library's exec functions call
+ * tm_runtime_before_exec first; the library's start-up sets the hook. */
+void tm_runtime_set_exec_hook(void (*fn)(void));
+void tm_runtime_before_exec(void);
+
 /* ---------------------------------------------------------------- arena.c */
 
 /* tm_arena_create for a site or shared arena: kind and owner are set
@@ -59,8 +66,8 @@ tm_arena_t *tm_arena_by_id(unsigned id);
 
 /* A walk over the arena table by another layer (profiler, policy): between
  * begin and end no arena is freed, so tm_arena_by_id's results stay valid.
- * A walker must not create or destroy arenas, nor wait on a thread that
- * might (destroy waits for the walk to end). */
+ * Walks do not nest.  A walker must not create or destroy arenas, nor wait
+ * on a thread that might (destroy waits for the walk to end). */
 void arena_walk_begin(void);
 void arena_walk_end(void);
 

@@ -25,6 +25,12 @@
 #include "../tm_test.h"
 #include "../observe.h"
 
+/* The test forks while jemalloc and tiermem hold more locks than TSan's
+ * deadlock detector can track (it aborts inside fork), as test_fork.c
+ * explains; races are still detected. */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void) { return "detect_deadlocks=0"; }
+
 static char dir[] = "/tmp/tm_test_profiler.XXXXXX";
 static _Atomic uint64_t hook_calls, hook_last_seq;
 static _Atomic bool hook_in_order = true;
@@ -366,6 +372,43 @@ static void test_exit_flush(void)
     profile_free(&prof);
 }
 
+/* An interval hook (the policy's place) that calls exit: exit's handler
+ * runs on the profiling thread and must neither deadlock nor join itself.
+ * A hang turns into SIGALRM, which the parent sees. */
+static void exit_from_hook(const prof_interval_t *iv, void *ctx)
+{
+    (void)ctx;
+    if (iv->seq == 2)
+        exit(0);
+}
+
+static void test_exit_from_hook(void)
+{
+    prof_options_t o;
+    options_for(&o, "hookexit.txt", PROF_SAMPLER_NONE);
+    pid_t pid = fork();
+    REQUIRE_VOID(pid >= 0);
+    if (pid == 0) {
+        alarm(60);
+        profiler_set_interval_hook(exit_from_hook, NULL);
+        if (profiler_start(&o) != 0)
+            _exit(3);
+        for (;;)
+            pause();
+    }
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x",
+              status);
+    /* left unfinished, every whole interval readable */
+    char partial[TM_PATH_MAX + 16];
+    snprintf(partial, sizeof partial, "%s.partial", o.file);
+    profile_t prof;
+    REQUIRE_VOID(profile_read(partial, &prof) == 0);
+    CHECK(!prof.complete && prof.nintervals >= 1);
+    profile_free(&prof);
+}
+
 /* ---------------------------------------------------------------- fallback */
 
 /* pebs is unavailable here (no PMU): the profiler says so and falls back. */
@@ -482,6 +525,7 @@ int main(void)
     test_lifecycle();
     test_fork();
     test_exit_flush();
+    test_exit_from_hook();
     test_fallback();
     test_replay_end_to_end();
     return tm_test_done(__FILE__);
