@@ -7,9 +7,12 @@
 # 2. A real HPC workload, unmodified: a BoomerAMG solve of a 3D Poisson
 #    problem through Debian's hypre (tools/amg_driver.c), on 2 MPI ranks,
 #    first plainly and then under libtiermem-preload.so.  The solver's
-#    output must be the same both times.  Then a short report of each
-#    rank's site table: how many sites, the biggest by peak live bytes with
-#    their frames (tools/tiermem-sites), and what site 0 holds.
+#    output must be the same both times.  The run under tiermem is also
+#    profiled (TIERMEM_PROFILE=1: the profiling thread at its default
+#    settings, one profile per rank).  Then a short report of each rank's
+#    site table: how many sites, the biggest by peak live bytes with their
+#    frames (tools/tiermem-sites), and what site 0 holds; and of each rank's
+#    profile (tiermem-profile): the sampler, and the most accessed sites.
 #
 # usage: scripts/run-example.sh [MiB per array [AMG grid N]]
 #   MiB per array   tiermem-example's arrays (its default: 64)
@@ -89,7 +92,8 @@ run() {
     fi
 }
 run plain
-run tiermem -x "LD_PRELOAD=$lib" -x "TIERMEM_OUTPUT_DIR=$work/sites"
+run tiermem -x "LD_PRELOAD=$lib" -x "TIERMEM_OUTPUT_DIR=$work/sites" \
+    -x "TIERMEM_PROFILE=${TIERMEM_PROFILE:-1}"
 
 cat "$work/plain.out"
 if ! cmp -s "$work/plain.out" "$work/tiermem.out"; then
@@ -162,3 +166,17 @@ for table in "${tables[@]}"; do
         done
 done
 echo "site tables: $work/sites (tools/tiermem-sites TABLE resolves frames)"
+
+# ---- each rank's profile
+if [ "${TIERMEM_PROFILE:-1}" != 0 ]; then
+    profiles=("$work"/sites/tiermem-profile.amg_driver.*.txt)
+    if [ ${#profiles[@]} -ne "$amg_np" ]; then
+        echo "run-example: expected $amg_np profiles in $work/sites, found ${#profiles[@]}" >&2
+        exit 1
+    fi
+    echo
+    for p in "${profiles[@]}"; do
+        "$build/tiermem-profile" --top 5 "$p" | sed -n '1,3p;/^  samples/,/^  arenas/p' | sed '$d'
+    done
+    echo "profiles: $work/sites (tiermem-profile FILE; format in doc/profile-format.md)"
+fi

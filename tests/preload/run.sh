@@ -596,6 +596,88 @@ t_c_api() {
     return $ok
 }
 
+# profiles DIR EXE_GLOB WANT: WANT profiles (tiermem-profile.EXE_GLOB.*.txt)
+# in DIR/sites, every one complete and readable by tiermem-profile, and no
+# .partial left behind.  Prints the tool's summary of the first.
+profiles() {
+    local d=$1 glob=$2 want=$3 ok=0 f n=0 out
+    local tool=$build/tiermem-profile
+    for f in "$d"/sites/tiermem-profile.$glob.*.txt; do
+        [ -e "$f" ] || continue
+        n=$((n + 1))
+        if ! out=$("$tool" "$f" 2>&1) || ! grep -q '^  intervals [1-9][0-9]*  complete$' <<<"$out"; then
+            say "profile not complete or unreadable: $f"
+            echo "$out" | head -5 | sed 's/^/    /'
+            ok=1
+        fi
+    done
+    if [ "$n" -ne "$want" ]; then
+        say "$n profile(s) matching tiermem-profile.$glob.*.txt in $d/sites, want $want"
+        ok=1
+    fi
+    # Only a process that ends with _exit (which runs no exit handler) may
+    # leave its profile unfinished: dash does, after popen's command.  Even
+    # then every whole interval must be readable.
+    for f in "$d"/sites/*.partial; do
+        [ -e "$f" ] || continue
+        case $f in
+        */tiermem-profile.dash.*) ;;
+        *) say "unfinished profile left: $f"; ok=1 ;;
+        esac
+        if ! "$tool" "$f" | grep -q '^  intervals [0-9]*  incomplete'; then
+            say "unfinished profile unreadable: $f"
+            "$tool" "$f" 2>&1 | head -3 | sed 's/^/    /'
+            ok=1
+        fi
+    done
+    return $ok
+}
+
+t_profile() {
+    # The profiler at its default settings (here: the userfaultfd sampler,
+    # as there is no PMU) in real programs: outputs unchanged, and every
+    # process that loaded the preload -- each MPI rank, each exec'd child
+    # -- leaves one complete profile; forked children that do not exec
+    # leave none and do not disturb their parent's.
+    local d=$work/profile ok=0 r
+    local prof=(TIERMEM_PROFILE=1 TIERMEM_PROFILE_INTERVAL=20ms)
+    local py=/usr/bin/python3
+    [ -x "$py" ] || py=$(command -v python3) || { say "python3 not found"; return 1; }
+    pair "$d/python" 180 "${prof[@]}" PYTHONHASHSEED=0 -- "$py" -B "$here/workload.py" || ok=1
+    profiles "$d/python" 'python3*' 1 || ok=1
+    local sampler
+    sampler=$("$build/tiermem-profile" "$d"/python/sites/tiermem-profile.python3*.txt 2>/dev/null |
+        awk '$1 == "sampler" { print $2; exit }')
+    say "python profile: sampler ${sampler:-?}, $("$build/tiermem-profile" "$d"/python/sites/tiermem-profile.python3*.txt 2>/dev/null | awk '$1 == "samples" { print $2 " samples"; exit }')"
+    pair "$d/fork-exec" 180 "${prof[@]}" -- "$bin/fork_exec" || ok=1
+    # the parent and its 10 re-exec'd copies; the 10 exec'd echo processes
+    # and popen's (run by dash, which forks it and leaves with _exit)
+    profiles "$d/fork-exec" fork_exec 11 || ok=1
+    profiles "$d/fork-exec" echo 11 || ok=1
+    # A process image replaced by exec runs no exit handler: the preload's
+    # exec wrapper finishes the profile first, and the new image (same pid)
+    # writes its own.
+    pair "$d/exec" 60 "${prof[@]}" -- /bin/sh -c 'exec /bin/echo exec ok' || ok=1
+    profiles "$d/exec" dash 1 || ok=1
+    profiles "$d/exec" echo 1 || ok=1
+    if command -v mpirun >/dev/null; then
+        rm -rf "$d/mpi"
+        mkdir -p "$d/mpi/sites"
+        inject=0
+        launch pre "$d/mpi" 180 -- mpirun --allow-run-as-root --oversubscribe -np 2 \
+            -x LD_PRELOAD="$lib" -x TIERMEM_OUTPUT_DIR="$d/mpi/sites" \
+            -x TIERMEM_LOG_FILE="$d/mpi/tiermem.log" -x TIERMEM_PROFILE=1 \
+            "$bin/mpi_ring" || ok=1
+        inject=1
+        profiles "$d/mpi" mpi_ring 2 || ok=1
+        for r in 0 1; do
+            [ -f "$d/mpi/sites/tiermem-profile.mpi_ring.rank$r.txt" ] ||
+                { say "no profile for rank $r"; ok=1; }
+        done
+    fi
+    return $ok
+}
+
 # ------------------------------------------------------------------ main
 result() { # name status
     if [ "$2" -eq 0 ]; then
@@ -609,7 +691,7 @@ result() { # name status
 }
 
 tests=(sort coreutils-pipeline python gcc pthreads openmp fork-exec mpi
-    aslr-keys wrappers cxx-new-delete c-api layouts)
+    aslr-keys wrappers cxx-new-delete c-api layouts profile)
 
 echo "preload library: $lib"
 if [ ! -f "$lib" ]; then
