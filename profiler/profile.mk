@@ -1,6 +1,7 @@
 # profiler/profile.mk -- automake fragment included by Makefile.am:
 # the profile file: writer, reader and the tiermem-profile tool.
-libtmcore_la_SOURCES += profiler/profile_write.c profiler/profile_read.c
+libtmcore_la_SOURCES += profiler/profile_write.c profiler/profile_read.c \
+	profiler/profile_parse.c profiler/profile_parse.h
 
 bin_PROGRAMS += tiermem-profile
 tiermem_profile_SOURCES = tools/tiermem_profile.c

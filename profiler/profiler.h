@@ -15,6 +15,7 @@
  *   attribution.c       address -> arena -> site, per-interval rows, heat
  *   profile_write.c     the profile file, one interval at a time
  *   profile_read.c      the reader the tools and the policy use
+ *   profile_parse.c     the reader's line parser
  *   profiler_options.c  TIERMEM_PROFILE* settings
  *   profiler.c          the thread: timer, lifecycle, fork, exit
  *

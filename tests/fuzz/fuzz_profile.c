@@ -8,7 +8,7 @@
  * invariants hold: rows ascending and in range, intervals ascending,
  * totals consistent with the rows, heat finite and non-negative.  The log
  * goes to /dev/null at debug level (fuzz_support.c), so every message is
- * formatted too.  Link with profiler/profile_read.c and -lm.
+ * formatted too.  Link with profiler/profile_read.c, profile_parse.c, -lm.
  */
 #include "config.h"
 
