@@ -492,8 +492,8 @@ int profiler_start(const prof_options_t *o)
         teardown(false);
         errno = e;
     } else {
-        prof.running = true;
         prof.pid = getpid();
+        prof.running = true;
         tm_log_info("profiler: started, sampler %s, interval %llu ms, "
                     "profile %s", prof.sampler_name,
                     (unsigned long long)(o->interval_ns / 1000000), prof.path);

@@ -8,7 +8,8 @@
 # version of each (a smoke run: figures are noisier).
 #
 # Extra options for one benchmark go through the environment:
-#   BENCH_ALLOC_ARGS, BENCH_EXTENT_MAP_ARGS, BENCH_MIGRATE_ARGS
+#   BENCH_ALLOC_ARGS, BENCH_EXTENT_MAP_ARGS, BENCH_MIGRATE_ARGS,
+#   BENCH_ATTRIBUTION_ARGS
 # e.g. BENCH_MIGRATE_ARGS="--mib 1024" scripts/bench.sh build
 set -eu
 
@@ -40,10 +41,12 @@ if [ "$quick" = yes ]; then
     alloc_q="--ops 200k --rounds 3"
     map_q="--lookups 2M --rounds 3"
     migrate_q="--mib 64 --rounds 3"
+    attribution_q="--samples 2M --rounds 3"
 else
     alloc_q=""
     map_q=""
     migrate_q=""
+    attribution_q=""
 fi
 
 echo "== $(uname -srm), $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -68,5 +71,7 @@ run bench_alloc $alloc_q ${BENCH_ALLOC_ARGS:-}
 run bench_extent_map $map_q ${BENCH_EXTENT_MAP_ARGS:-}
 # shellcheck disable=SC2086
 run bench_migrate $migrate_q ${BENCH_MIGRATE_ARGS:-}
+# shellcheck disable=SC2086
+run bench_attribution $attribution_q ${BENCH_ATTRIBUTION_ARGS:-}
 
 exit $status
