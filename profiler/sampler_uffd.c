@@ -2,22 +2,39 @@
  * sampler_uffd.c -- the userfaultfd write-protect sampler: the portable
  * sampler, which needs no PMU.
  *
- * Once per interval the profiling thread write-protects a budget of arena
- * pages (every S-th page of every arena, S chosen so the budget covers all
- * mapped pages, with an offset that rotates each interval).  The first write
- * to a protected page stops the writer in the kernel and queues a fault
- * message on the userfaultfd; the sampler's own fault-service thread turns
- * the message into a sample of weight S and un-protects the page, which
- * wakes the writer.  So a sample means "this page was written this
- * interval", and the counts estimate written pages per arena.
+ * Once per interval (a "round") the profiling thread write-protects a
+ * budget of arena pages: every S-th page of all arenas, S chosen so the
+ * budget covers all mapped pages but never below one page per 2 MiB (so at
+ * most one page of a transparent huge page is protected), with an offset
+ * that rotates each round.  The first write to a protected page stops the
+ * writer in the kernel and queues a fault message on the userfaultfd; the
+ * sampler's own fault-service thread turns the message into a sample of
+ * weight S and un-protects the page, which wakes the writer.  So a sample
+ * means "this page was written this interval", and the counts estimate
+ * written pages per arena.  Pages holding jemalloc's own metadata for an
+ * arena are never protected: they are the allocator's writes, not the
+ * program's.
+ *
+ * Rounds.  Before protecting round R's pages, collect un-protects round
+ * R-1's and has the service thread drain every queued message (a sync
+ * handshake over two eventfds).  So every message the service thread reads
+ * afterwards belongs to round R: it gets round R's weight, and a late
+ * message of R-1 can never un-protect a page picked again in R.
  *
  * Safety.  A writer blocked on a fault may hold any lock (jemalloc's, an
- * arena's hook lock, libc's), so the service thread takes no lock, never
- * allocates and never writes into arena memory: it only polls, reads fault
- * messages into its stack and issues ioctls.  close() un-protects, then
- * unregisters every arena range, stops the service thread after it has
- * drained every pending fault, and closes the descriptor, which wakes
- * anything left: no thread of the program can stay blocked on the sampler.
+ * arena's hook lock, libc's), and may be blocked in read(2) from the pipe
+ * our log goes to.  So the service thread takes no lock, never allocates,
+ * never logs and never writes into arena memory: it only polls, reads
+ * fault messages into its stack, issues ioctls and writes an eventfd.  Its
+ * errors are recorded in atomics and logged by the profiling thread at the
+ * next collect or close.  Its worst case per fault: its share of one
+ * read(2) of up to 64 messages, one sink call (lock-free), one
+ * UFFDIO_WRITEPROTECT (mmap read lock, one PTE) and, only if that fails,
+ * one UFFDIO_WAKE.  After 8 consecutive poll/read failures it gives up
+ * (recorded); collect then protects nothing more.  close() un-protects,
+ * unregisters every arena range, stops the service thread after it drained
+ * every pending fault, and closes the descriptor, which wakes anything
+ * left: no thread of the program can stay blocked on the sampler.
  */
 #include "config.h"
 
@@ -38,28 +55,63 @@
 /* Pages protected per interval when the settings say 0.  From
  * bench/bench_uffd.c: see doc/profiler-uffd.md for the measurement. */
 #define UFFD_DEFAULT_PAGES 64u
-
 /* Fault messages read with one read(2) (32 bytes each, on the stack). */
 #define UFFD_MSG_BATCH 64
+/* At most one protected page per block this big (a PMD huge page). */
+#define UFFD_BLOCK ((uintptr_t)2 << 20)
+/* Consecutive poll/read failures after which the service thread stops. */
+#define UFFD_SERVICE_MAX_ERRORS 8
+/* How long collect waits for the service thread to drain old messages. */
+#define UFFD_SYNC_TIMEOUT_MS 1000
+/* Registered ranges remembered (a hash table, half full at most). */
+#define UFFD_REG_SLOTS 2048u
+
+/* What the service thread can fail at; logged by the profiling thread. */
+enum { UFFD_ERR_POLL, UFFD_ERR_READ, UFFD_ERR_RELEASE, UFFD_ERR_GAVE_UP,
+       UFFD_ERR_KINDS };
+static const char *const uffd_err_what[UFFD_ERR_KINDS] = {
+    "poll on the userfaultfd failed or reported an error",
+    "reading fault messages failed",
+    "a writer could not be released (unprotect and wake both failed)",
+    ("the fault-service thread gave up after repeated errors: sampling "
+     "stopped"),
+};
+
+typedef struct uffd_reg {
+    uintptr_t start; /* 0 = free slot */
+    size_t len;
+} uffd_reg_t;
 
 typedef struct uffd_state {
     int uffd;
     int stop_fd;               /* eventfd: the service thread should exit */
+    int sync_fd, ack_fd;       /* eventfds: drain request and its answer */
     bool thread_started;
     pthread_t thread;
     prof_sink_t sink;
     size_t page;
     unsigned budget;           /* pages protected per interval */
-    _Atomic uint32_t weight;   /* this interval's stride S */
-    uint64_t round;            /* intervals collected: rotates the offset */
-    /* The pages protected in the last collect, un-protected by the next. */
-    uintptr_t *pages;
-    size_t npages, cap;
+    _Atomic uint32_t weight;   /* this round's stride S */
+    uint64_t round;            /* rounds collected: rotates the offset */
+    _Atomic uint64_t sync_req, sync_done; /* round numbers of the handshake */
+    /* The pages protected in the last collect, un-protected by the next,
+     * and their 2 MiB blocks (a hash set, 0 = free). */
+    uintptr_t *pages, *blocks;
+    size_t npages, cap, nblock_slots;
+    /* Ranges registered with the uffd: regs[cur] as of the last collect;
+     * each collect carries over the ranges still there into the other. */
+    uffd_reg_t *regs[2];
+    unsigned reg_cur;
+    size_t reg_count;
     /* Counters (profiling thread only, except the atomics). */
     uint64_t vanished;         /* ioctls on ranges that were gone */
-    bool warned_register, warned_protect, warned_full;
+    uint64_t registrations, sync_timeouts;
+    bool warned_register, warned_protect, warned_full, warned_sync;
     _Atomic uint64_t faults;   /* write faults served */
-    _Atomic bool warned_service;
+    _Atomic bool service_dead;
+    _Atomic uint64_t err_count[UFFD_ERR_KINDS];
+    _Atomic int err_first[UFFD_ERR_KINDS];
+    uint64_t err_logged[UFFD_ERR_KINDS];
 } uffd_state_t;
 
 /* ---------------------------------------------------------------- ioctls */
@@ -86,6 +138,33 @@ static bool uffd_vanished_error(int err)
     return err == ENOENT || err == EINVAL || err == ENOMEM || err == EAGAIN;
 }
 
+/* ---------------------------------------------------------------- errors */
+
+/* Service thread: remember an error for the profiling thread to log. */
+static void uffd_record_error(uffd_state_t *st, int kind, int err)
+{
+    int zero = 0;
+    atomic_compare_exchange_strong(&st->err_first[kind], &zero, err ? err : -1);
+    atomic_fetch_add(&st->err_count[kind], 1);
+}
+
+/* Profiling thread: log what the service thread recorded since the last
+ * report (a warning the first time per kind, debug after). */
+static void uffd_report_errors(uffd_state_t *st)
+{
+    for (int k = 0; k < UFFD_ERR_KINDS; k++) {
+        uint64_t n = atomic_load(&st->err_count[k]);
+        if (n == st->err_logged[k])
+            continue;
+        tm_log(st->err_logged[k] ? TM_LOG_DEBUG : TM_LOG_WARN,
+               "uffd sampler: fd %d: %s: %llu times (%llu in all), first "
+               "errno %d", st->uffd, uffd_err_what[k],
+               (unsigned long long)(n - st->err_logged[k]),
+               (unsigned long long)n, atomic_load(&st->err_first[k]));
+        st->err_logged[k] = n;
+    }
+}
+
 /* ---------------------------------------------------------------- service */
 
 /* One write fault: count it, then let the writer go.  Un-protecting wakes
@@ -101,58 +180,91 @@ static void uffd_serve_fault(uffd_state_t *st, const struct uffd_msg *m)
     }
     if (uffd_protect(st->uffd, page, st->page, false) == 0)
         return;
-    int err = errno;
-    if (uffd_wake(st->uffd, page, st->page) != 0 &&
-        !atomic_exchange(&st->warned_service, true))
-        tm_log_warn("uffd sampler: fd %d: cannot release the writer of page "
-                    "%#lx (unprotect errno %d, wake errno %d; reported once)",
-                    st->uffd, (unsigned long)page, err, errno);
+    if (uffd_wake(st->uffd, page, st->page) != 0)
+        uffd_record_error(st, UFFD_ERR_RELEASE, errno);
 }
 
-/* Read and serve every queued message; returns when the queue is empty. */
-static void uffd_service_drain(uffd_state_t *st)
+/* Read and serve every queued message.  false on a read failure. */
+static bool uffd_service_drain(uffd_state_t *st)
 {
     struct uffd_msg msg[UFFD_MSG_BATCH];
     for (;;) {
         ssize_t n = read(st->uffd, msg, sizeof msg);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN && !atomic_exchange(&st->warned_service, true))
-                tm_log_warn("uffd sampler: read of fault messages from fd %d "
-                            "failed: errno %d (reported once)", st->uffd,
-                            errno);
-            return;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return true;
+        if (n <= 0) { /* a uffd never reaches end of file */
+            uffd_record_error(st, UFFD_ERR_READ, n < 0 ? errno : 0);
+            return false;
         }
         size_t count = (size_t)n / sizeof msg[0];
         for (size_t i = 0; i < count; i++)
             if (msg[i].event == UFFD_EVENT_PAGEFAULT)
                 uffd_serve_fault(st, &msg[i]);
         if (count < UFFD_MSG_BATCH)
-            return;
+            return true;
     }
+}
+
+/* A drain request from collect: serve everything queued, then answer. */
+static void uffd_service_sync(uffd_state_t *st)
+{
+    uint64_t v;
+    if (read(st->sync_fd, &v, sizeof v) != (ssize_t)sizeof v)
+        return; /* nothing requested (EAGAIN) */
+    uffd_service_drain(st);
+    atomic_store(&st->sync_done, atomic_load(&st->sync_req));
+    uint64_t one = 1;
+    while (write(st->ack_fd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+}
+
+/* One poll round; false if it failed (poll, fd state or read). */
+static bool uffd_service_once(uffd_state_t *st, bool *stop)
+{
+    struct pollfd pfd[3] = {{.fd = st->uffd, .events = POLLIN},
+                            {.fd = st->sync_fd, .events = POLLIN},
+                            {.fd = st->stop_fd, .events = POLLIN}};
+    if (poll(pfd, 3, -1) < 0) {
+        if (errno == EINTR)
+            return true;
+        uffd_record_error(st, UFFD_ERR_POLL, errno);
+        return false;
+    }
+    bool ok = true;
+    for (int i = 0; i < 3; i++)
+        if (pfd[i].revents & (POLLERR | POLLNVAL | POLLHUP)) {
+            uffd_record_error(st, UFFD_ERR_POLL, EBADF);
+            ok = false;
+        }
+    /* Serve first, so stopping never leaves a queued writer behind. */
+    if (ok && (pfd[0].revents & POLLIN))
+        ok = uffd_service_drain(st);
+    if (pfd[1].revents & POLLIN)
+        uffd_service_sync(st);
+    if (pfd[2].revents & POLLIN) {
+        uffd_service_drain(st);
+        *stop = true;
+    }
+    return ok;
 }
 
 static void *uffd_service_main(void *arg)
 {
     uffd_state_t *st = arg;
-    struct pollfd pfd[2] = {{.fd = st->uffd, .events = POLLIN},
-                            {.fd = st->stop_fd, .events = POLLIN}};
-    for (;;) {
-        if (poll(pfd, 2, -1) < 0) {
-            if (errno != EINTR && !atomic_exchange(&st->warned_service, true))
-                tm_log_warn("uffd sampler: poll on fd %d failed: errno %d "
-                            "(reported once)", st->uffd, errno);
-            continue;
-        }
-        /* Serve first, so stopping never leaves a queued writer behind. */
-        if (pfd[0].revents)
-            uffd_service_drain(st);
-        if (pfd[1].revents & POLLIN) {
-            uffd_service_drain(st);
+    bool stop = false;
+    for (unsigned failures = 0; !stop;) {
+        failures = uffd_service_once(st, &stop) ? 0 : failures + 1;
+        if (failures >= UFFD_SERVICE_MAX_ERRORS && !stop) {
+            /* Writers faulting from now on are released by the next
+             * collect's un-protect or by close. */
+            uffd_record_error(st, UFFD_ERR_GAVE_UP, 0);
+            atomic_store(&st->service_dead, true);
             return NULL;
         }
     }
+    return NULL;
 }
 
 /* The service thread starts with every signal blocked: the application's
@@ -179,6 +291,8 @@ static int uffd_service_start(uffd_state_t *st)
     return 0;
 }
 
+/* The thread exits on the stop event, or has exited already if it gave
+ * up: the join cannot hang. */
 static void uffd_service_stop(uffd_state_t *st)
 {
     if (!st->thread_started)
@@ -191,6 +305,39 @@ static void uffd_service_stop(uffd_state_t *st)
         tm_log_error("uffd sampler: joining the fault-service thread failed: "
                      "errno %d", rc);
     st->thread_started = false;
+}
+
+/* Have the service thread serve every message queued now (they are all
+ * from earlier rounds: nothing of this round is protected yet).  false if
+ * it did not answer in time: then nothing is protected this round. */
+static bool uffd_service_sync_wait(uffd_state_t *st)
+{
+    atomic_store(&st->sync_req, st->round);
+    uint64_t one = 1, v;
+    while (write(st->sync_fd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+    for (int waited = 0; waited < UFFD_SYNC_TIMEOUT_MS; waited += 10) {
+        if (atomic_load(&st->sync_done) >= st->round) {
+            while (read(st->ack_fd, &v, sizeof v) < 0 && errno == EINTR)
+                ;
+            return true;
+        }
+        if (atomic_load(&st->service_dead))
+            return false;
+        struct pollfd p = {.fd = st->ack_fd, .events = POLLIN};
+        (void)poll(&p, 1, 10);
+        ssize_t stale = read(st->ack_fd, &v, sizeof v); /* earlier answers */
+        (void)stale;
+    }
+    st->sync_timeouts++;
+    if (!st->warned_sync) {
+        st->warned_sync = true;
+        tm_log_warn("uffd sampler: fd %d: the fault-service thread did not "
+                    "drain its queue within %d ms; round %llu not sampled "
+                    "(reported once)", st->uffd, UFFD_SYNC_TIMEOUT_MS,
+                    (unsigned long long)st->round);
+    }
+    return false;
 }
 
 /* ---------------------------------------------------------------- open */
@@ -242,11 +389,34 @@ static void uffd_state_free(uffd_state_t *st)
 {
     if (st->pages)
         tm_meta_free(st->pages, st->cap * sizeof st->pages[0]);
-    if (st->stop_fd >= 0)
-        close(st->stop_fd);
-    if (st->uffd >= 0)
-        close(st->uffd);
+    if (st->blocks)
+        tm_meta_free(st->blocks, st->nblock_slots * sizeof st->blocks[0]);
+    for (int i = 0; i < 2; i++)
+        if (st->regs[i])
+            tm_meta_free(st->regs[i], UFFD_REG_SLOTS * sizeof(uffd_reg_t));
+    int fds[] = {st->stop_fd, st->sync_fd, st->ack_fd, st->uffd};
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
     tm_meta_free(st, sizeof *st);
+}
+
+static int uffd_open_fds(uffd_state_t *st)
+{
+    st->uffd = uffd_create();
+    if (st->uffd < 0)
+        return -1;
+    int *efd[] = {&st->stop_fd, &st->sync_fd, &st->ack_fd};
+    for (int i = 0; i < 3; i++) {
+        *efd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (*efd[i] < 0) {
+            int err = errno;
+            tm_log_warn("uffd sampler: eventfd failed: errno %d", err);
+            errno = err;
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int uffd_open(sampler_t *s, const prof_options_t *o,
@@ -258,7 +428,7 @@ static int uffd_open(sampler_t *s, const prof_options_t *o,
         errno = ENOMEM;
         return -1;
     }
-    st->uffd = st->stop_fd = -1;
+    st->uffd = st->stop_fd = st->sync_fd = st->ack_fd = -1;
     st->sink = *sink;
     st->page = tm_os_page_size();
     st->budget = o->uffd_pages ? o->uffd_pages : UFFD_DEFAULT_PAGES;
@@ -266,24 +436,18 @@ static int uffd_open(sampler_t *s, const prof_options_t *o,
     /* A walk picks at most budget + 1 pages when nothing grows between its
      * two passes; the slack absorbs growth, the rest is skipped. */
     st->cap = (size_t)st->budget + 64;
+    for (st->nblock_slots = 64; st->nblock_slots < 2 * st->cap;)
+        st->nblock_slots *= 2;
     st->pages = tm_meta_alloc(st->cap * sizeof st->pages[0]);
+    st->blocks = tm_meta_alloc(st->nblock_slots * sizeof st->blocks[0]);
+    st->regs[0] = tm_meta_alloc(UFFD_REG_SLOTS * sizeof(uffd_reg_t));
+    st->regs[1] = tm_meta_alloc(UFFD_REG_SLOTS * sizeof(uffd_reg_t));
     int err = ENOMEM;
-    if (st->pages == NULL) {
+    if (!st->pages || !st->blocks || !st->regs[0] || !st->regs[1]) {
         tm_log_warn("uffd sampler: no metadata memory for %zu pages", st->cap);
         goto fail;
     }
-    st->uffd = uffd_create();
-    if (st->uffd < 0) {
-        err = errno;
-        goto fail;
-    }
-    st->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (st->stop_fd < 0) {
-        err = errno;
-        tm_log_warn("uffd sampler: eventfd failed: errno %d", err);
-        goto fail;
-    }
-    if (uffd_service_start(st) != 0) {
+    if (uffd_open_fds(st) != 0 || uffd_service_start(st) != 0) {
         err = errno;
         goto fail;
     }
@@ -301,10 +465,91 @@ fail:
     return -1;
 }
 
+/* ---------------------------------------------------------------- registry
+ * Registering takes the mmap write lock (every page fault of the process
+ * waits) and may split VMAs, so a range is registered only when one of its
+ * pages is picked, and only once while it stays as it is.  The table is
+ * keyed by range start; a range counts as registered when its start and
+ * length match.  Each collect carries over only the ranges the arenas
+ * still have, so a range that vanished is forgotten; one that vanished and
+ * came back between two collects is caught by its protect failing. */
+
+static size_t uffd_reg_slot(const uffd_reg_t *t, uintptr_t start)
+{
+    size_t i = (size_t)((start >> 12) * 0x9e3779b97f4a7c15ull >> 40);
+    for (;; i++) {
+        i &= UFFD_REG_SLOTS - 1;
+        if (t[i].start == start || t[i].start == 0)
+            return i;
+    }
+}
+
+static bool uffd_reg_known(const uffd_reg_t *t, const extent_range_t *r)
+{
+    const uffd_reg_t *e = &t[uffd_reg_slot(t, r->start)];
+    return e->start == r->start && e->len == r->size;
+}
+
+/* Remember r in the table being built (forgotten when it is full: it is
+ * then registered again when next picked, which is harmless). */
+static void uffd_reg_note(uffd_state_t *st, const extent_range_t *r)
+{
+    uffd_reg_t *t = st->regs[st->reg_cur ^ 1];
+    uffd_reg_t *e = &t[uffd_reg_slot(t, r->start)];
+    if (e->start == 0 && st->reg_count >= UFFD_REG_SLOTS / 2)
+        return;
+    if (e->start == 0)
+        st->reg_count++;
+    *e = (uffd_reg_t){.start = r->start, .len = r->size};
+}
+
+/* The table built by this collect becomes the current one. */
+static void uffd_reg_swap(uffd_state_t *st)
+{
+    st->reg_cur ^= 1;
+    memset(st->regs[st->reg_cur ^ 1], 0, UFFD_REG_SLOTS * sizeof(uffd_reg_t));
+    st->reg_count = 0;
+}
+
+/* Register r for write-protect tracking.  Registering a range this uffd
+ * partly tracks already (a range grown by coalescing) is accepted by the
+ * kernel.  EBUSY: another userfaultfd (the program's own) owns part of it. */
+static bool uffd_register(uffd_state_t *st, unsigned id,
+                          const extent_range_t *r)
+{
+    struct uffdio_register reg = {
+        .range = {.start = r->start, .len = r->size},
+        .mode = UFFDIO_REGISTER_MODE_WP,
+    };
+    st->registrations++;
+    if (ioctl(st->uffd, UFFDIO_REGISTER, &reg) == 0) {
+        if (reg.ioctls & ((uint64_t)1 << _UFFDIO_WRITEPROTECT)) {
+            uffd_reg_note(st, r);
+            return true;
+        }
+        errno = ENOTSUP;
+    }
+    int err = errno;
+    if (uffd_vanished_error(err)) {
+        st->vanished++;
+        tm_log_debug("uffd sampler: arena %u range %#lx+%zu gone while "
+                     "registering: errno %d", id, (unsigned long)r->start,
+                     r->size, err);
+    } else if (!st->warned_register) {
+        st->warned_register = true;
+        tm_log_warn("uffd sampler: registering arena %u range %#lx+%zu on fd "
+                    "%d failed: errno %d%s (reported once)", id,
+                    (unsigned long)r->start, r->size, st->uffd, err,
+                    err == EBUSY ? " (another userfaultfd owns it)" : "");
+    }
+    return false;
+}
+
 /* ---------------------------------------------------------------- collect */
 
 /* Un-protect what the last collect protected.  Pages written since were
- * already un-protected by the service thread; doing it again is harmless. */
+ * already un-protected by the service thread; doing it again is harmless.
+ * Writers still waiting on one of them are woken by this. */
 static void uffd_unprotect_previous(uffd_state_t *st)
 {
     for (size_t i = 0; i < st->npages; i++) {
@@ -320,6 +565,7 @@ static void uffd_unprotect_previous(uffd_state_t *st)
         }
     }
     st->npages = 0;
+    memset(st->blocks, 0, st->nblock_slots * sizeof st->blocks[0]);
 }
 
 /* Pages mapped by every arena.  Caller is inside an arena walk. */
@@ -337,34 +583,32 @@ static uint64_t uffd_total_pages(const uffd_state_t *st)
     return bytes / st->page;
 }
 
-/* Register [start, start + size) for write-protect tracking.  Registering
- * a range this uffd already tracks in the same mode is accepted by the
- * kernel as is (checked by test_sampler_uffd's repeated collects).  EBUSY
- * means another userfaultfd (the program's own) owns part of it: skip. */
-static bool uffd_register(uffd_state_t *st, unsigned id, uintptr_t start,
-                          size_t size)
+/* Claim page's 2 MiB block for this round; false if a page of it is
+ * protected already (possible only across arenas: within one, picks are
+ * at least 2 MiB apart). */
+static bool uffd_claim_block(uffd_state_t *st, uintptr_t page)
 {
-    struct uffdio_register reg = {
-        .range = {.start = start, .len = size},
-        .mode = UFFDIO_REGISTER_MODE_WP,
-    };
-    if (ioctl(st->uffd, UFFDIO_REGISTER, &reg) == 0) {
-        if (reg.ioctls & ((uint64_t)1 << _UFFDIO_WRITEPROTECT))
+    uintptr_t block = page / UFFD_BLOCK + 1; /* never 0 */
+    size_t mask = st->nblock_slots - 1;
+    for (size_t i = (size_t)(block * 0x9e3779b97f4a7c15ull >> 32);; i++) {
+        uintptr_t *slot = &st->blocks[i & mask];
+        if (*slot == block)
+            return false;
+        if (*slot == 0) {
+            *slot = block;
             return true;
-        errno = ENOTSUP;
+        }
     }
-    int err = errno;
-    if (uffd_vanished_error(err)) {
-        st->vanished++;
-        tm_log_debug("uffd sampler: arena %u range %#lx+%zu gone while "
-                     "registering: errno %d", id, (unsigned long)start, size,
-                     err);
-    } else if (!st->warned_register) {
-        st->warned_register = true;
-        tm_log_warn("uffd sampler: registering arena %u range %#lx+%zu on fd "
-                    "%d failed: errno %d%s (reported once)", id,
-                    (unsigned long)start, size, st->uffd, err,
-                    err == EBUSY ? " (another userfaultfd owns it)" : "");
+}
+
+/* Is page part of jemalloc's own metadata for arena a (caller holds its
+ * hook lock)? */
+static bool uffd_is_metadata(const tm_arena_t *a, uintptr_t page)
+{
+    for (unsigned i = 0; i < a->hooked.nmetadata; i++) {
+        const extent_range_t *m = &a->hooked.metadata[i];
+        if (page >= m->start && page - m->start < m->size)
+            return true;
     }
     return false;
 }
@@ -375,12 +619,44 @@ typedef struct uffd_walk {
     uint64_t seen, stride, offset;
 } uffd_walk_t;
 
-static void uffd_protect_range(uffd_state_t *st, unsigned id,
+/* Protect one page of r, registering r first if it is not (or no longer)
+ * registered.  *registered tracks r's state over the calls for one r. */
+static bool uffd_protect_page(uffd_state_t *st, unsigned id,
+                              const extent_range_t *r, uintptr_t page,
+                              bool *registered)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!*registered && !(*registered = uffd_register(st, id, r)))
+            return false;
+        if (uffd_protect(st->uffd, page, st->page, true) == 0)
+            return true;
+        int err = errno;
+        if (!uffd_vanished_error(err)) {
+            if (!st->warned_protect) {
+                st->warned_protect = true;
+                tm_log_warn("uffd sampler: protecting arena %u page %#lx on "
+                            "fd %d failed: errno %d (reported once)", id,
+                            (unsigned long)page, st->uffd, err);
+            }
+            return false;
+        }
+        /* The range is mapped (we hold its arena's lock) but not
+         * registered: it vanished and came back.  Register it again. */
+        st->vanished++;
+        *registered = false;
+    }
+    return false;
+}
+
+static void uffd_protect_range(uffd_state_t *st, const tm_arena_t *a,
                                const extent_range_t *r, uffd_walk_t *w)
 {
     uint64_t npages = r->size / st->page;
     /* first k with (seen + k) % stride == offset */
     uint64_t k = (w->offset + w->stride - w->seen % w->stride) % w->stride;
+    bool registered = uffd_reg_known(st->regs[st->reg_cur], r);
+    if (registered)
+        uffd_reg_note(st, r); /* still there: carry it over */
     w->seen += npages;
     for (; k < npages; k += w->stride) {
         if (st->npages == st->cap) {
@@ -392,39 +668,29 @@ static void uffd_protect_range(uffd_state_t *st, unsigned id,
             return;
         }
         uintptr_t page = r->start + (uintptr_t)k * st->page;
-        if (uffd_protect(st->uffd, page, st->page, true) == 0) {
+        if (uffd_is_metadata(a, page) || !uffd_claim_block(st, page))
+            continue;
+        if (uffd_protect_page(st, a->hooked.id, r, page, &registered))
             st->pages[st->npages++] = page;
-        } else if (uffd_vanished_error(errno)) {
-            st->vanished++;
-            tm_log_debug("uffd sampler: arena %u page %#lx gone while "
-                         "protecting: errno %d", id, (unsigned long)page,
-                         errno);
-        } else if (!st->warned_protect) {
-            st->warned_protect = true;
-            tm_log_warn("uffd sampler: protecting arena %u page %#lx on fd "
-                        "%d failed: errno %d (reported once)", id,
-                        (unsigned long)page, st->uffd, errno);
-        }
     }
 }
 
-/* Register and protect one arena.  Its hook lock keeps its extents mapped
- * meanwhile. */
+/* Protect one arena's picks.  Its hook lock keeps its extents mapped (and
+ * its metadata list stable) meanwhile.  An arena being created is skipped:
+ * its metadata is not all known yet. */
 static void uffd_protect_arena(uffd_state_t *st, tm_arena_t *a,
                                uffd_walk_t *w)
 {
     pthread_mutex_lock(&a->hooked.lock);
     size_t count, bytes;
-    extent_range_t *ranges = arena_ranges(a, &count, &bytes);
+    extent_range_t *ranges =
+        a->hooked.creating ? NULL : arena_ranges(a, &count, &bytes);
     if (ranges != NULL) {
-        for (size_t i = 0; i < count; i++) {
-            if (uffd_register(st, a->hooked.id, ranges[i].start,
-                              ranges[i].size))
-                uffd_protect_range(st, a->hooked.id, &ranges[i], w);
-            else
-                w->seen += ranges[i].size / st->page;
-        }
+        for (size_t i = 0; i < count; i++)
+            uffd_protect_range(st, a, &ranges[i], w);
         tm_meta_free(ranges, bytes);
+    } else {
+        w->seen += a->hooked.extents.bytes / st->page;
     }
     pthread_mutex_unlock(&a->hooked.lock);
 }
@@ -435,15 +701,23 @@ static void uffd_collect(sampler_t *s, uint64_t t_end_ns)
     uffd_state_t *st = s->state;
     if (st == NULL)
         return;
+    uffd_report_errors(st);
     uffd_unprotect_previous(st);
+    st->round++;
+    if (!uffd_service_sync_wait(st))
+        return; /* no service thread to serve this round's faults */
     arena_walk_begin();
     uint64_t total = uffd_total_pages(st);
+    /* Never below one pick per 2 MiB: two picks S pages apart in one
+     * range then always fall in different 2 MiB blocks. */
     uffd_walk_t w = {.seen = 0, .stride = total / st->budget};
-    if (w.stride == 0)
-        w.stride = 1;
+    if (w.stride < UFFD_BLOCK / st->page)
+        w.stride = UFFD_BLOCK / st->page;
     if (w.stride > UINT32_MAX)
         w.stride = UINT32_MAX;
-    w.offset = st->round++ % w.stride;
+    w.offset = st->round % w.stride;
+    /* Every older message was served by the sync: only this round's
+     * faults see this weight. */
     atomic_store_explicit(&st->weight, (uint32_t)w.stride,
                           memory_order_relaxed);
     for (unsigned id = 1; id <= TM_MAX_ARENAS; id++) {
@@ -452,6 +726,7 @@ static void uffd_collect(sampler_t *s, uint64_t t_end_ns)
             uffd_protect_arena(st, a, &w);
     }
     arena_walk_end();
+    uffd_reg_swap(st);
 }
 
 /* ---------------------------------------------------------------- close */
@@ -490,15 +765,20 @@ static void uffd_close(sampler_t *s)
     uffd_state_t *st = s->state;
     if (st == NULL)
         return;
-    /* The service thread still runs through all of this, serving (or, once
-     * a range is unregistered, waking) any writer that faults meanwhile. */
+    /* The service thread still runs through all of this (unless it gave
+     * up), serving (or, once a range is unregistered, waking) any writer
+     * that faults meanwhile; un-protecting wakes the rest. */
     uffd_unprotect_previous(st);
     uffd_unregister_all(st);
     uffd_service_stop(st);
-    tm_log_info("uffd sampler: %llu write faults served, %llu ioctls on "
-                "vanished ranges",
-                (unsigned long long)atomic_load(&st->faults),
-                (unsigned long long)st->vanished);
+    uffd_report_errors(st);
+    tm_log_info("uffd sampler: %llu write faults served, %llu rounds, %llu "
+                "registrations, %llu ioctls on vanished ranges, %llu rounds "
+                "skipped", (unsigned long long)atomic_load(&st->faults),
+                (unsigned long long)st->round,
+                (unsigned long long)st->registrations,
+                (unsigned long long)st->vanished,
+                (unsigned long long)st->sync_timeouts);
     /* Closing the last reference wakes any writer still waiting. */
     uffd_state_free(st);
     s->state = NULL;
@@ -515,6 +795,8 @@ static void uffd_fork_child(sampler_t *s)
         return;
     close(st->uffd);
     close(st->stop_fd);
+    close(st->sync_fd);
+    close(st->ack_fd);
     s->state = NULL; /* its memory is the parent's copy; left to exit */
 }
 

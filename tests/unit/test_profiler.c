@@ -436,6 +436,76 @@ static void test_fallback(void)
     profile_free(&prof);
 }
 
+/* ---------------------------------------------------------------- hot/cold */
+
+static _Atomic bool writer_stop;
+
+static void *write_hot(void *arg)
+{
+    volatile char *hot = arg;
+    uint64_t x = 88172645463325252ull;
+    while (!writer_stop) {
+        for (int i = 0; i < 4096; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            hot[(x % (16u << 20)) & ~63ull]++;
+        }
+    }
+    return NULL;
+}
+
+/* The whole profiler with the portable sampler on a program with one hot
+ * and one cold array: the profile read back names the hot site. */
+static void test_hot_cold(void)
+{
+    size_t size = 16u << 20;
+    char *hot = tm_site_malloc(61, size), *cold = tm_site_malloc(62, size);
+    REQUIRE_VOID(hot != NULL && cold != NULL);
+    memset(hot, 1, size);
+    memset(cold, 2, size);
+    prof_options_t o;
+    options_for(&o, "hotcold.txt", PROF_SAMPLER_UFFD);
+    hook_reset();
+    profiler_set_interval_hook(hook, NULL);
+    REQUIRE_VOID(profiler_start(&o) == 0);
+    if (strcmp(profiler_sampler_name(), "uffd") != 0) {
+        printf("  userfaultfd unavailable here: hot/cold skipped\n");
+        profiler_stop();
+        profiler_set_interval_hook(NULL, NULL);
+        return;
+    }
+    writer_stop = false;
+    pthread_t t;
+    REQUIRE_VOID(pthread_create(&t, NULL, write_hot, hot) == 0);
+    CHECK(wait_intervals(25));
+    /* the cold array is read, never written */
+    volatile uint64_t sum = 0;
+    for (size_t i = 0; i < size; i += 4096)
+        sum += (unsigned char)cold[i];
+    CHECK(sum == 2 * (size / 4096));
+    writer_stop = true;
+    pthread_join(t, NULL);
+    profiler_stop();
+    profiler_set_interval_hook(NULL, NULL);
+    profile_t p;
+    REQUIRE_VOID(profile_read(o.file, &p) == 0);
+    uint64_t hot_samples = 0, cold_samples = 0;
+    for (size_t k = 0; k < p.nsites; k++) {
+        if (p.sites[k].explicit_id == 61)
+            hot_samples = p.sites[k].samples;
+        if (p.sites[k].explicit_id == 62)
+            cold_samples = p.sites[k].samples;
+    }
+    CHECK_MSG(hot_samples > 0 && hot_samples >= 10 * cold_samples,
+              "hot %llu, cold %llu samples", (unsigned long long)hot_samples,
+              (unsigned long long)cold_samples);
+    printf("  hot/cold: hot %llu samples, cold %llu, over %zu intervals\n",
+           (unsigned long long)hot_samples, (unsigned long long)cold_samples,
+           p.nintervals);
+    profile_free(&p);
+    tm_free(hot);
+    tm_free(cold);
+}
+
 /* ---------------------------------------------------------------- replay */
 
 /* The site row of explicit id `id` in interval iv, or NULL. */
@@ -528,5 +598,6 @@ int main(void)
     test_exit_from_hook();
     test_fallback();
     test_replay_end_to_end();
+    test_hot_cold();
     return tm_test_done(__FILE__);
 }

@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -33,9 +34,36 @@ static _Atomic uint64_t foreign_hits; /* samples inside `foreign` */
 static _Atomic uint64_t watch_hits;   /* samples at `watch_page` */
 static _Atomic uintptr_t foreign_lo, foreign_hi, watch_page;
 
+/* Every sample's address and weight, in order. */
+#define REC_MAX 65536
+static _Atomic uintptr_t rec_addr[REC_MAX];
+static _Atomic uint32_t rec_weight[REC_MAX];
+static _Atomic size_t nrec;
+
+/* The rounds test stalls the service thread inside its first sample at
+ * stall_page (-1: in [foreign_lo, foreign_hi)) until stall_release is set (or 200 ms passed). */
+static _Atomic uintptr_t stall_page;
+static _Atomic bool stall_in, stall_release;
+
+static void sleep_ms(long ms);
+
 static void count_sample(void *ctx, uintptr_t addr, uint32_t weight)
 {
     (void)ctx;
+    size_t i = atomic_fetch_add(&nrec, 1);
+    if (i < REC_MAX) {
+        atomic_store(&rec_addr[i], addr);
+        atomic_store(&rec_weight[i], weight);
+    }
+    uintptr_t sp = atomic_load(&stall_page); /* -1: any in the window */
+    bool in_window = addr >= atomic_load(&foreign_lo) &&
+                     addr < atomic_load(&foreign_hi);
+    if (sp != 0 && (addr == sp || (sp == (uintptr_t)-1 && in_window)) &&
+        atomic_exchange(&stall_page, 0) == sp) { /* only the first */
+        atomic_store(&stall_in, true);
+        for (int t = 0; t < 200 && !atomic_load(&stall_release); t++)
+            sleep_ms(1);
+    }
     atomic_fetch_add(&per_arena[extent_map_lookup((void *)addr)], 1);
     atomic_fetch_add(&weighted, weight);
     if (addr >= atomic_load(&foreign_lo) && addr < atomic_load(&foreign_hi))
@@ -57,6 +85,18 @@ static void counts_reset(void)
     atomic_store(&weighted, 0);
     atomic_store(&foreign_hits, 0);
     atomic_store(&watch_hits, 0);
+    atomic_store(&nrec, 0);
+}
+
+/* Samples recorded in [lo, hi). */
+static size_t samples_in(uintptr_t lo, uintptr_t hi)
+{
+    size_t n = 0, end = atomic_load(&nrec);
+    for (size_t i = 0; i < end && i < REC_MAX; i++) {
+        uintptr_t a = atomic_load(&rec_addr[i]);
+        n += a >= lo && a < hi;
+    }
+    return n;
 }
 
 static uint64_t samples_of(tm_arena_t *a)
@@ -270,44 +310,394 @@ static void test_churn(void)
     tm_arena_destroy(b);
 }
 
-/* 5: read(2) into a protected page: the kernel's own write faults, is
- * served, and the data arrives (no EFAULT). */
+/* 5: read(2) into protected pages: the kernel's own write faults, is
+ * served, and the data arrives (no EFAULT).  One page per 2 MiB is
+ * protected, so the kernel writes one byte into every page of 4 MiB. */
 static void test_kernel_write(void)
 {
     tm_placement_t pl = tm_placement_node(TM_MODE_PREFERRED, 0);
     tm_arena_t *a = tm_arena_create(&pl);
     REQUIRE_VOID(a != NULL);
-    size_t size = 64 * 1024;
-    char *buf = tm_arena_malloc(a, size);
+    size_t size = 4 * MiB, npages = size / page_size;
+    char *buf = tm_arena_aligned_alloc(a, page_size, size);
     REQUIRE_VOID(buf != NULL);
     memset(buf, 0, size);
-    char *target = (char *)(((uintptr_t)buf + size / 2) & ~(page_size - 1));
-    atomic_store(&watch_page, (uintptr_t)target);
-
     int p[2];
     REQUIRE_VOID(pipe(p) == 0);
-    static const char msg[] = "written by the kernel";
-    REQUIRE_VOID(write(p[1], msg, sizeof msg) == (ssize_t)sizeof msg);
-
     counts_reset();
     sampler_t s;
-    /* A budget larger than every arena's pages: stride 1, all protected. */
     REQUIRE_VOID(sampler_open_pages(&s, 1u << 20) == 0);
     s.ops->collect(&s, 1);
-    ssize_t n = read(p[0], target, sizeof msg);
-    CHECK(n == (ssize_t)sizeof msg);
-    CHECK(memcmp(target, msg, sizeof msg) == 0);
-    CHECK_MSG(atomic_load(&watch_hits) == 1,
-              "the target page gave %llu samples, expected 1",
-              (unsigned long long)atomic_load(&watch_hits));
-    /* Its first write un-protected it: a second write does not fault. */
-    target[1] = 'x';
-    CHECK(atomic_load(&watch_hits) == 1);
+    size_t ok = 0;
+    for (size_t i = 0; i < npages; i++) {
+        char c = (char)('a' + i % 26);
+        REQUIRE_VOID(write(p[1], &c, 1) == 1);
+        ok += read(p[0], buf + i * page_size, 1) == 1 &&
+              buf[i * page_size] == c;
+    }
+    size_t hits = samples_in((uintptr_t)buf, (uintptr_t)buf + size);
+    printf("kernel write: %zu of %zu reads arrived, %zu sampled\n", ok,
+           npages, hits);
+    CHECK(ok == npages);
+    CHECK(hits >= 1 && hits <= size / (2 * MiB) + 1);
+    /* First writes un-protected them: writing again does not fault. */
+    memset(buf, 1, size);
+    CHECK(samples_in((uintptr_t)buf, (uintptr_t)buf + size) == hits);
     s.ops->close(&s);
     CHECK(count_uffds() == 0);
     close(p[0]);
     close(p[1]);
-    atomic_store(&watch_page, 0);
+    tm_arena_destroy(a);
+}
+
+/* 3: at most one protected page per 2 MiB block, every block of a big
+ * buffer sampled each round, each sample standing for 2 MiB of pages. */
+static void test_one_per_block(void)
+{
+    tm_placement_t pl = tm_placement_node(TM_MODE_PREFERRED, 0);
+    tm_arena_t *a = tm_arena_create(&pl);
+    REQUIRE_VOID(a != NULL);
+    size_t size = 64 * MiB, nblocks = size / (2 * MiB);
+    char *buf = tm_arena_aligned_alloc(a, 2 * MiB, size);
+    REQUIRE_VOID(buf != NULL);
+    memset(buf, 1, size);
+    counts_reset();
+    sampler_t s;
+    REQUIRE_VOID(sampler_open_pages(&s, 1u << 16) == 0);
+    static uint8_t per_block[64];
+    for (unsigned r = 0; r < 4; r++) {
+        size_t first = atomic_load(&nrec);
+        s.ops->collect(&s, r + 1);
+        for (size_t off = 0; off < size; off += page_size)
+            buf[off] = (char)r;
+        memset(per_block, 0, sizeof per_block);
+        size_t in = 0, dup = 0, badw = 0;
+        for (size_t i = first; i < atomic_load(&nrec) && i < REC_MAX; i++) {
+            uintptr_t ad = atomic_load(&rec_addr[i]);
+            if (ad < (uintptr_t)buf || ad >= (uintptr_t)buf + size)
+                continue;
+            in++;
+            dup += per_block[(ad - (uintptr_t)buf) / (2 * MiB)]++ > 0;
+            badw += atomic_load(&rec_weight[i]) != 2 * MiB / page_size;
+        }
+        printf("one per block: round %u: %zu samples in %zu blocks, %zu "
+               "repeats, %zu bad weights\n", r, in, nblocks, dup, badw);
+        CHECK(dup == 0);
+        CHECK(badw == 0);
+        CHECK(in + 1 >= nblocks && in <= nblocks);
+    }
+    s.ops->close(&s);
+    tm_arena_destroy(a);
+}
+
+/* 4: a fault of round 1 whose message was read but not yet served when
+ * collect(2) ran still gets round 1's weight.  The sink stalls the service
+ * thread twice: first on W1's fault, while W2 and W3 fault and queue;
+ * then on the first of their messages, read in one batch with the other.
+ * collect(2) then runs with a stride changed by a new 64 MiB block. */
+static _Atomic bool rounds_stop;
+
+static void *rounds_write(void *arg)
+{
+    span_t *w = arg;
+    for (size_t off = 0; off < w->size && !atomic_load(&rounds_stop);
+         off += page_size)
+        w->p[off] = 7;
+    return NULL;
+}
+
+static void stall_arm(void)
+{
+    atomic_store(&stall_in, false);
+    atomic_store(&stall_release, false);
+    atomic_store(&stall_page, (uintptr_t)-1); /* any page of the buffer */
+}
+
+static bool stall_wait(void)
+{
+    for (int i = 0; i < 2000 && !atomic_load(&stall_in); i++)
+        sleep_ms(1);
+    return atomic_load(&stall_in);
+}
+
+static void test_rounds(void)
+{
+    tm_placement_t pl = tm_placement_node(TM_MODE_PREFERRED, 0);
+    tm_arena_t *a = tm_arena_create(&pl), *b = tm_arena_create(&pl);
+    REQUIRE_VOID(a != NULL && b != NULL);
+    size_t size = 48 * MiB, third = size / 3;
+    char *buf = tm_arena_aligned_alloc(a, 2 * MiB, size);
+    REQUIRE_VOID(buf != NULL);
+    memset(buf, 1, size);
+    counts_reset();
+    sampler_t s;
+    REQUIRE_VOID(sampler_open_pages(&s, 8) == 0);
+    s.ops->collect(&s, 1);
+    atomic_store(&rounds_stop, false);
+    atomic_store(&foreign_lo, (uintptr_t)buf);
+    atomic_store(&foreign_hi, (uintptr_t)buf + size);
+    span_t w[3];
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        w[i] = (span_t){buf + (size_t)i * third, third, NULL};
+    stall_arm();
+    REQUIRE_VOID(pthread_create(&t[0], NULL, rounds_write, &w[0]) == 0);
+    REQUIRE_VOID(stall_wait());
+    for (int i = 1; i < 3; i++)
+        REQUIRE_VOID(pthread_create(&t[i], NULL, rounds_write, &w[i]) == 0);
+    sleep_ms(50); /* W2 and W3 reach a protected page and queue */
+    stall_arm();
+    atomic_store(&stall_release, true); /* ends the first stall */
+    atomic_store(&stall_release, false);
+    bool second = stall_wait();
+    char *more = tm_arena_malloc(b, 64 * MiB); /* mapped: stride grows */
+    REQUIRE_VOID(more != NULL);
+    atomic_store(&rounds_stop, true);
+    s.ops->collect(&s, 2);
+    atomic_store(&stall_release, true);
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    s.ops->close(&s);
+    uint32_t w1 = 0;
+    size_t n = 0, bad = 0;
+    for (size_t i = 0; i < atomic_load(&nrec) && i < REC_MAX; i++) {
+        uintptr_t ad = atomic_load(&rec_addr[i]);
+        if (ad < (uintptr_t)buf || ad >= (uintptr_t)buf + size)
+            continue;
+        uint32_t wt = atomic_load(&rec_weight[i]);
+        w1 = w1 ? w1 : wt;
+        n++;
+        bad += wt != w1;
+    }
+    printf("rounds: %zu round-1 samples (second stall %s), weight %u, %zu "
+           "with another weight\n", n, second ? "hit" : "missed", w1, bad);
+    CHECK(n >= 3);
+    CHECK(bad == 0);
+    atomic_store(&stall_page, 0);
+    atomic_store(&foreign_lo, 0);
+    atomic_store(&foreign_hi, 0);
+    tm_free(more);
+    tm_arena_destroy(a);
+    tm_arena_destroy(b);
+}
+
+/* 6: arena S only mallocs and frees small blocks (no data writes): its
+ * only written pages are jemalloc's metadata, which must not be sampled.
+ * 600 back-to-back rounds move the offset over every page of every 2 MiB
+ * block, so any protected metadata page would be written and sampled. */
+static void test_metadata_skipped(void)
+{
+    tm_placement_t pl = tm_placement_node(TM_MODE_PREFERRED, 0);
+    tm_arena_t *sa = tm_arena_create(&pl), *ba = tm_arena_create(&pl);
+    REQUIRE_VOID(sa != NULL && ba != NULL);
+    enum { NSMALL = 1000 };
+    static void *small[NSMALL];
+    for (int i = 0; i < NSMALL; i++) {
+        small[i] = tm_arena_malloc(sa, 64);
+        REQUIRE_VOID(small[i] != NULL);
+        memset(small[i], 1, 64);
+    }
+    size_t size = 8 * MiB;
+    char *big = tm_arena_aligned_alloc(ba, page_size, size);
+    REQUIRE_VOID(big != NULL);
+    memset(big, 1, size);
+    counts_reset();
+    sampler_t s;
+    REQUIRE_VOID(sampler_open_pages(&s, 4096) == 0);
+    uint64_t seed = 42;
+    for (unsigned r = 0; r < 600; r++) {
+        s.ops->collect(&s, r + 1);
+        /* More than a thread cache holds: the arena's bins and slab
+         * bitmaps (its metadata) are written. */
+        unsigned first = (unsigned)(tm_test_rand(&seed) % (NSMALL / 2));
+        for (unsigned i = first; i < first + NSMALL / 2; i++)
+            tm_free(small[i]);
+        for (unsigned i = first; i < first + NSMALL / 2; i++)
+            small[i] = tm_arena_malloc(sa, 64);
+        for (size_t off = 0; off < size; off += page_size)
+            big[off] = (char)r;
+    }
+    s.ops->close(&s);
+    printf("metadata: small arena %llu samples, big arena %llu\n",
+           (unsigned long long)samples_of(sa),
+           (unsigned long long)samples_of(ba));
+    CHECK(samples_of(ba) > 0);
+    CHECK(samples_of(sa) == 0);
+    for (int i = 0; i < NSMALL; i++)
+        tm_free(small[i]);
+    tm_free(big);
+    tm_arena_destroy(sa);
+    tm_arena_destroy(ba);
+}
+
+static int maps_lines(void)
+{
+    int fd = open("/proc/self/maps", O_RDONLY);
+    if (fd < 0)
+        return -1;
+    char b[4096];
+    int n = 0;
+    ssize_t len;
+    while ((len = read(fd, b, sizeof b)) > 0)
+        for (ssize_t i = 0; i < len; i++)
+            n += b[i] == '\n';
+    close(fd);
+    return n;
+}
+
+/* 2: many extents: VMAs before / while sampling / after close; and a
+ * range that vanished (arena destroyed) and came back is sampled again. */
+static void test_registrations(void)
+{
+    tm_placement_t pl = tm_placement_node(TM_MODE_PREFERRED, 0);
+    tm_arena_t *a = tm_arena_create(&pl);
+    REQUIRE_VOID(a != NULL);
+    enum { NBLK = 400 };
+    static char *blk[NBLK];
+    for (int i = 0; i < NBLK; i++) {
+        blk[i] = tm_arena_malloc(a, 256 * 1024 + (size_t)i * page_size);
+        REQUIRE_VOID(blk[i] != NULL);
+        memset(blk[i], 1, 256 * 1024);
+    }
+    int before = maps_lines();
+    counts_reset();
+    sampler_t s;
+    REQUIRE_VOID(sampler_open_pages(&s, 64) == 0);
+    int peak = before;
+    for (unsigned r = 0; r < 40; r++) {
+        s.ops->collect(&s, r + 1);
+        for (int i = 0; i < NBLK; i++)
+            for (size_t off = 0; off < 256 * 1024; off += page_size)
+                blk[i][off] = (char)r;
+        int n = maps_lines();
+        peak = n > peak ? n : peak;
+    }
+    uint64_t first = samples_of(a);
+    s.ops->close(&s);
+    int after = maps_lines();
+    printf("registrations: %llu extents, maps lines %d before, %d peak while "
+           "sampling, %d after close; %llu samples\n",
+           (unsigned long long)a->hooked.extents.count, before, peak, after,
+           (unsigned long long)first);
+    CHECK(first > 0);
+    CHECK(peak - before <= 16);
+    CHECK(after - before <= 4);
+
+    /* Vanish and come back: same sizes, likely the same addresses. */
+    REQUIRE_VOID(sampler_open_pages(&s, 1024) == 0);
+    size_t size = 8 * MiB;
+    char *p = tm_arena_aligned_alloc(a, 2 * MiB, size);
+    REQUIRE_VOID(p != NULL);
+    memset(p, 1, size);
+    s.ops->collect(&s, 1);
+    for (int i = 0; i < NBLK; i++)
+        tm_free(blk[i]);
+    tm_free(p);
+    tm_arena_destroy(a);
+    a = tm_arena_create(&pl);
+    REQUIRE_VOID(a != NULL);
+    p = tm_arena_aligned_alloc(a, 2 * MiB, size);
+    REQUIRE_VOID(p != NULL);
+    memset(p, 1, size);
+    counts_reset();
+    for (unsigned r = 0; r < 3; r++) {
+        s.ops->collect(&s, r + 2);
+        memset(p, (int)r, size);
+    }
+    printf("registrations: after the arena came back, %llu samples\n",
+           (unsigned long long)samples_of(a));
+    CHECK(samples_of(a) > 0);
+    s.ops->close(&s);
+    tm_free(p);
+    tm_arena_destroy(a);
+}
+
+static int task_count(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (d == NULL)
+        return -1;
+    int n = 0;
+    while (readdir(d) != NULL)
+        n++;
+    closedir(d);
+    return n - 2;
+}
+
+static int find_uffd(void)
+{
+    for (int fd = 0; fd < 1024; fd++) {
+        char path[64], link[128];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t len = readlink(path, link, sizeof link - 1);
+        if (len <= 0)
+            continue;
+        link[len] = '\0';
+        if (strcmp(link, "anon_inode:[userfaultfd]") == 0)
+            return fd;
+    }
+    return -1;
+}
+
+/* 1 and 5: the log is a full pipe; the uffd is replaced by a directory, so
+ * every read of the service thread fails.  It must neither log (it would
+ * block on the pipe forever) nor spin: it stops by itself, the errors are
+ * logged by the next collect, and close returns.  A write to a protected
+ * page wakes the thread from its poll on the old descriptor. */
+static void test_service_errors(void)
+{
+    tm_placement_t pl = tm_placement_node(TM_MODE_PREFERRED, 0);
+    tm_arena_t *a = tm_arena_create(&pl);
+    REQUIRE_VOID(a != NULL);
+    size_t size = 4 * MiB;
+    char *buf = tm_arena_aligned_alloc(a, page_size, size);
+    REQUIRE_VOID(buf != NULL);
+    memset(buf, 1, size);
+    int lp[2];
+    REQUIRE_VOID(pipe(lp) == 0);
+    REQUIRE_VOID(fcntl(lp[1], F_SETFL, O_NONBLOCK) == 0);
+    static char junk[4096];
+    memset(junk, '.', sizeof junk);
+    while (write(lp[1], junk, sizeof junk) > 0)
+        ;
+    while (write(lp[1], junk, 1) > 0)
+        ;
+    REQUIRE_VOID(fcntl(lp[1], F_SETFL, 0) == 0); /* full and blocking */
+    REQUIRE_VOID(fcntl(lp[0], F_SETFL, O_NONBLOCK) == 0);
+    int tasks0 = task_count();
+    sampler_t s;
+    REQUIRE_VOID(sampler_open_pages(&s, 1u << 20) == 0);
+    s.ops->collect(&s, 1);
+    CHECK(task_count() == tasks0 + 1);
+    tm_log_configure(TM_LOG_WARN, lp[1]);
+    int ufd = find_uffd(), dir = open("/", O_RDONLY | O_DIRECTORY);
+    REQUIRE_VOID(ufd >= 0 && dir >= 0);
+    REQUIRE_VOID(dup2(dir, ufd) == ufd);
+    close(dir);
+    atomic_store(&rounds_stop, false); /* one sweep */
+    span_t sp = {buf, size, NULL};
+    pthread_t wt;
+    REQUIRE_VOID(pthread_create(&wt, NULL, rounds_write, &sp) == 0);
+    pthread_join(wt, NULL);
+    for (int i = 0; i < 5000 && task_count() > tasks0; i++)
+        sleep_ms(1);
+    int tasks1 = task_count();
+    static char logbuf[1 << 17];
+    while (read(lp[0], logbuf, sizeof logbuf) > 0)
+        ; /* empty the pipe: the log can be written again */
+    s.ops->collect(&s, 2);
+    ssize_t n = read(lp[0], logbuf, sizeof logbuf - 1);
+    logbuf[n > 0 ? n : 0] = '\0';
+    s.ops->close(&s);
+    tm_log_configure(TM_LOG_WARN, -1);
+    printf("service errors: threads %d -> %d; collect logged: %.300s\n",
+           tasks0 + 1, tasks1, logbuf);
+    CHECK_MSG(tasks1 == tasks0, "the service thread did not stop");
+    CHECK(strstr(logbuf, "reading fault messages failed") != NULL);
+    CHECK(strstr(logbuf, "gave up") != NULL);
+    CHECK(task_count() == tasks0);
+    close(lp[0]);
+    close(lp[1]);
     tm_arena_destroy(a);
 }
 
@@ -334,5 +724,10 @@ int main(void)
     test_hot_cold();
     test_churn();
     test_kernel_write();
+    test_one_per_block();
+    test_rounds();
+    test_metadata_skipped();
+    test_registrations();
+    test_service_errors();
     return tm_test_done(__FILE__);
 }
