@@ -22,6 +22,9 @@
 #                    default settings (here, with no PMU, the userfaultfd
 #                    sampler); its overhead is printed as the median of the
 #                    per-round ratios to the plain tiermem run
+#   tiermem-profile-none  the profiler with no access sampler (its thread,
+#                    residency, attribution and file only): splits the
+#                    overhead between the sampler and the rest
 #   jemalloc         /usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 #   memtier          memkind's libmemtier.so.0, one DRAM tier (static ratio)
 # A configuration whose library is missing is reported and skipped.
@@ -42,7 +45,9 @@
 #
 # Environment: BENCH_PRELOAD_WORKLOADS="mallocheavy bigarrays python" and
 # BENCH_PRELOAD_CONFIGS="glibc tiermem ..." select a subset; glibc is always
-# run (the ratios need it).
+# run (the ratios need it).  BENCH_PRELOAD_BIGARRAYS_ARGS adds arguments to
+# bigarrays, e.g. "--iters 400" for a run of several seconds (many profiler
+# intervals).
 set -uo pipefail
 
 usage() {
@@ -123,7 +128,7 @@ EOF
 import os, platform, statistics, subprocess, sys, time
 
 build, rounds, tmp, pyexe = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-preload = os.path.join(build, ".libs", "libtiermem-preload.so")
+preload = os.environ.get("BENCH_PRELOAD_LIB") or os.path.join(build, ".libs", "libtiermem-preload.so")
 jemalloc = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 memtier = "/usr/lib/x86_64-linux-gnu/libmemtier.so.0"
 
@@ -137,6 +142,8 @@ configs = [
     ("tiermem-small0", preload, {"TIERMEM_SMALL_SIZE": "0"}),
     ("tiermem-thread", preload, {"TIERMEM_LAYOUT": "per-thread"}),
     ("tiermem-profile", preload, {"TIERMEM_PROFILE": "1", "TIERMEM_OUTPUT_DIR": tmp}),
+    ("tiermem-profile-none", preload, {"TIERMEM_PROFILE": "1", "TIERMEM_OUTPUT_DIR": tmp,
+                                       "TIERMEM_PROFILE_SAMPLER": "none"}),
     ("jemalloc", jemalloc, {}),
     ("memtier", memtier, {"MEMKIND_MEM_TIERS": "KIND:DRAM,RATIO:1;POLICY:STATIC_RATIO"}),
 ]
@@ -154,7 +161,8 @@ configs = kept
 
 workloads = [
     ("mallocheavy", [os.path.join(build, "bench", "mallocheavy")]),
-    ("bigarrays", [os.path.join(build, "bench", "bigarrays")]),
+    ("bigarrays", [os.path.join(build, "bench", "bigarrays")]
+                  + os.environ.get("BENCH_PRELOAD_BIGARRAYS_ARGS", "").split()),
 ]
 if pyexe:
     workloads.append(("python", [pyexe, os.path.join(tmp, "dictjson.py")]))
@@ -229,7 +237,7 @@ def med_range(v, fmt):
 
 print()
 print("median over %d rounds [min-max]; ratios are medians of per-round ratios to glibc" % rounds)
-hdr = "%-12s %-15s %22s %19s %20s %19s %16s %6s"
+hdr = "%-12s %-21s %22s %19s %20s %19s %16s %6s"
 print(hdr % ("workload", "config", "wall s", "wall / glibc", "CPU s (user+sys)",
              "CPU / glibc", "peak RSS MiB", "output"))
 for wname, _ in workloads:
@@ -254,12 +262,14 @@ if any(c[0] == "tiermem-profile" for c in configs) and any(c[0] == "tiermem" for
     print()
     print("profiler overhead (tiermem-profile / tiermem, median of per-round ratios [min-max])")
     for wname, _ in workloads:
-        a, b = res.get((wname, "tiermem-profile")), res.get((wname, "tiermem"))
-        if not a or not b:
-            continue
-        rw = [x["wall"] / y["wall"] for x, y in zip(a, b)]
-        rc = [x["cpu"] / y["cpu"] for x, y in zip(a, b)]
-        print("%-12s wall %s   CPU %s" % (wname, med_range(rw, "%.3f"), med_range(rc, "%.3f")))
+        for pname in ("tiermem-profile", "tiermem-profile-none"):
+            a, b = res.get((wname, pname)), res.get((wname, "tiermem"))
+            if not a or not b:
+                continue
+            rw = [x["wall"] / y["wall"] for x, y in zip(a, b)]
+            rc = [x["cpu"] / y["cpu"] for x, y in zip(a, b)]
+            print("%-12s %-21s wall %s   CPU %s" % (wname, pname, med_range(rw, "%.3f"),
+                                                   med_range(rc, "%.3f")))
 print()
 print("== load average after: %s" % " ".join(open("/proc/loadavg").read().split()[:3]))
 for p in problems:

@@ -10,6 +10,7 @@
  *   sampler_perf.c      pebs / ibs through libpfm4 and perf_event_open
  *   perf_ring.c         reading a perf mmap ring buffer
  *   sampler_uffd.c      userfaultfd write-protect sampling (no PMU needed)
+ *   uffd_service.c      its fault-service thread
  *   sampler_replay.c    samples from a trace file
  *   residency_sampler.c resident bytes per arena and node (move_pages)
  *   attribution.c       address -> arena -> site, per-interval rows, heat

@@ -33,7 +33,7 @@
 #define DEFAULT_INTERVAL_NS (100ull * 1000 * 1000)
 /* Measured (doc/profiler-uffd.md): this many write faults per 100 ms
  * interval keep a program that writes everywhere within 2%. */
-#define DEFAULT_UFFD_PAGES 64
+#define DEFAULT_UFFD_PAGES 16
 
 static const char *const sampler_names[] = {
     [PROF_SAMPLER_AUTO] = "auto",     [PROF_SAMPLER_PEBS] = "pebs",
@@ -165,7 +165,7 @@ static void parse_numbers(char *const *env, prof_options_t *o)
             o->uffd_pages = (unsigned)n;
         else
             bad("TIERMEM_PROFILE_UFFD_PAGES", v, "a page count from 1",
-                "64");
+                "16");
     }
     if ((v = env_value(env, "TIERMEM_PROFILE_RESIDENCY_EVERY")) != NULL &&
         *v) {

@@ -1,6 +1,7 @@
 # profiler/uffd.mk -- automake fragment included by Makefile.am:
 # the userfaultfd write-protect sampler.
-libtmcore_la_SOURCES += profiler/sampler_uffd.c
+libtmcore_la_SOURCES += profiler/sampler_uffd.c profiler/uffd_service.c \
+	profiler/uffd_internal.h
 
 check_PROGRAMS += tests/unit/test_sampler_uffd
 tests_unit_test_sampler_uffd_SOURCES = tests/unit/test_sampler_uffd.c tests/tm_test.h

@@ -1,0 +1,82 @@
+/*
+ * uffd_internal.h -- the userfaultfd sampler's state, shared by
+ * sampler_uffd.c (the sampler proper: open, collect, close) and
+ * uffd_service.c (the fault-service thread, its ioctls, its error
+ * recording and the round drain handshake).
+ *
+ * Private to those two files; nothing here is part of profiler.h.
+ */
+#ifndef TM_UFFD_INTERNAL_H
+#define TM_UFFD_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "profiler.h"
+
+/* ---------------------------------------------------------------- state */
+
+/* What the service thread can fail at; logged by the profiling thread. */
+enum { UFFD_ERR_POLL, UFFD_ERR_READ, UFFD_ERR_RELEASE, UFFD_ERR_GAVE_UP,
+       UFFD_ERR_KINDS };
+
+typedef struct uffd_reg {
+    uintptr_t start; /* 0 = free slot */
+    size_t len;
+} uffd_reg_t;
+
+typedef struct uffd_state {
+    int uffd;
+    int stop_fd;               /* eventfd: the service thread should exit */
+    int sync_fd, ack_fd;       /* eventfds: drain request and its answer */
+    bool thread_started;
+    pthread_t thread;
+    prof_sink_t sink;
+    size_t page;
+    unsigned budget;           /* pages protected per interval */
+    _Atomic uint32_t weight;   /* this round's stride S */
+    uint64_t round;            /* rounds collected: rotates the offset */
+    _Atomic uint64_t sync_req, sync_done; /* round numbers of the handshake */
+    /* The pages protected in the last collect, un-protected by the next,
+     * and their 2 MiB blocks (a hash set, 0 = free). */
+    uintptr_t *pages, *blocks;
+    size_t npages, cap, nblock_slots;
+    /* Ranges registered with the uffd: regs[cur] as of the last collect;
+     * each collect carries over the ranges still there into the other. */
+    uffd_reg_t *regs[2];
+    unsigned reg_cur;
+    size_t reg_count;
+    /* Counters (profiling thread only, except the atomics). */
+    uint64_t vanished;         /* ioctls on ranges that were gone */
+    uint64_t registrations, sync_timeouts;
+    bool warned_register, warned_protect, warned_full, warned_sync;
+    _Atomic uint64_t faults;   /* write faults served */
+    _Atomic bool service_dead;
+    _Atomic uint64_t err_count[UFFD_ERR_KINDS];
+    _Atomic int err_first[UFFD_ERR_KINDS];
+    uint64_t err_logged[UFFD_ERR_KINDS];
+} uffd_state_t;
+
+/* ---------------------------------------------------------------- ioctls */
+
+/* Write-protect (on) or un-protect one range of a registered mapping. */
+int uffd_protect(int uffd, uintptr_t start, size_t len, bool on);
+/* Is err the error of a range that is no longer (or not yet) registered? */
+bool uffd_vanished_error(int err);
+
+/* ---------------------------------------------------------------- service */
+
+/* Profiling thread: log what the service thread recorded since the last
+ * report (a warning the first time per kind, debug after). */
+void uffd_report_errors(uffd_state_t *st);
+/* Start the fault-service thread (all signals blocked); -1 with errno. */
+int uffd_service_start(uffd_state_t *st);
+/* Stop it once it served every pending fault; a no-op if never started. */
+void uffd_service_stop(uffd_state_t *st);
+/* Have it serve every message queued now; false if it did not answer in
+ * time (or gave up): then nothing is protected this round. */
+bool uffd_service_sync_wait(uffd_state_t *st);
+
+#endif
