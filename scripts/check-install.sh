@@ -40,7 +40,8 @@ cc -std=c11 -Wall -Werror $(pkg-config --cflags tiermem) "$work/use.c" \
     -o "$work/use" $(pkg-config --libs tiermem)
 LD_LIBRARY_PATH=$lib "$work/use"
 # only the public API is exported: tm_* and SICM's sh_*; the preload
-# library adds the C allocation functions and C++ new/delete (_Z*).
+# library adds the C allocation functions, C++ new/delete (_Z*) and the
+# exec family (which finishes the profile before the image is replaced).
 exports() { nm -D --defined-only "$1" | awk '{print $3}'; }
 bad=$(exports "$lib/libtiermem.so" | grep -vE '^(tm|sh)_' || true)
 if [ -n "$bad" ]; then
@@ -48,7 +49,8 @@ if [ -n "$bad" ]; then
     exit 1
 fi
 bad=$(exports "$lib/libtiermem-preload.so" | grep -vE '^(tm_|sh_|_Z)' |
-    grep -vxE 'malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size' || true)
+    grep -vxE 'malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size' |
+    grep -vxE 'execve|execv|execvp|execvpe|execl|execlp|execle|fexecve' || true)
 if [ -n "$bad" ]; then
     echo "libtiermem-preload.so exports unexpected symbols: $bad" >&2
     exit 1
