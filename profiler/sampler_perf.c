@@ -180,7 +180,19 @@ static int perf_event_for_kind(perf_state_t *st, const prof_options_t *o,
                                                 : PERF_PEBS_PERIOD;
                 return 0;
             }
-        return -1;
+        if (want != NULL)
+            return -1;
+        /* libpfm4 names the PMU from CPUID and may not know this core (or
+         * mistake it for another vendor's): the all-loads event has had
+         * the same code, event 0xd0 umask 0x81, on every Intel core since
+         * Sandy Bridge, so ask the kernel for it raw.  perf_event_open
+         * then decides, which is the probe that counts. */
+        snprintf(st->event, sizeof st->event, "raw 0x81d0 (all loads)");
+        memset(attr, 0, sizeof *attr);
+        attr->type = PERF_TYPE_RAW;
+        attr->config = 0x81d0;
+        attr->sample_period = o->period ? o->period : PERF_PEBS_PERIOD;
+        return 0;
     }
     case PROF_SAMPLER_IBS: {
         snprintf(st->event, sizeof st->event, "%s", want ? want : "ibs_op");
