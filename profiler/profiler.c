@@ -128,7 +128,8 @@ static void sampler_choose(const prof_options_t *o)
                          &perf);
         if (ok || o->sampler == PROF_SAMPLER_FAULTS)
             break;
-        tm_log_warn("profiler: falling back to the userfaultfd sampler "
+        /* the perf sampler's own warning already said why, once */
+        tm_log_info("profiler: falling back to the userfaultfd sampler "
                     "(writes only; see doc/profiler-uffd.md)");
         /* fall through */
     case PROF_SAMPLER_UFFD:
