@@ -18,6 +18,6 @@ __attribute__((constructor)) static void tiermem_startup(void)
 {
     tm_runtime_init();
     /* exec replaces the image without exit's handlers: finish first */
-    tm_runtime_set_exec_hook(profiler_stop);
+    tm_runtime_set_exec_hook(profiler_before_exec);
     profiler_start_from_env(); /* when TIERMEM_PROFILE asks; stops at exit */
 }

@@ -440,8 +440,46 @@ static void process_hooks_install(void)
         tm_log_error("profiler: pthread_atfork failed: errno %d", rc);
 }
 
+/* Settings that reach profiler_start through the API rather than the
+ * environment are checked here too: a zero interval would disarm the
+ * timer, a trace clock without a trace would never end. */
+static bool options_valid(const prof_options_t *o)
+{
+    const char *why = NULL;
+    if (o->interval_ns < 1000000ull)
+        why = "an interval under 1 ms";
+    else if (!(o->halflife > 0))
+        why = "a half-life that is not positive";
+    else if (o->trace_clock && o->sampler != PROF_SAMPLER_REPLAY)
+        why = "the trace clock without the replay sampler";
+    else if (o->sampler == PROF_SAMPLER_REPLAY && o->replay[0] == '\0')
+        why = "the replay sampler without a trace file";
+    if (why != NULL)
+        tm_log_error("profiler: not started: %s", why);
+    return why == NULL;
+}
+
+/* NAME.txt -> NAME.<pid>.txt (or NAME.<pid> without the suffix): for when
+ * another process already writes NAME (a rank's child inherits the rank). */
+static bool profile_path_add_pid(void)
+{
+    char base[sizeof prof.path];
+    size_t len = strlen(prof.path);
+    bool txt = len > 4 && strcmp(prof.path + len - 4, ".txt") == 0;
+    memcpy(base, prof.path, len + 1);
+    if (txt)
+        base[len - 4] = '\0';
+    int n = snprintf(prof.path, sizeof prof.path, "%s.%ld%s", base,
+                     (long)getpid(), txt ? ".txt" : "");
+    return n > 0 && (size_t)n < sizeof prof.path;
+}
+
 static int start_locked(const prof_options_t *o)
 {
+    if (!options_valid(o)) {
+        errno = EINVAL;
+        return -1;
+    }
     prof.opts = *o;
     prof.intervals = prof.t_last = 0;
     prof.write_failed = false;
@@ -464,6 +502,11 @@ static int start_locked(const prof_options_t *o)
     }
     header_fill(h);
     prof.writer = profile_writer_open(prof.path, h);
+    if (prof.writer == NULL && errno == EEXIST && profile_path_add_pid()) {
+        tm_log_info("profiler: another profile is being written under the "
+                    "same name; this one is %s", prof.path);
+        prof.writer = profile_writer_open(prof.path, h);
+    }
     tm_meta_free(h, sizeof *h);
     if (prof.writer == NULL) {
         tm_log_error("profiler: cannot create %s.partial: errno %d",
@@ -490,7 +533,15 @@ int profiler_start(const prof_options_t *o)
     int rc = start_locked(o);
     if (rc != 0) {
         int e = errno;
+        bool wrote = prof.writer != NULL;
         teardown(false);
+        if (wrote) { /* a header-only file from a start that failed */
+            char partial[sizeof prof.path + 16];
+            snprintf(partial, sizeof partial, "%s.partial", prof.path);
+            if (unlink(partial) != 0)
+                tm_log_warn("profiler: removing %s failed: errno %d",
+                            partial, errno);
+        }
         errno = e;
     } else {
         prof.pid = getpid();
@@ -533,6 +584,19 @@ void profiler_stop(void)
     teardown(true);
     prof.running = false;
     pthread_mutex_unlock(&prof.lock);
+}
+
+/* Before exec: as profiler_stop, but exec may be called from a signal
+ * handler that interrupted a start or stop, so never wait for the lock. */
+void profiler_before_exec(void)
+{
+    if (on_profiler_thread || !atomic_load(&prof.running) ||
+        prof.pid != getpid())
+        return;
+    if (pthread_mutex_trylock(&prof.lock) != 0)
+        return; /* the profile stays .partial, every interval readable */
+    pthread_mutex_unlock(&prof.lock);
+    profiler_stop();
 }
 
 void profiler_start_from_env(void)

@@ -334,6 +334,9 @@ int profiler_start(const prof_options_t *o);
 /* Close the last interval, finish the profile, join the thread.  Safe to
  * call when not running. */
 void profiler_stop(void);
+/* profiler_stop for the moment before exec: gives up (the profile stays
+ * .partial) rather than wait if a start or stop is under way. */
+void profiler_before_exec(void);
 bool profiler_running(void);
 /* The sampler in use ("uffd", "pebs", ...), or "" when not running. */
 const char *profiler_sampler_name(void);

@@ -7,11 +7,16 @@
  * (a shell running its last command, a launcher becoming the application)
  * would leave its profile unfinished.  Each wrapper runs the runtime's
  * before-exec hook, then the C library's own function.  If exec fails the
- * program goes on without the profiler (the hook stopped it), which the
- * hook logs; that is the price of finishing the file only once.
+ * program goes on without the profiler (the hook stopped it and finished
+ * its file): the price of finishing the file exactly once.
  *
  * Only the functions a program calls by name are wrapped; posix_spawn and
  * system() exec in a child, where the profiler is already off.
+ *
+ * exec is async-signal-safe and crash handlers call it, so the wrappers do
+ * as little as they can: the C library's functions are looked up once, at
+ * load time, not with dlsym inside the call, and the hook gives up rather
+ * than wait for a lock.
  */
 #include "config.h"
 
@@ -30,7 +35,11 @@ typedef int (*fexecve_fn)(int, char *const[], char *const[]);
 
 extern char **environ;
 
-/* libc's own function; ENOSYS if it cannot be found. */
+static execve_fn libc_execve;
+static execvpe_fn libc_execvpe;
+static fexecve_fn libc_fexecve;
+
+/* libc's own function; NULL if it cannot be found. */
 static void *next(const char *name)
 {
     void *f = dlsym(RTLD_NEXT, name);
@@ -39,9 +48,16 @@ static void *next(const char *name)
     return f;
 }
 
+__attribute__((constructor)) static void exec_resolve(void)
+{
+    libc_execve = (execve_fn)next("execve");
+    libc_execvpe = (execvpe_fn)next("execvpe");
+    libc_fexecve = (fexecve_fn)next("fexecve");
+}
+
 OVERRIDE int execve(const char *path, char *const argv[], char *const envp[])
 {
-    execve_fn f = (execve_fn)next("execve");
+    execve_fn f = libc_execve ? libc_execve : (execve_fn)next("execve");
     if (f == NULL)
         return errno = ENOSYS, -1;
     tm_runtime_before_exec();
@@ -50,7 +66,7 @@ OVERRIDE int execve(const char *path, char *const argv[], char *const envp[])
 
 OVERRIDE int execvpe(const char *file, char *const argv[], char *const envp[])
 {
-    execvpe_fn f = (execvpe_fn)next("execvpe");
+    execvpe_fn f = libc_execvpe ? libc_execvpe : (execvpe_fn)next("execvpe");
     if (f == NULL)
         return errno = ENOSYS, -1;
     tm_runtime_before_exec();
@@ -59,7 +75,7 @@ OVERRIDE int execvpe(const char *file, char *const argv[], char *const envp[])
 
 OVERRIDE int fexecve(int fd, char *const argv[], char *const envp[])
 {
-    fexecve_fn f = (fexecve_fn)next("fexecve");
+    fexecve_fn f = libc_fexecve ? libc_fexecve : (fexecve_fn)next("fexecve");
     if (f == NULL)
         return errno = ENOSYS, -1;
     tm_runtime_before_exec();

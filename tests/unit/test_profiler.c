@@ -303,6 +303,27 @@ static void test_lifecycle(void)
     CHECK(tm_arena_destroy(a) == 0);
 }
 
+/* Settings given through the API are checked like the environment's. */
+static void test_bad_options(void)
+{
+    prof_options_t o;
+    options_for(&o, "bad.txt", PROF_SAMPLER_NONE);
+    o.interval_ns = 0;
+    log_reset(TM_LOG_WARN);
+    CHECK(profiler_start(&o) == -1 && errno == EINVAL);
+    options_for(&o, "bad.txt", PROF_SAMPLER_NONE);
+    o.trace_clock = true;
+    CHECK(profiler_start(&o) == -1 && errno == EINVAL);
+    options_for(&o, "bad.txt", PROF_SAMPLER_REPLAY);
+    CHECK(profiler_start(&o) == -1 && errno == EINVAL);
+    CHECK(log_count("error", "not started", NULL) == 3);
+    tm_log_configure(TM_LOG_WARN, -1);
+    CHECK(!profiler_running());
+    char partial[TM_PATH_MAX + 16];
+    snprintf(partial, sizeof partial, "%s.partial", o.file);
+    CHECK(!exists(o.file) && !exists(partial));
+}
+
 /* ---------------------------------------------------------------- fork, exit */
 
 static void test_fork(void)
@@ -594,6 +615,7 @@ int main(void)
     REQUIRE(log_open());
     test_options();
     test_lifecycle();
+    test_bad_options();
     test_fork();
     test_exit_flush();
     test_exit_from_hook();
