@@ -220,6 +220,7 @@ static void attrib_arena_row(attrib_t *a, tm_arena_t *arena, unsigned id)
     prof_arena_row_t *row = &a->arena_rows[a->iv.narenas];
     st->row = (uint32_t)a->iv.narenas++;
     *row = (prof_arena_row_t){.id = id,
+                              .serial = arena->serial,
                               .kind = (uint8_t)arena->kind,
                               .owner_site = arena->owner_site,
                               .samples = st->taken};

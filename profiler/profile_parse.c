@@ -3,7 +3,7 @@
  * into structs: fields, numbers, keywords, the header lines and the rows
  * of an interval, and the one error a parse reports, "name:line: what".
  *
- * Strict for version 1: a line it does not understand is an error, because
+ * Strict for versions 1 and 2 (2 adds the arena serial): a line it does not understand is an error, because
  * the only writer is ours and a surprise means a bug or a damaged file.
  * Which line may come where, the intervals, heat and totals are the
  * reader's (profile_read.c).  Runs in tools and offline passes, never on
@@ -11,7 +11,9 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <locale.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -190,6 +192,7 @@ bool profile_parse_magic(profile_parser_t *ps, const profile_span_t *f,
                                   " is newer than this reader understands "
                                   "(%d); use a newer tiermem", v,
                                   PROF_FORMAT_VERSION);
+    ps->version = (unsigned)v;
     return true;
 }
 
@@ -201,18 +204,45 @@ static bool pr_once(profile_parser_t *ps, unsigned bit, const char *kw)
     return true;
 }
 
-static bool pr_halflife(profile_parser_t *ps, profile_span_t f)
+/* A decimal number with a '.' whatever LC_NUMERIC the application set:
+ * only [0-9.eE+-] are accepted (no inf, nan or hex), then strtod converts
+ * it in the C locale (uselocale affects this thread only). */
+static bool pr_double(profile_span_t s, double *v)
 {
     char buf[64];
+    if (s.n == 0 || s.n >= sizeof buf)
+        return false;
+    for (size_t i = 0; i < s.n; i++) {
+        char c = s.p[i];
+        if (!((c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E' ||
+              c == '+' || c == '-'))
+            return false;
+    }
+    memcpy(buf, s.p, s.n);
+    buf[s.n] = '\0';
+    locale_t c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    if (c_locale == (locale_t)0) {
+        tm_log_error("profile: newlocale of the C locale failed (errno %d)",
+                     errno);
+        return false;
+    }
+    locale_t old = uselocale(c_locale);
     char *end;
-    if (f.n >= sizeof buf)
-        return profile_parse_fail(ps, "halflife too long");
-    memcpy(buf, f.p, f.n);
-    buf[f.n] = '\0';
-    double v = strtod(buf, &end);
-    if (*end != '\0' || !isfinite(v))
-        return profile_parse_fail(ps, "halflife \"%s\" is not a finite "
-                                  "number", buf);
+    double x = strtod(buf, &end);
+    uselocale(old);
+    freelocale(c_locale);
+    if (*end != '\0' || !isfinite(x))
+        return false;
+    *v = x;
+    return true;
+}
+
+static bool pr_halflife(profile_parser_t *ps, profile_span_t f)
+{
+    double v;
+    if (!pr_double(f, &v))
+        return profile_parse_fail(ps, "halflife \"%.*s\" is not a finite "
+                                  "number", (int)(f.n > 40 ? 40 : f.n), f.p);
     ps->out->header.halflife = v;
     ps->decay = prof_heat_decay(v);
     return true;
@@ -318,7 +348,9 @@ bool profile_parse_arena_row(profile_parser_t *ps, const profile_span_t *f,
     if (ps->section != PROFILE_SEC_ARENAS)
         return profile_parse_fail(ps, "arena row after residency or site "
                                   "rows");
-    if (!PROFILE_FIELD_COUNT(ps, n, 14, "arena") ||
+    /* Version 2 appends the arena's serial; version 1 has none (0). */
+    size_t want = ps->version >= 2 ? 15 : 14;
+    if (!PROFILE_FIELD_COUNT(ps, n, want, "arena") ||
         !profile_parse_grow(ps, (void **)&c->arenas, &ps->arenas_cap,
                             c->narenas, sizeof *c->arenas))
         return false;
@@ -342,6 +374,9 @@ bool profile_parse_arena_row(profile_parser_t *ps, const profile_span_t *f,
     r.resident_valid = !profile_span_eq(f[13], "-");
     uint64_t *res[1] = {&r.resident};
     if (r.resident_valid && !profile_parse_nums(ps, f, 13, 1, res, "arena"))
+        return false;
+    uint64_t *ser[1] = {&r.serial};
+    if (want == 15 && !profile_parse_nums(ps, f, 14, 1, ser, "arena"))
         return false;
     r.id = (unsigned)id;
     r.owner_site = (uint32_t)owner;

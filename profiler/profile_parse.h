@@ -30,6 +30,7 @@ enum { PROFILE_SEC_ARENAS, PROFILE_SEC_RESIDENCY, PROFILE_SEC_SITES };
 
 typedef struct profile_parser_arena {
     bool seen;          /* has a row in a complete interval */
+    uint64_t serial;    /* of the arena in the id's last row */
     double heat;
     uint64_t pending;   /* samples of the interval being closed */
     struct prof_arena_total total;
@@ -50,6 +51,7 @@ typedef struct profile_parser {
     size_t line;
     bool failed;
     profile_t *out;
+    unsigned version;      /* from the first line: 1 or 2 */
     unsigned header;       /* header lines seen (profile_parse.c's bits) */
     double decay;
     size_t intervals_cap;

@@ -61,11 +61,18 @@ static bool pr_interval_start(profile_parser_t *ps, const profile_span_t *f,
     return true;
 }
 
-/* Heat and totals of the arenas, as of the interval being closed. */
+/* Heat and totals of the arenas, as of the interval being closed.  A row
+ * with another serial than the id's last one is a new arena in a reused
+ * id: its heat restarts from 0, as attribution.c restarts it.  (An id
+ * whose arena vanished has no row until a new arena, with a new serial,
+ * takes it; an omitted row means the same arena, unchanged.) */
 static bool pr_close_arenas(profile_parser_t *ps, prof_interval_t *c)
 {
     for (size_t i = 0; i < c->narenas; i++) {
         profile_parser_arena_t *a = &ps->arenas[c->arenas[i].id];
+        if (a->seen && a->serial != c->arenas[i].serial)
+            a->heat = 0;
+        a->serial = c->arenas[i].serial;
         if (!a->seen) {
             if (!profile_parse_grow(ps, (void **)&ps->seen_ids,
                                     &ps->seen_ids_cap, ps->nseen_ids,

@@ -5,7 +5,8 @@
  * are formatted with snprintf into a tm_meta_alloc buffer and written with
  * write(2) when the buffer fills and at the end of every interval.  The
  * file is path.partial until profile_writer_finish renames it, so a file
- * named `path` is always a finished run.  Rows that say nothing new (no
+ * named `path` is always a finished run; an existing path.partial is never
+ * overwritten (EEXIST).  Numbers are written the same in every locale.  Rows that say nothing new (no
  * samples, every other field as last written) are left out; the writer
  * keeps what it last wrote per arena and per site to know.  The format is
  * doc/profile-format.md.
@@ -33,6 +34,7 @@
  * against it. */
 typedef struct pw_arena_last {
     bool written;
+    uint64_t serial;    /* a new arena in the id is always written */
     uint8_t kind;
     uint32_t owner_site;
     tm_placement_t placement;
@@ -162,6 +164,29 @@ static void pw_sanitize(char *dst, size_t cap, const char *src,
 
 /* ---------------------------------------------------------------- open */
 
+/* The halflife as %.17g but with a '.' whatever LC_NUMERIC the application
+ * set: the locale's decimal separator (a ',' or several bytes) becomes
+ * '.'.  h is finite (checked), so the text is sign, digits, separator,
+ * digits and an exponent. */
+static void pw_format_double(char *dst, size_t cap, double h)
+{
+    char raw[64];
+    snprintf(raw, sizeof raw, "%.17g", h);
+    size_t j = 0;
+    bool sep = false;
+    for (size_t i = 0; raw[i] != '\0' && j + 1 < cap; i++) {
+        char c = raw[i];
+        bool plain = (c >= '0' && c <= '9') || c == '-' || c == '+' ||
+                     c == 'e' || c == 'E';
+        if (plain)
+            dst[j++] = c;
+        else if (!sep)
+            dst[j++] = '.';
+        sep = !plain;
+    }
+    dst[j] = '\0';
+}
+
 static int pw_header(prof_writer_t *w, const prof_header_t *h)
 {
     char exe[sizeof h->exe], sampler[sizeof h->sampler];
@@ -172,13 +197,15 @@ static int pw_header(prof_writer_t *w, const prof_header_t *h)
     sampler_src[sizeof sampler_src - 1] = '\0';
     pw_sanitize(exe, sizeof exe, exe_src, true);
     pw_sanitize(sampler, sizeof sampler, sampler_src, false);
+    char halflife[64];
+    pw_format_double(halflife, sizeof halflife, h->halflife);
     /* The header's fixed lines fit the buffer at once: one call. */
     if (pw_line(w,
                 "tiermem-profile %d\nexe %s\npid %ld\nrank %d\nsampler %s\n"
-                "interval_ns %" PRIu64 "\nhalflife %.17g\n"
+                "interval_ns %" PRIu64 "\nhalflife %s\n"
                 "start_unix_ms %" PRIu64 "\n",
                 PROF_FORMAT_VERSION, exe, h->pid, h->rank,
-                sampler[0] ? sampler : "-", h->interval_ns, h->halflife,
+                sampler[0] ? sampler : "-", h->interval_ns, halflife,
                 h->start_unix_ms) != 0)
         return -1;
     for (unsigned i = 0; i < h->nnodes; i++)
@@ -244,11 +271,19 @@ prof_writer_t *profile_writer_open(const char *path, const prof_header_t *h)
         errno = e;
         return NULL;
     }
-    w->fd = open(w->partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* O_EXCL: an existing .partial is a live writer of the same name (an MPI
+     * rank's fork+exec child inherits the rank) or a crashed run's
+     * leftover; neither is overwritten.  The caller retries with another
+     * name on EEXIST. */
+    w->fd = open(w->partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (w->fd < 0) {
         int e = errno;
-        tm_log_error("profile %s: cannot create it (errno %d)", w->partial,
-                     e);
+        if (e == EEXIST)
+            tm_log_info("profile %s: exists (another writer or a crashed "
+                        "run's leftover); not overwritten", w->partial);
+        else
+            tm_log_error("profile %s: cannot create it (errno %d)",
+                         w->partial, e);
         pw_release(w);
         errno = e;
         return NULL;
@@ -310,8 +345,8 @@ static bool pw_stats_equal(const tm_alloc_stats_t *a,
 static bool pw_arena_unchanged(const pw_arena_last_t *l,
                                const prof_arena_row_t *r)
 {
-    return l->written && r->samples == 0 && !r->resident_valid &&
-           l->kind == r->kind && l->owner_site == r->owner_site &&
+    return l->written && l->serial == r->serial && r->samples == 0 &&
+           !r->resident_valid && l->kind == r->kind && l->owner_site == r->owner_site &&
            l->placement.mode == r->placement.mode &&
            l->placement.nodes == r->placement.nodes &&
            l->mapped == r->mapped && pw_stats_equal(&l->stats, &r->stats);
@@ -329,12 +364,13 @@ static int pw_arena_row(prof_writer_t *w, const prof_arena_row_t *r)
     int rc = pw_line(w,
                      "arena %u %s %" PRIu32 " %s 0x%" PRIx64 " %" PRIu64
                      " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
-                     " %" PRIu64 " %" PRIu64 " %s\n",
+                     " %" PRIu64 " %" PRIu64 " %s %" PRIu64 "\n",
                      r->id, pw_kind_name(r->kind), r->owner_site,
                      pw_mode_name((int)r->placement.mode), r->placement.nodes,
                      r->samples, r->mapped, s->allocs, s->frees, s->bytes,
-                     s->live, s->peak, resident);
-    *l = (pw_arena_last_t){.written = true, .kind = r->kind,
+                     s->live, s->peak, resident, r->serial);
+    *l = (pw_arena_last_t){.written = true, .serial = r->serial,
+                           .kind = r->kind,
                            .owner_site = r->owner_site,
                            .placement = r->placement, .mapped = r->mapped,
                            .stats = r->stats};

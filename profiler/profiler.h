@@ -169,6 +169,9 @@ uint64_t perf_ring_drain(perf_ring_t *ring, const prof_sink_t *sink,
 /* One arena in one interval. */
 typedef struct prof_arena_row {
     unsigned id;               /* 1..TM_MAX_ARENAS */
+    uint64_t serial;           /* the arena's serial, never reused, so
+                                  readers can tell a new arena in a reused
+                                  id (0 in a version 1 profile: unknown) */
     uint8_t kind;              /* arena_kind_t */
     uint32_t owner_site;       /* ARENA_SITE: the owner's site index */
     tm_placement_t placement;  /* the arena's placement now */
@@ -249,7 +252,7 @@ void residency_sample_all(attrib_t *a, size_t max_pages);
 /* ================================================================ profile file
  * profile_write.c and profile_read.c; the format is doc/profile-format.md. */
 
-#define PROF_FORMAT_VERSION 1
+#define PROF_FORMAT_VERSION 2
 
 typedef struct prof_node {
     unsigned id;
@@ -271,7 +274,9 @@ typedef struct prof_header {
 
 typedef struct prof_writer prof_writer_t;
 
-/* Create path.partial (truncating) and write the header.  NULL + errno. */
+/* Create path.partial and write the header.  NULL + errno; EEXIST when
+ * path.partial exists (another writer, or a crashed run's), which is never
+ * touched. */
 prof_writer_t *profile_writer_open(const char *path, const prof_header_t *h);
 /* Append one interval, whole, with one write(2) per buffer-full; each
  * interval ends with its own end line, so a crash leaves every earlier

@@ -6,7 +6,8 @@
  * after it, so AddressSanitizer catches any read past the end.  A parse
  * either fails with nothing left allocated, or returns a profile whose
  * invariants hold: rows ascending and in range, intervals ascending,
- * totals consistent with the rows, heat finite and non-negative.  The log
+ * totals consistent with the rows, heat finite and non-negative, a finite
+ * halflife, and no arena serial in a version 1 file.  The log
  * goes to /dev/null at debug level (fuzz_support.c), so every message is
  * formatted too.  Link with profiler/profile_read.c, profile_parse.c, -lm.
  */
@@ -20,11 +21,11 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check_interval(const prof_interval_t *iv)
+static void check_interval(const prof_interval_t *iv, bool v1)
 {
     for (size_t k = 0; k < iv->narenas; k++) {
         const prof_arena_row_t *r = &iv->arenas[k];
-        if (r->id == 0 || r->id > TM_MAX_ARENAS ||
+        if ((v1 && r->serial != 0) || r->id == 0 || r->id > TM_MAX_ARENAS ||
             (k > 0 && r->id <= iv->arenas[k - 1].id) ||
             !isfinite(r->heat) || r->heat < 0)
             abort();
@@ -40,15 +41,15 @@ static void check_interval(const prof_interval_t *iv)
             abort();
 }
 
-static void check_profile(const profile_t *p)
+static void check_profile(const profile_t *p, bool v1)
 {
     uint64_t arena_samples = 0, total = 0;
-    if (p->header.nnodes > TM_MAX_NODES)
+    if (p->header.nnodes > TM_MAX_NODES || !isfinite(p->header.halflife))
         abort();
     for (size_t i = 0; i < p->nintervals; i++) {
         if (i > 0 && p->intervals[i].seq <= p->intervals[i - 1].seq)
             abort();
-        check_interval(&p->intervals[i]);
+        check_interval(&p->intervals[i], v1);
         for (size_t k = 0; k < p->intervals[i].narenas; k++)
             arena_samples += p->intervals[i].arenas[k].samples;
     }
@@ -71,8 +72,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc != 0 && (p.intervals != NULL || p.sites != NULL ||
                     p.arenas != NULL || p.nintervals != 0))
         abort();
+    static const char v1[] = "tiermem-profile 1\n";
     if (rc == 0)
-        check_profile(&p);
+        check_profile(&p, size >= sizeof v1 - 1 &&
+                              memcmp(data, v1, sizeof v1 - 1) == 0);
     profile_free(&p);
     if (p.intervals != NULL || p.nintervals != 0)
         abort();

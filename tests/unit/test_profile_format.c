@@ -14,6 +14,7 @@
 #include "config.h"
 
 #include <fcntl.h>
+#include <locale.h>
 #include <math.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -30,6 +31,7 @@
 
 static char dir[64];
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static uint64_t next_serial = 1; /* like tm_arena_t.serial: never reused */
 
 static uint64_t rnd(uint64_t n)
 {
@@ -72,6 +74,7 @@ typedef struct model_arena {
     bool live, seen, written;
     prof_arena_row_t cur, last; /* cur: generated now; last: as written */
     double heat;
+    uint64_t heat_serial;       /* the arena the heat belongs to */
     uint64_t samples, peak_mapped, last_resident;
 } model_arena_t;
 
@@ -87,6 +90,8 @@ typedef struct model {
     model_arena_t arena[MAX_ARENA + 1];
     model_site_t site[MAX_SITE];
     size_t nintervals;
+    size_t clones;           /* new arenas whose row only the serial tells */
+    size_t resets;           /* new arenas in an id that had heat */
     prof_interval_t *expect; /* the rows the reader must return */
     prof_interval_t gen;     /* the interval handed to the writer */
     prof_arena_row_t arows[MAX_ARENA];
@@ -112,16 +117,33 @@ static bool stats_eq(const tm_alloc_stats_t *a, const tm_alloc_stats_t *b)
     return memcmp(a, b, sizeof *a) == 0;
 }
 
-static void gen_arena(model_arena_t *a, unsigned id, prof_residency_row_t *rr,
-                      size_t *nres)
+/* A new arena in id: a new serial.  Sometimes every other field is what
+ * the file last said about the id's old arena: only the serial tells. */
+static bool gen_new_arena(model_t *m, model_arena_t *a, unsigned id)
 {
     prof_arena_row_t *r = &a->cur;
-    if (!a->live) {
-        a->live = true;
-        *r = (prof_arena_row_t){.id = id, .kind = (uint8_t)rnd(3),
-                                .owner_site = (uint32_t)rnd(MAX_SITE),
-                                .placement = {TM_MODE_BIND, 1}};
+    a->live = true;
+    if (a->written && rnd(3) == 0) {
+        *r = a->last;
+        r->serial = next_serial++;
+        r->samples = 0;
+        r->resident_valid = false;
+        m->clones++;
+        return true;
     }
+    *r = (prof_arena_row_t){.id = id, .serial = next_serial++,
+                            .kind = (uint8_t)rnd(3),
+                            .owner_site = (uint32_t)rnd(MAX_SITE),
+                            .placement = {TM_MODE_BIND, 1}};
+    return false;
+}
+
+static void gen_arena(model_t *m, model_arena_t *a, unsigned id,
+                      prof_residency_row_t *rr, size_t *nres)
+{
+    prof_arena_row_t *r = &a->cur;
+    if (!a->live && gen_new_arena(m, a, id))
+        return;
     r->samples = rnd(3) == 0 ? rnd(1000) : 0;
     r->resident_valid = false;
     /* changes without samples: each alone must still be written */
@@ -167,8 +189,8 @@ static void gen_site(model_site_t *s, uint32_t index)
 static bool arena_unchanged(const model_arena_t *a)
 {
     const prof_arena_row_t *c = &a->cur, *l = &a->last;
-    return a->written && c->samples == 0 && !c->resident_valid &&
-           c->kind == l->kind && c->owner_site == l->owner_site &&
+    return a->written && c->serial == l->serial && c->samples == 0 &&
+           !c->resident_valid && c->kind == l->kind && c->owner_site == l->owner_site &&
            c->placement.mode == l->placement.mode &&
            c->placement.nodes == l->placement.nodes &&
            c->mapped == l->mapped && stats_eq(&c->stats, &l->stats);
@@ -195,9 +217,12 @@ static void gen_interval(model_t *m, uint64_t seq)
     e->sites = calloc(MAX_SITE, sizeof *e->sites);
     for (unsigned id = 1; id <= MAX_ARENA; id++) {
         model_arena_t *a = &m->arena[id];
-        /* appear now and then; vanish for an interval sometimes */
-        if ((a->live || rnd(8) == 0) && rnd(20) != 0) {
-            gen_arena(a, id, m->rrows, &g->nresidency);
+        /* created now and then, destroyed sometimes; a new arena in a
+         * used id has a new serial */
+        if (a->live && rnd(12) == 0)
+            a->live = false;
+        else if (a->live || rnd(4) == 0) {
+            gen_arena(m, a, id, m->rrows, &g->nresidency);
             m->arows[g->narenas++] = a->cur;
             g->samples += a->cur.samples;
             a->seen = true;
@@ -242,6 +267,12 @@ static void gen_interval(model_t *m, uint64_t seq)
         bool in = false;
         for (size_t k = 0; k < g->narenas; k++)
             in |= g->arenas[k].id == id;
+        /* a new arena's heat starts from 0, as attribution.c does */
+        if (in && a->heat_serial != a->cur.serial) {
+            m->resets += a->heat > 0;
+            a->heat = 0;
+            a->heat_serial = a->cur.serial;
+        }
         if (a->seen)
             a->heat = prof_heat_update(a->heat, in ? a->cur.samples : 0,
                                        m->decay);
@@ -289,7 +320,8 @@ static void check_arena_rows(const prof_interval_t *got,
     REQUIRE_VOID(got->narenas == want->narenas);
     for (size_t k = 0; k < want->narenas; k++) {
         const prof_arena_row_t *g = &got->arenas[k], *w = &want->arenas[k];
-        CHECK_MSG(g->id == w->id && g->kind == w->kind &&
+        CHECK_MSG(g->id == w->id && g->serial == w->serial &&
+                      g->kind == w->kind &&
                       g->owner_site == w->owner_site &&
                       g->placement.mode == w->placement.mode &&
                       g->placement.nodes == w->placement.nodes &&
@@ -425,6 +457,8 @@ static void test_round_trip(void)
     }
     CHECK_MSG(omitted > 0 && written > 0, "omitted %zu written %zu", omitted,
               written);
+    CHECK_MSG(m->clones > 0 && m->resets > 0, "clones %zu resets %zu",
+              m->clones, m->resets);
     CHECK(!file_exists(path) && file_exists(partial));
     profile_t p;
     CHECK(profile_read(partial, &p) == 0); /* readable while running */
@@ -655,8 +689,10 @@ static void test_writer_refuses(void)
     CHECK(log_count("error", "none/x.txt.partial", NULL) == 1);
 }
 
-#define HEAD "tiermem-profile 1\nexe a b\npid 1\nrank -1\nsampler -\n" \
-             "interval_ns 1\nhalflife 4\nstart_unix_ms 0\n"
+#define HEAD_REST "exe a b\npid 1\nrank -1\nsampler -\ninterval_ns 1\n" \
+                  "halflife 4\nstart_unix_ms 0\n"
+#define HEAD "tiermem-profile 1\n" HEAD_REST
+#define HEAD2 "tiermem-profile 2\n" HEAD_REST
 
 /* A bad text: -1, EINVAL, one error naming bad.txt:line. */
 static void expect_bad(const char *text, unsigned line, const char *words)
@@ -680,7 +716,16 @@ static void expect_bad(const char *text, unsigned line, const char *words)
 static void test_bad_inputs(void)
 {
     expect_bad("tiermem-sites 1\n", 1, "not a tiermem profile");
-    expect_bad("tiermem-profile 2\nexe x\n", 1, "newer");
+    expect_bad("tiermem-profile 3\nexe x\n", 1, "newer");
+    /* version 1 has no serial in arena rows, version 2 must have it */
+    expect_bad(HEAD2 "interval 1 0 1 0 0 0\narena 4 user 0 bind 0x1 0 0 0 "
+                     "0 0 0 0 -\n", 10, "15");
+    expect_bad(HEAD "interval 1 0 1 0 0 0\narena 4 user 0 bind 0x1 0 0 0 "
+                    "0 0 0 0 - 9\n", 10, "14");
+    expect_bad(HEAD2 "interval 1 0 1 0 0 0\narena 4 user 0 bind 0x1 0 0 0 "
+                     "0 0 0 0 - x\n", 10, "arena");
+    expect_bad("tiermem-profile 1\nexe x\nhalflife 4,5\n", 3, "finite");
+    expect_bad("tiermem-profile 1\nexe x\nhalflife inf\n", 3, "finite");
     expect_bad("tiermem-profile x\n", 1, "version");
     expect_bad("", 1, "empty");
     expect_bad(HEAD "garbage here\n", 9, "garbage");
@@ -737,6 +782,134 @@ static void test_heat_decay(void)
     CHECK(fabs(h - 50) < 1e-9); /* two intervals = one half-life */
 }
 
+/* Heat restarts when the serial changes (version 2); version 1 rows have
+ * no serial and carry the heat on, as before. */
+static void test_serial_heat(void)
+{
+    static const char head[] =
+        "exe x\npid 1\nrank -1\nsampler -\ninterval_ns 1\nhalflife 1\n"
+        "start_unix_ms 0\n";
+    static const char *const rows[3] = {"100", "0", "100"};
+    static const char *const serials[3] = {" 7", " 8", " 8"};
+    for (int version = 1; version <= 2; version++) {
+        char text[2048];
+        int len = snprintf(text, sizeof text, "tiermem-profile %d\n%s",
+                           version, head);
+        for (int i = 0; i < 3; i++)
+            len += snprintf(text + len, sizeof text - (size_t)len,
+                            "interval %d 0 1 0 0 0\narena 4 user 0 bind 0x1 "
+                            "%s 0 0 0 0 0 0 -%s\nend %d\n", i + 1, rows[i],
+                            version == 2 ? serials[i] : "", i + 1);
+        profile_t p;
+        REQUIRE_VOID(profile_parse(text, (size_t)len, "serial", &p) == 0);
+        REQUIRE_VOID(p.nintervals == 3);
+        /* halflife 1: d = 0.5 */
+        double want[2][3] = {{50, 25, 62.5}, {50, 0, 50}};
+        for (int i = 0; i < 3; i++) {
+            REQUIRE_VOID(p.intervals[i].narenas == 1);
+            const prof_arena_row_t *r = &p.intervals[i].arenas[0];
+            CHECK_MSG(r->heat == want[version - 1][i] &&
+                          r->serial == (version == 2 ? 7u + (i > 0) : 0u),
+                      "version %d interval %d heat %g serial %llu", version,
+                      i + 1, r->heat, (unsigned long long)r->serial);
+        }
+        profile_free(&p);
+    }
+}
+
+/* An existing NAME.partial (a live writer of the same name, or a crashed
+ * run's leftover) is never overwritten: EEXIST, the file as it was. */
+static void test_partial_exists(void)
+{
+    char path[128], partial[160];
+    path_in_dir(path, sizeof path, "taken.txt");
+    snprintf(partial, sizeof partial, "%s.partial", path);
+    static const char old[] = "tiermem-profile 2\nexe someone else\n";
+    int fd = open(partial, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    REQUIRE_VOID(fd >= 0);
+    CHECK(write(fd, old, sizeof old - 1) == (ssize_t)(sizeof old - 1));
+    close(fd);
+    prof_header_t h = make_header();
+    errno = 0;
+    CHECK(profile_writer_open(path, &h) == NULL && errno == EEXIST);
+    char buf[256] = {0};
+    fd = open(partial, O_RDONLY);
+    REQUIRE_VOID(fd >= 0);
+    CHECK(read(fd, buf, sizeof buf - 1) == (ssize_t)(sizeof old - 1));
+    close(fd);
+    CHECK(strcmp(buf, old) == 0);
+    CHECK(!file_exists(path));
+    /* once the leftover is gone the name is free again */
+    REQUIRE_VOID(unlink(partial) == 0);
+    prof_writer_t *w = profile_writer_open(path, &h);
+    CHECK(w != NULL);
+    CHECK(w == NULL || profile_writer_finish(w) == 0);
+}
+
+/* A locale whose decimal separator is ',' for LC_NUMERIC: an installed one,
+ * else one compiled with localedef into the test directory.  false if
+ * neither works here. */
+static bool set_comma_locale(void)
+{
+    static const char *const names[] = {"de_DE.UTF-8", "de_DE.utf8",
+                                        "fr_FR.UTF-8", "fr_FR.utf8",
+                                        "de_DE", "fr_FR"};
+    char probe[16];
+    for (int attempt = 0; attempt < 2; attempt++) {
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+            if (setlocale(LC_NUMERIC, names[i]) == NULL)
+                continue;
+            snprintf(probe, sizeof probe, "%.1f", 4.5);
+            if (strcmp(probe, "4,5") == 0)
+                return true;
+            setlocale(LC_NUMERIC, "C");
+        }
+        if (attempt == 1)
+            break;
+        char cmd[512], locdir[128];
+        path_in_dir(locdir, sizeof locdir, "locale");
+        snprintf(cmd, sizeof cmd, "mkdir -p '%s' && localedef -i de_DE -f "
+                 "UTF-8 '%s/de_DE.UTF-8' >/dev/null 2>&1", locdir, locdir);
+        if (system(cmd) != 0 || setenv("LOCPATH", locdir, 1) != 0)
+            break;
+    }
+    return false;
+}
+
+/* halflife written and read under a ',' locale stays "4.5" and exact. */
+static void test_locale(void)
+{
+    if (!set_comma_locale()) {
+        printf("note: no locale with a ',' decimal separator here (none "
+               "installed, localedef failed); locale case skipped\n");
+        return;
+    }
+    char path[128];
+    path_in_dir(path, sizeof path, "locale.txt");
+    prof_header_t h = make_header();
+    h.halflife = 4.5;
+    prof_writer_t *w = profile_writer_open(path, &h);
+    REQUIRE_VOID(w != NULL);
+    CHECK(profile_writer_finish(w) == 0);
+    CHECK(last_line_at(path, "halflife 4.5\n") > 0);
+    profile_t p;
+    CHECK(profile_read(path, &p) == 0 && p.header.halflife == 4.5);
+    profile_free(&p);
+    path_in_dir(path, sizeof path, "locale2.txt");
+    h.halflife = 3.7e-5; /* not exact in binary, with an exponent */
+    w = profile_writer_open(path, &h);
+    REQUIRE_VOID(w != NULL);
+    CHECK(profile_writer_finish(w) == 0);
+    CHECK(profile_read(path, &p) == 0 && p.header.halflife == 3.7e-5);
+    profile_free(&p);
+    static const char text[] = HEAD "complete 0\n"; /* "halflife 4" */
+    CHECK(profile_parse(text, strlen(text), "ok", &p) == 0 &&
+          p.header.halflife == 4);
+    profile_free(&p);
+    setlocale(LC_NUMERIC, "C");
+    unsetenv("LOCPATH");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/tm_profile_test.XXXXXX");
@@ -752,6 +925,9 @@ int main(void)
     test_big_interval();
     test_writer_refuses();
     test_bad_inputs();
+    test_serial_heat();
+    test_partial_exists();
+    test_locale();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     CHECK(system(cmd) == 0);

@@ -303,6 +303,32 @@ static void test_lifecycle(void)
     CHECK(tm_arena_destroy(a) == 0);
 }
 
+/* A second profile under a taken name (a rank's exec'd child inherits the
+ * rank) gets the pid in its name; the first writer's file is untouched. */
+static void test_name_taken(void)
+{
+    prof_options_t o;
+    options_for(&o, "taken.txt", PROF_SAMPLER_NONE);
+    char partial[TM_PATH_MAX + 16], mine[TM_PATH_MAX + 32];
+    snprintf(partial, sizeof partial, "%s.partial", o.file);
+    FILE *f = fopen(partial, "w");
+    REQUIRE_VOID(f != NULL);
+    fputs("another writer\n", f);
+    fclose(f);
+    REQUIRE_VOID(profiler_start(&o) == 0);
+    snprintf(mine, sizeof mine, "%s/taken.%ld.txt", dir, (long)getpid());
+    CHECK_MSG(strcmp(profiler_profile_path(), mine) == 0, "path %s",
+              profiler_profile_path());
+    profiler_stop();
+    CHECK(exists(mine));
+    char text[64] = "";
+    f = fopen(partial, "r");
+    CHECK(f != NULL && fgets(text, sizeof text, f) != NULL);
+    if (f != NULL)
+        fclose(f);
+    CHECK(strcmp(text, "another writer\n") == 0);
+}
+
 /* Settings given through the API are checked like the environment's. */
 static void test_bad_options(void)
 {
@@ -616,6 +642,7 @@ int main(void)
     test_options();
     test_lifecycle();
     test_bad_options();
+    test_name_taken();
     test_fork();
     test_exit_flush();
     test_exit_from_hook();
