@@ -5,7 +5,9 @@
  * binds or unmaps memory (os.c), the metadata allocator that never goes
  * through jemalloc (meta_alloc.c), the global address -> arena map
  * (extent_map.c), each arena's exact set of live extents (extent_set.c), and
- * the jemalloc extent hooks that tie them together (extent_hooks.c).
+ * the jemalloc extent hooks that tie them together (extent_hooks.c); plus
+ * the one logging path (log.c) and whole-file reads into metadata memory
+ * for the parsers above (read_file.c).
  *
  * The invariant this layer exists for: every byte an extent hook maps is
  * exactly what it tracks, binds, migrates and later unmaps.
@@ -123,6 +125,17 @@ int tm_os_madvise(void *addr, size_t size, int advice);
 
 /* Is this placement usable here (non-empty mask, nodes < TM_MAX_NODES)? */
 bool tm_placement_valid(const tm_placement_t *placement);
+
+/* ------------------------------------------------------------------ */
+/* read_file.c: a whole file into metadata memory                       */
+/* ------------------------------------------------------------------ */
+
+/* The whole file at path in metadata memory, NUL-terminated: *len bytes in
+ * a *cap-byte block (free it with tm_meta_free(buf, *cap)).  Directories
+ * and files over max_bytes are refused.  NULL + errno, after one line at
+ * `level` naming `what` ("guidance file"), the path and the errno. */
+char *tm_read_file(const char *path, const char *what, int level,
+                   size_t max_bytes, size_t *len, size_t *cap);
 
 /* ------------------------------------------------------------------ */
 /* meta_alloc.c: metadata memory that never comes from jemalloc         */

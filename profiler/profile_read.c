@@ -305,54 +305,8 @@ int profile_parse(const char *text, size_t len, const char *name,
 
 /* ---------------------------------------------------------------- file */
 
-/* The whole file into a malloc'd buffer. */
-static char *pr_slurp(const char *path, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        tm_log_error("%s: cannot open the profile (errno %d)", path, e);
-        errno = e;
-        return NULL;
-    }
-    struct stat st;
-    size_t cap = fstat(fd, &st) == 0 && st.st_size > 0
-                     ? (size_t)st.st_size + 1 : 4096, n = 0;
-    char *buf = malloc(cap);
-    int e = ENOMEM;
-    while (buf != NULL) {
-        if (n == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (nb == NULL) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        ssize_t k = read(fd, buf + n, cap - n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0) {
-            e = errno;
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        if (k == 0)
-            break;
-        n += (size_t)k;
-    }
-    if (buf == NULL)
-        tm_log_error("%s: cannot read the profile from fd %d (errno %d)",
-                     path, fd, e);
-    close(fd);
-    *len = n;
-    if (buf == NULL)
-        errno = e;
-    return buf;
-}
+/* Profiles of long runs are big, but not this big. */
+#define PROFILE_MAX_BYTES ((size_t)16 << 30)
 
 int profile_read(const char *path, profile_t *out)
 {
@@ -362,12 +316,14 @@ int profile_read(const char *path, profile_t *out)
         return -1;
     }
     memset(out, 0, sizeof *out);
-    char *text = pr_slurp(path, &len);
+    size_t cap;
+    char *text = tm_read_file(path, "profile", TM_LOG_ERROR,
+                              PROFILE_MAX_BYTES, &len, &cap);
     if (text == NULL)
         return -1;
     int rc = profile_parse(text, len, path, out);
     int e = errno;
-    free(text);
+    tm_meta_free(text, cap);
     errno = e;
     return rc;
 }

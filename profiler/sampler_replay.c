@@ -65,53 +65,8 @@ typedef struct replay_state {
 
 /* ------------------------------------------------------------ reading */
 
-/* The whole file in metadata memory, NUL-terminated.  NULL + errno. */
-static char *replay_read_file(const char *path, size_t *len, size_t *bytes)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int err = errno;
-        tm_log_error("replay: cannot open trace %s: errno %d", path, err);
-        errno = err;
-        return NULL;
-    }
-    struct stat sb;
-    char *text = NULL;
-    int err = 0;
-    if (fstat(fd, &sb) != 0) {
-        err = errno;
-        tm_log_error("replay: fstat of trace %s failed: errno %d", path, err);
-    } else if ((text = tm_meta_alloc((size_t)sb.st_size + 1)) == NULL) {
-        err = ENOMEM;
-        tm_log_error("replay: no memory for trace %s (%lld bytes)", path,
-                     (long long)sb.st_size);
-    }
-    size_t got = 0;
-    while (text != NULL && got < (size_t)sb.st_size) {
-        ssize_t n = read(fd, text + got, (size_t)sb.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            err = errno;
-            tm_log_error("replay: read of trace %s failed: errno %d", path,
-                         err);
-            tm_meta_free(text, (size_t)sb.st_size + 1);
-            text = NULL;
-        }
-        if (n <= 0)
-            break; /* EOF: the file shrank; parse what is there */
-        got += (size_t)n;
-    }
-    if (close(fd) != 0)
-        tm_log_warn("replay: close of trace %s failed: errno %d", path, errno);
-    if (text == NULL) {
-        errno = err;
-        return NULL;
-    }
-    *len = got;
-    *bytes = (size_t)sb.st_size + 1;
-    return text;
-}
+/* A trace bigger than this is a mistake, not a workload. */
+#define REPLAY_MAX_BYTES ((size_t)1 << 30)
 
 /* ------------------------------------------------------------ parsing */
 
@@ -480,7 +435,8 @@ static int replay_open(sampler_t *s, const prof_options_t *o,
     memcpy(st->path, o->replay, sizeof st->path);
     st->path[sizeof st->path - 1] = '\0';
     size_t len = 0, bytes = 0;
-    char *text = replay_read_file(st->path, &len, &bytes);
+    char *text = tm_read_file(st->path, "replay: trace", TM_LOG_ERROR,
+                              REPLAY_MAX_BYTES, &len, &bytes);
     int rc = text ? replay_parse(st, text, len) : -1;
     int err = errno;
     if (text != NULL)

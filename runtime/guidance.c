@@ -422,64 +422,6 @@ long tm_guidance_parse(const char *text, size_t len, const char *name,
     return -1;
 }
 
-/* Read all of fd into metadata memory: *len bytes in a *cap-byte block. */
-static char *read_all(int fd, const char *path, size_t *len, size_t *cap)
-{
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        tm_log_warn("guidance file %s: fstat failed: errno %d", path, errno);
-        return NULL;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        tm_log_warn("guidance file %s is a directory: errno %d", path, EISDIR);
-        return NULL;
-    }
-    if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > GUIDANCE_MAX_BYTES) {
-        tm_log_warn("guidance file %s is larger than %zu MiB; ignored", path,
-                    GUIDANCE_MAX_BYTES >> 20);
-        return NULL;
-    }
-    /* A regular file's size is known (+1 to see its end in one read); a
-     * pipe, e.g. <(generate), grows the buffer as it goes. */
-    *cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 65536;
-    *len = 0;
-    char *buf = tm_meta_alloc(*cap);
-    while (buf != NULL) {
-        if (*len == *cap) {
-            size_t grown = *cap * 2;
-            if (*cap > GUIDANCE_MAX_BYTES) {
-                tm_log_warn("guidance file %s is larger than %zu MiB; "
-                            "ignored", path, GUIDANCE_MAX_BYTES >> 20);
-                tm_meta_free(buf, *cap);
-                return NULL;
-            }
-            if (grown > GUIDANCE_MAX_BYTES + 1)
-                grown = GUIDANCE_MAX_BYTES + 1;
-            char *more = tm_meta_alloc(grown);
-            if (more != NULL)
-                memcpy(more, buf, *len);
-            tm_meta_free(buf, *cap);
-            buf = more;
-            *cap = grown;
-            continue;
-        }
-        ssize_t r = read(fd, buf + *len, *cap - *len);
-        if (r == 0)
-            return buf;
-        if (r > 0) {
-            *len += (size_t)r;
-        } else if (errno != EINTR) {
-            tm_log_warn("guidance file %s: read failed: errno %d", path,
-                        errno);
-            tm_meta_free(buf, *cap);
-            return NULL;
-        }
-    }
-    tm_log_error("guidance file %s: no memory to read it (errno %d)", path,
-                 errno);
-    return NULL;
-}
-
 long tm_guidance_load(const char *path, tm_guidance_t *g)
 {
     memset(g, 0, sizeof *g);
@@ -487,16 +429,9 @@ long tm_guidance_load(const char *path, tm_guidance_t *g)
         tm_log_warn("guidance file: empty path: errno %d", EINVAL);
         return -1;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        tm_log_warn("guidance file %s cannot be opened: errno %d", path,
-                    errno);
-        return -1;
-    }
     size_t len = 0, cap = 0;
-    char *buf = read_all(fd, path, &len, &cap);
-    if (close(fd) != 0)
-        tm_log_warn("guidance file %s: close failed: errno %d", path, errno);
+    char *buf = tm_read_file(path, "guidance file", TM_LOG_WARN,
+                             GUIDANCE_MAX_BYTES, &len, &cap);
     if (buf == NULL)
         return -1;
     long kept = tm_guidance_parse(buf, len, path, g);

@@ -52,7 +52,7 @@ flags=(-g -O1 -std=c11 -Wall -Wextra -Werror
     -I"$build" -I"$root/include" -I"$root/hooks" -I"$root/runtime"
     -I"$root/profiler")
 sources=("$root/runtime/options.c" "$root/runtime/parse.c" "$root/runtime/guidance.c"
-    "$root/profiler/profile_read.c" "$root/profiler/profile_parse.c"
+    "$root/profiler/profile_read.c" "$root/hooks/read_file.c" "$root/profiler/profile_parse.c"
     "$root/hooks/log.c" "$root/hooks/meta_alloc.c" "$root/hooks/os.c"
     "$root/tests/fuzz/fuzz_support.c")
 
