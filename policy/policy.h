@@ -53,4 +53,61 @@ double place_items(place_policy_t policy, const place_item_t *items,
 int place_policy_parse(const char *name);
 const char *place_policy_name(place_policy_t p);
 
+/* ================================================================ guide
+ * guide.c: profiles -> sites (items) -> placement -> guidance file text.
+ * Runs in tools (malloc and stdio allowed). */
+
+/* One site, merged over every profile read (MPI ranks). */
+typedef struct guide_site {
+    bool by_id;          /* explicit id: guidance says `id N`, else `key` */
+    uint64_t key;        /* the stack key, or the explicit id when by_id */
+    uint64_t bytes;      /* the largest peak live bytes in any one profile:
+                            guidance applies per process */
+    uint64_t accesses;   /* samples summed over profiles (ranks them) */
+    unsigned tier;       /* set by guide_place */
+} guide_site_t;
+
+typedef struct guide {
+    size_t nsites;
+    guide_site_t *sites;     /* ascending (by_id, key); site 0 left out */
+    uint64_t footprint;      /* sum of bytes over sites */
+    uint64_t accesses;       /* sum of accesses over sites */
+    uint64_t unsited;        /* samples of site 0 (no guidance line) */
+    unsigned nprofiles;
+    unsigned ntiers_seen;    /* tiers in the first profile's header */
+    uint64_t tier_capacity[TM_MAX_NODES]; /* per tier, summed over nodes */
+} guide_t;
+
+/* Add one profile.  Samples count only from intervals first..last (seq,
+ * inclusive; 0..UINT64_MAX = all).  0, or -1 with errno (ENOMEM). */
+int guide_add_profile(guide_t *g, const profile_t *p, uint64_t first,
+                      uint64_t last);
+void guide_free(guide_t *g);
+
+/* One fast tier's capacity, as given. */
+typedef struct guide_capacity {
+    enum { GUIDE_CAP_BYTES = 0, GUIDE_CAP_PERCENT, GUIDE_CAP_AUTO } kind;
+    uint64_t bytes;      /* GUIDE_CAP_BYTES */
+    double percent;      /* GUIDE_CAP_PERCENT: of the footprint, 0..100 */
+} guide_capacity_t;
+
+/* "64M,50%,auto": one entry per fast tier, fastest first (at most max).
+ * The count, or -1 with errno EINVAL. */
+int guide_capacity_parse(const char *spec, guide_capacity_t *out,
+                         unsigned max);
+/* Byte capacities of the fast tiers: cap[0..n) from c[0..n), with room
+ * for cap[n], the last tier (UINT64_MAX).  A lone "auto" (n == 1) means
+ * every tier of the profile's header but its last.  Returns the number of
+ * tiers (fast tiers + 1; 1 when the header has one tier only). */
+unsigned guide_capacities(const guide_t *g, const guide_capacity_t *c,
+                          unsigned n, uint64_t *cap, unsigned capmax);
+/* Place the sites (sets each site's tier).  The accesses in tier 0, or -1
+ * with errno as place_items. */
+double guide_place(guide_t *g, place_policy_t policy, const uint64_t *cap,
+                   unsigned ntiers, const place_limits_t *limits,
+                   bool *exact);
+/* The guidance file (doc/guidance.md), NUL-terminated, malloc'd; header
+ * comment lines from comment (may be NULL).  NULL + errno ENOMEM. */
+char *guide_format(const guide_t *g, const char *comment, size_t *len);
+
 #endif /* TM_POLICY_H */

@@ -1,0 +1,244 @@
+/*
+ * tiermem_guide.c -- the `tiermem-guide` tool: profiles -> a guidance file.
+ *
+ *   tiermem-guide [--policy hotset|thermos|knapsack] [--capacity C[,C...]]
+ *                 [--intervals FIRST-LAST] [-o FILE] PROFILE...
+ *
+ * Reads the profiles (one per process or MPI rank), merges their sites,
+ * places them on tiers within the fast tiers' capacities and writes the
+ * guidance (stdout without -o); a summary per tier goes to stderr.
+ * Exit status: 0; 1 if a profile could not be read or the output not
+ * written (no guidance is written then); 2 for bad usage.  A tool, not
+ * library code: stdio and malloc are fine here.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hooks.h"
+#include "policy.h"
+
+#define GUIDE_MAX_TIERS 64   /* the guidance format's tiers: 0..63 */
+
+typedef struct guide_opts {
+    place_policy_t policy;
+    guide_capacity_t cap[GUIDE_MAX_TIERS];
+    int ncap;
+    uint64_t first, last;
+    const char *out;
+} guide_opts_t;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: tiermem-guide [--policy hotset|thermos|knapsack] "
+            "[--capacity C[,C...]]\n"
+            "                     [--intervals FIRST-LAST] [-o FILE] "
+            "PROFILE...\n"
+            "  --policy P      placement policy (default knapsack)\n"
+            "  --capacity C    per fast tier, fastest first: bytes (64M), "
+            "N%% of the\n"
+            "                  footprint, or auto (the profile's tier size); "
+            "default auto\n"
+            "  --intervals A-B count samples of intervals A..B only\n"
+            "  -o FILE         write the guidance to FILE (default stdout)\n");
+}
+
+static bool parse_range(const char *s, uint64_t *first, uint64_t *last)
+{
+    char *end;
+    errno = 0;
+    unsigned long long a = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != '-' || s[0] == '-')
+        return false;
+    const char *b = end + 1;
+    unsigned long long z = strtoull(b, &end, 10);
+    if (errno != 0 || end == b || *end != '\0' || b[0] == '-' || z < a)
+        return false;
+    *first = a;
+    *last = z;
+    return true;
+}
+
+/* 0 ok, 2 usage error (reported). */
+static int parse_args(int argc, char **argv, guide_opts_t *o)
+{
+    static const struct option longs[] = {
+        {"policy", required_argument, NULL, 'p'},
+        {"capacity", required_argument, NULL, 'c'},
+        {"intervals", required_argument, NULL, 'i'},
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(o, 0, sizeof *o);
+    o->policy = PLACE_KNAPSACK;
+    o->cap[0].kind = GUIDE_CAP_AUTO;
+    o->ncap = 1;
+    o->last = UINT64_MAX;
+    int c, p;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "o:h", longs, NULL)) != -1) {
+        switch (c) {
+        case 'p':
+            if ((p = place_policy_parse(optarg)) < 0) {
+                fprintf(stderr, "tiermem-guide: unknown policy '%s'\n",
+                        optarg);
+                return 2;
+            }
+            o->policy = (place_policy_t)p;
+            break;
+        case 'c':
+            o->ncap = guide_capacity_parse(optarg, o->cap,
+                                           GUIDE_MAX_TIERS - 1);
+            if (o->ncap < 0) {
+                fprintf(stderr, "tiermem-guide: bad capacity '%s'\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'i':
+            if (!parse_range(optarg, &o->first, &o->last)) {
+                fprintf(stderr, "tiermem-guide: bad interval range '%s' "
+                                "(FIRST-LAST)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'o':
+            o->out = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind == argc) {
+        usage(stderr);
+        return 2;
+    }
+    return 0;
+}
+
+static double percent(uint64_t part, uint64_t all)
+{
+    return all ? 100.0 * (double)part / (double)all : 0.0;
+}
+
+static void print_summary(const guide_t *g, const guide_opts_t *o,
+                          const uint64_t *cap, unsigned ntiers, bool exact)
+{
+    fprintf(stderr,
+            "tiermem-guide: %u profile%s, %zu sites, footprint %" PRIu64
+            " bytes, %" PRIu64 " samples (+%" PRIu64 " unsited), policy %s%s\n",
+            g->nprofiles, g->nprofiles == 1 ? "" : "s", g->nsites,
+            g->footprint, g->accesses, g->unsited,
+            place_policy_name(o->policy),
+            o->policy == PLACE_KNAPSACK && !exact ? " (past its limits: "
+                                                    "best greedy)" : "");
+    for (unsigned t = 0; t < ntiers; t++) {
+        size_t sites = 0;
+        uint64_t bytes = 0, acc = 0;
+        for (size_t i = 0; i < g->nsites; i++)
+            if (g->sites[i].tier == t) {
+                sites++;
+                bytes += g->sites[i].bytes;
+                acc += g->sites[i].accesses;
+            }
+        char capbuf[32] = "the rest";
+        if (t + 1 < ntiers)
+            snprintf(capbuf, sizeof capbuf, "%" PRIu64, cap[t]);
+        fprintf(stderr,
+                "  tier %u: capacity %s, %zu sites, %" PRIu64
+                " bytes, %.2f%% of accesses\n",
+                t, capbuf, sites, bytes, percent(acc, g->accesses));
+    }
+}
+
+static int write_output(const char *path, const char *text, size_t len)
+{
+    FILE *f = path ? fopen(path, "w") : stdout;
+    if (f == NULL) {
+        fprintf(stderr, "tiermem-guide: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    bool ok = fwrite(text, 1, len, f) == len;
+    ok = (path ? fclose(f) == 0 : fflush(f) == 0) && ok;
+    if (!ok) {
+        fprintf(stderr, "tiermem-guide: writing %s: %s\n",
+                path ? path : "stdout", strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+/* The guidance file's opening comment: how it was made. */
+static void make_comment(char *buf, size_t size, const guide_opts_t *o,
+                         int argc, char **argv)
+{
+    size_t n = (size_t)snprintf(buf, size, "made by tiermem-guide, policy %s,"
+                                " from", place_policy_name(o->policy));
+    for (int i = optind; i < argc && n < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, " %s", argv[i]);
+}
+
+int main(int argc, char **argv)
+{
+    guide_opts_t o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc != 0)
+        return rc;
+    tm_log_configure(TM_LOG_WARN, 2);
+    guide_t g;
+    memset(&g, 0, sizeof g);
+    for (int i = optind; i < argc; i++) {
+        profile_t p;
+        if (profile_read(argv[i], &p) != 0) {
+            fprintf(stderr, "tiermem-guide: cannot read profile %s: %s\n",
+                    argv[i], strerror(errno));
+            rc = 1;
+            continue;
+        }
+        if (guide_add_profile(&g, &p, o.first, o.last) != 0) {
+            fprintf(stderr, "tiermem-guide: %s: %s\n", argv[i],
+                    strerror(errno));
+            rc = 1;
+        }
+        profile_free(&p);
+    }
+    if (rc != 0) {
+        guide_free(&g);
+        return rc;
+    }
+    uint64_t cap[GUIDE_MAX_TIERS];
+    unsigned ntiers = guide_capacities(&g, o.cap, (unsigned)o.ncap, cap,
+                                       GUIDE_MAX_TIERS);
+    if (ntiers == 1)
+        fprintf(stderr, "tiermem-guide: one tier only: every site goes to "
+                        "tier 0 (give --capacity for the fast tiers)\n");
+    place_limits_t limits = {.max_cells = (uint64_t)1 << 26,
+                             .max_seconds = 10.0};
+    bool exact = true;
+    if (guide_place(&g, o.policy, cap, ntiers, &limits, &exact) < 0) {
+        fprintf(stderr, "tiermem-guide: placement failed: %s\n",
+                strerror(errno));
+        guide_free(&g);
+        return 1;
+    }
+    print_summary(&g, &o, cap, ntiers, exact);
+    char comment[1024];
+    make_comment(comment, sizeof comment, &o, argc, argv);
+    size_t len;
+    char *text = guide_format(&g, comment, &len);
+    rc = text ? write_output(o.out, text, len) : 1;
+    free(text);
+    guide_free(&g);
+    return rc;
+}
