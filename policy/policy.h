@@ -110,4 +110,66 @@ double guide_place(guide_t *g, place_policy_t policy, const uint64_t *cap,
  * comment lines from comment (may be NULL).  NULL + errno ENOMEM. */
 char *guide_format(const guide_t *g, const char *comment, size_t *len);
 
+/* ===== online ===========================================================
+ * online.c: the online policy.  Every `every` profiler intervals, on the
+ * profiling thread, rank arenas by heat per resident byte, choose the set
+ * that fits the fast tiers (leaving headroom), and migrate the difference:
+ * demotions first, then promotions, within a byte budget, each promotion
+ * passing a cost/benefit test.  No malloc on this path (tm_meta_alloc).
+ * See doc/policy-online.md. */
+
+/* Move arena `arena_id` to tier `tier`: 0, or -1 with errno. */
+typedef int (*online_migrate_fn)(void *ctx, unsigned arena_id, unsigned tier);
+
+typedef struct online_config {
+    unsigned every;            /* intervals between decisions (>= 1) */
+    uint64_t interval_ns;      /* the profiler's interval length */
+    unsigned ntiers;           /* 1..TM_MAX_NODES */
+    uint64_t cap[TM_MAX_NODES];/* bytes per tier, fastest first; the last
+                                  tier takes the rest (its cap is ignored) */
+    double headroom;           /* fraction of each fast tier left free */
+    double budget_bytes_per_s; /* migration budget; 0 = unlimited */
+    double hysteresis;         /* a newcomer must beat a tier's incumbent's
+                                  heat per byte by this factor (>= 1) */
+    unsigned min_stay;         /* decisions a moved arena stays put */
+    double benefit_per_access; /* weight of one access (heat unit) saved */
+    double cost_per_byte;      /* weight of one byte moved; 0 = free */
+    unsigned initial_tier;     /* tier assumed for an arena first seen */
+    online_migrate_fn migrate; /* NULL = move the real arena */
+    void *migrate_ctx;
+} online_config_t;
+
+typedef struct online_stats {
+    uint64_t decisions;
+    uint64_t moves;            /* successful migrations */
+    uint64_t promotions, demotions;
+    uint64_t bytes_migrated;   /* bytes of successful migrations */
+    uint64_t failures;         /* migrate calls that returned -1 */
+    uint64_t skipped_cost;     /* promotions refused by cost/benefit */
+    uint64_t skipped_budget;   /* moves put off: budget used up */
+    uint64_t last_bytes;       /* bytes migrated by the last decision */
+} online_stats_t;
+
+typedef struct online online_t;
+
+/* Defaults: every 4, interval 100 ms, 2 tiers (cap[0] = 0: nothing is
+ * fast until set), headroom 0.1, unlimited budget, hysteresis 1.5,
+ * min_stay 2, benefit_per_access 1, cost_per_byte 0, initial_tier =
+ * the slowest. */
+void online_config_default(online_config_t *cfg);
+/* NULL with errno EINVAL (bad config) or ENOMEM. */
+online_t *online_new(const online_config_t *cfg);
+void online_delete(online_t *o);
+/* Feed one interval; decides on every `every`-th call.  Profiling thread
+ * only (or one thread at a time). */
+void online_step(online_t *o, const prof_interval_t *iv);
+/* profiler_set_interval_hook(online_interval_hook, o). */
+void online_interval_hook(const prof_interval_t *iv, void *ctx);
+/* Read on the stepping thread (or after the profiler stopped). */
+void online_get_stats(const online_t *o, online_stats_t *out);
+/* The policy's map: the tier it believes the arena is on (-1: unknown). */
+int online_tier_of(const online_t *o, unsigned arena_id);
+/* Bytes on a tier by the policy's map (last known bytes per arena). */
+uint64_t online_tier_bytes(const online_t *o, unsigned tier);
+
 #endif /* TM_POLICY_H */

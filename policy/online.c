@@ -1,0 +1,380 @@
+/*
+ * online.c -- the online policy: which arenas live on which tier, decided
+ * while the program runs, from the profiler's per-interval arena rows.
+ *
+ * Every `every` intervals (on the profiling thread):
+ *   1. rank arenas by heat per byte (resident bytes when measured);
+ *   2. choose, fastest tier first, the arenas that fit each fast tier's
+ *      capacity less headroom -- arenas moved recently stay put, incumbents
+ *      get a hysteresis bonus, and an arena whose expected benefit does not
+ *      pay for moving its bytes is not eligible for a faster tier;
+ *   3. migrate the difference: demotions first (they make room), then
+ *      promotions, within this decision's byte budget, never past a tier's
+ *      capacity.  A failed move leaves the arena where it was in the map;
+ *      the next decision tries again.
+ *
+ * The policy keeps its own map of arena -> tier: an arena first seen is
+ * assumed on cfg.initial_tier (the slowest by default).  place_items()
+ * allocates with malloc, so the greedy (hotset) selection is done here
+ * over tm_meta_alloc tables instead.
+ */
+#include "policy.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "hooks.h"
+#include "runtime.h"
+
+#define ONLINE_NONE 0xffu   /* tier byte: arena not known */
+
+typedef struct online_arena {
+    uint64_t serial;        /* new serial in a reused id: forget the old */
+    uint64_t seen_seq;      /* interval seq it was last in */
+    uint64_t bytes;         /* resident if measured, else mapped */
+    double heat;
+    uint64_t moved_at;      /* decision number of its last move */
+    uint8_t tier;           /* the policy's map; ONLINE_NONE if unknown */
+    uint8_t target;         /* this decision's choice */
+} online_arena_t;
+
+struct online {
+    online_config_t cfg;
+    uint64_t steps, last_seq;
+    online_stats_t stats;
+    online_arena_t *arena;  /* [TM_MAX_ARENAS + 1] */
+    unsigned *order;        /* [TM_MAX_ARENAS]: ids being ranked */
+    double *score;          /* [TM_MAX_ARENAS + 1]: sort keys by id */
+};
+
+#define ONLINE_ARENA_TABLE ((TM_MAX_ARENAS + 1) * sizeof(online_arena_t))
+#define ONLINE_ORDER_TABLE (TM_MAX_ARENAS * sizeof(unsigned))
+#define ONLINE_SCORE_TABLE ((TM_MAX_ARENAS + 1) * sizeof(double))
+
+void online_config_default(online_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->every = 4;
+    cfg->interval_ns = 100000000ull;
+    cfg->ntiers = 2;
+    cfg->headroom = 0.1;
+    cfg->hysteresis = 1.5;
+    cfg->min_stay = 2;
+    cfg->benefit_per_access = 1.0;
+    cfg->initial_tier = 1;
+}
+
+static bool online_config_valid(const online_config_t *c)
+{
+    return c->every >= 1 && c->ntiers >= 1 && c->ntiers <= TM_MAX_NODES &&
+           c->ntiers < ONLINE_NONE && c->headroom >= 0.0 &&
+           c->headroom < 1.0 && c->hysteresis >= 1.0 &&
+           c->budget_bytes_per_s >= 0.0 && c->benefit_per_access >= 0.0 &&
+           c->cost_per_byte >= 0.0 && c->initial_tier < c->ntiers;
+}
+
+online_t *online_new(const online_config_t *cfg)
+{
+    if (!cfg || !online_config_valid(cfg)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    online_t *o = tm_meta_alloc(sizeof(*o));
+    if (!o)
+        return NULL;
+    o->cfg = *cfg;
+    o->arena = tm_meta_alloc(ONLINE_ARENA_TABLE);
+    o->order = tm_meta_alloc(ONLINE_ORDER_TABLE);
+    o->score = tm_meta_alloc(ONLINE_SCORE_TABLE);
+    if (!o->arena || !o->order || !o->score) {
+        tm_log_error("online: no memory for the arena tables");
+        online_delete(o);
+        errno = ENOMEM;
+        return NULL;
+    }
+    for (unsigned id = 0; id <= TM_MAX_ARENAS; id++)
+        o->arena[id].tier = ONLINE_NONE;
+    return o;
+}
+
+void online_delete(online_t *o)
+{
+    if (!o)
+        return;
+    if (o->arena)
+        tm_meta_free(o->arena, ONLINE_ARENA_TABLE);
+    if (o->order)
+        tm_meta_free(o->order, ONLINE_ORDER_TABLE);
+    if (o->score)
+        tm_meta_free(o->score, ONLINE_SCORE_TABLE);
+    tm_meta_free(o, sizeof(*o));
+}
+
+/* ---------------------------------------------------------------- migrate */
+
+/* The real move: the arena table walk keeps the arena alive meanwhile.
+ * Fast tiers are bound PREFERRED so a full node spills, not fails. */
+static int online_migrate_default(unsigned arena_id, unsigned tier)
+{
+    tm_placement_t to;
+    if (tm_topology_tier_placement(&sites_topology, tier, TM_MODE_PREFERRED,
+                                   &to) != 0) {
+        tm_log_warn("online: no placement for tier %u: errno %d", tier, errno);
+        return -1;
+    }
+    arena_walk_begin();
+    int rc = -1;
+    tm_arena_t *a = tm_arena_by_id(arena_id);
+    if (!a)
+        errno = ENOENT;
+    else
+        rc = tm_arena_migrate(a, &to, NULL);
+    int err = errno;
+    arena_walk_end();
+    errno = err;
+    return rc;
+}
+
+static int online_migrate(online_t *o, unsigned id, unsigned tier)
+{
+    if (o->cfg.migrate)
+        return o->cfg.migrate(o->cfg.migrate_ctx, id, tier);
+    return online_migrate_default(id, tier);
+}
+
+/* ---------------------------------------------------------------- tracking */
+
+static void online_track(online_t *o, const prof_interval_t *iv)
+{
+    for (size_t i = 0; i < iv->narenas; i++) {
+        const prof_arena_row_t *r = &iv->arenas[i];
+        if (r->id == 0 || r->id > TM_MAX_ARENAS)
+            continue;
+        online_arena_t *a = &o->arena[r->id];
+        if (a->tier == ONLINE_NONE || a->serial != r->serial) {
+            memset(a, 0, sizeof(*a));
+            a->serial = r->serial;
+            a->tier = (uint8_t)o->cfg.initial_tier;
+        }
+        a->seen_seq = iv->seq;
+        a->heat = r->heat;
+        a->bytes = r->resident_valid ? r->resident : r->mapped;
+    }
+    o->last_seq = iv->seq;
+}
+
+static bool online_live(const online_t *o, unsigned id)
+{
+    const online_arena_t *a = &o->arena[id];
+    return a->tier != ONLINE_NONE && a->seen_seq == o->last_seq;
+}
+
+uint64_t online_tier_bytes(const online_t *o, unsigned tier)
+{
+    uint64_t sum = 0;
+    for (unsigned id = 1; id <= TM_MAX_ARENAS; id++)
+        if (online_live(o, id) && o->arena[id].tier == tier)
+            sum += o->arena[id].bytes;
+    return sum;
+}
+
+int online_tier_of(const online_t *o, unsigned arena_id)
+{
+    if (arena_id == 0 || arena_id > TM_MAX_ARENAS ||
+        o->arena[arena_id].tier == ONLINE_NONE)
+        return -1;
+    return o->arena[arena_id].tier;
+}
+
+void online_get_stats(const online_t *o, online_stats_t *out)
+{
+    *out = o->stats;
+}
+
+/* ---------------------------------------------------------------- ranking */
+
+/* Shell sort of ids by score descending, id ascending on ties: no malloc,
+ * deterministic, fast enough for 4095 ids. */
+static void online_sort(unsigned *ids, size_t n, const double *score)
+{
+    static const size_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
+    for (size_t g = 0; g < sizeof(gaps) / sizeof(gaps[0]); g++) {
+        size_t gap = gaps[g];
+        for (size_t i = gap; i < n; i++) {
+            unsigned v = ids[i];
+            size_t j = i;
+            while (j >= gap &&
+                   (score[ids[j - gap]] < score[v] ||
+                    (score[ids[j - gap]] == score[v] && ids[j - gap] > v))) {
+                ids[j] = ids[j - gap];
+                j -= gap;
+            }
+            ids[j] = v;
+        }
+    }
+}
+
+static double online_density(const online_arena_t *a)
+{
+    return a->heat / (double)(a->bytes ? a->bytes : 1);
+}
+
+static bool online_pinned(const online_t *o, const online_arena_t *a)
+{
+    return a->moved_at && o->stats.decisions - a->moved_at < o->cfg.min_stay;
+}
+
+/* Cost/benefit: the accesses the arena is expected to take over the time
+ * it will stay (min_stay decisions) must pay for moving its bytes. */
+static bool online_worth_moving(const online_t *o, const online_arena_t *a)
+{
+    double horizon = (double)o->cfg.every *
+                     (o->cfg.min_stay ? o->cfg.min_stay : 1);
+    double benefit = a->heat * horizon * o->cfg.benefit_per_access;
+    return benefit >= (double)a->bytes * o->cfg.cost_per_byte;
+}
+
+static uint64_t online_usable(const online_t *o, unsigned tier)
+{
+    return (uint64_t)((double)o->cfg.cap[tier] * (1.0 - o->cfg.headroom));
+}
+
+/* Choose the target of every live arena: fastest tier first, pinned
+ * arenas keep their room, then the rest greedily by (boosted) density. */
+static void online_choose(online_t *o)
+{
+    const online_config_t *c = &o->cfg;
+    unsigned last = c->ntiers - 1;
+    size_t n = 0;
+    for (unsigned id = 1; id <= TM_MAX_ARENAS; id++)
+        if (online_live(o, id)) {
+            o->arena[id].target = ONLINE_NONE;
+            o->order[n++] = id;
+        }
+    for (unsigned t = 0; t < last; t++) {
+        uint64_t room = online_usable(o, t);
+        for (size_t i = 0; i < n; i++) {
+            online_arena_t *a = &o->arena[o->order[i]];
+            if (a->target == ONLINE_NONE && a->tier == t &&
+                online_pinned(o, a) && a->bytes <= room) {
+                a->target = (uint8_t)t;
+                room -= a->bytes;
+            }
+        }
+        for (size_t i = 0; i < n; i++) {
+            const online_arena_t *a = &o->arena[o->order[i]];
+            double d = online_density(a);
+            o->score[o->order[i]] = a->tier == t ? d * c->hysteresis : d;
+        }
+        online_sort(o->order, n, o->score);
+        for (size_t i = 0; i < n; i++) {
+            online_arena_t *a = &o->arena[o->order[i]];
+            if (a->target != ONLINE_NONE || a->bytes > room ||
+                a->heat <= 0.0)
+                continue;
+            if (a->tier > t && !online_worth_moving(o, a)) {
+                o->stats.skipped_cost++;
+                continue;
+            }
+            a->target = (uint8_t)t;
+            room -= a->bytes;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        online_arena_t *a = &o->arena[o->order[i]];
+        if (a->target == ONLINE_NONE)
+            a->target = (uint8_t)last;
+    }
+}
+
+/* ---------------------------------------------------------------- moving */
+
+typedef struct online_round {
+    double budget;          /* bytes left this decision; < 0 = unlimited */
+    uint64_t used[TM_MAX_NODES];
+} online_round_t;
+
+static void online_move(online_t *o, online_round_t *r, unsigned id)
+{
+    online_arena_t *a = &o->arena[id];
+    unsigned to = a->target, from = a->tier;
+    if (to < o->cfg.ntiers - 1 && r->used[to] + a->bytes > online_usable(o, to))
+        return;               /* would overfill: wait for room */
+    if (r->budget >= 0.0 && (double)a->bytes > r->budget) {
+        o->stats.skipped_budget++;
+        return;
+    }
+    if (online_migrate(o, id, to) != 0) {
+        o->stats.failures++;
+        tm_log_warn("online: moving arena %u from tier %u to %u failed: "
+                    "errno %d (will retry)", id, from, to, errno);
+        return;
+    }
+    if (r->budget >= 0.0)
+        r->budget -= (double)a->bytes;
+    r->used[from] -= a->bytes;
+    r->used[to] += a->bytes;
+    a->tier = (uint8_t)to;
+    a->moved_at = o->stats.decisions;
+    o->stats.moves++;
+    o->stats.bytes_migrated += a->bytes;
+    o->stats.last_bytes += a->bytes;
+    if (to > from)
+        o->stats.demotions++;
+    else
+        o->stats.promotions++;
+}
+
+/* Demotions: slowest source tier first (room below before room above),
+ * coldest first.  Promotions: fastest destination first, hottest first. */
+static void online_apply(online_t *o)
+{
+    online_round_t r;
+    memset(&r, 0, sizeof(r));
+    r.budget = o->cfg.budget_bytes_per_s > 0.0
+                   ? o->cfg.budget_bytes_per_s * o->cfg.every *
+                         (double)o->cfg.interval_ns / 1e9
+                   : -1.0;
+    size_t n = 0;
+    for (unsigned id = 1; id <= TM_MAX_ARENAS; id++)
+        if (online_live(o, id)) {
+            o->order[n++] = id;
+            r.used[o->arena[id].tier] += o->arena[id].bytes;
+            o->score[id] = online_density(&o->arena[id]);
+        }
+    online_sort(o->order, n, o->score);
+    for (unsigned t = o->cfg.ntiers; t-- > 0;)
+        for (size_t i = n; i-- > 0;) {
+            const online_arena_t *a = &o->arena[o->order[i]];
+            if (a->tier == t && a->target > t)
+                online_move(o, &r, o->order[i]);
+        }
+    for (unsigned t = 0; t < o->cfg.ntiers; t++)
+        for (size_t i = 0; i < n; i++) {
+            const online_arena_t *a = &o->arena[o->order[i]];
+            if (a->target == t && a->tier > t)
+                online_move(o, &r, o->order[i]);
+        }
+}
+
+/* ---------------------------------------------------------------- step */
+
+void online_step(online_t *o, const prof_interval_t *iv)
+{
+    if (!o || !iv)
+        return;
+    online_track(o, iv);
+    if (++o->steps % o->cfg.every != 0)
+        return;
+    o->stats.decisions++;
+    o->stats.last_bytes = 0;
+    if (o->cfg.ntiers < 2)
+        return;
+    online_choose(o);
+    online_apply(o);
+}
+
+void online_interval_hook(const prof_interval_t *iv, void *ctx)
+{
+    online_step((online_t *)ctx, iv);
+}

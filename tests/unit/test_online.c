@@ -1,0 +1,362 @@
+/*
+ * test_online.c -- the online policy's decisions, from synthetic interval
+ * sequences, with an injected migrate callback that records every call
+ * (and keeps its own tier map, to check capacity at every single move).
+ */
+#include "config.h"
+
+#include "policy.h"
+#include "../tm_test.h"
+
+#define MiB ((uint64_t)1 << 20)
+#define KiB ((uint64_t)1 << 10)
+#define NMAX 16
+#define CALLS 4096
+
+/* The synthetic program: arenas 1..n with heat and bytes we set. */
+typedef struct sim {
+    unsigned n;
+    double heat[NMAX + 1];
+    uint64_t bytes[NMAX + 1];
+    prof_arena_row_t rows[NMAX];
+    uint64_t seq;
+} sim_t;
+
+/* What the policy asked for. */
+typedef struct rec {
+    const sim_t *sim;
+    const online_config_t *cfg;
+    unsigned ncalls;
+    unsigned id[CALLS], tier[CALLS];
+    uint64_t seq[CALLS];       /* the interval being stepped */
+    int from[CALLS];
+    unsigned tier_of[NMAX + 1]; /* the recorder's own map */
+    unsigned fail_id, fail_left;
+    bool overfilled;
+} rec_t;
+
+static int rec_migrate(void *ctx, unsigned id, unsigned tier)
+{
+    rec_t *r = ctx;
+    if (id == r->fail_id && r->fail_left > 0) {
+        r->fail_left--;
+        errno = EIO;
+        return -1;
+    }
+    if (r->ncalls < CALLS) {
+        r->id[r->ncalls] = id;
+        r->tier[r->ncalls] = tier;
+        r->seq[r->ncalls] = r->sim->seq;
+        r->from[r->ncalls] = (int)r->tier_of[id];
+        r->ncalls++;
+    }
+    r->tier_of[id] = tier;
+    /* A move never takes its destination past capacity (growth of arenas
+     * already there is not a move's doing, so only the destination). */
+    if (tier + 1 < r->cfg->ntiers) {
+        uint64_t sum = 0;
+        for (unsigned i = 1; i <= r->sim->n; i++)
+            if (r->tier_of[i] == tier)
+                sum += r->sim->bytes[i];
+        if ((double)sum > (double)r->cfg->cap[tier] * (1.0 - r->cfg->headroom))
+            r->overfilled = true;
+    }
+    return 0;
+}
+
+static void sim_step(online_t *o, sim_t *s)
+{
+    prof_interval_t iv;
+    memset(&iv, 0, sizeof(iv));
+    iv.seq = ++s->seq;
+    for (unsigned i = 0; i < s->n; i++) {
+        memset(&s->rows[i], 0, sizeof(s->rows[i]));
+        s->rows[i].id = i + 1;
+        s->rows[i].serial = i + 1;
+        s->rows[i].heat = s->heat[i + 1];
+        s->rows[i].mapped = s->bytes[i + 1] * 2; /* resident wins */
+        s->rows[i].resident_valid = true;
+        s->rows[i].resident = s->bytes[i + 1];
+    }
+    iv.narenas = s->n;
+    iv.arenas = s->rows;
+    online_step(o, &iv);
+}
+
+/* 4 arenas of 1 MiB, fast tier fits two (2.5 MiB less 10%). */
+static online_t *setup(online_config_t *cfg, sim_t *s, rec_t *r)
+{
+    memset(s, 0, sizeof(*s));
+    memset(r, 0, sizeof(*r));
+    online_config_default(cfg);
+    cfg->every = 2;
+    cfg->interval_ns = 100000000ull;
+    cfg->cap[0] = 5 * MiB / 2;
+    cfg->migrate = rec_migrate;
+    cfg->migrate_ctx = r;
+    s->n = 4;
+    for (unsigned i = 1; i <= 4; i++)
+        s->bytes[i] = MiB;
+    r->sim = s;
+    r->cfg = cfg;
+    for (unsigned i = 0; i <= NMAX; i++)
+        r->tier_of[i] = cfg->ntiers - 1;
+    return online_new(cfg);
+}
+
+static void decide(online_t *o, sim_t *s, unsigned every)
+{
+    for (unsigned k = 0; k < every; k++)
+        sim_step(o, s);
+}
+
+/* In every interval's calls, no demotion after a promotion. */
+static bool demotions_first(const rec_t *r)
+{
+    for (unsigned i = 1; i < r->ncalls; i++)
+        if (r->seq[i] == r->seq[i - 1] &&
+            (int)r->tier[i - 1] < r->from[i - 1] &&
+            (int)r->tier[i] > r->from[i])
+            return false;
+    return true;
+}
+
+static void test_converge_and_phase(void)
+{
+    online_config_t cfg;
+    sim_t s;
+    rec_t r;
+    online_t *o = setup(&cfg, &s, &r);
+    REQUIRE_VOID(o);
+    s.heat[1] = s.heat[2] = 100;
+    s.heat[3] = s.heat[4] = 1;
+    CHECK(online_tier_of(o, 1) == -1); /* not seen yet */
+    sim_step(o, &s);
+    CHECK(r.ncalls == 0);              /* no decision before `every` */
+    sim_step(o, &s);
+    CHECK(online_tier_of(o, 1) == 0 && online_tier_of(o, 2) == 0);
+    CHECK(online_tier_of(o, 3) == 1 && online_tier_of(o, 4) == 1);
+    CHECK(r.ncalls == 2);
+    CHECK(online_tier_bytes(o, 0) == 2 * MiB);
+
+    /* Phase change: C, D become hot. */
+    s.heat[1] = s.heat[2] = 1;
+    s.heat[3] = s.heat[4] = 100;
+    unsigned d;
+    for (d = 0; d < 5; d++) {
+        decide(o, &s, cfg.every);
+        if (online_tier_of(o, 3) == 0 && online_tier_of(o, 4) == 0)
+            break;
+    }
+    CHECK_MSG(d < 3, "fast set became C,D after %u decisions", d + 1);
+    CHECK(online_tier_of(o, 1) == 1 && online_tier_of(o, 2) == 1);
+    CHECK(r.ncalls == 6);
+    CHECK(demotions_first(&r));
+    CHECK(!r.overfilled);
+    online_stats_t st;
+    online_get_stats(o, &st);
+    CHECK(st.moves == 6 && st.demotions == 2 && st.promotions == 4);
+    CHECK(st.bytes_migrated == 6 * MiB && st.failures == 0);
+    online_delete(o);
+}
+
+static void test_hysteresis(void)
+{
+    online_config_t cfg;
+    sim_t s;
+    rec_t r;
+    online_t *o = setup(&cfg, &s, &r);
+    REQUIRE_VOID(o);
+    online_delete(o);
+    s.n = 2;
+    cfg.cap[0] = 3 * MiB / 2; /* fits one */
+    o = online_new(&cfg);
+    REQUIRE_VOID(o);
+    unsigned seed = 7;
+    for (unsigned d = 0; d < 50; d++) {
+        for (unsigned i = 1; i <= 2; i++) {
+            seed = seed * 1103515245u + 12345u;
+            s.heat[i] = 100.0 + (double)((seed >> 16) % 21) - 10.0;
+        }
+        decide(o, &s, cfg.every);
+    }
+    online_stats_t st;
+    online_get_stats(o, &st);
+    CHECK_MSG(st.moves <= 2, "%llu moves over 50 jittering decisions",
+              (unsigned long long)st.moves);
+    CHECK(online_tier_bytes(o, 0) == MiB);
+    online_delete(o);
+}
+
+static void test_budget(void)
+{
+    online_config_t cfg;
+    sim_t s;
+    rec_t r;
+    online_t *o = setup(&cfg, &s, &r);
+    REQUIRE_VOID(o);
+    online_delete(o);
+    s.n = 8;
+    for (unsigned i = 1; i <= 8; i++) {
+        s.bytes[i] = MiB;
+        s.heat[i] = i <= 4 ? 100.0 + i : 1.0;
+    }
+    cfg.cap[0] = 9 * MiB / 2;                 /* fits four */
+    cfg.budget_bytes_per_s = 7.5 * (double)MiB; /* 1.5 MiB a decision */
+    uint64_t budget = 3 * MiB / 2;
+    o = online_new(&cfg);
+    REQUIRE_VOID(o);
+    bool within = true;
+    online_stats_t st;
+    for (unsigned d = 0; d < 40; d++) {
+        if (d == 10)
+            for (unsigned i = 1; i <= 8; i++)
+                s.heat[i] = i > 4 ? 100.0 + i : 1.0;
+        decide(o, &s, cfg.every);
+        online_get_stats(o, &st);
+        if (st.last_bytes > budget)
+            within = false;
+    }
+    CHECK(within);
+    CHECK(st.skipped_budget > 0);
+    for (unsigned i = 5; i <= 8; i++)
+        CHECK(online_tier_of(o, i) == 0);
+    CHECK(demotions_first(&r));
+    CHECK(!r.overfilled);
+    online_delete(o);
+}
+
+/* Random heats and sizes over three tiers: no tier ever overfills. */
+static void test_never_overfill(void)
+{
+    online_config_t cfg;
+    sim_t s;
+    rec_t r;
+    online_t *o = setup(&cfg, &s, &r);
+    REQUIRE_VOID(o);
+    online_delete(o);
+    cfg.ntiers = 3;
+    cfg.initial_tier = 2;
+    cfg.cap[0] = 3 * MiB;
+    cfg.cap[1] = 5 * MiB;
+    cfg.min_stay = 1;
+    cfg.hysteresis = 1.0;
+    for (unsigned i = 0; i <= NMAX; i++)
+        r.tier_of[i] = 2;
+    s.n = NMAX;
+    unsigned seed = 42;
+    o = online_new(&cfg);
+    REQUIRE_VOID(o);
+    unsigned decisions = (unsigned)(200 * tm_test_scale());
+    if (decisions < 20)
+        decisions = 20;
+    bool ok = true;
+    for (unsigned d = 0; d < decisions; d++) {
+        for (unsigned i = 1; i <= NMAX; i++) {
+            seed = seed * 1103515245u + 12345u;
+            s.heat[i] = (double)((seed >> 16) % 1000);
+            if (d % 10 == 0) {
+                seed = seed * 1103515245u + 12345u;
+                s.bytes[i] = 64 * KiB + ((seed >> 16) % 2048) * KiB;
+            }
+        }
+        decide(o, &s, cfg.every);
+        if ((double)online_tier_bytes(o, 0) > 0.9 * (double)cfg.cap[0] ||
+            (double)online_tier_bytes(o, 1) > 0.9 * (double)cfg.cap[1])
+            ok = false;
+    }
+    online_stats_t st;
+    online_get_stats(o, &st);
+    CHECK(ok);
+    CHECK(st.moves > 0);
+    CHECK(!r.overfilled);
+    CHECK(st.demotions > 0 && st.promotions > 0);
+    online_delete(o);
+}
+
+static void test_failure_retry(void)
+{
+    online_config_t cfg;
+    sim_t s;
+    rec_t r;
+    online_t *o = setup(&cfg, &s, &r);
+    REQUIRE_VOID(o);
+    s.heat[1] = s.heat[2] = 100;
+    s.heat[3] = s.heat[4] = 1;
+    r.fail_id = 1;
+    r.fail_left = 1;
+    decide(o, &s, cfg.every);
+    CHECK(online_tier_of(o, 1) == 1);    /* failed: map unchanged */
+    CHECK(online_tier_of(o, 2) == 0);
+    CHECK(online_tier_bytes(o, 0) == MiB);
+    online_stats_t st;
+    online_get_stats(o, &st);
+    CHECK(st.failures == 1 && st.moves == 1);
+    decide(o, &s, cfg.every);
+    CHECK(online_tier_of(o, 1) == 0);    /* retried */
+    online_get_stats(o, &st);
+    CHECK(st.failures == 1 && st.moves == 2);
+    online_delete(o);
+}
+
+static void test_cost_benefit(void)
+{
+    online_config_t cfg;
+    sim_t s;
+    rec_t r;
+    online_t *o = setup(&cfg, &s, &r);
+    REQUIRE_VOID(o);
+    online_delete(o);
+    s.n = 2;
+    s.bytes[1] = 4 * MiB;   /* hot but huge: 100*2*2 = 400 < 4 MiB*1e-3 */
+    s.heat[1] = 100;
+    s.bytes[2] = 16 * KiB;  /* 50*4 = 200 > 16.4 */
+    s.heat[2] = 50;
+    cfg.cap[0] = 16 * MiB;
+    cfg.cost_per_byte = 1e-3;
+    o = online_new(&cfg);
+    REQUIRE_VOID(o);
+    for (unsigned d = 0; d < 5; d++)
+        decide(o, &s, cfg.every);
+    CHECK(online_tier_of(o, 1) == 1);
+    CHECK(online_tier_of(o, 2) == 0);
+    online_stats_t st;
+    online_get_stats(o, &st);
+    CHECK(st.skipped_cost >= 5 && st.moves == 1);
+    online_delete(o);
+
+    /* Control: free moves, the huge one goes too. */
+    cfg.cost_per_byte = 0;
+    o = online_new(&cfg);
+    REQUIRE_VOID(o);
+    decide(o, &s, cfg.every);
+    CHECK(online_tier_of(o, 1) == 0 && online_tier_of(o, 2) == 0);
+    online_delete(o);
+}
+
+static void test_config(void)
+{
+    online_config_t cfg;
+    online_config_default(&cfg);
+    cfg.every = 0;
+    errno = 0;
+    CHECK(online_new(&cfg) == NULL && errno == EINVAL);
+    online_config_default(&cfg);
+    cfg.initial_tier = 2;
+    CHECK(online_new(&cfg) == NULL && errno == EINVAL);
+    online_config_default(&cfg);
+    cfg.headroom = 1.0;
+    CHECK(online_new(&cfg) == NULL && errno == EINVAL);
+}
+
+int main(void)
+{
+    test_config();
+    test_converge_and_phase();
+    test_hysteresis();
+    test_budget();
+    test_never_overfill();
+    test_failure_retry();
+    test_cost_benefit();
+    return tm_test_done("test_online");
+}
