@@ -22,10 +22,7 @@
  */
 #include "config.h"
 
-#include <math.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "profiler.h"
@@ -60,128 +57,60 @@ void prof_options_defaults(prof_options_t *o)
     o->residency_pages = 1024;
 }
 
-/* "250ms", "1s", "500us", "100000000ns"; a bare number is milliseconds. */
-static bool parse_duration_ns(const char *s, uint64_t *out)
-{
-    static const struct {
-        const char *unit;
-        uint64_t ns;
-    } units[] = {{"ns", 1}, {"us", 1000}, {"ms", 1000000},
-                 {"s", 1000000000}, {"", 1000000}};
-    size_t n = strspn(s, "0123456789");
-    if (n == 0 || n > 12)
-        return false;
-    char digits[16];
-    memcpy(digits, s, n);
-    digits[n] = '\0';
-    unsigned long v;
-    if (!tm_parse_ulong(digits, 0, 999999999999ul, &v))
-        return false;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (strcasecmp(s + n, units[i].unit) == 0) {
-            *out = (uint64_t)v * units[i].ns;
-            return true;
-        }
-    return false;
-}
-
-static bool parse_bool(const char *s, bool *out)
-{
-    static const char *const yes[] = {"1", "on", "yes", "true"};
-    static const char *const no[] = {"0", "off", "no", "false"};
-    for (size_t i = 0; i < 4; i++) {
-        if (strcasecmp(s, yes[i]) == 0)
-            return *out = true, true;
-        if (strcasecmp(s, no[i]) == 0)
-            return *out = false, true;
-    }
-    return false;
-}
-
-static bool parse_double(const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end != '\0' || !isfinite(v) || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
-}
-
-static const char *env_value(char *const *env, const char *name)
-{
-    size_t len = strlen(name);
-    for (; env != NULL && *env != NULL; env++)
-        if (strncmp(*env, name, len) == 0 && (*env)[len] == '=')
-            return *env + len + 1;
-    return NULL;
-}
-
-static void bad(const char *name, const char *value, const char *want,
-                const char *dflt)
-{
-    char shown[68];
-    size_t i = 0;
-    for (; value[i] != '\0' && i < 64; i++)
-        shown[i] = value[i] >= 0x20 && value[i] < 0x7f ? value[i] : '?';
-    shown[i] = '\0';
-    tm_log_warn("%s=%s%s is not %s; using %s", name, shown,
-                value[i] ? "..." : "", want, dflt);
-}
-
 static void parse_numbers(char *const *env, prof_options_t *o)
 {
     const char *v;
     unsigned long n;
-    if ((v = env_value(env, "TIERMEM_PROFILE_INTERVAL")) != NULL && *v) {
+    if ((v = tm_env_value(env, "TIERMEM_PROFILE_INTERVAL")) != NULL && *v) {
         uint64_t ns;
-        if (parse_duration_ns(v, &ns) && ns >= 1000000 &&
+        if (tm_parse_duration_ns(v, &ns) && ns >= 1000000 &&
             ns <= 3600ull * 1000000000)
             o->interval_ns = ns;
         else
-            bad("TIERMEM_PROFILE_INTERVAL", v,
-                "a duration from 1ms to 1h (e.g. 100ms, 1s)", "100ms");
+            tm_setting_bad("TIERMEM_PROFILE_INTERVAL", v,
+                           "a duration from 1ms to 1h (e.g. 100ms, 1s)",
+                           "100ms");
     }
-    if ((v = env_value(env, "TIERMEM_PROFILE_HALFLIFE")) != NULL && *v &&
-        !parse_double(v, 0.01, 1e6, &o->halflife))
-        bad("TIERMEM_PROFILE_HALFLIFE", v,
-            "a number of intervals from 0.01 to 1e6", "4");
-    if ((v = env_value(env, "TIERMEM_PROFILE_PERIOD")) != NULL && *v) {
+    if ((v = tm_env_value(env, "TIERMEM_PROFILE_HALFLIFE")) != NULL && *v &&
+        !tm_parse_double(v, 0.01, 1e6, &o->halflife))
+        tm_setting_bad("TIERMEM_PROFILE_HALFLIFE", v,
+                       "a number of intervals from 0.01 to 1e6", "4");
+    if ((v = tm_env_value(env, "TIERMEM_PROFILE_PERIOD")) != NULL && *v) {
         if (tm_parse_ulong(v, 1, 1ul << 40, &n))
             o->period = n;
         else
-            bad("TIERMEM_PROFILE_PERIOD", v, "a number of events >= 1",
-                "the sampler's default");
+            tm_setting_bad("TIERMEM_PROFILE_PERIOD", v,
+                           "a number of events >= 1", "the sampler's default");
     }
-    if ((v = env_value(env, "TIERMEM_PROFILE_RING_PAGES")) != NULL && *v) {
+    if ((v = tm_env_value(env, "TIERMEM_PROFILE_RING_PAGES")) != NULL && *v) {
         if (tm_parse_ulong(v, 1, 1ul << 16, &n) && (n & (n - 1)) == 0)
             o->ring_pages = (unsigned)n;
         else
-            bad("TIERMEM_PROFILE_RING_PAGES", v,
-                "a power of two from 1 to 65536", "64");
+            tm_setting_bad("TIERMEM_PROFILE_RING_PAGES", v,
+                           "a power of two from 1 to 65536", "64");
     }
-    if ((v = env_value(env, "TIERMEM_PROFILE_UFFD_PAGES")) != NULL && *v) {
+    if ((v = tm_env_value(env, "TIERMEM_PROFILE_UFFD_PAGES")) != NULL && *v) {
         if (tm_parse_ulong(v, 1, 1ul << 20, &n))
             o->uffd_pages = (unsigned)n;
         else
-            bad("TIERMEM_PROFILE_UFFD_PAGES", v, "a page count from 1",
-                "16");
+            tm_setting_bad("TIERMEM_PROFILE_UFFD_PAGES", v,
+                           "a page count from 1", "16");
     }
-    if ((v = env_value(env, "TIERMEM_PROFILE_RESIDENCY_EVERY")) != NULL &&
+    if ((v = tm_env_value(env, "TIERMEM_PROFILE_RESIDENCY_EVERY")) != NULL &&
         *v) {
         if (tm_parse_ulong(v, 0, 1ul << 20, &n))
             o->residency_every = (unsigned)n;
         else
-            bad("TIERMEM_PROFILE_RESIDENCY_EVERY", v,
-                "a number of intervals (0 = never)", "10");
+            tm_setting_bad("TIERMEM_PROFILE_RESIDENCY_EVERY", v,
+                           "a number of intervals (0 = never)", "10");
     }
-    if ((v = env_value(env, "TIERMEM_PROFILE_RESIDENCY_PAGES")) != NULL &&
+    if ((v = tm_env_value(env, "TIERMEM_PROFILE_RESIDENCY_PAGES")) != NULL &&
         *v) {
         if (tm_parse_ulong(v, 1, 1ul << 30, &n))
             o->residency_pages = n;
         else
-            bad("TIERMEM_PROFILE_RESIDENCY_PAGES", v, "a page count from 1",
-                "1024");
+            tm_setting_bad("TIERMEM_PROFILE_RESIDENCY_PAGES", v,
+                           "a page count from 1", "1024");
     }
 }
 
@@ -193,7 +122,7 @@ static void copy_setting(const char *name, const char *v, char *dst,
         memcpy(dst, v, len + 1);
         return;
     }
-    bad(name, v, "a path that fits", "none");
+    tm_setting_bad(name, v, "a path that fits", "none");
     dst[0] = '\0';
 }
 
@@ -201,33 +130,34 @@ void prof_options_parse(char *const *env, prof_options_t *o)
 {
     prof_options_defaults(o);
     const char *v;
-    if ((v = env_value(env, "TIERMEM_PROFILE")) != NULL && *v &&
-        !parse_bool(v, &o->enabled))
-        bad("TIERMEM_PROFILE", v, "1, on, yes, true, 0, off, no or false",
-            "off");
-    if ((v = env_value(env, "TIERMEM_PROFILE_SAMPLER")) != NULL && *v) {
+    if ((v = tm_env_value(env, "TIERMEM_PROFILE")) != NULL && *v &&
+        !tm_parse_bool(v, &o->enabled))
+        tm_setting_bad("TIERMEM_PROFILE", v,
+                       "1, on, yes, true, 0, off, no or false", "off");
+    if ((v = tm_env_value(env, "TIERMEM_PROFILE_SAMPLER")) != NULL && *v) {
         int k = tm_parse_enum(v, sampler_names, NSAMPLERS);
         if (k >= 0)
             o->sampler = (prof_sampler_kind_t)k;
         else
-            bad("TIERMEM_PROFILE_SAMPLER", v,
-                "one of auto, pebs, ibs, faults, uffd, replay, none", "auto");
+            tm_setting_bad("TIERMEM_PROFILE_SAMPLER", v,
+                           "one of auto, pebs, ibs, faults, uffd, replay, none",
+                           "auto");
     }
     parse_numbers(env, o);
-    if ((v = env_value(env, "TIERMEM_PROFILE_EVENT")) != NULL && *v)
+    if ((v = tm_env_value(env, "TIERMEM_PROFILE_EVENT")) != NULL && *v)
         copy_setting("TIERMEM_PROFILE_EVENT", v, o->event, sizeof o->event);
-    if ((v = env_value(env, "TIERMEM_PROFILE_REPLAY")) != NULL && *v)
+    if ((v = tm_env_value(env, "TIERMEM_PROFILE_REPLAY")) != NULL && *v)
         copy_setting("TIERMEM_PROFILE_REPLAY", v, o->replay,
                      sizeof o->replay);
-    if ((v = env_value(env, "TIERMEM_PROFILE_CLOCK")) != NULL && *v) {
+    if ((v = tm_env_value(env, "TIERMEM_PROFILE_CLOCK")) != NULL && *v) {
         static const char *const clocks[] = {"wall", "trace"};
         int k = tm_parse_enum(v, clocks, 2);
         if (k >= 0)
             o->trace_clock = k == 1;
         else
-            bad("TIERMEM_PROFILE_CLOCK", v, "wall or trace", "wall");
+            tm_setting_bad("TIERMEM_PROFILE_CLOCK", v, "wall or trace", "wall");
     }
-    if ((v = env_value(env, "TIERMEM_PROFILE_FILE")) != NULL && *v) {
+    if ((v = tm_env_value(env, "TIERMEM_PROFILE_FILE")) != NULL && *v) {
         char exe[256] = "";
         ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
         exe[n > 0 ? n : 0] = '\0';
@@ -235,9 +165,9 @@ void prof_options_parse(char *const *env, prof_options_t *o)
         base = base ? base + 1 : (exe[0] ? exe : "unknown");
         if (!tm_expand_path(v, tm_options.rank, (long)getpid(), base,
                             o->file, sizeof o->file)) {
-            bad("TIERMEM_PROFILE_FILE", v,
-                "a path that fits, with only %r, %p, %e and %%",
-                "the default name");
+            tm_setting_bad("TIERMEM_PROFILE_FILE", v,
+                           "a path that fits, with only %r, %p, %e and %%",
+                           "the default name");
             o->file[0] = '\0';
         }
     }

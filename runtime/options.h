@@ -85,6 +85,19 @@ bool tm_parse_ulong(const char *s, unsigned long min, unsigned long max,
 /* One of names[0..n) case-insensitively; returns its index or -1. */
 int tm_parse_enum(const char *s, const char *const *names, size_t n);
 
+/* setting_env.c: what every layer's settings share. */
+/* The value of NAME in env (NULL-terminated "NAME=value" array), or NULL. */
+const char *tm_env_value(char *const *env, const char *name);
+/* One warning: "NAME=value is not WANT; using DFLT" (value made printable). */
+void tm_setting_bad(const char *name, const char *value, const char *want,
+                    const char *dflt);
+/* 1|on|yes|true and 0|off|no|false, case-insensitively. */
+bool tm_parse_bool(const char *s, bool *out);
+/* A finite number within [lo, hi], all of s. */
+bool tm_parse_double(const char *s, double lo, double hi, double *out);
+/* "250ms", "1s", "500us", "100ns"; a bare number is milliseconds. */
+bool tm_parse_duration_ns(const char *s, uint64_t *out);
+
 /* Expand %r (rank, or "0" with no rank), %p (pid), %e (executable's base
  * name) and %% in pattern into out (size outsz).  False if it does not fit
  * or a % is followed by anything else. */

@@ -4,7 +4,7 @@
 # their unit tests, and the fuzz targets that scripts/fuzz.sh builds with
 # clang's libFuzzer outside automake.
 libtmcore_la_SOURCES += runtime/options.h runtime/options.c runtime/parse.c \
-	runtime/guidance.c
+	runtime/setting_env.c runtime/guidance.c
 
 check_PROGRAMS += tests/unit/test_options tests/unit/test_guidance
 tests_unit_test_options_SOURCES = tests/unit/test_options.c tests/tm_test.h tests/observe.h
