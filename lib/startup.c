@@ -12,12 +12,14 @@
  */
 #include "config.h"
 
-#include "profiler.h"
+#include "policy.h"
 
 __attribute__((constructor)) static void tiermem_startup(void)
 {
     tm_runtime_init();
     /* exec replaces the image without exit's handlers: finish first */
     tm_runtime_set_exec_hook(profiler_before_exec);
-    profiler_start_from_env(); /* when TIERMEM_PROFILE asks; stops at exit */
+    /* the profiler when TIERMEM_PROFILE or TIERMEM_POLICY=online asks,
+     * with the online policy as its interval hook; it stops at exit */
+    policy_start_from_env();
 }

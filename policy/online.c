@@ -14,7 +14,8 @@
  *      the next decision tries again.
  *
  * The policy keeps its own map of arena -> tier: an arena first seen is
- * assumed on cfg.initial_tier (the slowest by default).  place_items()
+ * on the tier its placement names (cfg.topology), else on
+ * cfg.initial_tier (the slowest by default).  place_items()
  * allocates with malloc, so the greedy (hotset) selection is done here
  * over tm_meta_alloc tables instead.
  */
@@ -42,6 +43,8 @@ struct online {
     online_config_t cfg;
     uint64_t steps, last_seq;
     online_stats_t stats;
+    double credit;          /* migration bytes the budget allows now */
+    uint64_t wanted;        /* the largest move the budget put off last */
     online_arena_t *arena;  /* [TM_MAX_ARENAS + 1] */
     unsigned *order;        /* [TM_MAX_ARENAS]: ids being ranked */
     double *score;          /* [TM_MAX_ARENAS + 1]: sort keys by id */
@@ -114,11 +117,13 @@ void online_delete(online_t *o)
 
 /* The real move: the arena table walk keeps the arena alive meanwhile.
  * Fast tiers are bound PREFERRED so a full node spills, not fails. */
-static int online_migrate_default(unsigned arena_id, unsigned tier)
+static int online_migrate_default(const online_t *o, unsigned arena_id,
+                                  unsigned tier)
 {
+    const tm_topology_t *topo = o->cfg.topology ? o->cfg.topology
+                                                : &sites_topology;
     tm_placement_t to;
-    if (tm_topology_tier_placement(&sites_topology, tier, TM_MODE_PREFERRED,
-                                   &to) != 0) {
+    if (tm_topology_tier_placement(topo, tier, TM_MODE_PREFERRED, &to) != 0) {
         tm_log_warn("online: no placement for tier %u: errno %d", tier, errno);
         return -1;
     }
@@ -139,10 +144,22 @@ static int online_migrate(online_t *o, unsigned id, unsigned tier)
 {
     if (o->cfg.migrate)
         return o->cfg.migrate(o->cfg.migrate_ctx, id, tier);
-    return online_migrate_default(id, tier);
+    return online_migrate_default(o, id, tier);
 }
 
 /* ---------------------------------------------------------------- tracking */
+
+/* The tier whose nodes hold every node of the placement; initial_tier
+ * when there is no topology or the placement spans tiers. */
+static uint8_t online_first_tier(const online_t *o, const tm_placement_t *p)
+{
+    const tm_topology_t *t = o->cfg.topology;
+    if (t != NULL && p->nodes != 0)
+        for (unsigned i = 0; i < t->ntiers && i < o->cfg.ntiers; i++)
+            if ((p->nodes & ~t->tiers[i].nodes) == 0)
+                return (uint8_t)i;
+    return (uint8_t)o->cfg.initial_tier;
+}
 
 static void online_track(online_t *o, const prof_interval_t *iv)
 {
@@ -154,7 +171,7 @@ static void online_track(online_t *o, const prof_interval_t *iv)
         if (a->tier == ONLINE_NONE || a->serial != r->serial) {
             memset(a, 0, sizeof(*a));
             a->serial = r->serial;
-            a->tier = (uint8_t)o->cfg.initial_tier;
+            a->tier = online_first_tier(o, &r->placement);
         }
         a->seen_seq = iv->seq;
         a->heat = r->heat;
@@ -224,13 +241,25 @@ static bool online_pinned(const online_t *o, const online_arena_t *a)
     return a->moved_at && o->stats.decisions - a->moved_at < o->cfg.min_stay;
 }
 
+/* Accesses one heat unit stands for: the configured figure, else the
+ * running sampler's (read on the profiling thread, which started after
+ * the sampler was chosen), else 1. */
+static double online_accesses_per_sample(const online_t *o)
+{
+    if (o->cfg.accesses_per_sample > 0.0)
+        return o->cfg.accesses_per_sample;
+    double a = profiler_accesses_per_sample();
+    return a > 0.0 ? a : 1.0;
+}
+
 /* Cost/benefit: the accesses the arena is expected to take over the time
  * it will stay (min_stay decisions) must pay for moving its bytes. */
 static bool online_worth_moving(const online_t *o, const online_arena_t *a)
 {
     double horizon = (double)o->cfg.every *
                      (o->cfg.min_stay ? o->cfg.min_stay : 1);
-    double benefit = a->heat * horizon * o->cfg.benefit_per_access;
+    double benefit = a->heat * online_accesses_per_sample(o) * horizon *
+                     o->cfg.benefit_per_access;
     return benefit >= (double)a->bytes * o->cfg.cost_per_byte;
 }
 
@@ -291,8 +320,27 @@ static void online_choose(online_t *o)
 
 typedef struct online_round {
     double budget;          /* bytes left this decision; < 0 = unlimited */
+    bool held;              /* an earlier move waits for budget */
+    uint64_t wanted;        /* the largest move put off for budget */
     uint64_t used[TM_MAX_NODES];
 } online_round_t;
+
+/* Moves are paid for in order (demotions, then promotions).  One the
+ * budget cannot pay for now holds back every move after it: otherwise
+ * smaller, less important moves would spend the budget each decision and
+ * a large arena would never save up enough to move. */
+static bool online_afford(online_t *o, online_round_t *r, uint64_t bytes)
+{
+    if (r->budget < 0.0)
+        return true;
+    if (!r->held && (double)bytes <= r->budget)
+        return true;
+    r->held = true;
+    if (bytes > r->wanted)
+        r->wanted = bytes;
+    o->stats.skipped_budget++;
+    return false;
+}
 
 static void online_move(online_t *o, online_round_t *r, unsigned id)
 {
@@ -300,16 +348,17 @@ static void online_move(online_t *o, online_round_t *r, unsigned id)
     unsigned to = a->target, from = a->tier;
     if (to < o->cfg.ntiers - 1 && r->used[to] + a->bytes > online_usable(o, to))
         return;               /* would overfill: wait for room */
-    if (r->budget >= 0.0 && (double)a->bytes > r->budget) {
-        o->stats.skipped_budget++;
+    if (!online_afford(o, r, a->bytes))
         return;
-    }
     if (online_migrate(o, id, to) != 0) {
         o->stats.failures++;
-        tm_log_warn("online: moving arena %u from tier %u to %u failed: "
-                    "errno %d (will retry)", id, from, to, errno);
+        tm_log_warn("online: moving arena %u (%llu bytes) from tier %u to %u "
+                    "failed: errno %d (will retry)", id,
+                    (unsigned long long)a->bytes, from, to, errno);
         return;
     }
+    tm_log_info("online: arena %u (%llu bytes) tier %u -> %u", id,
+                (unsigned long long)a->bytes, from, to);
     if (r->budget >= 0.0)
         r->budget -= (double)a->bytes;
     r->used[from] -= a->bytes;
@@ -327,14 +376,27 @@ static void online_move(online_t *o, online_round_t *r, unsigned id)
 
 /* Demotions: slowest source tier first (room below before room above),
  * coldest first.  Promotions: fastest destination first, hottest first. */
+/* The budget this decision may spend: one decision's worth, plus what
+ * earlier decisions saved while a move they put off waited -- up to that
+ * move's size, so an idle policy banks no burst. */
+static double online_budget(online_t *o)
+{
+    if (o->cfg.budget_bytes_per_s <= 0.0)
+        return -1.0;
+    double per = o->cfg.budget_bytes_per_s * o->cfg.every *
+                 (double)o->cfg.interval_ns / 1e9;
+    double cap = (double)o->wanted > per ? (double)o->wanted : per;
+    o->credit += per;
+    if (o->credit > cap)
+        o->credit = cap;
+    return o->credit;
+}
+
 static void online_apply(online_t *o)
 {
     online_round_t r;
     memset(&r, 0, sizeof(r));
-    r.budget = o->cfg.budget_bytes_per_s > 0.0
-                   ? o->cfg.budget_bytes_per_s * o->cfg.every *
-                         (double)o->cfg.interval_ns / 1e9
-                   : -1.0;
+    r.budget = online_budget(o);
     size_t n = 0;
     for (unsigned id = 1; id <= TM_MAX_ARENAS; id++)
         if (online_live(o, id)) {
@@ -355,6 +417,9 @@ static void online_apply(online_t *o)
             if (a->target == t && a->tier > t)
                 online_move(o, &r, o->order[i]);
         }
+    if (r.budget >= 0.0)
+        o->credit = r.budget;
+    o->wanted = r.wanted;
 }
 
 /* ---------------------------------------------------------------- step */

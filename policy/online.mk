@@ -1,6 +1,7 @@
 # policy/online.mk -- automake fragment included by Makefile.am:
 # the online policy (arena heat -> tier moves while the program runs).
-libtmcore_la_SOURCES += policy/online.c
+libtmcore_la_SOURCES += policy/online.c policy/policy_options.c \
+	policy/policy_start.c
 
 check_PROGRAMS += tests/unit/test_online
 tests_unit_test_online_SOURCES = tests/unit/test_online.c tests/tm_test.h

@@ -9,6 +9,8 @@
  *
  *   placement.c   the algorithms: hotset, thermos, knapsack
  *   guide.c       profiles -> items -> placement -> guidance file
+ *   online.c      arenas between tiers while the program runs
+ *   policy_options.c, policy_start.c   its settings, and its start-up
  */
 #ifndef TM_POLICY_H
 #define TM_POLICY_H
@@ -134,7 +136,16 @@ typedef struct online_config {
     unsigned min_stay;         /* decisions a moved arena stays put */
     double benefit_per_access; /* weight of one access (heat unit) saved */
     double cost_per_byte;      /* weight of one byte moved; 0 = free */
-    unsigned initial_tier;     /* tier assumed for an arena first seen */
+    double accesses_per_sample;/* accesses one heat unit stands for in the
+                                  cost/benefit test; 0 = the running
+                                  sampler's estimate (1 when none) */
+    unsigned initial_tier;     /* tier assumed for an arena first seen
+                                  whose placement names no tier */
+    const tm_topology_t *topology; /* tiers' nodes: an arena first seen is
+                                  on the tier its placement's nodes are
+                                  in; NULL = always initial_tier.  The
+                                  default move places on these tiers
+                                  (NULL: the runtime's topology) */
     online_migrate_fn migrate; /* NULL = move the real arena */
     void *migrate_ctx;
 } online_config_t;
@@ -146,7 +157,9 @@ typedef struct online_stats {
     uint64_t bytes_migrated;   /* bytes of successful migrations */
     uint64_t failures;         /* migrate calls that returned -1 */
     uint64_t skipped_cost;     /* promotions refused by cost/benefit */
-    uint64_t skipped_budget;   /* moves put off: budget used up */
+    uint64_t skipped_budget;   /* moves put off: budget used up (a move
+                                  put off holds back the rest of its pass,
+                                  so the budget saves up for it) */
     uint64_t last_bytes;       /* bytes migrated by the last decision */
 } online_stats_t;
 
@@ -154,8 +167,8 @@ typedef struct online online_t;
 
 /* Defaults: every 4, interval 100 ms, 2 tiers (cap[0] = 0: nothing is
  * fast until set), headroom 0.1, unlimited budget, hysteresis 1.5,
- * min_stay 2, benefit_per_access 1, cost_per_byte 0, initial_tier =
- * the slowest. */
+ * min_stay 2, benefit_per_access 1, cost_per_byte 0, accesses_per_sample
+ * 0, initial_tier = the slowest, no topology. */
 void online_config_default(online_config_t *cfg);
 /* NULL with errno EINVAL (bad config) or ENOMEM. */
 online_t *online_new(const online_config_t *cfg);
@@ -171,5 +184,42 @@ void online_get_stats(const online_t *o, online_stats_t *out);
 int online_tier_of(const online_t *o, unsigned arena_id);
 /* Bytes on a tier by the policy's map (last known bytes per arena). */
 uint64_t online_tier_bytes(const online_t *o, unsigned tier);
+
+/* ===== settings and start-up ============================================
+ * policy_options.c: TIERMEM_POLICY* (doc/configuration.md);
+ * policy_start.c: the online policy wired to the profiler. */
+
+typedef enum policy_kind { POLICY_NONE = 0, POLICY_ONLINE } policy_kind_t;
+
+typedef struct policy_options {
+    policy_kind_t kind;          /* TIERMEM_POLICY */
+    unsigned every;              /* TIERMEM_POLICY_EVERY */
+    unsigned ncap;               /* TIERMEM_POLICY_CAPACITY entries; tiers */
+    guide_capacity_t cap[TM_MAX_NODES]; /* past ncap are auto.  PERCENT is
+                                    of the tier's size; AUTO the tier's
+                                    size over the ranks on this host */
+    double headroom;             /* TIERMEM_POLICY_HEADROOM */
+    double budget_bytes_per_s;   /* TIERMEM_POLICY_BUDGET; 0 = no limit */
+    double hysteresis;           /* TIERMEM_POLICY_HYSTERESIS */
+    unsigned min_stay;           /* TIERMEM_POLICY_MIN_STAY */
+    double move_cost_ns_per_byte;/* TIERMEM_POLICY_MOVE_COST; 0 = off */
+} policy_options_t;
+
+void policy_options_defaults(policy_options_t *o);
+/* Fill o from an environment array (like environ); never fails. */
+void policy_options_parse(char *const *env, policy_options_t *o);
+/* MPI ranks on this host, from the launcher's variables (1 if none). */
+unsigned policy_local_ranks(char *const *env);
+/* The online policy's configuration for these settings and tiers: fast
+ * tiers' capacities, the cost/benefit weights (ns saved per access from
+ * HMAT latencies, else 100; ns per byte moved), an arena's first tier from
+ * its placement.  0, or -1 with errno ENODEV when there is one tier. */
+int policy_online_config(const policy_options_t *po, const tm_topology_t *topo,
+                         uint64_t interval_ns, unsigned local_ranks,
+                         online_config_t *out);
+/* The library's start-up: read TIERMEM_POLICY* and TIERMEM_PROFILE*, wire
+ * the online policy in as the profiler's interval hook when asked, and
+ * start the profiler when either asks for it. */
+void policy_start_from_env(void);
 
 #endif /* TM_POLICY_H */

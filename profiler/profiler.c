@@ -94,6 +94,12 @@ const char *profiler_sampler_name(void)
     return prof.running ? prof.sampler_name : "";
 }
 
+double profiler_accesses_per_sample(void)
+{
+    return prof.running && prof.sampling ? prof.sampler.accesses_per_sample
+                                         : 0.0;
+}
+
 const char *profiler_profile_path(void)
 {
     return prof.running ? prof.path : "";
@@ -489,12 +495,16 @@ static int start_locked(const prof_options_t *o)
         errno = ENOMEM;
         return -1;
     }
+    sampler_choose(o);
+    if (o->no_file) { /* the online policy alone: intervals, no profile */
+        prof.path[0] = '\0';
+        return fds_open() == 0 ? thread_start() : -1;
+    }
     if (!profile_path_choose(o)) {
         tm_log_error("profiler: the profile path is too long");
         errno = ENAMETOOLONG;
         return -1;
     }
-    sampler_choose(o);
     prof_header_t *h = tm_meta_alloc(sizeof *h);
     if (h == NULL) {
         errno = ENOMEM;
@@ -548,7 +558,8 @@ int profiler_start(const prof_options_t *o)
         prof.running = true;
         tm_log_info("profiler: started, sampler %s, interval %llu ms, "
                     "profile %s", prof.sampler_name,
-                    (unsigned long long)(o->interval_ns / 1000000), prof.path);
+                    (unsigned long long)(o->interval_ns / 1000000),
+                    o->no_file ? "none" : prof.path);
     }
     pthread_mutex_unlock(&prof.lock);
     return rc;

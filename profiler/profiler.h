@@ -74,6 +74,9 @@ typedef struct prof_options {
     char file[TM_PATH_MAX];      /* TIERMEM_PROFILE_FILE (%r %p %e expanded);
                                     "" = tiermem-profile.<exe>.<pid|rankN>.txt
                                     in TIERMEM_OUTPUT_DIR, or "." */
+    bool no_file;                /* write no profile: intervals go to the
+                                    interval hook only (the online policy
+                                    without TIERMEM_PROFILE) */
 } prof_options_t;
 
 void prof_options_defaults(prof_options_t *o);
@@ -125,6 +128,9 @@ struct sampler {
     const char *name;   /* what the profile calls it: "pebs", "uffd", ... */
     prof_sink_t sink;   /* set by open */
     void *state;        /* the backend's own, in tm_meta_alloc memory */
+    double accesses_per_sample; /* memory accesses one sample of weight 1
+                                   stands for, as far as the backend can
+                                   tell (set by open; 0 = unknown) */
 };
 
 /* The backends.  sampler_perf serves pebs, ibs and faults (o->sampler says
@@ -345,6 +351,10 @@ void profiler_before_exec(void);
 bool profiler_running(void);
 /* The sampler in use ("uffd", "pebs", ...), or "" when not running. */
 const char *profiler_sampler_name(void);
+/* Memory accesses one sample stands for, by the running sampler's own
+ * estimate (0 when not sampling): the perf period, a uffd page's cache
+ * lines, 1 for a trace.  The online policy's cost/benefit reads it. */
+double profiler_accesses_per_sample(void);
 /* The profile file being written ("" when none). */
 const char *profiler_profile_path(void);
 /* Read the settings and start if TIERMEM_PROFILE asks; stop at exit. */

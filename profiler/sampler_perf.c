@@ -543,6 +543,7 @@ static int perf_open(sampler_t *s, const prof_options_t *o,
     }
     s->state = st;
     s->name = perf_kind_name(st->kind);
+    s->accesses_per_sample = (double)st->attr.sample_period;
     s->sink = *sink;
     if (st->filter_kernel) {
         st->user_sink = *sink;

@@ -449,6 +449,7 @@ static int replay_open(sampler_t *s, const prof_options_t *o,
     tm_log_info("replay: %s: %zu sample lines", st->path, st->nrecs);
     s->sink = *sink;
     s->name = "replay";
+    s->accesses_per_sample = 1.0; /* a trace counts accesses */
     s->state = st;
     return 0;
 }

@@ -163,6 +163,10 @@ static int uffd_open(sampler_t *s, const prof_options_t *o,
     s->sink = *sink;
     if (s->name == NULL)
         s->name = "uffd";
+    /* a sample is a page written since it was protected: at least one
+     * access, and a program that writes a page sequentially makes one
+     * per cache line; the line count is the estimate */
+    s->accesses_per_sample = (double)st->page / 64.0;
     tm_log_info("uffd sampler: fd %d, %u pages per interval", st->uffd,
                 st->budget);
     return 0;

@@ -153,6 +153,11 @@ static const char *const read_elsewhere[] = {
     "TIERMEM_PROFILE_UFFD_PAGES", "TIERMEM_PROFILE_RESIDENCY_EVERY",
     "TIERMEM_PROFILE_RESIDENCY_PAGES", "TIERMEM_PROFILE_REPLAY",
     "TIERMEM_PROFILE_CLOCK", "TIERMEM_PROFILE_FILE",
+    /* the policy layer's own (policy/policy_options.c) */
+    "TIERMEM_POLICY", "TIERMEM_POLICY_EVERY", "TIERMEM_POLICY_CAPACITY",
+    "TIERMEM_POLICY_HEADROOM", "TIERMEM_POLICY_BUDGET",
+    "TIERMEM_POLICY_HYSTERESIS", "TIERMEM_POLICY_MIN_STAY",
+    "TIERMEM_POLICY_MOVE_COST",
 };
 
 /* Where MPI launchers put the rank, in the order they are tried. */

@@ -18,6 +18,7 @@ typedef struct sim {
     unsigned n;
     double heat[NMAX + 1];
     uint64_t bytes[NMAX + 1];
+    uint64_t nodes[NMAX + 1];  /* the row's placement (0: none) */
     prof_arena_row_t rows[NMAX];
     uint64_t seq;
 } sim_t;
@@ -77,6 +78,8 @@ static void sim_step(online_t *o, sim_t *s)
         s->rows[i].mapped = s->bytes[i + 1] * 2; /* resident wins */
         s->rows[i].resident_valid = true;
         s->rows[i].resident = s->bytes[i + 1];
+        s->rows[i].placement.mode = TM_MODE_BIND;
+        s->rows[i].placement.nodes = s->nodes[i + 1];
     }
     iv.narenas = s->n;
     iv.arenas = s->rows;
@@ -334,6 +337,112 @@ static void test_cost_benefit(void)
     online_delete(o);
 }
 
+/* An arena bigger than one decision's budget moves once the budget has
+ * saved up for it, and holds back the smaller moves after it meanwhile. */
+static void test_budget_carry(void)
+{
+    online_config_t cfg;
+    sim_t s;
+    rec_t r;
+    online_t *o = setup(&cfg, &s, &r);
+    REQUIRE_VOID(o);
+    online_delete(o);
+    s.n = 2;
+    s.bytes[1] = 4 * MiB;       /* the hottest per byte: promoted first */
+    s.heat[1] = 1000;
+    s.bytes[2] = MiB / 2;
+    s.heat[2] = 10;
+    cfg.cap[0] = 16 * MiB;
+    cfg.budget_bytes_per_s = 5.0 * (double)MiB; /* 1 MiB a decision */
+    o = online_new(&cfg);
+    REQUIRE_VOID(o);
+    unsigned big_at = 0, small_at = 0;
+    uint64_t most = 0;
+    for (unsigned d = 1; d <= 8; d++) {
+        decide(o, &s, cfg.every);
+        online_stats_t st;
+        online_get_stats(o, &st);
+        if (st.last_bytes > most)
+            most = st.last_bytes;
+        if (!big_at && online_tier_of(o, 1) == 0)
+            big_at = d;
+        if (!small_at && online_tier_of(o, 2) == 0)
+            small_at = d;
+    }
+    CHECK_MSG(big_at == 4, "the 4 MiB arena moved at decision %u", big_at);
+    CHECK_MSG(small_at == 5, "the small arena moved at decision %u "
+              "(held back behind the big one until then)", small_at);
+    CHECK(most == 4 * MiB);
+    online_delete(o);
+
+    /* Idle decisions bank nothing: after 10 with nothing to move, a
+     * phase change moves one decision's worth (1 MiB), not more. */
+    s.n = 4;
+    for (unsigned i = 1; i <= 4; i++) {
+        s.bytes[i] = MiB / 2;
+        s.heat[i] = i <= 2 ? 100 : 1;
+    }
+    cfg.cap[0] = MiB + MiB / 4; /* fits two (less 10%: 1.125 MiB) */
+    o = online_new(&cfg);
+    REQUIRE_VOID(o);
+    for (unsigned d = 0; d < 12; d++)
+        decide(o, &s, cfg.every);
+    CHECK(online_tier_of(o, 1) == 0 && online_tier_of(o, 2) == 0);
+    s.heat[1] = s.heat[2] = 1;
+    s.heat[3] = s.heat[4] = 100;
+    decide(o, &s, cfg.every);
+    online_stats_t st;
+    online_get_stats(o, &st);
+    CHECK_MSG(st.last_bytes <= MiB, "%llu bytes after idle decisions",
+              (unsigned long long)st.last_bytes);
+    for (unsigned d = 0; d < 6; d++)
+        decide(o, &s, cfg.every);
+    CHECK(online_tier_of(o, 3) == 0 && online_tier_of(o, 4) == 0);
+    online_delete(o);
+}
+
+/* With a topology, an arena first seen is on the tier its placement's
+ * nodes are in; a placement spanning tiers, or none, is initial_tier. */
+static void test_first_tier(void)
+{
+    tm_topology_t topo;
+    memset(&topo, 0, sizeof topo);
+    topo.nnodes = 3;
+    for (unsigned i = 0; i < 3; i++)
+        topo.nodes[i].id = i;
+    topo.ntiers = 3;
+    topo.tiers[0].nodes = 1u << 1; /* HBM node 1 is the fastest */
+    topo.tiers[1].nodes = 1u << 0;
+    topo.tiers[2].nodes = 1u << 2;
+    online_config_t cfg;
+    sim_t s;
+    rec_t r;
+    online_t *o = setup(&cfg, &s, &r);
+    REQUIRE_VOID(o);
+    online_delete(o);
+    cfg.ntiers = 3;
+    cfg.initial_tier = 2;
+    cfg.cap[0] = cfg.cap[1] = 64 * MiB;
+    cfg.topology = &topo;
+    cfg.every = 1000; /* watch the map only */
+    s.n = 5;
+    s.nodes[1] = 1u << 1;
+    s.nodes[2] = 1u << 0;
+    s.nodes[3] = 1u << 2;
+    s.nodes[4] = (1u << 0) | (1u << 2);
+    s.nodes[5] = 0;
+    o = online_new(&cfg);
+    REQUIRE_VOID(o);
+    sim_step(o, &s);
+    CHECK(online_tier_of(o, 1) == 0);
+    CHECK(online_tier_of(o, 2) == 1);
+    CHECK(online_tier_of(o, 3) == 2);
+    CHECK(online_tier_of(o, 4) == 2);
+    CHECK(online_tier_of(o, 5) == 2);
+    CHECK(online_tier_bytes(o, 0) == MiB && online_tier_bytes(o, 1) == MiB);
+    online_delete(o);
+}
+
 static void test_config(void)
 {
     online_config_t cfg;
@@ -358,5 +467,7 @@ int main(void)
     test_never_overfill();
     test_failure_retry();
     test_cost_benefit();
+    test_budget_carry();
+    test_first_tier();
     return tm_test_done("test_online");
 }
