@@ -8,3 +8,8 @@ tests_unit_test_online_SOURCES = tests/unit/test_online.c tests/tm_test.h
 tests_unit_test_online_LDADD = $(TEST_LIBS)
 
 EXTRA_DIST += doc/policy-online.md
+
+check_PROGRAMS += tests/unit/test_policy
+tests_unit_test_policy_SOURCES = tests/unit/test_policy.c tests/tm_test.h \
+	tests/observe.h
+tests_unit_test_policy_LDADD = $(TEST_LIBS)
