@@ -13,6 +13,13 @@
 #    site table: how many sites, the biggest by peak live bytes with their
 #    frames (tools/tiermem-sites), and what site 0 holds; and of each rank's
 #    profile (tiermem-profile): the sampler, and the most accessed sites.
+# 3. The policy loop: tiermem-guide turns the ranks' profiles into a
+#    guidance file (knapsack, the fast tier holding 25% of the footprint),
+#    and a third run uses it with the online policy on (TIERMEM_POLICY=
+#    online); its result must be the same again, and the policy's log lines
+#    are shown.  On a machine with one NUMA node the guidance names tier 0
+#    and tier 1 but both are that node, and the online policy says it has
+#    nothing to move; with two tiers or more, sites and arenas really move.
 #
 # usage: scripts/run-example.sh [MiB per array [AMG grid N]]
 #   MiB per array   tiermem-example's arrays (its default: 64)
@@ -23,6 +30,7 @@
 #   TM_AMG_NP       MPI ranks (default 2)
 #   TM_AMG_ARGS     more amg_driver arguments (e.g. "-stencil 27")
 #   TM_AMG_SKIP=1   run only tiermem-example
+#   TM_GUIDE_CAPACITY  tiermem-guide's --capacity for step 3 (default 25%)
 #   TIERMEM_*       passed to the run under tiermem (doc/configuration.md)
 # The AMG run's files (outputs, site tables, resolved tables) are kept in
 # build/release/amg-run.
@@ -179,4 +187,32 @@ if [ "${TIERMEM_PROFILE:-1}" != 0 ]; then
         "$build/tiermem-profile" --top 5 "$p" | sed -n '1,3p;/^  samples/,/^  arenas/p' | sed '$d'
     done
     echo "profiles: $work/sites (tiermem-profile FILE; format in doc/profile-format.md)"
+fi
+
+# ------------------------------------------------------------ the policy loop
+if [ "${TIERMEM_PROFILE:-1}" != 0 ]; then
+    echo
+    echo "== profiles -> tiermem-guide -> a guided run with the online policy"
+    guide=$work/amg.guide
+    "$build/tiermem-guide" --policy knapsack \
+        --capacity "${TM_GUIDE_CAPACITY:-25%}" -o "$guide" "${profiles[@]}" \
+        2>"$work/guide.err" || {
+        echo "run-example: tiermem-guide failed:" >&2
+        sed 's/^/  /' "$work/guide.err" >&2
+        exit 1
+    }
+    sed 's/^/  /' "$work/guide.err"
+    echo "  guidance: $guide ($(grep -c '^key\|^id' "$guide" || true) site rules)"
+    rm -f "$work/policy.log"
+    run guided -x "LD_PRELOAD=$lib" -x "TIERMEM_GUIDANCE=$guide" \
+        -x "TIERMEM_POLICY=online" -x "TIERMEM_LOG=info" \
+        -x "TIERMEM_LOG_FILE=$work/policy.log"
+    if ! cmp -s "$work/plain.out" "$work/guided.out"; then
+        echo "run-example: the solve differs in the guided run:" >&2
+        diff "$work/plain.out" "$work/guided.out" | sed 's/^/  /' >&2
+        exit 1
+    fi
+    echo "  same result again; wall $(cat "$work/guided.time") s"
+    grep -E 'guidance|policy:|online:' "$work/policy.log" | sed 's/^/  /' | head -20 || true
+    echo "  (full log: $work/policy.log)"
 fi
