@@ -9,7 +9,7 @@
 #
 # Extra options for one benchmark go through the environment:
 #   BENCH_ALLOC_ARGS, BENCH_EXTENT_MAP_ARGS, BENCH_MIGRATE_ARGS,
-#   BENCH_ATTRIBUTION_ARGS
+#   BENCH_ATTRIBUTION_ARGS, BENCH_POLICY_ARGS
 # e.g. BENCH_MIGRATE_ARGS="--mib 1024" scripts/bench.sh build
 set -eu
 
@@ -42,11 +42,13 @@ if [ "$quick" = yes ]; then
     map_q="--lookups 2M --rounds 3"
     migrate_q="--mib 64 --rounds 3"
     attribution_q="--samples 2M --rounds 3"
+    policy_q="--quick"
 else
     alloc_q=""
     map_q=""
     migrate_q=""
     attribution_q=""
+    policy_q=""
 fi
 
 echo "== $(uname -srm), $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -73,5 +75,7 @@ run bench_extent_map $map_q ${BENCH_EXTENT_MAP_ARGS:-}
 run bench_migrate $migrate_q ${BENCH_MIGRATE_ARGS:-}
 # shellcheck disable=SC2086
 run bench_attribution $attribution_q ${BENCH_ATTRIBUTION_ARGS:-}
+# shellcheck disable=SC2086
+run bench_policy $policy_q ${BENCH_POLICY_ARGS:-}
 
 exit $status
