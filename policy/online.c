@@ -32,7 +32,10 @@
 typedef struct online_arena {
     uint64_t serial;        /* new serial in a reused id: forget the old */
     uint64_t seen_seq;      /* interval seq it was last in */
-    uint64_t bytes;         /* resident if measured, else mapped */
+    uint64_t bytes;         /* what it occupies: see online_bytes */
+    uint64_t resident;      /* the last resident bytes measured */
+    uint64_t mapped_then;   /* its mapped bytes at that measurement */
+    bool measured;          /* resident is known */
     double heat;
     uint64_t moved_at;      /* decision number of its last move */
     uint8_t tier;           /* the policy's map; ONLINE_NONE if unknown */
@@ -60,7 +63,7 @@ void online_config_default(online_config_t *cfg)
     cfg->every = 4;
     cfg->interval_ns = 100000000ull;
     cfg->ntiers = 2;
-    cfg->headroom = 0.1;
+    cfg->headroom = 0.05;
     cfg->hysteresis = 1.5;
     cfg->min_stay = 2;
     cfg->benefit_per_access = 1.0;
@@ -161,6 +164,26 @@ static uint8_t online_first_tier(const online_t *o, const tm_placement_t *p)
     return (uint8_t)o->cfg.initial_tier;
 }
 
+/* What an arena occupies in a tier.  Residency is measured only every
+ * few intervals (TIERMEM_PROFILE_RESIDENCY_EVERY), and mapped bytes can be
+ * far more than resident ones (jemalloc keeps unused extents), so between
+ * measurements it is the last resident figure plus what was mapped since
+ * -- new extents are about to be touched -- never more than mapped. */
+static uint64_t online_bytes(online_arena_t *a, const prof_arena_row_t *r)
+{
+    if (r->resident_valid) {
+        a->resident = r->resident;
+        a->mapped_then = r->mapped;
+        a->measured = true;
+    }
+    if (!a->measured)
+        return r->mapped;
+    uint64_t grown = r->mapped > a->mapped_then ? r->mapped - a->mapped_then
+                                                : 0;
+    uint64_t b = a->resident + grown;
+    return b < r->mapped ? b : r->mapped;
+}
+
 static void online_track(online_t *o, const prof_interval_t *iv)
 {
     for (size_t i = 0; i < iv->narenas; i++) {
@@ -175,7 +198,7 @@ static void online_track(online_t *o, const prof_interval_t *iv)
         }
         a->seen_seq = iv->seq;
         a->heat = r->heat;
-        a->bytes = r->resident_valid ? r->resident : r->mapped;
+        a->bytes = online_bytes(a, r);
     }
     o->last_seq = iv->seq;
 }
@@ -268,8 +291,109 @@ static uint64_t online_usable(const online_t *o, unsigned tier)
     return (uint64_t)((double)o->cfg.cap[tier] * (1.0 - o->cfg.headroom));
 }
 
+/* ------------------------------------------------------- displacement
+ * Greedy by density alone fails a big hot arena: the small dense ones
+ * fill the tier first and the big one no longer fits, although it takes
+ * more accesses than they do together (measured by bench/bench_policy's
+ * small-vs-big workload).  So, as the offline thermos policy does, an
+ * arena left out may displace chosen arenas smaller than itself --
+ * coldest per byte first, never pinned ones -- when their heat together
+ * (incumbents' with the hysteresis bonus) is below its own. */
+
+/* Arenas left out that are considered for displacing, per tier and
+ * decision: bounds the quadratic walk over thousands of arenas. */
+#define ONLINE_DISPLACE_CANDIDATES 64
+
+static double online_weight(const online_t *o, const online_arena_t *a,
+                            unsigned t)
+{
+    return a->tier == t ? a->heat * o->cfg.hysteresis : a->heat;
+}
+
+static bool online_evictable(const online_t *o, const online_arena_t *y,
+                             unsigned t, uint64_t bytes)
+{
+    return y->target == t && y->bytes < bytes &&
+           !(y->tier == t && online_pinned(o, y));
+}
+
+/* Walk the chosen arenas coldest first, freeing room for `bytes`; evict
+ * them only when `evict`.  The bytes freed, *lost their weight. */
+static uint64_t online_free_room(online_t *o, unsigned t, size_t n,
+                                 uint64_t room, uint64_t bytes, bool evict,
+                                 double *lost)
+{
+    uint64_t freed = 0;
+    *lost = 0.0;
+    for (size_t j = n; j-- > 0 && room + freed < bytes;) {
+        online_arena_t *y = &o->arena[o->order[j]];
+        if (!online_evictable(o, y, t, bytes))
+            continue;
+        freed += y->bytes;
+        *lost += online_weight(o, y, t);
+        if (evict)
+            y->target = ONLINE_NONE;
+    }
+    return freed;
+}
+
+/* Worth a place on tier t: hot, and, coming from a slower tier, paying
+ * for its move.  Refusals are counted when `count`. */
+static bool online_wants(online_t *o, const online_arena_t *a, unsigned t,
+                         bool count)
+{
+    if (a->heat <= 0.0)
+        return false;
+    if (a->tier > t && !online_worth_moving(o, a)) {
+        if (count)
+            o->stats.skipped_cost++;
+        return false;
+    }
+    return true;
+}
+
+/* Greedy: the arenas left, in order[] (densest first), that fit. */
+static uint64_t online_fill(online_t *o, unsigned t, size_t n, uint64_t room,
+                            bool count)
+{
+    for (size_t i = 0; i < n; i++) {
+        online_arena_t *a = &o->arena[o->order[i]];
+        if (a->target != ONLINE_NONE || a->bytes > room ||
+            !online_wants(o, a, t, count))
+            continue;
+        a->target = (uint8_t)t;
+        room -= a->bytes;
+    }
+    return room;
+}
+
+/* After the greedy fill: arenas left out that do not fit may displace
+ * smaller chosen ones; then what room is left is filled again. */
+static void online_displace(online_t *o, unsigned t, size_t n, uint64_t room)
+{
+    unsigned tried = 0;
+    for (size_t i = 0; i < n && tried < ONLINE_DISPLACE_CANDIDATES; i++) {
+        online_arena_t *x = &o->arena[o->order[i]];
+        if (x->target != ONLINE_NONE || x->bytes <= room ||
+            x->bytes > online_usable(o, t) || !online_wants(o, x, t, false))
+            continue;
+        tried++;
+        double lost;
+        uint64_t freed = online_free_room(o, t, n, room, x->bytes, false,
+                                          &lost);
+        if (room + freed < x->bytes || lost >= online_weight(o, x, t))
+            continue;
+        freed = online_free_room(o, t, n, room, x->bytes, true, &lost);
+        room = room + freed - x->bytes;
+        x->target = (uint8_t)t;
+    }
+    if (tried > 0)
+        (void)online_fill(o, t, n, room, false);
+}
+
 /* Choose the target of every live arena: fastest tier first, pinned
- * arenas keep their room, then the rest greedily by (boosted) density. */
+ * arenas keep their room, then the rest greedily by (boosted) density,
+ * then displacement for the big ones left out. */
 static void online_choose(online_t *o)
 {
     const online_config_t *c = &o->cfg;
@@ -296,18 +420,8 @@ static void online_choose(online_t *o)
             o->score[o->order[i]] = a->tier == t ? d * c->hysteresis : d;
         }
         online_sort(o->order, n, o->score);
-        for (size_t i = 0; i < n; i++) {
-            online_arena_t *a = &o->arena[o->order[i]];
-            if (a->target != ONLINE_NONE || a->bytes > room ||
-                a->heat <= 0.0)
-                continue;
-            if (a->tier > t && !online_worth_moving(o, a)) {
-                o->stats.skipped_cost++;
-                continue;
-            }
-            a->target = (uint8_t)t;
-            room -= a->bytes;
-        }
+        room = online_fill(o, t, n, room, true);
+        online_displace(o, t, n, room);
     }
     for (size_t i = 0; i < n; i++) {
         online_arena_t *a = &o->arena[o->order[i]];
@@ -345,9 +459,16 @@ static bool online_afford(online_t *o, online_round_t *r, uint64_t bytes)
 static void online_move(online_t *o, online_round_t *r, unsigned id)
 {
     online_arena_t *a = &o->arena[id];
-    unsigned to = a->target, from = a->tier;
-    if (to < o->cfg.ntiers - 1 && r->used[to] + a->bytes > online_usable(o, to))
-        return;               /* would overfill: wait for room */
+    unsigned to = a->target, from = a->tier, last = o->cfg.ntiers - 1;
+    if (to < from && r->used[to] + a->bytes > online_usable(o, to))
+        return;               /* a promotion would overfill: wait for room */
+    /* A demotion into a full tier may wait for a promotion out of it, and
+     * that promotion for this demotion's room (a swap between two fast
+     * tiers): go further down to a tier with room instead; the next
+     * decision brings it back up if it belongs there. */
+    while (to > from && to < last &&
+           r->used[to] + a->bytes > online_usable(o, to))
+        to++;
     if (!online_afford(o, r, a->bytes))
         return;
     if (online_migrate(o, id, to) != 0) {

@@ -166,7 +166,7 @@ typedef struct online_stats {
 typedef struct online online_t;
 
 /* Defaults: every 4, interval 100 ms, 2 tiers (cap[0] = 0: nothing is
- * fast until set), headroom 0.1, unlimited budget, hysteresis 1.5,
+ * fast until set), headroom 0.05, unlimited budget, hysteresis 1.5,
  * min_stay 2, benefit_per_access 1, cost_per_byte 0, accesses_per_sample
  * 0, initial_tier = the slowest, no topology. */
 void online_config_default(online_config_t *cfg);

@@ -47,7 +47,7 @@ static void test_defaults(void)
     log_reset(TM_LOG_INFO);
     policy_options_parse(none, &o);
     CHECK(o.kind == POLICY_NONE && o.every == 4 && o.ncap == 0);
-    CHECK(o.headroom == 0.1 && o.hysteresis == 1.5 && o.min_stay == 2);
+    CHECK(o.headroom == 0.05 && o.hysteresis == 1.5 && o.min_stay == 2);
     CHECK(o.budget_bytes_per_s == 256.0 * 1024 * 1024);
     CHECK(o.move_cost_ns_per_byte == 0.5);
     CHECK(log_count("warning", NULL) == 0);
@@ -330,7 +330,7 @@ static void test_moves_real_arenas(void)
     online_config_default(&cfg);
     cfg.every = 2;
     cfg.interval_ns = 10 * 1000000ull;
-    cfg.cap[0] = 6 * MiB;   /* less 10%: one 4 MiB arena fits, not two */
+    cfg.cap[0] = 6 * MiB;   /* less 5%: one 4 MiB arena fits, not two */
     cfg.min_stay = 1;
     cfg.topology = &topo;   /* both start on tier 0 (placement node 0) */
     e.online = online_new(&cfg);
