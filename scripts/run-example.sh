@@ -213,6 +213,11 @@ if [ "${TIERMEM_PROFILE:-1}" != 0 ]; then
         exit 1
     fi
     echo "  same result again; wall $(cat "$work/guided.time") s"
-    grep -E 'guidance|policy:|online:' "$work/policy.log" | sed 's/^/  /' | head -20 || true
+    # one line per rank for the guidance and the policy; the sites placed
+    # are counted, not listed (the full log has one line per site)
+    grep -E ': guidance .*rules$|policy:|online:' "$work/policy.log" |
+        sed 's/^/  /' | head -20 || true
+    echo "  sites placed by the guidance, over the ranks:" \
+        "$(grep -c 'guidance places it' "$work/policy.log" || true)"
     echo "  (full log: $work/policy.log)"
 fi
