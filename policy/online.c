@@ -495,8 +495,6 @@ static void online_move(online_t *o, online_round_t *r, unsigned id)
         o->stats.promotions++;
 }
 
-/* Demotions: slowest source tier first (room below before room above),
- * coldest first.  Promotions: fastest destination first, hottest first. */
 /* The budget this decision may spend: one decision's worth, plus what
  * earlier decisions saved while a move they put off waited -- up to that
  * move's size, so an idle policy banks no burst. */
@@ -513,6 +511,8 @@ static double online_budget(online_t *o)
     return o->credit;
 }
 
+/* Demotions: slowest source tier first (room below before room above),
+ * coldest first.  Promotions: fastest destination first, hottest first. */
 static void online_apply(online_t *o)
 {
     online_round_t r;
