@@ -16,8 +16,8 @@
 #   3. links every tests/guest/guest_*.c statically against libtiermem.a,
 #      every tests/guest/dyn_*.c dynamically without tiermem (they run under
 #      the LD_PRELOAD library), and packs them with busybox, init.sh,
-#      libtiermem-preload.so and the shared libraries those need into an
-#      initramfs;
+#      libtiermem-preload.so, the tiermem-guide tool (/usr/bin, for
+#      dyn_guide) and the shared libraries those need into an initramfs;
 #   4. boots one TCG guest per topology and collects the TMTEST lines the
 #      tests print on the guest's second serial port;
 #   5. prints "N passed, N failed, N skipped" last and exits non-zero on any
@@ -79,6 +79,9 @@ LIBTIERMEM=$BUILD_DIR/.libs/libtiermem.a
 PRELOAD_LIB=$BUILD_DIR/.libs/libtiermem-preload.so
 # Where the dyn_* tests find it in the guest (TM_PRELOAD_LIB, through init).
 GUEST_PRELOAD=/usr/lib/tiermem/libtiermem-preload.so
+# The tool dyn_guide runs in the guest (profile -> guidance), and its path there.
+GUIDE_TOOL=$BUILD_DIR/tiermem-guide
+GUEST_GUIDE=/usr/bin/tiermem-guide
 
 T_START=$(date +%s%N)
 log() {
@@ -314,7 +317,17 @@ build_initramfs() {
             die "$PRELOAD_LIB not found: build it in $BUILD_DIR (make libtiermem-preload.la) or leave the dyn_* tests out (TM_GUEST_TESTS)"
         mkdir -p "$root$(dirname "$GUEST_PRELOAD")"
         cp "$PRELOAD_LIB" "$root$GUEST_PRELOAD"
-        copy_shared_closure "$root" "$PRELOAD_LIB" "${dyn[@]}"
+        # tiermem-guide, for dyn_guide (and anyone by hand): a real ELF
+        # program (it links tiermem's convenience library, so libtool makes
+        # no wrapper script), stripped, at $GUEST_GUIDE.
+        local tools=()
+        if [ -f "$GUIDE_TOOL" ] && [ "$(head -c 4 "$GUIDE_TOOL" | od -An -c | tr -d ' \n')" = '177ELF' ]; then
+            strip -o "$root$GUEST_GUIDE" "$GUIDE_TOOL"
+            tools+=("$root$GUEST_GUIDE")
+        elif [ -e "$GUEST_DIR/dyn_guide.c" ] && test_selected dyn_guide; then
+            die "$GUIDE_TOOL not found or not an ELF program: build it in $BUILD_DIR (make tiermem-guide) or leave dyn_guide out (TM_GUEST_TESTS)"
+        fi
+        copy_shared_closure "$root" "$PRELOAD_LIB" "${dyn[@]}" ${tools[@]+"${tools[@]}"}
     fi
     if [ "$ok" = 0 ]; then
         # Static glibc's getaddrinfo note (libnuma references it) is noise.
