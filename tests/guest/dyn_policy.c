@@ -70,29 +70,22 @@
  * Files stay in the guest's /tmp/dyn_policy/; the log's policy lines and
  * the profile's first and last residency rows are shown as diagnostics.
  */
-#include "guest.h"
+#include "dyn.h"
 
-#include <dlfcn.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 
-#define MIB (1024UL * 1024)
-#define ARRAY_SIZE (24 * MIB)
+#define ARRAY_SIZE (24 * DYN_MIB)
 /* pages an array spans (jemalloc may start a large block past a page
  * boundary: one page more) */
 #define SPAN_MAX (ARRAY_SIZE / TG_PAGE + 1)
-#define CAPACITY "36M"      /* tier 0 for the policy: one array, not two */
-#define NEW_BLOCK (4 * MIB) /* allocated by each site after the move */
-#define DEADLINE_S 150      /* the child's wait for the placement */
-#define CHILD_DEADLINE_S 200 /* the parent's for the child (init: 240) */
-#define DEFAULT_PRELOAD "/usr/lib/tiermem/libtiermem-preload.so"
+#define CAPACITY "36M"          /* tier 0 for the policy: one array, not two */
+#define NEW_BLOCK (4 * DYN_MIB) /* allocated by each site after the move */
+#define DEADLINE_S 150          /* the child's wait for the placement */
+#define CHILD_DEADLINE_S 200    /* the parent's for the child (init: 240) */
 #define WORKDIR "/tmp/dyn_policy"
 #define PROFILE WORKDIR "/prof.txt"
 #define LOGFILE WORKDIR "/log.txt"
 #define INFO WORKDIR "/child.info"
-
-extern char **environ;
 
 /* ------------------------------------------------------------ the sites */
 
@@ -129,26 +122,6 @@ __attribute__((noinline)) static unsigned char *from_site(bool hot,
     unsigned char *p = hot ? alloc_hot(size) : alloc_cold(size);
     dyn_policy_marker = 'S'; /* no tail call: this frame stays */
     return p;
-}
-
-/* ------------------------------------------------------------ topology */
-
-typedef struct tiers {
-    uint64_t mask[TG_MAX_NODES];
-    int n;
-} tiers_t;
-
-/* The tier order the rig's topology implies (TM_EXPECT_TIERS); without it,
- * nodes in id order. */
-static void expected_tiers(unsigned nodes, tiers_t *t)
-{
-    t->n = tg_parse_tiers(tg_env_str("TM_EXPECT_TIERS", ""), t->mask,
-                          TG_MAX_NODES);
-    if (t->n <= 0) {
-        t->n = (int)nodes;
-        for (unsigned i = 0; i < nodes; i++)
-            t->mask[i] = 1ULL << i;
-    }
 }
 
 /* ------------------------------------------------------------ pages */
@@ -191,22 +164,8 @@ static bool where_in(volatile unsigned char *const *at, size_t n,
     w->pages = n;
     for (size_t i = 0; i < n; i++)
         pages[i] = (void *)((uintptr_t)at[i] & ~(TG_PAGE - 1));
-    if (move_pages(0, n, pages, NULL, status, 0) != 0)
+    if (tg_query_pages(pages, status, n, 20) != 0)
         return false;
-    /* -EBUSY: a page in the middle of a migration; ask again */
-    for (int r = 0; r < 20; r++) {
-        size_t busy = 0;
-        for (size_t i = 0; i < n; i++)
-            if (status[i] == -EBUSY) {
-                busy++;
-                if (move_pages(0, 1, pages + i, NULL, status + i, 0) != 0)
-                    status[i] = -errno;
-            }
-        if (!busy)
-            break;
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
     for (size_t i = 0; i < n; i++) {
         int s = status[i];
         if (s >= 0 && s < TG_MAX_NODES) {
@@ -237,13 +196,6 @@ static const char *where_str(const where_t *w, char *buf, size_t len)
     return buf;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* ------------------------------------------------------------ the child */
 
 /* Once the hot site's arena is on the fast tier, the site's new
@@ -268,7 +220,7 @@ static void check_new_blocks(void *(*arena_of)(const void *), void *ah,
         if (!tg_check(blk[i].in_arena, blk[i].p && arena_of(blk[i].p) ==
                                                     blk[i].arena,
                       "a new %lu MiB block %p is not in its site's arena",
-                      NEW_BLOCK / MIB, (void *)blk[i].p))
+                      NEW_BLOCK / DYN_MIB, (void *)blk[i].p))
             continue;
         size_t n = span_pages(blk[i].p, NEW_BLOCK, np);
         write_pages(np, n, 'n');
@@ -286,19 +238,17 @@ static int child_main(void)
     /* stdout's buffer in .bss: no allocation of the test's own gets heat */
     static char outbuf[4096];
     setvbuf(stdout, outbuf, _IOLBF, sizeof outbuf);
-    tiers_t t;
-    expected_tiers(tg_node_count(), &t);
+    dyn_tiers_t t;
+    dyn_expected_tiers(tg_node_count(), &t);
     uint64_t fast = t.mask[0], slow = t.mask[t.n - 1];
     char fm[64], sm[64], a[256], b[256];
     tg_mask_str(fast, fm, sizeof fm);
     tg_mask_str(slow, sm, sizeof sm);
 
-    void *sym = dlsym(RTLD_DEFAULT, "tm_arena_of");
     void *(*arena_of)(const void *);
-    memcpy(&arena_of, &sym, sizeof sym);
-    sym = dlsym(RTLD_DEFAULT, "tm_arena_id");
     unsigned (*arena_id)(const void *);
-    memcpy(&arena_id, &sym, sizeof sym);
+    dyn_sym("tm_arena_of", &arena_of);
+    dyn_sym("tm_arena_id", &arena_id);
     if (!tg_check("preloaded", arena_of && arena_id,
                   "tm_arena_of/tm_arena_id not found: is %s preloaded?",
                   tg_env_str("LD_PRELOAD", "(LD_PRELOAD unset)")))
@@ -347,7 +297,7 @@ static int child_main(void)
 
     /* Write the hot array until it is on the fast tier and the cold one on
      * the slow tier. */
-    double t0 = now_s(), last_show = -100;
+    double t0 = dyn_now_s(), last_show = -100;
     unsigned long passes = 0;
     bool done = false, cold_stayed = true, queried = true;
     char first_off[300] = "";
@@ -361,11 +311,11 @@ static int child_main(void)
         if (wc.in != cn && cold_stayed) {
             cold_stayed = false;
             snprintf(first_off, sizeof first_off, "after pass %lu (%.1f s): "
-                     "cold %s", passes, now_s() - t0,
+                     "cold %s", passes, dyn_now_s() - t0,
                      where_str(&wc, b, sizeof b));
         }
         done = wh.in == hn && wc.in == cn;
-        double t = now_s() - t0;
+        double t = dyn_now_s() - t0;
         if (done || wh.in != shown_hot || t - last_show >= 10) {
             tg_info("%.1f s, pass %lu: hot on fast nodes %s: %s; cold on "
                     "slow nodes %s: %s", t, passes, fm,
@@ -395,98 +345,6 @@ static int child_main(void)
 }
 
 /* ------------------------------------------------------------ the parent */
-
-/* The environment, minus LD_PRELOAD and every variable extra sets, plus
- * extra.  NULL on ENOMEM. */
-static char **child_env(const char *const *extra, size_t nextra)
-{
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    char **env = calloc(n + nextra + 1, sizeof *env);
-    if (!env)
-        return NULL;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        bool drop = strncmp(environ[i], "LD_PRELOAD=", 11) == 0;
-        for (size_t j = 0; j < nextra && !drop; j++) {
-            size_t len = strcspn(extra[j], "=") + 1;
-            drop = strncmp(environ[i], extra[j], len) == 0;
-        }
-        if (!drop)
-            env[k++] = environ[i];
-    }
-    for (size_t i = 0; i < nextra; i++)
-        env[k++] = (char *)extra[i];
-    env[k] = NULL;
-    return env;
-}
-
-/* Run `dyn_policy run` with extra environment; its wait status, or -1
- * (reported under "run"). */
-static int run_child(const char *const *extra, size_t nextra)
-{
-    char **env = child_env(extra, nextra);
-    if (!env) {
-        tg_check("run", false, "environment: %s", strerror(ENOMEM));
-        return -1;
-    }
-    char shown[1500] = "";
-    for (size_t i = 0, o = 0; i < nextra && o < sizeof shown; i++)
-        o += (size_t)snprintf(shown + o, sizeof shown - o, "%s ", extra[i]);
-    tg_info("run: %sdyn_policy run", shown);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        char *argv[] = {"dyn_policy", "run", NULL};
-        execve("/proc/self/exe", argv, env);
-        printf("TMTEST FAIL dyn_policy/exec: execve: %s\n", strerror(errno));
-        fflush(stdout);
-        _exit(127);
-    }
-    int saved = errno;
-    free(env);
-    if (pid < 0) {
-        tg_check("run", false, "fork: %s", strerror(saved));
-        return -1;
-    }
-    int status;
-    for (int waited = 0;; waited++) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            return status;
-        if (r < 0 && errno != EINTR) {
-            tg_check("run", false, "waitpid: %s", strerror(errno));
-            return -1;
-        }
-        if (waited >= CHILD_DEADLINE_S * 20) {
-            kill(pid, SIGKILL);
-            (void)waitpid(pid, &status, 0);
-            tg_check("run", false, "the run did not end in %d s (killed)",
-                     CHILD_DEADLINE_S);
-            return -1;
-        }
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-}
-
-/* The run ended normally: exit 0, or 1 with its FAIL lines already out. */
-static bool child_ok(int status)
-{
-    if (status == -1)
-        return false;
-    if (WIFEXITED(status) && WEXITSTATUS(status) <= 1)
-        return tg_check("run", WEXITSTATUS(status) == 0,
-                        "the run reported failures (above)");
-    if (WIFSIGNALED(status))
-        return tg_check("run", false,
-                        "the run was killed by signal %d (%s): the preload "
-                        "library crashed or was OOM-killed",
-                        WTERMSIG(status), strsignal(WTERMSIG(status)));
-    return tg_check("run", false, "the run exited with status %d",
-                    WEXITSTATUS(status));
-}
 
 /* The log's policy lines, and what they did to the two arenas. */
 typedef struct moves {
@@ -541,15 +399,16 @@ typedef struct residency {
 } residency_t;
 
 typedef struct profile_facts {
-    bool partial_left;
-    long intervals, complete;
-    bool trailer_last;
-    char sampler[32];
+    dyn_profile_t d;
     residency_t first[NSITES], last[NSITES]; /* first/last measured */
     /* intervals whose row puts the arena on the slow nodes: how many, how
      * many of them have bytes elsewhere (the first such one) */
     unsigned slow_rows[NSITES], slow_rows_off[NSITES];
     residency_t slow_off[NSITES];
+    /* while reading: the arenas, the slow nodes, the interval being read */
+    const unsigned *ids;
+    uint64_t slow, seq;
+    residency_t cur[NSITES];
 } profile_facts_t;
 
 /* Any resident bytes outside mask. */
@@ -561,73 +420,54 @@ static bool bytes_outside(const residency_t *r, uint64_t mask)
     return false;
 }
 
+/* One line of the profile: the two arenas' rows and resident bytes of the
+ * interval being read, taken in at its "end" line. */
+static void read_residency(const char *line, void *ctx)
+{
+    profile_facts_t *p = ctx;
+    residency_t *cur = p->cur;
+    unsigned long long x, y, z;
+    char kind[16], mode[16], nodes[24], res[32];
+    if (sscanf(line, "interval %llu", &x) == 1) {
+        p->seq = x;
+        memset(cur, 0, sizeof p->cur);
+    } else if (sscanf(line, "arena %llu %15s %llu %15s %23s %llu %llu "
+                            "%llu %llu %llu %llu %llu %31s",
+                      &x, kind, &y, mode, nodes, &z, &z, &z, &z, &z, &z, &z,
+                      res) == 13) {
+        for (int i = 0; i < NSITES; i++)
+            if (x == p->ids[i] && strcmp(res, "-") != 0) {
+                cur[i].seq = p->seq;
+                snprintf(cur[i].nodes, sizeof cur[i].nodes, "%s", nodes);
+            }
+    } else if (sscanf(line, "resident %llu %llu %llu", &x, &y, &z) == 3) {
+        for (int i = 0; i < NSITES; i++)
+            if (x == p->ids[i] && y < TG_MAX_NODES)
+                cur[i].on[y] = z;
+    } else if (sscanf(line, "end %llu", &x) == 1) {
+        for (int i = 0; i < NSITES; i++)
+            if (cur[i].seq) {
+                if (!p->first[i].seq)
+                    p->first[i] = cur[i];
+                p->last[i] = cur[i];
+                if (strtoull(cur[i].nodes, NULL, 16) != p->slow)
+                    continue;
+                p->slow_rows[i]++;
+                if (bytes_outside(&cur[i], p->slow) &&
+                    p->slow_rows_off[i]++ == 0)
+                    p->slow_off[i] = cur[i];
+            }
+    }
+}
+
 static bool read_profile(const char *path, const unsigned ids[NSITES],
                          uint64_t slow, profile_facts_t *p, char *why,
                          size_t wl)
 {
     memset(p, 0, sizeof *p);
-    p->complete = -1;
-    char partial[600];
-    snprintf(partial, sizeof partial, "%s.partial", path);
-    p->partial_left = access(partial, F_OK) == 0;
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        snprintf(why, wl, "%s: %s%s", path, strerror(errno),
-                 p->partial_left ? " (only the .partial exists)" : "");
-        return false;
-    }
-    char line[1024];
-    uint64_t seq = 0;
-    residency_t cur[NSITES];
-    memset(cur, 0, sizeof cur);
-    while (fgets(line, sizeof line, f)) {
-        unsigned long long x, y, z;
-        char word[32], kind[16], mode[16], nodes[24], res[32];
-        p->trailer_last = false;
-        if (sscanf(line, "interval %llu", &x) == 1) {
-            seq = x;
-            memset(cur, 0, sizeof cur);
-        } else if (sscanf(line, "arena %llu %15s %llu %15s %23s %llu %llu "
-                                "%llu %llu %llu %llu %llu %31s",
-                          &x, kind, &y, mode, nodes, &z, &z, &z, &z, &z, &z,
-                          &z, res) == 13) {
-            for (int i = 0; i < NSITES; i++)
-                if (x == ids[i] && strcmp(res, "-") != 0) {
-                    cur[i].seq = seq;
-                    snprintf(cur[i].nodes, sizeof cur[i].nodes, "%s", nodes);
-                }
-        } else if (sscanf(line, "resident %llu %llu %llu", &x, &y, &z) == 3) {
-            for (int i = 0; i < NSITES; i++)
-                if (x == ids[i] && y < TG_MAX_NODES)
-                    cur[i].on[y] = z;
-        } else if (sscanf(line, "end %llu", &x) == 1) {
-            p->intervals++;
-            for (int i = 0; i < NSITES; i++)
-                if (cur[i].seq) {
-                    if (!p->first[i].seq)
-                        p->first[i] = cur[i];
-                    p->last[i] = cur[i];
-                    if (strtoull(cur[i].nodes, NULL, 16) != slow)
-                        continue;
-                    p->slow_rows[i]++;
-                    if (bytes_outside(&cur[i], slow) &&
-                        p->slow_rows_off[i]++ == 0)
-                        p->slow_off[i] = cur[i];
-                }
-        } else if (sscanf(line, "complete %llu", &x) == 1) {
-            p->complete = (long)x;
-            p->trailer_last = true;
-        } else if (sscanf(line, "sampler %31s", word) == 1) {
-            snprintf(p->sampler, sizeof p->sampler, "%s", word);
-        }
-    }
-    bool err = ferror(f);
-    fclose(f);
-    if (err) {
-        snprintf(why, wl, "reading %s failed", path);
-        return false;
-    }
-    return true;
+    p->ids = ids;
+    p->slow = slow;
+    return dyn_read_profile(path, &p->d, read_residency, p, why, wl);
 }
 
 static const char *residency_str(const residency_t *r, char *buf, size_t len)
@@ -660,37 +500,24 @@ int main(int argc, char **argv)
         return child_main();
 
     unsigned nodes = tg_node_count();
-    if (nodes < 2) {
-        tg_skip("all", "needs two nodes, the guest has %u", nodes);
+    char preload[600];
+    if (!dyn_preload_var(nodes, preload, sizeof preload))
         return tg_done();
-    }
-    const char *lib = tg_env_str("TM_PRELOAD_LIB", DEFAULT_PRELOAD);
-    if (!tg_check("preload-lib", access(lib, R_OK) == 0, "%s: %s", lib,
-                  strerror(errno)))
-        return tg_done();
-    tiers_t t;
-    expected_tiers(nodes, &t);
-    if (!tg_check("tiers", t.n >= 2, "TM_EXPECT_TIERS \"%s\" gives %d tiers",
-                  tg_env_str("TM_EXPECT_TIERS", ""), t.n))
+    dyn_tiers_t t;
+    if (!dyn_check_tiers(nodes, &t))
         return tg_done();
     unsigned slowest = (unsigned)(t.n - 1);
     uint64_t fast = t.mask[0], slow = t.mask[slowest];
     char fm[64], sm[64];
-    tg_info("fastest tier 0: nodes %s; slowest tier %u: nodes %s",
-            tg_mask_str(fast, fm, sizeof fm), slowest,
-            tg_mask_str(slow, sm, sizeof sm));
+    tg_mask_str(fast, fm, sizeof fm);
+    tg_mask_str(slow, sm, sizeof sm);
 
-    if (mkdir(WORKDIR, 0755) != 0 && errno != EEXIST) {
-        tg_check("workdir", false, "mkdir %s: %s", WORKDIR, strerror(errno));
+    const char *const old[] = {PROFILE, PROFILE ".partial", LOGFILE, INFO,
+                               NULL};
+    if (!dyn_workdir(WORKDIR, NULL, old))
         return tg_done();
-    }
-    const char *old[] = {PROFILE, PROFILE ".partial", LOGFILE, INFO};
-    for (size_t i = 0; i < sizeof old / sizeof old[0]; i++)
-        if (unlink(old[i]) != 0 && errno != ENOENT)
-            tg_info("unlink %s: %s", old[i], strerror(errno));
 
-    char preload[600], policy[64], capacity[64], deftier[64];
-    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", lib);
+    char policy[64], capacity[64], deftier[64];
     snprintf(policy, sizeof policy, "TIERMEM_POLICY=%s",
              tg_env_str("TM_DYN_POLICY", "online"));
     snprintf(capacity, sizeof capacity, "TIERMEM_POLICY_CAPACITY=%s",
@@ -711,8 +538,14 @@ int main(int argc, char **argv)
         "TIERMEM_LOG=info",
         "TIERMEM_LOG_FILE=" LOGFILE,
     };
-    int st = run_child(env, sizeof env / sizeof env[0]);
-    (void)child_ok(st);
+    int st = dyn_run(&(dyn_run_t){.label = "run", .path = "/proc/self/exe",
+                                  .argv = (char *[]){"dyn_policy", "run", NULL},
+                                  .extra = env,
+                                  .nextra = sizeof env / sizeof env[0],
+                                  .check = "run", .exec_check = "exec",
+                                  .what = "the run ",
+                                  .deadline_s = CHILD_DEADLINE_S});
+    (void)dyn_child_ok("run", st);
 
     unsigned ids[NSITES] = {0, 0};
     FILE *f = fopen(INFO, "re");
@@ -744,24 +577,16 @@ int main(int argc, char **argv)
                                                sizeof why),
                   "%s", why))
         return tg_done();
-    tg_info("profile: %ld intervals, trailer %ld, sampler %s", pf.intervals,
-            pf.complete, pf.sampler[0] ? pf.sampler : "?");
+    tg_info("profile: %ld intervals, trailer %ld, sampler %s",
+            pf.d.intervals, pf.d.complete,
+            pf.d.sampler[0] ? pf.d.sampler : "?");
     char r1[300], r2[300];
     for (int i = 0; i < NSITES; i++)
         tg_info("profile: %s arena %u: first measured %s; last %s",
                 site_name[i], ids[i],
                 residency_str(&pf.first[i], r1, sizeof r1),
                 residency_str(&pf.last[i], r2, sizeof r2));
-    tg_check("profile-complete",
-             !pf.partial_left && pf.trailer_last &&
-                 pf.complete == pf.intervals && pf.intervals > 0,
-             "%s.partial %s; trailer \"complete %ld\"%s; %ld whole "
-             "intervals", PROFILE, pf.partial_left ? "left behind" : "gone",
-             pf.complete,
-             pf.trailer_last ? " is the last line" : " is not the last line",
-             pf.intervals);
-    tg_check("profile-sampler-uffd", strcmp(pf.sampler, "uffd") == 0,
-             "the profile says sampler \"%s\"", pf.sampler);
+    dyn_check_profile(PROFILE, &pf.d, 1, "");
     /* The library's own view of the start: residency and the policy's
      * moves both run on the profiling thread, so a row that puts an arena
      * on the slow nodes was measured before any move of it. */

@@ -362,36 +362,21 @@ static inline void tg_touch(void *p, size_t len, unsigned char value)
         c[len - 1] = value;
 }
 
-/* Where the pages of [p, p+len) are: one status per page from move_pages
- * (node id, or -errno).  Pages that report -EBUSY (a huge page in the middle
- * of a migration) are asked again, up to `busy_retries` times, 10 ms apart.
- * Returns a malloc'ed status array of len/4096 (rounded up) entries, or NULL
- * with errno when move_pages itself failed. */
-static inline int *tg_page_status(void *p, size_t len, unsigned busy_retries)
+/* move_pages(2) status queries for the n page-aligned addresses pages[]:
+ * status[i] is page i's node id, or -errno.  Pages that report -EBUSY (a
+ * huge page in the middle of a migration) are asked again, up to
+ * `busy_retries` times, 10 ms apart.  It allocates nothing, so a program
+ * under tiermem's preload library can ask without adding allocations (and
+ * arenas) of its own.  Returns 0, or -1 with errno when move_pages itself
+ * failed. */
+static inline int tg_query_pages(void **pages, int *status, size_t n,
+                                 unsigned busy_retries)
 {
-    uintptr_t start = (uintptr_t)p & ~(TG_PAGE - 1);
-    uintptr_t end = ((uintptr_t)p + len + TG_PAGE - 1) & ~(TG_PAGE - 1);
-    size_t n = (end - start) / TG_PAGE;
-    int *status = calloc(n ? n : 1, sizeof *status);
-    void **pages = calloc(n ? n : 1, sizeof *pages);
-    if (!status || !pages) {
-        free(status);
-        free(pages);
-        errno = ENOMEM;
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++)
-        pages[i] = (void *)(start + i * TG_PAGE);
     const size_t batch = 4096;
     for (size_t i = 0; i < n; i += batch) {
         size_t m = n - i < batch ? n - i : batch;
-        if (move_pages(0, m, pages + i, NULL, status + i, 0) != 0) {
-            int saved = errno;
-            free(status);
-            free(pages);
-            errno = saved;
-            return NULL;
-        }
+        if (move_pages(0, m, pages + i, NULL, status + i, 0) != 0)
+            return -1;
     }
     for (unsigned r = 0; r < busy_retries; r++) {
         size_t busy = 0;
@@ -407,6 +392,34 @@ static inline int *tg_page_status(void *p, size_t len, unsigned busy_retries)
         struct timespec ts = {0, 10 * 1000 * 1000};
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
             ;
+    }
+    return 0;
+}
+
+/* Where the pages of [p, p+len) are: one status per page (tg_query_pages).
+ * Returns a malloc'ed status array of len/4096 (rounded up) entries, or
+ * NULL with errno when move_pages itself failed. */
+static inline int *tg_page_status(void *p, size_t len, unsigned busy_retries)
+{
+    uintptr_t start = (uintptr_t)p & ~(TG_PAGE - 1);
+    uintptr_t end = ((uintptr_t)p + len + TG_PAGE - 1) & ~(TG_PAGE - 1);
+    size_t n = (end - start) / TG_PAGE;
+    int *status = calloc(n ? n : 1, sizeof *status);
+    void **pages = calloc(n ? n : 1, sizeof *pages);
+    if (!status || !pages) {
+        free(status);
+        free(pages);
+        errno = ENOMEM;
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        pages[i] = (void *)(start + i * TG_PAGE);
+    if (tg_query_pages(pages, status, n, busy_retries) != 0) {
+        int saved = errno;
+        free(status);
+        free(pages);
+        errno = saved;
+        return NULL;
     }
     free(pages);
     return status;
