@@ -72,15 +72,22 @@ static void alloc_items(workload_t *w, size_t n, unsigned nphases)
     w->prob = xcalloc((size_t)nphases * n, sizeof(*w->prob));
 }
 
+/* WL_ITEMS items of 1..256 MiB (log-uniform) and a random order of them. */
+static void spread_items(bench_rng_t *r, workload_t *w, unsigned nphases,
+                         size_t perm[WL_ITEMS])
+{
+    alloc_items(w, WL_ITEMS, nphases);
+    for (size_t i = 0; i < w->n; i++)
+        w->bytes[i] = log_uniform_mib(r, 1, 256);
+    shuffle(r, perm, w->n);
+}
+
 /* static: 64 items of 1..256 MiB; Zipf (s = 1) over a random order, so
  * hotness does not follow size. */
 static void make_static(bench_rng_t *r, workload_t *w)
 {
     size_t perm[WL_ITEMS];
-    alloc_items(w, WL_ITEMS, 1);
-    for (size_t i = 0; i < w->n; i++)
-        w->bytes[i] = log_uniform_mib(r, 1, 256);
-    shuffle(r, perm, w->n);
+    spread_items(r, w, 1, perm);
     for (size_t k = 0; k < w->n; k++)
         w->prob[perm[k]] = 1.0 / (double)(k + 1);
     normalize(w->prob, w->n, 1.0);
@@ -93,10 +100,7 @@ static void make_static(bench_rng_t *r, workload_t *w)
 static void make_phases(bench_rng_t *r, workload_t *w)
 {
     size_t perm[WL_ITEMS];
-    alloc_items(w, WL_ITEMS, 4);
-    for (size_t i = 0; i < w->n; i++)
-        w->bytes[i] = log_uniform_mib(r, 1, 256);
-    shuffle(r, perm, w->n);
+    spread_items(r, w, 4, perm);
     for (unsigned ph = 0; ph < w->nphases; ph++) {
         double *p = w->prob + (size_t)ph * w->n;
         for (size_t j = 0; j < PH_HOT; j++)

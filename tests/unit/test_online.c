@@ -90,7 +90,7 @@ static void sim_step(online_t *o, sim_t *s)
 }
 
 /* 4 arenas of 1 MiB, fast tier fits two (2.5 MiB less 5%). */
-static online_t *setup(online_config_t *cfg, sim_t *s, rec_t *r)
+static void prepare(online_config_t *cfg, sim_t *s, rec_t *r)
 {
     memset(s, 0, sizeof(*s));
     memset(r, 0, sizeof(*r));
@@ -107,6 +107,11 @@ static online_t *setup(online_config_t *cfg, sim_t *s, rec_t *r)
     r->cfg = cfg;
     for (unsigned i = 0; i <= NMAX; i++)
         r->tier_of[i] = cfg->ntiers - 1;
+}
+
+static online_t *setup(online_config_t *cfg, sim_t *s, rec_t *r)
+{
+    prepare(cfg, s, r);
     return online_new(cfg);
 }
 
@@ -171,9 +176,8 @@ static void test_hysteresis(void)
     online_config_t cfg;
     sim_t s;
     rec_t r;
-    online_t *o = setup(&cfg, &s, &r);
-    REQUIRE_VOID(o);
-    online_delete(o);
+    online_t *o;
+    prepare(&cfg, &s, &r);
     s.n = 2;
     cfg.cap[0] = 3 * MiB / 2; /* fits one */
     o = online_new(&cfg);
@@ -199,9 +203,8 @@ static void test_budget(void)
     online_config_t cfg;
     sim_t s;
     rec_t r;
-    online_t *o = setup(&cfg, &s, &r);
-    REQUIRE_VOID(o);
-    online_delete(o);
+    online_t *o;
+    prepare(&cfg, &s, &r);
     s.n = 8;
     for (unsigned i = 1; i <= 8; i++) {
         s.bytes[i] = MiB;
@@ -238,9 +241,8 @@ static void test_never_overfill(void)
     online_config_t cfg;
     sim_t s;
     rec_t r;
-    online_t *o = setup(&cfg, &s, &r);
-    REQUIRE_VOID(o);
-    online_delete(o);
+    online_t *o;
+    prepare(&cfg, &s, &r);
     cfg.ntiers = 3;
     cfg.initial_tier = 2;
     cfg.cap[0] = 3 * MiB;
@@ -316,9 +318,8 @@ static void test_cost_benefit(void)
     online_config_t cfg;
     sim_t s;
     rec_t r;
-    online_t *o = setup(&cfg, &s, &r);
-    REQUIRE_VOID(o);
-    online_delete(o);
+    online_t *o;
+    prepare(&cfg, &s, &r);
     s.n = 2;
     s.bytes[1] = 4 * MiB;   /* hot but huge: 100*2*2 = 400 < 4 MiB*1e-3 */
     s.heat[1] = 100;
@@ -353,9 +354,8 @@ static void test_budget_carry(void)
     online_config_t cfg;
     sim_t s;
     rec_t r;
-    online_t *o = setup(&cfg, &s, &r);
-    REQUIRE_VOID(o);
-    online_delete(o);
+    online_t *o;
+    prepare(&cfg, &s, &r);
     s.n = 2;
     s.bytes[1] = 4 * MiB;       /* the hottest per byte: promoted first */
     s.heat[1] = 1000;
@@ -419,9 +419,8 @@ static void test_displacement(void)
         online_config_t cfg;
         sim_t s;
         rec_t r;
-        online_t *o = setup(&cfg, &s, &r);
-        REQUIRE_VOID(o);
-        online_delete(o);
+        online_t *o;
+        prepare(&cfg, &s, &r);
         s.n = 4;
         for (unsigned i = 1; i <= 3; i++) {
             s.bytes[i] = 2 * MiB;  /* 10 per MiB, 60 together */
@@ -454,9 +453,8 @@ static void test_bytes_between_measurements(void)
     online_config_t cfg;
     sim_t s;
     rec_t r;
-    online_t *o = setup(&cfg, &s, &r);
-    REQUIRE_VOID(o);
-    online_delete(o);
+    online_t *o;
+    prepare(&cfg, &s, &r);
     cfg.every = 1000; /* watch the map only */
     cfg.initial_tier = 1;
     s.n = 1;
@@ -498,9 +496,8 @@ static void test_first_tier(void)
     online_config_t cfg;
     sim_t s;
     rec_t r;
-    online_t *o = setup(&cfg, &s, &r);
-    REQUIRE_VOID(o);
-    online_delete(o);
+    online_t *o;
+    prepare(&cfg, &s, &r);
     cfg.ntiers = 3;
     cfg.initial_tier = 2;
     cfg.cap[0] = cfg.cap[1] = 64 * MiB;
