@@ -37,7 +37,6 @@
 
 #include "profiler.h"
 
-extern char **environ;
 
 typedef struct profiler {
     pthread_mutex_t lock;    /* start, stop and fork take turns */
@@ -608,16 +607,4 @@ void profiler_before_exec(void)
         return; /* the profile stays .partial, every interval readable */
     pthread_mutex_unlock(&prof.lock);
     profiler_stop();
-}
-
-void profiler_start_from_env(void)
-{
-    tm_runtime_init();
-    prof_options_t *o = tm_meta_alloc(sizeof *o);
-    if (o == NULL)
-        return;
-    prof_options_parse(environ, o);
-    if (o->enabled)
-        (void)profiler_start(o);
-    tm_meta_free(o, sizeof *o);
 }

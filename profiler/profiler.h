@@ -357,7 +357,5 @@ const char *profiler_sampler_name(void);
 double profiler_accesses_per_sample(void);
 /* The profile file being written ("" when none). */
 const char *profiler_profile_path(void);
-/* Read the settings and start if TIERMEM_PROFILE asks; stop at exit. */
-void profiler_start_from_env(void);
 
 #endif /* TM_PROFILER_H */
