@@ -64,13 +64,44 @@ enum tm_log_level {
     TM_LOG_DEBUG = 4,
 };
 
-/* Where and how much to log; set once by the runtime from the environment.
- * fd < 0 means stderr.  The default is warnings to stderr. */
+/* Where and how much to log.  fd < 0 means stderr; otherwise fd stays the
+ * caller's (a test's file, a tool's stderr).  Either call also forgets
+ * every repeat count (see tm_log).  The default is warnings to stderr. */
 void tm_log_configure(int level, int fd);
+/* Log into fd, a file tiermem opened itself (TIERMEM_LOG_FILE): log.c takes
+ * it over with tm_fd_own (it moves to a high number) and checks before each
+ * write that it is still ours.  Once the program has closed it, or reused
+ * its number, tiermem logs nothing more (see doc/configuration.md).
+ * -1 + errno when it cannot be taken over: fd is closed, stderr is used. */
+int tm_log_configure_file(int level, int fd);
 int tm_log_level(void);
-/* Formats into a stack buffer and write(2)s it: never allocates. */
+/* The descriptor written to: 2 for stderr, -1 once an owned one was lost. */
+int tm_log_fd(void);
+/* Formats into a stack buffer and write(2)s it: never allocates, never
+ * waits for a lock.  Bytes below 0x20 and 0x7f in the result show as '?'.
+ * Repeats are limited per call site (keyed by fmt): an identical message
+ * at most once a second, and after a burst of TM_LOG_BURST different ones,
+ * one a second; the next line shown says how many were not.  Debug
+ * messages are not limited. */
 void tm_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+#define TM_LOG_BURST 20
+/* One line for each call site whose repeats were not all reported yet.
+ * Runs at exit (a destructor); tests call it directly. */
+void tm_log_flush_repeats(void);
+/* For tests: the clock the repeat limit reads (ns), NULL for the real one. */
+void tm_log_set_test_clock(const _Atomic uint64_t *now_ns);
+
+/* A value as it may appear in a log line: at most TM_SHOWN_MAX bytes, each
+ * byte outside printable ASCII shown as '?', "..." when cut.  Every value a
+ * user supplies (settings, paths, file contents) is logged through it. */
+#define TM_SHOWN_MAX 64
+typedef struct tm_shown {
+    char s[TM_SHOWN_MAX + 4];
+} tm_shown_t;
+const char *tm_log_shown(tm_shown_t *buf, const char *value);
+/* The same for n bytes that need not be NUL-terminated. */
+const char *tm_log_shown_n(tm_shown_t *buf, const char *p, size_t n);
 
 #define tm_log_error(...) tm_log(TM_LOG_ERROR, __VA_ARGS__)
 #define tm_log_warn(...) tm_log(TM_LOG_WARN, __VA_ARGS__)
@@ -131,11 +162,73 @@ bool tm_placement_valid(const tm_placement_t *placement);
 /* ------------------------------------------------------------------ */
 
 /* The whole file at path in metadata memory, NUL-terminated: *len bytes in
- * a *cap-byte block (free it with tm_meta_free(buf, *cap)).  Directories
- * and files over max_bytes are refused.  NULL + errno, after one line at
- * `level` naming `what` ("guidance file"), the path and the errno. */
+ * a *cap-byte block (free it with tm_meta_free(buf, *cap)).  Regular files
+ * only (what the library reads: a FIFO must not hang start-up); files over
+ * max_bytes are refused.  NULL + errno, after one line at `level` naming
+ * `what` ("guidance file"), the path and what was wrong. */
 char *tm_read_file(const char *path, const char *what, int level,
                    size_t max_bytes, size_t *len, size_t *cap);
+/* tm_read_file that also accepts the types in `accept` (TM_FILE_ALLOW_*):
+ * the tools read pipes, e.g. <(command).  A pipe is opened non-blocking:
+ * without a writer it reads as empty at once. */
+char *tm_read_file_accepting(const char *path, const char *what, int level,
+                             unsigned accept, size_t max_bytes, size_t *len,
+                             size_t *cap);
+
+/* ------------------------------------------------------------------ */
+/* file_open.c: every file tiermem opens by a path it was given          */
+/* ------------------------------------------------------------------ */
+
+/* What else than a regular file an open accepts. */
+#define TM_FILE_ALLOW_CHARDEV 1u /* /dev/null, a terminal */
+#define TM_FILE_ALLOW_FIFO 2u    /* a pipe: tools reading <(command) */
+
+/* Create path for writing: exclusively, never through a symbolic link,
+ * close-on-exec (O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC).  -1 + errno. */
+int tm_file_create(const char *path, mode_t mode);
+/* Create "<final_path>.tmp.<16 random hex digits>" as tm_file_create does;
+ * its name goes to tmp.  Publish it with rename(tmp, final_path). */
+int tm_file_create_temp(const char *final_path, char *tmp, size_t tmp_size,
+                        mode_t mode);
+/* Open for reading with O_NONBLOCK (a FIFO without a writer cannot hang
+ * us); a type not accepted fails with EISDIR or EINVAL.  O_NONBLOCK stays
+ * set: for a pipe, read() may say EAGAIN. */
+int tm_file_open_read(const char *path, unsigned accept);
+/* Open for appending (the log file): created exclusively when absent,
+ * otherwise opened O_APPEND|O_NOFOLLOW|O_NONBLOCK and type-checked. */
+int tm_file_open_append(const char *path, mode_t mode, unsigned accept);
+/* Words for the errno of a refused type or link, or NULL. */
+const char *tm_file_type_error(int err);
+/* "a FIFO", "a directory", ...: what st_mode says a file is. */
+const char *tm_file_kind(mode_t mode);
+
+/* ------------------------------------------------------------------ */
+/* owned_fd.c: descriptors kept inside someone else's process           */
+/* ------------------------------------------------------------------ */
+
+typedef struct tm_owned_fd {
+    int fd; /* -1: none */
+    dev_t dev;
+    ino_t ino;
+    mode_t type;   /* st_mode & S_IFMT */
+    char anon[24]; /* an anonymous inode's kind ("[eventfd]"), else "" */
+} tm_owned_fd_t;
+
+/* Take fd over: move it to a high number (F_DUPFD_CLOEXEC, the original is
+ * closed) and record its identity.  Returns the new number, or -1 + errno
+ * with fd closed. */
+int tm_fd_own(int fd, tm_owned_fd_t *o);
+/* Is o->fd still the descriptor tm_fd_own recorded?  false once the
+ * program closed it, or closed it and opened something else there. */
+bool tm_fd_is_ours(const tm_owned_fd_t *o);
+/* Close o->fd if it is still ours and forget it; true if it was ours.  A
+ * descriptor that is no longer ours is never closed. */
+bool tm_fd_release(tm_owned_fd_t *o);
+/* Forget o->fd without closing it. */
+void tm_fd_forget(tm_owned_fd_t *o);
+/* Descriptor numbers still free below the soft RLIMIT_NOFILE (what the
+ * program's opens can still get); LONG_MAX when unlimited. */
+long tm_fd_free_count(void);
 
 /* ------------------------------------------------------------------ */
 /* meta_alloc.c: metadata memory that never comes from jemalloc         */

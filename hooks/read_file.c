@@ -7,11 +7,17 @@
  * the buffer is metadata memory for all of them.  A regular file's size is
  * known (+1 to see its end in one read and to leave room for the NUL); a
  * pipe, e.g. <(generate), grows the buffer as it goes.
+ *
+ * The library reads regular files only: a FIFO named by a setting must not
+ * hang a program's start-up.  The tools may also read pipes; those are
+ * opened with O_NONBLOCK too, so a FIFO without a writer reads as empty at
+ * once, and one whose writer is slow is waited for with poll().
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,6 +36,14 @@ static char *grow(char *buf, size_t len, size_t *cap, size_t limit)
     return more;
 }
 
+/* A pipe opened with O_NONBLOCK said EAGAIN: its writer is there but has
+ * not written.  Wait for data or for the writer to go (POLLHUP). */
+static void wait_readable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    (void)poll(&p, 1, -1); /* EINTR or an error: the next read says why */
+}
+
 /* Read fd to its end; *len bytes in *cap.  Logs and returns NULL on error. */
 static char *read_all(int fd, const char *path, const char *what, int level,
                       size_t max_bytes, size_t *len, size_t *cap)
@@ -37,11 +51,6 @@ static char *read_all(int fd, const char *path, const char *what, int level,
     struct stat st;
     if (fstat(fd, &st) != 0) {
         tm_log(level, "%s %s: fstat failed: errno %d", what, path, errno);
-        return NULL;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        tm_log(level, "%s %s is a directory: errno %d", what, path, EISDIR);
-        errno = EISDIR;
         return NULL;
     }
     if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max_bytes) {
@@ -72,6 +81,8 @@ static char *read_all(int fd, const char *path, const char *what, int level,
         }
         if (r > 0) {
             *len += (size_t)r;
+        } else if (errno == EAGAIN) {
+            wait_readable(fd); /* a pipe whose writer has not written yet */
         } else if (errno != EINTR) {
             int e = errno;
             tm_log(level, "%s %s: read failed: errno %d", what, path, e);
@@ -85,20 +96,45 @@ static char *read_all(int fd, const char *path, const char *what, int level,
     return NULL;
 }
 
-char *tm_read_file(const char *path, const char *what, int level,
-                   size_t max_bytes, size_t *len, size_t *cap)
+/* Open path for reading, or log why not (one warning that names what and
+ * path, and says what was wrong) and return -1. */
+static int open_for_read(const char *path, const char *what, int level,
+                         unsigned accept)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
+    int fd = tm_file_open_read(path, accept);
+    if (fd >= 0)
+        return fd;
+    int e = errno;
+    if (e == EINVAL || e == EISDIR) {
+        struct stat st; /* for the message only: what it is */
+        const char *kind = stat(path, &st) == 0 ? tm_file_kind(st.st_mode)
+                                                : "not a regular file";
+        tm_log(level, "%s %s is %s, not a regular file; ignored", what, path,
+               kind);
+    } else {
         tm_log(level, "%s %s cannot be opened: errno %d", what, path, e);
-        errno = e;
-        return NULL;
     }
+    errno = e;
+    return -1;
+}
+
+char *tm_read_file_accepting(const char *path, const char *what, int level,
+                             unsigned accept, size_t max_bytes, size_t *len,
+                             size_t *cap)
+{
+    int fd = open_for_read(path, what, level, accept);
+    if (fd < 0)
+        return NULL;
     char *buf = read_all(fd, path, what, level, max_bytes, len, cap);
     int e = errno;
     if (close(fd) != 0)
         tm_log_warn("%s %s: close failed: errno %d", what, path, errno);
     errno = e;
     return buf;
+}
+
+char *tm_read_file(const char *path, const char *what, int level,
+                   size_t max_bytes, size_t *len, size_t *cap)
+{
+    return tm_read_file_accepting(path, what, level, 0, max_bytes, len, cap);
 }

@@ -17,6 +17,8 @@
  *
  * Like the runtime's settings: a bad value gets one warning naming the
  * variable, the value and the default kept, and never stops the program.
+ * A set-user-ID or set-group-ID program ignores the paths, and
+ * TIERMEM_PROFILE itself: it would write a file where its caller says.
  * The names are also listed in runtime/options.c so its unknown-setting
  * check knows them.
  */
@@ -114,16 +116,71 @@ static void parse_numbers(char *const *env, prof_options_t *o)
     }
 }
 
-static void copy_setting(const char *name, const char *v, char *dst,
-                         size_t size)
+static void copy_setting(const char *name, const char *v, const char *want,
+                         char *dst, size_t size)
 {
     size_t len = strlen(v);
     if (len < size) {
         memcpy(dst, v, len + 1);
         return;
     }
-    tm_setting_bad(name, v, "a path that fits", "none");
+    tm_setting_bad(name, v, want, "none");
     dst[0] = '\0';
+}
+
+/* libpfm4 event strings ("MEM_LOAD_RETIRED.L3_MISS:u", "ibs_op",
+ * "pmu::event:umask=0x1") use only these: anything else is refused here,
+ * so the samplers that name the event in their messages never print a
+ * stranger's bytes. */
+static bool event_name_ok(const char *v)
+{
+    for (; *v != '\0'; v++) {
+        char c = *v;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9') || strchr("_.:=,/+-", c) != NULL;
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static void parse_event(const char *v, prof_options_t *o)
+{
+    if (event_name_ok(v))
+        copy_setting("TIERMEM_PROFILE_EVENT", v,
+                     "an event name that fits (127 bytes)", o->event,
+                     sizeof o->event);
+    else
+        tm_setting_bad("TIERMEM_PROFILE_EVENT", v,
+                       "a libpfm4 event name (A-Z a-z 0-9 _ . : = , / + -)",
+                       "the sampler's default");
+}
+
+/* A profile is a file written where the environment says (or into the
+ * current directory): not for a set-user-ID or set-group-ID program. */
+static void refuse_profile_if_secure(prof_options_t *o)
+{
+    if (!o->enabled || !tm_secure_process())
+        return;
+    tm_log_warn("TIERMEM_PROFILE is ignored: a set-user-ID or set-group-ID "
+                "program writes no profile");
+    o->enabled = false;
+}
+
+static void parse_profile_file(const char *v, prof_options_t *o)
+{
+    char exe[256] = "";
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    const char *base = strrchr(exe, '/');
+    base = base ? base + 1 : (exe[0] ? exe : "unknown");
+    if (!tm_expand_path(v, tm_options.rank, (long)getpid(), base, o->file,
+                        sizeof o->file)) {
+        tm_setting_bad("TIERMEM_PROFILE_FILE", v,
+                       "a path that fits, with only %r, %p, %e and %%",
+                       "the default name");
+        o->file[0] = '\0';
+    }
 }
 
 void prof_options_parse(char *const *env, prof_options_t *o)
@@ -143,12 +200,14 @@ void prof_options_parse(char *const *env, prof_options_t *o)
                            "one of auto, pebs, ibs, faults, uffd, replay, none",
                            "auto");
     }
+    refuse_profile_if_secure(o);
     parse_numbers(env, o);
     if ((v = tm_env_value(env, "TIERMEM_PROFILE_EVENT")) != NULL && *v)
-        copy_setting("TIERMEM_PROFILE_EVENT", v, o->event, sizeof o->event);
-    if ((v = tm_env_value(env, "TIERMEM_PROFILE_REPLAY")) != NULL && *v)
-        copy_setting("TIERMEM_PROFILE_REPLAY", v, o->replay,
-                     sizeof o->replay);
+        parse_event(v, o);
+    if ((v = tm_env_value(env, "TIERMEM_PROFILE_REPLAY")) != NULL && *v &&
+        !tm_path_setting_refused("TIERMEM_PROFILE_REPLAY", v))
+        copy_setting("TIERMEM_PROFILE_REPLAY", v, "a path that fits",
+                     o->replay, sizeof o->replay);
     if ((v = tm_env_value(env, "TIERMEM_PROFILE_CLOCK")) != NULL && *v) {
         static const char *const clocks[] = {"wall", "trace"};
         int k = tm_parse_enum(v, clocks, 2);
@@ -157,20 +216,9 @@ void prof_options_parse(char *const *env, prof_options_t *o)
         else
             tm_setting_bad("TIERMEM_PROFILE_CLOCK", v, "wall or trace", "wall");
     }
-    if ((v = tm_env_value(env, "TIERMEM_PROFILE_FILE")) != NULL && *v) {
-        char exe[256] = "";
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        exe[n > 0 ? n : 0] = '\0';
-        const char *base = strrchr(exe, '/');
-        base = base ? base + 1 : (exe[0] ? exe : "unknown");
-        if (!tm_expand_path(v, tm_options.rank, (long)getpid(), base,
-                            o->file, sizeof o->file)) {
-            tm_setting_bad("TIERMEM_PROFILE_FILE", v,
-                           "a path that fits, with only %r, %p, %e and %%",
-                           "the default name");
-            o->file[0] = '\0';
-        }
-    }
+    if ((v = tm_env_value(env, "TIERMEM_PROFILE_FILE")) != NULL && *v &&
+        !tm_path_setting_refused("TIERMEM_PROFILE_FILE", v))
+        parse_profile_file(v, o);
     if (o->sampler == PROF_SAMPLER_REPLAY && o->replay[0] == '\0') {
         tm_log_warn("TIERMEM_PROFILE_SAMPLER=replay needs "
                     "TIERMEM_PROFILE_REPLAY (a trace file); using none");

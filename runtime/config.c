@@ -3,6 +3,7 @@
  *
  *   TIERMEM_LOG       off | error | warn | info | debug   (default: warn)
  *   TIERMEM_LOG_FILE  a path to append log lines to       (default: stderr)
+ *                     (ignored in set-user-ID and set-group-ID programs)
  *
  * A bad value never stops the program: it gets one warning that names the
  * variable, the value and the default used instead.
@@ -10,7 +11,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -34,29 +34,47 @@ static int parse_log_level(const char *value, bool *ok)
     return TM_LOG_WARN;
 }
 
+/* The log file: regular files and character devices (/dev/null, a
+ * terminal).  A FIFO is refused: opening one without a reader fails, and
+ * writing to one whose reader left raises SIGPIPE in the program.  The
+ * open never blocks (O_NONBLOCK) and never follows a symbolic link. */
+static void open_log_file(int level, const char *path)
+{
+    tm_shown_t s;
+    if (tm_path_setting_refused("TIERMEM_LOG_FILE", path))
+        return;
+    int fd = tm_file_open_append(path, 0644, TM_FILE_ALLOW_CHARDEV);
+    if (fd >= 0 && tm_log_configure_file(level, fd) == 0)
+        return;
+    int err = errno;
+    const char *why = tm_file_type_error(err);
+    if (why != NULL)
+        tm_log_warn("TIERMEM_LOG_FILE=%s %s; logging to stderr",
+                    tm_log_shown(&s, path), why);
+    else
+        tm_log_warn("TIERMEM_LOG_FILE=%s cannot be opened (errno %d); "
+                    "logging to stderr", tm_log_shown(&s, path), err);
+}
+
 static void runtime_init_once(void)
 {
-    int level = TM_LOG_WARN, fd = -1;
+    int level = TM_LOG_WARN;
     bool level_ok = true;
     const char *v = getenv("TIERMEM_LOG");
     if (v != NULL && *v != '\0')
         level = parse_log_level(v, &level_ok);
+    tm_log_configure(level, -1);
     const char *path = getenv("TIERMEM_LOG_FILE");
-    if (path != NULL && *path != '\0') {
-        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (fd < 0) {
-            tm_log_configure(level, -1);
-            tm_log_warn("TIERMEM_LOG_FILE=%s cannot be opened (errno %d); "
-                        "logging to stderr", path, errno);
-        }
-    }
-    tm_log_configure(level, fd);
+    if (path != NULL && *path != '\0')
+        open_log_file(level, path);
     tm_options_load();
     front_cache_init_classes(); /* also initialises jemalloc */
     tm_fork_handlers_install();
-    if (!level_ok)
+    if (!level_ok) {
+        tm_shown_t s;
         tm_log_warn("TIERMEM_LOG=%s is not one of off, error, warn, info, "
-                    "debug, 0-4; using warn", v);
+                    "debug, 0-4; using warn", tm_log_shown(&s, v));
+    }
 }
 
 void tm_runtime_init(void)

@@ -36,7 +36,6 @@
  * binary file cannot flood the log. */
 #define GUIDANCE_MAX_REPORTED 20
 #define RULE_FIELDS_MAX 5 /* key|id VALUE tier|node N [mode] */
-#define SHOWN_MAX 40      /* bytes of a bad field quoted in a message */
 
 /* A piece of the text: never NUL-terminated. */
 typedef struct span {
@@ -45,7 +44,8 @@ typedef struct span {
 } span_t;
 
 typedef struct parser {
-    const char *name; /* for messages */
+    const char *name; /* for messages: name_shown's text */
+    tm_shown_t name_shown;
     size_t line;      /* 1-based number of the current line */
     size_t reported;  /* malformed lines logged so far */
     tm_guidance_t *g;
@@ -143,44 +143,35 @@ static bool span_hex(span_t f, uint64_t *out)
     return true;
 }
 
-/* A field as it may appear in a log line: printable, quoted, bounded. */
-static const char *shown(span_t f, char *buf, size_t size)
+/* A field as it may appear in a log line: printable, bounded. */
+static const char *shown(span_t f, tm_shown_t *buf)
 {
-    size_t n = f.n < SHOWN_MAX ? f.n : SHOWN_MAX, i;
-    for (i = 0; i < n && i < size - 4; i++) {
-        unsigned char c = (unsigned char)f.p[i];
-        buf[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
-    }
-    if (i < f.n)
-        memcpy(buf + i, "...", 4);
-    else
-        buf[i] = '\0';
-    return buf;
+    return tm_log_shown_n(buf, f.p, f.n);
 }
 
 /* ---------------------------------------------------------------- lines */
 
 static void malformed(parser_t *ps, const char *why, span_t field)
 {
-    char buf[SHOWN_MAX + 4];
+    tm_shown_t buf;
     ps->g->rejected++;
     if (++ps->reported > GUIDANCE_MAX_REPORTED)
         return;
     tm_log_warn("%s:%zu: %s (\"%s\"); line skipped", ps->name, ps->line, why,
-                shown(field, buf, sizeof buf));
+                shown(field, &buf));
 }
 
 /* The header line; false (logged) rejects the whole file. */
 static bool header_ok(parser_t *ps, span_t line)
 {
     span_t f[3];
-    char buf[SHOWN_MAX + 4];
+    tm_shown_t buf;
     size_t n = split_fields(line, f, 2);
     if (!span_is(f[0], "tiermem-guidance")) {
         bool sicm = f[0].n >= 5 && memcmp(f[0].p, "=====", 5) == 0;
         tm_log_warn("%s:%zu: the first line must be \"tiermem-guidance 1\", "
                     "not \"%s\"%s; guidance file ignored", ps->name,
-                    ps->line, shown(line, buf, sizeof buf),
+                    ps->line, shown(line, &buf),
                     sicm ? " (this looks like a SICM guidance file; see "
                            "doc/guidance.md)" : "");
         return false;
@@ -189,14 +180,14 @@ static bool header_ok(parser_t *ps, span_t line)
     if (n != 2) {
         tm_log_warn("%s:%zu: header \"%s\" is not \"tiermem-guidance "
                     "VERSION\"; guidance file ignored", ps->name, ps->line,
-                    shown(line, buf, sizeof buf));
+                    shown(line, &buf));
         return false;
     }
     if (span_dec(f[1], UINT32_MAX, &version) && version == 1)
         return true;
     tm_log_warn("%s:%zu: guidance format version %s is not supported (this "
                 "tiermem reads version 1); guidance file ignored", ps->name,
-                ps->line, shown(f[1], buf, sizeof buf));
+                ps->line, shown(f[1], &buf));
     return false;
 }
 
@@ -392,7 +383,8 @@ static bool parse_rules(parser_t *ps, const char *pos, const char *end)
 long tm_guidance_parse(const char *text, size_t len, const char *name,
                        tm_guidance_t *g)
 {
-    parser_t ps = {.name = name != NULL ? name : "guidance", .g = g};
+    parser_t ps = {.g = g};
+    ps.name = tm_log_shown(&ps.name_shown, name != NULL ? name : "guidance");
     memset(g, 0, sizeof *g);
     if (text == NULL) { /* nothing to read: a file without a header */
         text = "";

@@ -84,25 +84,6 @@ void tm_options_defaults(tm_options_t *out)
 
 /* ---------------------------------------------------------------- the environment */
 
-/* A value as it may appear in one log line: printable, at most 64 bytes. */
-typedef struct shown {
-    char s[72];
-} shown_t;
-
-static const char *shown(shown_t *b, const char *v)
-{
-    size_t i = 0;
-    for (; v[i] != '\0' && i < 64; i++) {
-        unsigned char c = (unsigned char)v[i];
-        b->s[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
-    }
-    if (v[i] != '\0')
-        memcpy(b->s + i, "...", 4);
-    else
-        b->s[i] = '\0';
-    return b->s;
-}
-
 enum setting_id {
     S_LAYOUT,
     S_STACK_DEPTH,
@@ -222,16 +203,16 @@ static bool match_other(env_view_t *v, const char *entry, size_t len,
 static void unknown_name(const char *entry, size_t len)
 {
     char name[80];
-    shown_t s;
+    tm_shown_t s;
     size_t n = len < sizeof name - 1 ? len : sizeof name - 1;
     memcpy(name, entry, n);
     name[n] = '\0';
     if (len >= 8 && memcmp(entry, "TIERMEM_", 8) == 0)
         tm_log_warn("unknown setting %s ignored (see doc/configuration.md)",
-                    shown(&s, name));
+                    tm_log_shown(&s, name));
     else if (len >= 3 && memcmp(entry, "SH_", 3) == 0)
         tm_log_info("SICM setting %s has no tiermem equivalent; ignored",
-                    shown(&s, name));
+                    tm_log_shown(&s, name));
 }
 
 static void collect(char *const *env, env_view_t *v)
@@ -254,10 +235,10 @@ static bool pick(const env_view_t *v, int i, const char **var,
 {
     const char *tm = v->value[i][0], *sh = v->value[i][1];
     if (tm != NULL && sh != NULL) {
-        shown_t a, b;
+        tm_shown_t a, b;
         tm_log_info("%s=%s is ignored: %s=%s is set and wins",
-                    settings[i].alias, shown(&a, sh), settings[i].name,
-                    shown(&b, tm));
+                    settings[i].alias, tm_log_shown(&a, sh), settings[i].name,
+                    tm_log_shown(&b, tm));
     }
     *var = tm != NULL ? settings[i].name : settings[i].alias;
     *value = tm != NULL ? tm : sh;
@@ -299,7 +280,7 @@ static const struct sicm_layout {
 
 static void set_sicm_layout(const char *value, tm_options_t *out)
 {
-    shown_t s;
+    tm_shown_t s;
     for (size_t i = 0; i < sizeof sicm_layouts / sizeof *sicm_layouts; i++) {
         const struct sicm_layout *l = &sicm_layouts[i];
         if (strcasecmp(value, l->name) != 0)
@@ -313,7 +294,7 @@ static void set_sicm_layout(const char *value, tm_options_t *out)
     }
     tm_log_warn("SH_ARENA_LAYOUT=%s is not a SICM layout tiermem maps "
                 "(SHARED_SITE_ARENAS, EXCLUSIVE_*ARENAS, BIG_SMALL_ARENAS); "
-                "using per-site", shown(&s, value));
+                "using per-site", tm_log_shown(&s, value));
 }
 
 static void set_layout(const env_view_t *v, tm_options_t *out)
@@ -326,12 +307,12 @@ static void set_layout(const env_view_t *v, tm_options_t *out)
         return;
     }
     int i = tm_parse_enum(value, layout_names, 3);
-    shown_t s;
+    tm_shown_t s;
     if (i >= 0)
         out->layout = (tm_layout_t)i;
     else
         tm_log_warn("%s=%s is not one of per-site, per-thread, big-small; "
-                    "using per-site", var, shown(&s, value));
+                    "using per-site", var, tm_log_shown(&s, value));
 }
 
 /* A whole number in [min, max] into *out, or one warning and the default. */
@@ -342,12 +323,12 @@ static void set_number(const env_view_t *v, int id, unsigned long min,
     unsigned long n;
     if (!pick(v, id, &var, &value))
         return;
-    shown_t s;
+    tm_shown_t s;
     if (tm_parse_ulong(value, min, max, &n))
         *out = (unsigned)n;
     else
         tm_log_warn("%s=%s is not a whole number from %lu to %lu; using %u",
-                    var, shown(&s, value), min, max, *out);
+                    var, tm_log_shown(&s, value), min, max, *out);
 }
 
 /* A size of at least min bytes, or one warning and the default. */
@@ -357,12 +338,12 @@ static void set_size(const env_view_t *v, int id, size_t min, size_t *out)
     size_t n;
     if (!pick(v, id, &var, &value))
         return;
-    shown_t s;
+    tm_shown_t s;
     if (tm_parse_size(value, &n) && n >= min)
         *out = n;
     else
         tm_log_warn("%s=%s is not a size%s such as 4096, 64K or 2M; "
-                    "using %zu", var, shown(&s, value),
+                    "using %zu", var, tm_log_shown(&s, value),
                     min > 0 ? " above 0" : "", *out);
 }
 
@@ -442,13 +423,13 @@ static void set_wrappers(const env_view_t *v, tm_options_t *out)
             wrapper_add(&l, default_wrappers[i], strlen(default_wrappers[i]));
         p++;
     }
-    shown_t s, b;
+    tm_shown_t s, b;
     if (wrapper_parse(p, &l, &bad, &badlen)) {
         out->nwrappers = l.n;
         memcpy(out->wrappers, l.names, sizeof l.names);
     } else if (badlen == 0) {
         tm_log_warn("%s=%s names more than %d functions; using the default "
-                    "list", var, shown(&s, value), TM_MAX_WRAPPERS);
+                    "list", var, tm_log_shown(&s, value), TM_MAX_WRAPPERS);
     } else {
         char name[TM_WRAPPER_NAME_MAX + 1];
         size_t n = badlen < TM_WRAPPER_NAME_MAX ? badlen : TM_WRAPPER_NAME_MAX;
@@ -456,7 +437,7 @@ static void set_wrappers(const env_view_t *v, tm_options_t *out)
         name[n] = '\0';
         tm_log_warn("%s=%s: \"%s\" is not a function name (1-%d of A-Z a-z "
                     "0-9 _ . $ :); using the default list", var,
-                    shown(&s, value), shown(&b, name),
+                    tm_log_shown(&s, value), tm_log_shown(&b, name),
                     TM_WRAPPER_NAME_MAX - 1);
     }
 }
@@ -474,21 +455,21 @@ static void set_target(const env_view_t *v, tm_options_t *out)
     tm_target_t *t = &out->default_target;
     const char *var, *value;
     unsigned long n;
-    shown_t s;
+    tm_shown_t s;
     char was[32];
     if (pick(v, S_DEFAULT_TIER, &var, &value)) {
         if (tm_parse_ulong(value, 0, MAX_NODE_OR_TIER, &n))
             t->index = (unsigned)n;
         else
             tm_log_warn("%s=%s is not a tier index from 0 to %d; using "
-                        "tier %u", var, shown(&s, value), MAX_NODE_OR_TIER,
-                        t->index);
+                        "tier %u", var, tm_log_shown(&s, value),
+                        MAX_NODE_OR_TIER, t->index);
     }
     if (pick(v, S_DEFAULT_NODE, &var, &value)) {
         describe_target(t, was, sizeof was);
         if (!tm_parse_ulong(value, 0, MAX_NODE_OR_TIER, &n)) {
             tm_log_warn("%s=%s is not a node number from 0 to %d; using %s",
-                        var, shown(&s, value), MAX_NODE_OR_TIER, was);
+                        var, tm_log_shown(&s, value), MAX_NODE_OR_TIER, was);
         } else {
             if (v->value[S_DEFAULT_TIER][0] != NULL)
                 tm_log_info("%s=%lu overrides TIERMEM_DEFAULT_TIER (%s)",
@@ -503,7 +484,7 @@ static void set_target(const env_view_t *v, tm_options_t *out)
             t->mode = mode_values[i];
         else
             tm_log_warn("%s=%s is not one of preferred, bind, interleave; "
-                        "using preferred", var, shown(&s, value));
+                        "using preferred", var, tm_log_shown(&s, value));
     }
 }
 
@@ -513,7 +494,7 @@ static void set_rank(const env_view_t *v, tm_options_t *out)
 {
     for (size_t i = 0; i < NRANK_VARS; i++) {
         unsigned long n;
-        shown_t s;
+        tm_shown_t s;
         if (v->rank[i] == NULL)
             continue;
         if (tm_parse_ulong(v->rank[i], 0, INT_MAX, &n)) {
@@ -521,7 +502,7 @@ static void set_rank(const env_view_t *v, tm_options_t *out)
             return;
         }
         tm_log_warn("%s=%s is not an MPI rank (0 to %d); ignored",
-                    rank_vars[i], shown(&s, v->rank[i]), INT_MAX);
+                    rank_vars[i], tm_log_shown(&s, v->rank[i]), INT_MAX);
     }
 }
 
@@ -578,7 +559,8 @@ static const char *bad_percent(const char *p)
 static void set_guidance(const env_view_t *v, tm_options_t *out)
 {
     const char *var, *value;
-    if (!pick(v, S_GUIDANCE, &var, &value) || *value == '\0')
+    if (!pick(v, S_GUIDANCE, &var, &value) || *value == '\0' ||
+        tm_path_setting_refused(var, value))
         return;
     char exe[256] = "unknown";
     if (uses_exe(value))
@@ -586,32 +568,34 @@ static void set_guidance(const env_view_t *v, tm_options_t *out)
     if (tm_expand_path(value, out->rank, (long)getpid(), exe, out->guidance,
                        sizeof out->guidance))
         return;
-    shown_t s;
+    tm_shown_t s;
     const char *bad = bad_percent(value);
     if (bad != NULL && bad[1] == '\0')
         tm_log_warn("%s=%s ends in a lone %%; no guidance used", var,
-                    shown(&s, value));
+                    tm_log_shown(&s, value));
     else if (bad != NULL)
         tm_log_warn("%s=%s: %%%c is not one of %%r %%p %%e %%%%; no guidance "
-                    "used", var, shown(&s, value),
+                    "used", var, tm_log_shown(&s, value),
                     bad[1] >= 0x20 && bad[1] < 0x7f ? bad[1] : '?');
     else
         tm_log_warn("%s=%s is longer than %d bytes once expanded; no "
-                    "guidance used", var, shown(&s, value), TM_PATH_MAX - 1);
+                    "guidance used", var, tm_log_shown(&s, value),
+                    TM_PATH_MAX - 1);
 }
 
 static void set_output_dir(const env_view_t *v, tm_options_t *out)
 {
     const char *var, *value;
-    if (!pick(v, S_OUTPUT_DIR, &var, &value))
+    if (!pick(v, S_OUTPUT_DIR, &var, &value) ||
+        (*value != '\0' && tm_path_setting_refused(var, value)))
         return;
     size_t len = strlen(value);
-    shown_t s;
+    tm_shown_t s;
     if (len < sizeof out->output_dir)
         memcpy(out->output_dir, value, len + 1);
     else
         tm_log_warn("%s=%s is longer than %d bytes; writing nothing", var,
-                    shown(&s, value), TM_PATH_MAX - 1);
+                    tm_log_shown(&s, value), TM_PATH_MAX - 1);
 }
 
 /* ---------------------------------------------------------------- entry points */

@@ -91,6 +91,14 @@ const char *tm_env_value(char *const *env, const char *name);
 /* One warning: "NAME=value is not WANT; using DFLT" (value made printable). */
 void tm_setting_bad(const char *name, const char *value, const char *want,
                     const char *dflt);
+/* Is this a set-user-ID/set-group-ID (AT_SECURE) process?  Its settings
+ * that name paths are ignored, as secure_getenv would. */
+bool tm_secure_process(void);
+/* For tests: 1 or 0 pretends, -1 asks the kernel again. */
+void tm_secure_process_override(int secure);
+/* A path setting that is set (value != NULL) in a secure process: one
+ * warning naming it, and true: the caller ignores it. */
+bool tm_path_setting_refused(const char *name, const char *value);
 /* 1|on|yes|true and 0|off|no|false, case-insensitively. */
 bool tm_parse_bool(const char *s, bool *out);
 /* A finite number within [lo, hi], all of s. */

@@ -6,10 +6,13 @@
 libtmcore_la_SOURCES += runtime/options.h runtime/options.c runtime/parse.c \
 	runtime/setting_env.c runtime/guidance.c
 
-check_PROGRAMS += tests/unit/test_options tests/unit/test_guidance
+check_PROGRAMS += tests/unit/test_options tests/unit/test_guidance \
+	tests/unit/test_log
 tests_unit_test_options_SOURCES = tests/unit/test_options.c tests/tm_test.h tests/observe.h
 tests_unit_test_options_LDADD = $(TEST_LIBS)
 tests_unit_test_guidance_SOURCES = tests/unit/test_guidance.c tests/tm_test.h tests/observe.h
 tests_unit_test_guidance_LDADD = $(TEST_LIBS)
+tests_unit_test_log_SOURCES = tests/unit/test_log.c tests/tm_test.h
+tests_unit_test_log_LDADD = $(TEST_LIBS)
 
 EXTRA_DIST += tests/fuzz scripts/fuzz.sh

@@ -6,7 +6,9 @@
  * The profiler's and the policy's settings are read by their own layers
  * (profiler_options.c, policy_options.c), with the same rule as the
  * runtime's: a bad value gets one warning naming the variable, the value
- * and the default kept, and never stops the program.
+ * (through tm_log_shown) and the default kept, and never stops the program.
+ * In a set-user-ID or set-group-ID process the settings that name paths
+ * are ignored, as secure_getenv would (tm_path_setting_refused).
  */
 #include "config.h"
 
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/auxv.h>
 
 #include "runtime.h"
 
@@ -29,14 +32,38 @@ const char *tm_env_value(char *const *env, const char *name)
 void tm_setting_bad(const char *name, const char *value, const char *want,
                     const char *dflt)
 {
-    /* the value as it may appear in one log line: printable, 64 bytes */
-    char shown[68];
-    size_t i = 0;
-    for (; value[i] != '\0' && i < 64; i++)
-        shown[i] = value[i] >= 0x20 && value[i] < 0x7f ? value[i] : '?';
-    shown[i] = '\0';
-    tm_log_warn("%s=%s%s is not %s; using %s", name, shown,
-                value[i] ? "..." : "", want, dflt);
+    tm_shown_t s;
+    tm_log_warn("%s=%s is not %s; using %s", name, tm_log_shown(&s, value),
+                want, dflt);
+}
+
+/* ---------------------------------------------------------------- secure */
+
+static _Atomic int secure_override = -1;
+
+void tm_secure_process_override(int secure)
+{
+    atomic_store(&secure_override, secure < 0 ? -1 : secure != 0);
+}
+
+/* AT_SECURE is what glibc's secure_getenv asks: set for set-user-ID and
+ * set-group-ID programs and those with file capabilities, whose
+ * environment comes from a less privileged user. */
+bool tm_secure_process(void)
+{
+    int o = atomic_load(&secure_override);
+    if (o >= 0)
+        return o != 0;
+    return getauxval(AT_SECURE) != 0;
+}
+
+bool tm_path_setting_refused(const char *name, const char *value)
+{
+    if (value == NULL || !tm_secure_process())
+        return false;
+    tm_log_warn("%s is ignored: a set-user-ID or set-group-ID program takes "
+                "no paths from the environment", name);
+    return true;
 }
 
 bool tm_parse_bool(const char *s, bool *out)

@@ -4,7 +4,8 @@
  * One text file per process (format in doc/sites.md): a header, then per
  * site its key, arena and counters followed by its frames as (object path,
  * offset, function where the dynamic symbol table knows it), then per arena
- * its counters.  tools/tiermem-sites adds file:line with addr2line.
+ * its counters.  The tiermem-sites tool (tools/tiermem_sites.c) reads it
+ * back strictly and adds file:line with addr2line.
  *
  * Written with open/write from a stack buffer, never stdio: it runs at exit,
  * inside the process's malloc, and must not allocate.
@@ -44,7 +45,7 @@ static void out_flush(out_t *o)
 __attribute__((format(printf, 2, 3))) static void out_printf(out_t *o,
                                                              const char *fmt, ...)
 {
-    char line[1024];
+    char line[2048]; /* a frame line's fields are bounded well below this */
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(line, sizeof line, fmt, ap);
@@ -78,11 +79,17 @@ static void write_frame(out_t *o, unsigned i, const stack_frame_t *f)
         fn = info.dli_sname;
         fn_off = (unsigned long)(addr - (uintptr_t)info.dli_saddr);
     }
+    /* The reader refuses a whole table for one field it cannot take as
+     * data (a path with a space, a symbol in an exotic alphabet or longer
+     * than a line), so such a field is written as unknown instead. */
+    const char *path = site_table_object_ok(obj->path) ? obj->path : "?";
+    if (strlen(fn) > SITE_TABLE_SYMBOL_MAX || !site_table_function_ok(fn))
+        fn = "?";
     if (fn[0] == '?')
-        out_printf(o, "frame %u %s %#lx ?\n", i, obj->path,
+        out_printf(o, "frame %u %s %#lx ?\n", i, path,
                    (unsigned long)f->offset);
     else
-        out_printf(o, "frame %u %s %#lx %s+%#lx\n", i, obj->path,
+        out_printf(o, "frame %u %s %#lx %s+%#lx\n", i, path,
                    (unsigned long)f->offset, fn, fn_off);
 }
 
@@ -132,7 +139,8 @@ static void write_table(out_t *o)
     exe[n > 0 ? n : 0] = '\0';
     out_printf(o, "# tiermem site table, format 1\n");
     out_printf(o, "# exe %s pid %ld rank %d layout %s depth %u\n",
-               exe[0] ? exe : "?", (long)getpid(), tm_options.rank,
+               exe[0] && site_table_object_ok(exe) ? exe : "?",
+               (long)getpid(), tm_options.rank,
                layout_names[tm_options.layout], tm_options.stack_depth);
     uint32_t count = site_count();
     for (uint32_t i = 0; i < count; i++)
@@ -140,17 +148,24 @@ static void write_table(out_t *o)
     write_arenas(o);
 }
 
+/* Mode of a new site table before the umask: others may read it (the
+ * tools run as anyone), nobody else may write it. */
+#define SITE_TABLE_MODE 0644
+
 int site_report_write(const char *path)
 {
+    /* The output directory may be shared (/tmp): the table is written to an
+     * exclusively created temporary with an unpredictable name, never
+     * through a link, and renamed over the final name (rename replaces a
+     * planted link, it does not follow it). */
     char tmp[TM_PATH_MAX + 32];
-    int len = snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-    if (len < 0 || (size_t)len >= sizeof tmp) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    out_t o = {.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
+    out_t o = {.fd = tm_file_create_temp(path, tmp, sizeof tmp,
+                                         SITE_TABLE_MODE)};
     if (o.fd < 0) {
-        tm_log_warn("site table: cannot create %s: errno %d", tmp, errno);
+        int e = errno;
+        tm_log_warn("site table: cannot create a temporary file beside %s: "
+                    "errno %d", path, e);
+        errno = e;
         return -1;
     }
     write_table(&o);

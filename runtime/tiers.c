@@ -167,8 +167,9 @@ static bool parse_env_tiers(tm_topology_t *t, const char *s, char *why,
             end = seg + strlen(seg);
         unsigned ids[SYSFS_MAX_IDS], n;
         if (!node_list_parse(seg, end, ids, SYSFS_MAX_IDS, &n)) {
-            snprintf(why, whylen, "cannot parse tier \"%.*s\"",
-                     (int)(end - seg), seg);
+            tm_shown_t shown;
+            snprintf(why, whylen, "cannot parse tier \"%s\"",
+                     tm_log_shown_n(&shown, seg, (size_t)(end - seg)));
             return false;
         }
         if (n == 0) {
@@ -195,9 +196,10 @@ static bool parse_env_tiers(tm_topology_t *t, const char *s, char *why,
     }
     if (present & ~named) {
         char list[256];
+        tm_shown_t shown;
         format_mask(present & ~named, list, sizeof list);
         tm_log_warn("%s=\"%s\" does not name node(s) %s; they form the "
-                    "last tier", TIERS_ENV, s, list);
+                    "last tier", TIERS_ENV, tm_log_shown(&shown, s), list);
         t->tiers[t->ntiers++].nodes = present & ~named;
     }
     return true;
@@ -209,10 +211,11 @@ static bool order_from_env(tm_topology_t *t)
     if (!s || !*s)
         return false;
     char why[128];
+    tm_shown_t shown;
     if (parse_env_tiers(t, s, why, sizeof why))
         return true;
     tm_log_warn("%s=\"%s\" is not usable (%s); using the automatic tier "
-                "order instead", TIERS_ENV, s, why);
+                "order instead", TIERS_ENV, tm_log_shown(&shown, s), why);
     t->ntiers = 0;
     return false;
 }

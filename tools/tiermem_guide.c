@@ -6,7 +6,8 @@
  *
  * Reads the profiles (one per process or MPI rank), merges their sites,
  * places them on tiers within the fast tiers' capacities and writes the
- * guidance (stdout without -o); a summary per tier goes to stderr.
+ * guidance (stdout without -o or with -o -); a summary per tier goes to
+ * stderr.
  * Exit status: 0; 1 if a profile could not be read or the output not
  * written (no guidance is written then); 2 for bad usage.  A tool, not
  * library code: stdio and malloc are fine here.
@@ -14,11 +15,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "hooks.h"
 #include "policy.h"
@@ -46,7 +50,8 @@ static void usage(FILE *f)
             "                  footprint, or auto (the profile's tier size); "
             "default auto\n"
             "  --intervals A-B count samples of intervals A..B only\n"
-            "  -o FILE         write the guidance to FILE (default stdout)\n");
+            "  -o FILE         write the guidance to FILE (default or -: "
+            "stdout)\n");
 }
 
 static bool parse_range(const char *s, uint64_t *first, uint64_t *last)
@@ -141,16 +146,18 @@ static void print_summary(const guide_t *g, const guide_opts_t *o,
             g->nprofiles, g->nprofiles == 1 ? "" : "s", g->nsites,
             g->footprint, g->accesses, g->unsited,
             place_policy_name(o->policy),
-            o->policy == PLACE_KNAPSACK && !exact ? " (past its limits: "
-                                                    "best greedy)" : "");
+            !exact ? " (past its bounds: approximate)" : "");
     for (unsigned t = 0; t < ntiers; t++) {
         size_t sites = 0;
         uint64_t bytes = 0, acc = 0;
         for (size_t i = 0; i < g->nsites; i++)
             if (g->sites[i].tier == t) {
                 sites++;
-                bytes += g->sites[i].bytes;
-                acc += g->sites[i].accesses;
+                /* saturating: a hostile profile's sums pass 2^64 */
+                bytes = g->sites[i].bytes > UINT64_MAX - bytes
+                            ? UINT64_MAX : bytes + g->sites[i].bytes;
+                acc = g->sites[i].accesses > UINT64_MAX - acc
+                          ? UINT64_MAX : acc + g->sites[i].accesses;
             }
         char capbuf[32] = "the rest";
         if (t + 1 < ntiers)
@@ -162,21 +169,149 @@ static void print_summary(const guide_t *g, const guide_opts_t *o,
     }
 }
 
-static int write_output(const char *path, const char *text, size_t len)
+/* ------------------------------------------------------------ the output
+ *
+ * The output may go into a shared directory (/tmp), and the tool often runs
+ * as root: a regular file is written to an exclusively created temporary
+ * beside it (unpredictable name, never through a link) and renamed over
+ * the final name, which replaces a planted link instead of following it.
+ * A FIFO or character device named directly (or through a link owned by us
+ * or by root: /dev/stdout, /dev/fd/N) is written in place.  Mode 0666
+ * before the umask, as any tool's output file. */
+
+static int write_all(int fd, const char *text, size_t len)
 {
-    FILE *f = path ? fopen(path, "w") : stdout;
-    if (f == NULL) {
-        fprintf(stderr, "tiermem-guide: %s: %s\n", path, strerror(errno));
+    while (len > 0) {
+        ssize_t n = write(fd, text, len);
+        if (n < 0 && errno != EINTR)
+            return -1;
+        if (n > 0) {
+            text += n;
+            len -= (size_t)n;
+        }
+    }
+    return 0;
+}
+
+/* Write a regular file at path: temporary, fsync, rename.  0 or 1. */
+static int write_replacing(const char *path, const char *text, size_t len)
+{
+    size_t tmp_size = strlen(path) + 32;
+    char *tmp = malloc(tmp_size);
+    int fd = tmp ? tm_file_create_temp(path, tmp, tmp_size, 0666) : -1;
+    if (fd < 0) {
+        fprintf(stderr, "tiermem-guide: cannot create a temporary file "
+                        "beside %s: %s\n", path, strerror(errno));
+        free(tmp);
         return 1;
     }
-    bool ok = fwrite(text, 1, len, f) == len;
-    ok = (path ? fclose(f) == 0 : fflush(f) == 0) && ok;
-    if (!ok) {
-        fprintf(stderr, "tiermem-guide: writing %s: %s\n",
-                path ? path : "stdout", strerror(errno));
+    const char *failed = write_all(fd, text, len) != 0 ? "write"
+                         : fsync(fd) != 0              ? "fsync"
+                                                       : NULL;
+    int e = errno;
+    if (close(fd) != 0 && failed == NULL) {
+        failed = "close";
+        e = errno;
+    }
+    if (failed == NULL && rename(tmp, path) != 0) {
+        failed = "rename";
+        e = errno;
+    }
+    if (failed != NULL) {
+        fprintf(stderr, "tiermem-guide: writing %s (%s of %s): %s\n", path,
+                failed, tmp, strerror(e));
+        (void)unlink(tmp);
+    }
+    free(tmp);
+    return failed ? 1 : 0;
+}
+
+/* Write into an existing FIFO or character device.  Opened non-blocking,
+ * so a FIFO without a reader fails (ENXIO) instead of waiting forever;
+ * then blocking again, so that writes wait for a slow reader. */
+static int write_in_place(const char *path, const char *text, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    struct stat st;
+    const char *why = NULL;
+    if (fd < 0)
+        why = errno == ENXIO ? "a FIFO without a reader" : strerror(errno);
+    else if (fstat(fd, &st) != 0)
+        why = strerror(errno);
+    else if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode))
+        why = "changed while it was opened";
+    else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0 ||
+             write_all(fd, text, len) != 0)
+        why = strerror(errno);
+    if (fd >= 0 && close(fd) != 0 && why == NULL)
+        why = strerror(errno);
+    if (why != NULL) {
+        fprintf(stderr, "tiermem-guide: writing %s: %s\n", path, why);
         return 1;
     }
     return 0;
+}
+
+/* path is a symbolic link (lst): follow it only if it is ours or root's
+ * (/dev/stdout, /dev/fd/N, a link of our own); one planted by another user
+ * is refused, never written through. */
+static int write_through_link(const char *path, const struct stat *lst,
+                              const char *text, size_t len)
+{
+    if (lst->st_uid != geteuid() && lst->st_uid != 0) {
+        fprintf(stderr, "tiermem-guide: %s is a symbolic link owned by uid "
+                        "%ld; not followed\n", path, (long)lst->st_uid);
+        return 1;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        fprintf(stderr, "tiermem-guide: %s is a symbolic link to nothing "
+                        "(%s)\n", path, strerror(errno));
+        return 1;
+    }
+    if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))
+        return write_in_place(path, text, len); /* /dev/fd/N: no real path */
+    if (!S_ISREG(st.st_mode)) {
+        fprintf(stderr, "tiermem-guide: %s leads to %s\n", path,
+                tm_file_kind(st.st_mode));
+        return 1;
+    }
+    char *real = realpath(path, NULL); /* the file itself, no link left */
+    if (real == NULL) {
+        fprintf(stderr, "tiermem-guide: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    int rc = write_replacing(real, text, len);
+    free(real);
+    return rc;
+}
+
+static int write_output(const char *path, const char *text, size_t len)
+{
+    if (path == NULL || strcmp(path, "-") == 0) {
+        if (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0) {
+            fprintf(stderr, "tiermem-guide: writing stdout: %s\n",
+                    strerror(errno));
+            return 1;
+        }
+        return 0;
+    }
+    struct stat lst;
+    if (lstat(path, &lst) != 0) {
+        if (errno == ENOENT)
+            return write_replacing(path, text, len);
+        fprintf(stderr, "tiermem-guide: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    if (S_ISREG(lst.st_mode))
+        return write_replacing(path, text, len);
+    if (S_ISLNK(lst.st_mode))
+        return write_through_link(path, &lst, text, len);
+    if (S_ISFIFO(lst.st_mode) || S_ISCHR(lst.st_mode))
+        return write_in_place(path, text, len);
+    fprintf(stderr, "tiermem-guide: %s is %s\n", path,
+            tm_file_kind(lst.st_mode));
+    return 1;
 }
 
 /* The guidance file's opening comment: how it was made. */
