@@ -10,6 +10,12 @@
  * samples, every other field as last written) are left out; the writer
  * keeps what it last wrote per arena and per site to know.  The format is
  * doc/profile-format.md.
+ *
+ * The descriptor is taken with tm_fd_own and checked before every write:
+ * a program that closed it (closefrom) may have opened its own file at
+ * that number, and a profile line must never land there.  A lost
+ * descriptor ends the profile where it is, .partial, whole intervals
+ * only, and is reported once (prof_fd_lost).
  */
 #include "config.h"
 
@@ -53,8 +59,10 @@ typedef struct pw_site_last {
 } pw_site_last_t;
 
 struct prof_writer {
-    int fd;
+    int fd;                 /* own.fd once owned */
+    tm_owned_fd_t own;
     bool broken;            /* a write failed: the file ends torn */
+    bool lost;              /* the descriptor is no longer ours */
     uint64_t last_seq;
     uint64_t nintervals;
     char path[TM_PATH_MAX];
@@ -68,10 +76,29 @@ struct prof_writer {
 
 /* ---------------------------------------------------------------- output */
 
+/* Is the descriptor still ours?  If not: the profile ends here, and the
+ * loss is reported (once per run, by prof_fd_lost). */
+static bool pw_fd_ours(prof_writer_t *w)
+{
+    if (tm_fd_is_ours(&w->own))
+        return true;
+    if (!w->lost) {
+        w->lost = true;
+        prof_fd_lost(w->own.fd, "the profile being written");
+        tm_fd_forget(&w->own);
+        w->fd = -1;
+    }
+    w->broken = true;
+    errno = EBADF;
+    return false;
+}
+
 /* Write all of [p, p + n), through short writes and EINTR. */
 static int pw_write_all(prof_writer_t *w, const char *p, size_t n)
 {
     while (n > 0) {
+        if (!pw_fd_ours(w))
+            return -1;
         ssize_t k = write(w->fd, p, n);
         if (k < 0 && errno == EINTR)
             continue;
@@ -232,9 +259,7 @@ static bool pw_header_valid(const char *path, const prof_header_t *h)
 
 static void pw_release(prof_writer_t *w)
 {
-    if (w->fd >= 0 && close(w->fd) != 0)
-        tm_log_warn("profile %s: close of fd %d failed (errno %d)",
-                    w->partial, w->fd, errno);
+    (void)tm_fd_release(&w->own); /* only if still ours */
     if (w->buf != NULL)
         tm_meta_free(w->buf, PW_BUF_SIZE);
     if (w->arenas != NULL)
@@ -258,7 +283,7 @@ prof_writer_t *profile_writer_open(const char *path, const prof_header_t *h)
                      "(errno %d)", path, errno);
         return NULL;
     }
-    w->fd = -1;
+    w->fd = w->own.fd = -1;
     memcpy(w->path, path, strlen(path) + 1);
     snprintf(w->partial, sizeof w->partial, "%s.partial", path);
     w->buf = tm_meta_alloc(PW_BUF_SIZE);
@@ -274,8 +299,8 @@ prof_writer_t *profile_writer_open(const char *path, const prof_header_t *h)
     /* O_EXCL: an existing .partial is a live writer of the same name (an MPI
      * rank's fork+exec child inherits the rank) or a crashed run's
      * leftover; neither is overwritten.  The caller retries with another
-     * name on EEXIST. */
-    w->fd = open(w->partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+     * name on EEXIST.  tm_file_create never follows a planted link. */
+    w->fd = tm_file_create(w->partial, 0644);
     if (w->fd < 0) {
         int e = errno;
         if (e == EEXIST)
@@ -284,6 +309,16 @@ prof_writer_t *profile_writer_open(const char *path, const prof_header_t *h)
         else
             tm_log_error("profile %s: cannot create it (errno %d)",
                          w->partial, e);
+        pw_release(w);
+        errno = e;
+        return NULL;
+    }
+    w->fd = tm_fd_own(w->fd, &w->own);
+    if (w->fd < 0) {
+        int e = errno;
+        tm_log_error("profile %s: keeping its descriptor failed (errno %d)",
+                     w->partial, e);
+        (void)unlink(w->partial); /* empty, and ours: O_EXCL made it */
         pw_release(w);
         errno = e;
         return NULL;
@@ -525,7 +560,9 @@ int profile_writer_finish(prof_writer_t *w)
     if (!w->broken &&
         pw_line(w, "complete %" PRIu64 "\n", w->nintervals) == 0 &&
         pw_flush(w) == 0) {
-        if (fsync(w->fd) != 0) {
+        if (!pw_fd_ours(w)) {
+            e = EBADF;
+        } else if (fsync(w->fd) != 0) {
             e = errno;
             tm_log_error("profile %s: fsync of fd %d failed (errno %d)",
                          w->partial, w->fd, e);
@@ -539,6 +576,9 @@ int profile_writer_finish(prof_writer_t *w)
         }
     } else if (!w->broken) {
         e = errno;
+    } else if (w->lost) {
+        tm_log_info("profile %s: left as it is (its descriptor was lost)",
+                    w->partial);
     } else {
         tm_log_warn("profile %s: not finished, an earlier write failed; "
                     "left as it is", w->partial);

@@ -16,6 +16,13 @@
  * eventfd; the thread closes the last, partial interval, and the stopper
  * finishes the profile file, which renames it into place.
  *
+ * Descriptors: the timerfd and the eventfd are taken with tm_fd_own (high
+ * numbers) and checked once per wake-up; the thread also wakes at least
+ * once a second (wake_timeout_ms), so a program that closed them (closefrom)
+ * cannot leave it asleep on files nobody will signal.  When any descriptor
+ * of the profiler is lost (prof_fd_lost) the thread stops the sampler and
+ * leaves the profile .partial: see doc/profiler.md, "Descriptors".
+ *
  * fork: POSIX allows a forked child of a threaded program only async-signal-
  * safe calls until it execs, and starting a thread is not one of them.  So
  * the profiler is disabled in a forked child: the child drops its copies of
@@ -44,7 +51,8 @@ typedef struct profiler {
     bool thread_started;
     pid_t pid;               /* the process that started it */
     pthread_t thread;
-    int timer_fd, stop_fd;
+    tm_owned_fd_t timer, stop; /* the thread's wake-ups */
+    _Atomic bool stop_asked;   /* set by profiler_stop before it wakes us */
     prof_options_t opts;
     sampler_t sampler;
     bool sampling;           /* sampler is open */
@@ -61,8 +69,9 @@ typedef struct profiler {
 } profiler_t;
 
 static profiler_t prof = {.lock = PTHREAD_MUTEX_INITIALIZER,
-                          .timer_fd = -1,
-                          .stop_fd = -1};
+                          .timer = {.fd = -1},
+                          .stop = {.fd = -1}};
+
 static pthread_once_t process_hooks_once = PTHREAD_ONCE_INIT;
 /* Set on the profiling thread: its own calls to stop (an interval hook
  * that calls exit) must neither take the lock nor join themselves. */
@@ -102,6 +111,31 @@ double profiler_accesses_per_sample(void)
 const char *profiler_profile_path(void)
 {
     return prof.running ? prof.path : "";
+}
+
+/* ---------------------------------------------------------------- lost fds */
+
+/* Are the thread's own descriptors still ours?  Reports the first lost. */
+static bool loop_fds_ours(void)
+{
+    if (!tm_fd_is_ours(&prof.stop)) {
+        prof_fd_lost(prof.stop.fd, "the profiling thread's stop eventfd");
+        return false;
+    }
+    if (!tm_fd_is_ours(&prof.timer)) {
+        prof_fd_lost(prof.timer.fd, "the profiling thread's timerfd");
+        return false;
+    }
+    return true;
+}
+
+/* The longest the thread sleeps between two looks at its descriptors and
+ * the stop flag: two intervals, at most 1 s.  A poll on a number the
+ * program closed sleeps on the old file, which nobody signals any more. */
+static int wake_timeout_ms(void)
+{
+    uint64_t ms = prof.opts.interval_ns / 1000000 * 2;
+    return ms > 1000 ? 1000 : (int)ms;
 }
 
 /* ---------------------------------------------------------------- samplers */
@@ -180,7 +214,7 @@ static bool interval_close(uint64_t t_end, bool last)
     if (iv == NULL)
         return last;
     if (prof.writer != NULL && profile_writer_interval(prof.writer, iv) != 0 &&
-        !prof.write_failed) {
+        !prof.write_failed && !prof_fd_any_lost()) {
         prof.write_failed = true;
         tm_log_error("profiler: writing interval %llu to %s failed: errno "
                      "%d; later intervals may be missing",
@@ -191,40 +225,65 @@ static bool interval_close(uint64_t t_end, bool last)
     return last;
 }
 
-static bool stop_requested(int timeout_ms)
+/* Should the thread stop?  Asked to, or a descriptor is lost. */
+static bool must_stop(void)
 {
-    struct pollfd p = {.fd = prof.stop_fd, .events = POLLIN};
-    return poll(&p, 1, timeout_ms) > 0;
+    return atomic_load(&prof.stop_asked) || !loop_fds_ours() ||
+           prof_fd_any_lost();
+}
+
+/* Wait up to timeout_ms for a stop; true when profiling must end. */
+static bool stop_wait(int timeout_ms)
+{
+    bool woken = false;
+    if (!atomic_load(&prof.stop_asked) && tm_fd_is_ours(&prof.stop)) {
+        struct pollfd p = {.fd = prof.stop.fd, .events = POLLIN};
+        woken = poll(&p, 1, timeout_ms) > 0;
+    }
+    return must_stop() || woken;
+}
+
+/* One timer wake-up: consume the expiries; false if the timer failed. */
+static bool timer_consume(void)
+{
+    uint64_t expiries;
+    if (read(prof.timer.fd, &expiries, sizeof expiries) < 0 &&
+        errno != EAGAIN && errno != EINTR) {
+        tm_log_error("profiler: read of timer fd %d failed: errno %d; "
+                     "profiling stops", prof.timer.fd, errno);
+        return false;
+    }
+    return true;
 }
 
 /* Wall clock: one interval per timer expiry until stopped. */
 static void run_wall_clock(void)
 {
-    struct pollfd p[2] = {{.fd = prof.timer_fd, .events = POLLIN},
-                          {.fd = prof.stop_fd, .events = POLLIN}};
+    int timeout = wake_timeout_ms();
     for (;;) {
-        if (poll(p, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
+        struct pollfd p[2] = {{.fd = prof.timer.fd, .events = POLLIN},
+                              {.fd = prof.stop.fd, .events = POLLIN}};
+        int n = poll(p, 2, timeout);
+        if (n < 0 && errno != EINTR) {
             tm_log_error("profiler: poll on timer fd %d failed: errno %d; "
-                         "profiling stops", prof.timer_fd, errno);
+                         "profiling stops", prof.timer.fd, errno);
             return;
         }
+        /* before anything touches a descriptor: still ours? */
+        if (must_stop())
+            return;
+        if (n <= 0)
+            continue; /* EINTR, or the timeout: looked, all well */
         if (p[1].revents != 0)
             return;
         if (p[0].revents & ~POLLIN) {
             tm_log_error("profiler: timer fd %d reports poll events %#x; "
-                         "profiling stops", prof.timer_fd, p[0].revents);
+                         "profiling stops", prof.timer.fd, p[0].revents);
             return;
         }
         if (p[0].revents & POLLIN) {
-            uint64_t expiries;
-            if (read(prof.timer_fd, &expiries, sizeof expiries) < 0 &&
-                errno != EAGAIN && errno != EINTR) {
-                tm_log_error("profiler: read of timer fd %d failed: errno "
-                             "%d; profiling stops", prof.timer_fd, errno);
+            if (!timer_consume())
                 return;
-            }
             interval_close(monotonic_ns() - prof.t0_ns, false);
         }
     }
@@ -235,16 +294,41 @@ static void run_wall_clock(void)
 static void run_trace_clock(void)
 {
     for (uint64_t k = 1;; k++) {
-        if (stop_requested(0)) {
+        if (stop_wait(0)) {
             interval_close(k * prof.opts.interval_ns, true);
             return;
         }
         if (interval_close(k * prof.opts.interval_ns, false))
             break;
     }
-    while (!stop_requested(-1))
-        if (errno != EINTR)
-            return;
+    while (!stop_wait(wake_timeout_ms()))
+        ;
+}
+
+/* A descriptor was lost: stop sampling now rather than at exit (the
+ * program may run for hours), and give back what is still ours.  The
+ * loop's own two stay for profiler_stop, which checks them.  Under the
+ * lock, so that a fork never copies a half-closed sampler; if a stop or a
+ * fork holds it, the stop's teardown does all this instead (profiler_stop
+ * holds it while it joins us: never wait for it here). */
+static void stop_after_loss(void)
+{
+    if (pthread_mutex_trylock(&prof.lock) != 0)
+        return;
+    if (prof.sampling) {
+        prof.sampler.ops->close(&prof.sampler);
+        prof.sampling = false;
+    }
+    if (prof.writer != NULL) {
+        profile_writer_abandon(prof.writer); /* stays .partial */
+        prof.writer = NULL;
+    }
+    struct itimerspec off = {{0, 0}, {0, 0}};
+    if (tm_fd_is_ours(&prof.timer) &&
+        timerfd_settime(prof.timer.fd, 0, &off, NULL) != 0)
+        tm_log_debug("profiler: disarming timer fd %d failed: errno %d",
+                     prof.timer.fd, errno);
+    pthread_mutex_unlock(&prof.lock);
 }
 
 static void *profiler_main(void *arg)
@@ -253,11 +337,13 @@ static void *profiler_main(void *arg)
     on_profiler_thread = true;
     if (prof.opts.trace_clock && prof.sampling) {
         run_trace_clock();
-        return NULL;
+    } else {
+        run_wall_clock();
+        uint64_t now = monotonic_ns() - prof.t0_ns;
+        interval_close(now > prof.t_last ? now : prof.t_last, true);
     }
-    run_wall_clock();
-    uint64_t now = monotonic_ns() - prof.t0_ns;
-    interval_close(now > prof.t_last ? now : prof.t_last, true);
+    if (prof_fd_any_lost())
+        stop_after_loss();
     return NULL;
 }
 
@@ -312,24 +398,22 @@ static bool profile_path_choose(const prof_options_t *o)
     return len > 0 && (size_t)len < size;
 }
 
+/* Closes only what is still ours (async-signal-safe: the fork child). */
 static void fds_close(void)
 {
-    if (prof.timer_fd >= 0)
-        close(prof.timer_fd);
-    if (prof.stop_fd >= 0)
-        close(prof.stop_fd);
-    prof.timer_fd = prof.stop_fd = -1;
+    (void)tm_fd_release(&prof.timer);
+    (void)tm_fd_release(&prof.stop);
 }
 
 static int fds_open(void)
 {
-    prof.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (prof.stop_fd < 0) {
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0 || tm_fd_own(fd, &prof.stop) < 0) {
         tm_log_error("profiler: eventfd failed: errno %d", errno);
         return -1;
     }
-    prof.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (prof.timer_fd < 0) {
+    fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (fd < 0 || tm_fd_own(fd, &prof.timer) < 0) {
         tm_log_error("profiler: timerfd_create failed: errno %d", errno);
         return -1;
     }
@@ -340,7 +424,7 @@ static int fds_open(void)
     /* the trace clock needs no timer, but only with a sampler that runs
      * it: without one the thread falls back to the wall clock */
     bool trace = prof.opts.trace_clock && prof.sampling;
-    if (!trace && timerfd_settime(prof.timer_fd, 0, &its, NULL) != 0) {
+    if (!trace && timerfd_settime(prof.timer.fd, 0, &its, NULL) != 0) {
         tm_log_error("profiler: timerfd_settime(%llu ns) failed: errno %d",
                      (unsigned long long)ns, errno);
         return -1;
@@ -375,7 +459,7 @@ static void teardown(bool finish)
         prof.sampling = false;
     }
     if (prof.writer != NULL) {
-        if (finish) {
+        if (finish && !prof_fd_any_lost()) {
             if (profile_writer_finish(prof.writer) != 0)
                 tm_log_error("profiler: finishing %s failed: errno %d",
                              prof.path, errno);
@@ -488,6 +572,11 @@ static int start_locked(const prof_options_t *o)
     prof.opts = *o;
     prof.intervals = prof.t_last = 0;
     prof.write_failed = false;
+    atomic_store(&prof.stop_asked, false);
+    prof_fd_reset();
+    /* its two, and the profile's */
+    if (!prof_fd_room(o->no_file ? 2 : 3))
+        return -1;
     prof.attrib = attrib_new(o->halflife);
     if (prof.attrib == NULL) {
         tm_log_error("profiler: no memory for attribution");
@@ -497,7 +586,7 @@ static int start_locked(const prof_options_t *o)
     sampler_choose(o);
     if (o->no_file) { /* the online policy alone: intervals, no profile */
         prof.path[0] = '\0';
-        return fds_open() == 0 ? thread_start() : -1;
+        return fds_open() == 0 && prof_fd_room(0) ? thread_start() : -1;
     }
     if (!profile_path_choose(o)) {
         tm_log_error("profiler: the profile path is too long");
@@ -522,7 +611,7 @@ static int start_locked(const prof_options_t *o)
                      prof.path, errno);
         return -1;
     }
-    if (fds_open() != 0)
+    if (fds_open() != 0 || !prof_fd_room(0))
         return -1;
     prof.t0_ns = monotonic_ns();
     return thread_start();
@@ -579,16 +668,19 @@ void profiler_stop(void)
         pthread_mutex_unlock(&prof.lock);
         return;
     }
-    uint64_t one = 1;
-    ssize_t n;
-    while ((n = write(prof.stop_fd, &one, sizeof one)) < 0 && errno == EINTR)
-        ;
-    if (n != (ssize_t)sizeof one) {
-        /* the thread still runs and uses everything: leave it all be */
-        tm_log_error("profiler: waking the thread (eventfd %d) failed: "
-                     "errno %d; profiling goes on", prof.stop_fd, errno);
-        pthread_mutex_unlock(&prof.lock);
-        return;
+    /* The flag alone stops the thread within wake_timeout_ms; the eventfd,
+     * when it is still ours, makes it at once. */
+    atomic_store(&prof.stop_asked, true);
+    if (tm_fd_is_ours(&prof.stop)) {
+        uint64_t one = 1;
+        ssize_t n;
+        while ((n = write(prof.stop.fd, &one, sizeof one)) < 0 &&
+               errno == EINTR)
+            ;
+        if (n != (ssize_t)sizeof one)
+            tm_log_debug("profiler: waking the thread (eventfd %d) failed: "
+                         "errno %d; it sees the stop flag within %d ms",
+                         prof.stop.fd, errno, wake_timeout_ms());
     }
     pthread_join(prof.thread, NULL);
     teardown(true);

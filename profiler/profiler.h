@@ -19,6 +19,7 @@
  *   profile_parse.c     the reader's line parser
  *   profiler_options.c  TIERMEM_PROFILE* settings
  *   profiler.c          the thread: timer, lifecycle, fork, exit
+ *   profiler_fds.c      lost descriptors, and the RLIMIT_NOFILE rule
  *
  * The rule for code that runs on the profiling thread or on a sampler's own
  * thread: no malloc and no stdio.  Memory comes from tm_meta_alloc, output
@@ -357,5 +358,27 @@ const char *profiler_sampler_name(void);
 double profiler_accesses_per_sample(void);
 /* The profile file being written ("" when none). */
 const char *profiler_profile_path(void);
+
+/* Descriptors.  Every descriptor the profiler keeps (its timerfd and
+ * eventfd, the profile, the samplers' userfaultfd, eventfds and perf
+ * events) is taken with tm_fd_own and checked with tm_fd_is_ours before
+ * it is used.  One that is no longer ours (the program closed it, e.g.
+ * with closefrom, and may have opened a file of its own at its number) is
+ * never read, written, ioctl'd or closed again: its user reports it here,
+ * which logs one warning per run and makes the profiling thread stop,
+ * leaving the profile .partial.  Any thread that may log may call it (not
+ * the uffd service thread).  profiler_fds.c. */
+void prof_fd_lost(int fd, const char *what);
+/* Has a descriptor been reported lost since profiling started? */
+bool prof_fd_any_lost(void);
+/* A new run: nothing lost yet. */
+void prof_fd_reset(void);
+/* The profiler starts only if, once its own descriptors are open, at
+ * least this many remain free below the soft RLIMIT_NOFILE for the
+ * program (doc/profiler.md, "Descriptors"). */
+#define PROF_FD_MARGIN 64
+/* Are PROF_FD_MARGIN descriptors left to the program after `ours` more are
+ * opened?  false after one warning, with errno EMFILE. */
+bool prof_fd_room(long ours);
 
 #endif /* TM_PROFILER_H */

@@ -17,6 +17,12 @@
  * libpfm4 recognises a PMU from CPUID even on machines (VMs, containers)
  * where perf_event_open of any hardware event fails with ENOENT.
  *
+ * Descriptors: every event is taken with tm_fd_own.  collect reads the
+ * rings, which are mappings and need no descriptor, but it checks each
+ * ring's event once per interval so that a program that closed ours
+ * (closefrom) stops profiling at once (prof_fd_lost); close disables and
+ * closes only the events still ours.
+ *
  * Runs on the profiling thread: no malloc, no stdio.  State and the tid
  * lists live in tm_meta_alloc memory; /proc/self/task is read with
  * getdents64.  (libpfm4's encoder may allocate, once, in open, before any
@@ -55,6 +61,7 @@
 typedef struct perf_cpu_ring {
     int cpu;
     int fd;          /* the event the ring is mapped from; -1 until then */
+    tm_owned_fd_t own; /* that event's identity (its fds[] entry's copy) */
     size_t map_len;
     perf_ring_t ring;
 } perf_cpu_ring_t;
@@ -67,7 +74,7 @@ typedef struct perf_state {
     size_t ring_pages;
     perf_cpu_ring_t *rings;       /* one per online CPU (tm_meta_alloc) */
     size_t nrings;
-    int *fds;                     /* every event, fds_cap entries */
+    tm_owned_fd_t *fds;           /* every event, fds_cap entries */
     size_t nfds, fds_cap;
     size_t nthreads;              /* threads with events */
     perf_ring_counts_t total;
@@ -75,6 +82,7 @@ typedef struct perf_state {
     prof_sink_t user_sink;        /* filtered view when kernel addresses
                                      could not be excluded (ibs) */
     bool filter_kernel;
+    bool dead;                    /* an event was lost: sampling stopped */
 } perf_state_t;
 
 /* ---------------------------------------------------------------- kinds */
@@ -273,8 +281,10 @@ static int perf_probe_open(perf_state_t *st, pid_t tid, int cpu)
 }
 
 /* mmap the ring of cpu r from event fd; 0 or -1 (logged). */
-static int perf_ring_map(perf_state_t *st, perf_cpu_ring_t *r, int fd)
+static int perf_ring_map(perf_state_t *st, perf_cpu_ring_t *r,
+                         const tm_owned_fd_t *own)
 {
+    int fd = own->fd;
     size_t page = tm_os_page_size();
     size_t len = (1 + st->ring_pages) * page;
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -285,6 +295,7 @@ static int perf_ring_map(perf_state_t *st, perf_cpu_ring_t *r, int fd)
         return -1;
     }
     r->fd = fd;
+    r->own = *own;
     r->map_len = len;
     r->ring.base = p;
     r->ring.data_size = st->ring_pages * page;
@@ -293,11 +304,11 @@ static int perf_ring_map(perf_state_t *st, perf_cpu_ring_t *r, int fd)
 }
 
 /* Keep fd in the table (grown by copying); -1 when out of memory. */
-static int perf_fds_add(perf_state_t *st, int fd)
+static int perf_fds_add(perf_state_t *st, const tm_owned_fd_t *own)
 {
     if (st->nfds == st->fds_cap) {
         size_t cap = st->fds_cap ? st->fds_cap * 2 : 256;
-        int *n = tm_meta_alloc(cap * sizeof *n);
+        tm_owned_fd_t *n = tm_meta_alloc(cap * sizeof *n);
         if (n == NULL) {
             tm_log_error("profiler: no metadata memory for %zu perf fds",
                          cap);
@@ -311,16 +322,18 @@ static int perf_fds_add(perf_state_t *st, int fd)
         st->fds = n;
         st->fds_cap = cap;
     }
-    st->fds[st->nfds++] = fd;
+    st->fds[st->nfds++] = *own;
     return 0;
 }
 
 /* Route event fd into cpu r's ring: map the ring from it if it is the
  * first, else redirect it there.  0 or -1 (logged). */
-static int perf_attach_ring(perf_state_t *st, perf_cpu_ring_t *r, int fd)
+static int perf_attach_ring(perf_state_t *st, perf_cpu_ring_t *r,
+                            const tm_owned_fd_t *own)
 {
+    int fd = own->fd;
     if (r->fd < 0)
-        return perf_ring_map(st, r, fd);
+        return perf_ring_map(st, r, own);
     if (ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, r->fd) != 0) {
         tm_log_error("profiler: PERF_EVENT_IOC_SET_OUTPUT of fd %d to the"
                      " cpu %d ring (fd %d) failed: errno %d (%s)", fd,
@@ -349,13 +362,19 @@ static int perf_add_thread(perf_state_t *st, pid_t tid)
                              (int)tid, r->cpu, errno, strerror(errno));
             return -1;
         }
-        if (perf_fds_add(st, fd) != 0) {
+        tm_owned_fd_t own;
+        if (tm_fd_own(fd, &own) < 0) {
+            tm_log_error("profiler: keeping perf fd %d (tid %d, cpu %d) "
+                         "failed: errno %d", fd, (int)tid, r->cpu, errno);
+            return -1;
+        }
+        if (perf_fds_add(st, &own) != 0) {
             int e = errno;
-            close(fd);
+            (void)tm_fd_release(&own);
             errno = e;
             return -1;
         }
-        if (perf_attach_ring(st, r, fd) != 0)
+        if (perf_attach_ring(st, r, &own) != 0)
             return -1; /* fd is in the table: released with the rest */
     }
     st->nthreads++;
@@ -486,9 +505,7 @@ static void perf_release(perf_state_t *st)
                          " failed: errno %d", r->cpu, r->fd, errno);
     }
     for (size_t i = 0; i < st->nfds; i++)
-        if (close(st->fds[i]) != 0)
-            tm_log_error("profiler: close of perf fd %d failed: errno %d",
-                         st->fds[i], errno);
+        (void)tm_fd_release(&st->fds[i]); /* only those still ours */
     if (st->rings != NULL)
         tm_meta_free(st->rings, st->nrings * sizeof *st->rings);
     if (st->fds != NULL)
@@ -556,12 +573,30 @@ static int perf_open(sampler_t *s, const prof_options_t *o,
     return 0;
 }
 
+/* Once per interval: is every ring's event still ours?  The rings are
+ * mappings and read without it, but a program that closed our events has
+ * closed our sampling: report it, and sample no more. */
+static bool perf_rings_ours(perf_state_t *st)
+{
+    for (size_t i = 0; i < st->nrings; i++) {
+        perf_cpu_ring_t *r = &st->rings[i];
+        if (r->fd >= 0 && !tm_fd_is_ours(&r->own)) {
+            prof_fd_lost(r->fd, "a perf event of the sampler");
+            st->dead = true;
+            return false;
+        }
+    }
+    return true;
+}
+
 static void perf_collect(sampler_t *s, uint64_t t_end_ns)
 {
     (void)t_end_ns; /* samples up to now is all a ring can give */
     perf_state_t *st = s->state;
-    if (st == NULL || getpid() != st->owner)
+    if (st == NULL || getpid() != st->owner || st->dead)
         return; /* a fork child must not steal the parent's samples */
+    if (!perf_rings_ours(st))
+        return;
     perf_ring_counts_t c;
     memset(&c, 0, sizeof c);
     for (size_t i = 0; i < st->nrings; i++)
@@ -594,10 +629,18 @@ static void perf_close(sampler_t *s)
     /* In a fork child the fds share their file with the parent's: a
      * disable here would stop the parent's sampling. */
     if (getpid() == st->owner) {
-        for (size_t i = 0; i < st->nfds; i++)
-            if (ioctl(st->fds[i], PERF_EVENT_IOC_DISABLE, 0) != 0)
+        for (size_t i = 0; i < st->nfds; i++) {
+            tm_owned_fd_t *o = &st->fds[i];
+            if (o->fd < 0)
+                continue;
+            if (!tm_fd_is_ours(o)) {
+                prof_fd_lost(o->fd, "a perf event of the sampler");
+                tm_fd_forget(o);
+            } else if (ioctl(o->fd, PERF_EVENT_IOC_DISABLE, 0) != 0) {
                 tm_log_warn("profiler: disabling perf fd %d failed:"
-                            " errno %d", st->fds[i], errno);
+                            " errno %d", o->fd, errno);
+            }
+        }
         perf_collect(s, 0);
         tm_log_debug("profiler: %s totals: %llu samples, %llu lost,"
                      " %llu throttles", s->name,
@@ -609,7 +652,8 @@ static void perf_close(sampler_t *s)
     s->state = NULL;
 }
 
-/* A fork child: drop its copies of the event descriptors, nothing more
+/* A fork child: drop its copies of the event descriptors that are still
+ * ours, nothing more
  * (an ioctl on them would act on the parent's events; the rings are not
  * mapped in a child, perf maps them do-not-copy). */
 static void perf_fork_child(sampler_t *s)
@@ -618,7 +662,7 @@ static void perf_fork_child(sampler_t *s)
     if (st == NULL)
         return;
     for (size_t i = 0; i < st->nfds; i++)
-        close(st->fds[i]);
+        (void)tm_fd_release(&st->fds[i]); /* async-signal-safe */
     s->state = NULL;
 }
 

@@ -21,6 +21,11 @@
  * afterwards belongs to round R: it gets round R's weight, and a late
  * message of R-1 can never un-protect a page picked again in R.
  *
+ * Descriptors: the userfaultfd and the service thread's three eventfds are
+ * taken with tm_fd_own; collect checks them before each round's ioctls.
+ * When one is lost (the program closed it), the sampler shuts down at
+ * once, touching only what is still ours, and reports it (prof_fd_lost).
+ *
  * This file is the sampler proper: open, collect, close and fork_child,
  * the choice of pages, the registration table, the 2 MiB blocks and the
  * metadata skipping.  The fault-service thread, and why it is safe, is in
@@ -93,6 +98,7 @@ static int uffd_create(void)
     return fd;
 }
 
+/* Closes only the descriptors still ours. */
 static void uffd_state_free(uffd_state_t *st)
 {
     if (st->pages)
@@ -102,22 +108,28 @@ static void uffd_state_free(uffd_state_t *st)
     for (int i = 0; i < 2; i++)
         if (st->regs[i])
             tm_meta_free(st->regs[i], UFFD_REG_SLOTS * sizeof(uffd_reg_t));
-    int fds[] = {st->stop_fd, st->sync_fd, st->ack_fd, st->uffd};
+    tm_owned_fd_t *fds[] = {&st->stop, &st->sync, &st->ack, &st->uffd};
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
+        (void)tm_fd_release(fds[i]);
     tm_meta_free(st, sizeof *st);
 }
 
 static int uffd_open_fds(uffd_state_t *st)
 {
-    st->uffd = uffd_create();
-    if (st->uffd < 0)
+    int fd = uffd_create();
+    if (fd < 0)
         return -1;
-    int *efd[] = {&st->stop_fd, &st->sync_fd, &st->ack_fd};
+    if (tm_fd_own(fd, &st->uffd) < 0) {
+        int err = errno;
+        tm_log_warn("uffd sampler: keeping userfaultfd %d failed: errno %d",
+                    fd, err);
+        errno = err;
+        return -1;
+    }
+    tm_owned_fd_t *efd[] = {&st->stop, &st->sync, &st->ack};
     for (int i = 0; i < 3; i++) {
-        *efd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (*efd[i] < 0) {
+        fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (fd < 0 || tm_fd_own(fd, efd[i]) < 0) {
             int err = errno;
             tm_log_warn("uffd sampler: eventfd failed: errno %d", err);
             errno = err;
@@ -136,7 +148,7 @@ static int uffd_open(sampler_t *s, const prof_options_t *o,
         errno = ENOMEM;
         return -1;
     }
-    st->uffd = st->stop_fd = st->sync_fd = st->ack_fd = -1;
+    st->uffd.fd = st->stop.fd = st->sync.fd = st->ack.fd = -1;
     st->sink = *sink;
     st->page = tm_os_page_size();
     st->budget = o->uffd_pages ? o->uffd_pages : UFFD_DEFAULT_PAGES;
@@ -167,7 +179,7 @@ static int uffd_open(sampler_t *s, const prof_options_t *o,
      * access, and a program that writes a page sequentially makes one
      * per cache line; the line count is the estimate */
     s->accesses_per_sample = (double)st->page / 64.0;
-    tm_log_info("uffd sampler: fd %d, %u pages per interval", st->uffd,
+    tm_log_info("uffd sampler: fd %d, %u pages per interval", st->uffd.fd,
                 st->budget);
     return 0;
 fail:
@@ -234,7 +246,7 @@ static bool uffd_register(uffd_state_t *st, unsigned id,
         .mode = UFFDIO_REGISTER_MODE_WP,
     };
     st->registrations++;
-    if (ioctl(st->uffd, UFFDIO_REGISTER, &reg) == 0) {
+    if (ioctl(st->uffd.fd, UFFDIO_REGISTER, &reg) == 0) {
         if (reg.ioctls & ((uint64_t)1 << _UFFDIO_WRITEPROTECT)) {
             uffd_reg_note(st, r);
             return true;
@@ -251,7 +263,7 @@ static bool uffd_register(uffd_state_t *st, unsigned id,
         st->warned_register = true;
         tm_log_warn("uffd sampler: registering arena %u range %#lx+%zu on fd "
                     "%d failed: errno %d%s (reported once)", id,
-                    (unsigned long)r->start, r->size, st->uffd, err,
+                    (unsigned long)r->start, r->size, st->uffd.fd, err,
                     err == EBUSY ? " (another userfaultfd owns it)" : "");
     }
     return false;
@@ -265,7 +277,7 @@ static bool uffd_register(uffd_state_t *st, unsigned id,
 static void uffd_unprotect_previous(uffd_state_t *st)
 {
     for (size_t i = 0; i < st->npages; i++) {
-        if (uffd_protect(st->uffd, st->pages[i], st->page, false) == 0)
+        if (uffd_protect(st->uffd.fd, st->pages[i], st->page, false) == 0)
             continue;
         if (uffd_vanished_error(errno))
             st->vanished++; /* its extent was unmapped meanwhile */
@@ -273,7 +285,7 @@ static void uffd_unprotect_previous(uffd_state_t *st)
             st->warned_protect = true;
             tm_log_warn("uffd sampler: un-protecting page %#lx on fd %d "
                         "failed: errno %d (reported once)",
-                        (unsigned long)st->pages[i], st->uffd, errno);
+                        (unsigned long)st->pages[i], st->uffd.fd, errno);
         }
     }
     st->npages = 0;
@@ -340,7 +352,7 @@ static bool uffd_protect_page(uffd_state_t *st, unsigned id,
     for (int attempt = 0; attempt < 2; attempt++) {
         if (!*registered && !(*registered = uffd_register(st, id, r)))
             return false;
-        if (uffd_protect(st->uffd, page, st->page, true) == 0)
+        if (uffd_protect(st->uffd.fd, page, st->page, true) == 0)
             return true;
         int err = errno;
         if (!uffd_vanished_error(err)) {
@@ -348,7 +360,7 @@ static bool uffd_protect_page(uffd_state_t *st, unsigned id,
                 st->warned_protect = true;
                 tm_log_warn("uffd sampler: protecting arena %u page %#lx on "
                             "fd %d failed: errno %d (reported once)", id,
-                            (unsigned long)page, st->uffd, err);
+                            (unsigned long)page, st->uffd.fd, err);
             }
             return false;
         }
@@ -407,12 +419,42 @@ static void uffd_protect_arena(uffd_state_t *st, tm_arena_t *a,
     pthread_mutex_unlock(&a->hooked.lock);
 }
 
+static void uffd_shutdown(uffd_state_t *st);
+
+/* Before a batch of ioctls, reads or writes: are all four still ours?
+ * Reports the first lost one (the service thread only flags its finds). */
+static bool uffd_fds_ours(uffd_state_t *st)
+{
+    const tm_owned_fd_t *own[4] = {&st->uffd, &st->sync, &st->ack,
+                                   &st->stop};
+    static const char *const what[4] = {
+        "the uffd sampler's userfaultfd",
+        "the uffd sampler's drain-request eventfd",
+        "the uffd sampler's drain-answer eventfd",
+        "the uffd sampler's stop eventfd"};
+    for (int i = 0; i < 4; i++)
+        if (!tm_fd_is_ours(own[i])) {
+            prof_fd_lost(own[i]->fd, what[i]);
+            return false;
+        }
+    if (atomic_load(&st->fd_lost)) { /* seen by the service thread only */
+        prof_fd_lost(st->uffd.fd, what[0]);
+        return false;
+    }
+    return true;
+}
+
 static void uffd_collect(sampler_t *s, uint64_t t_end_ns)
 {
     (void)t_end_ns; /* samples are delivered as the faults happen */
     uffd_state_t *st = s->state;
-    if (st == NULL)
+    if (st == NULL || st->dead)
         return;
+    if (!uffd_fds_ours(st)) {
+        uffd_shutdown(st);
+        st->dead = true;
+        return;
+    }
     uffd_report_errors(st);
     uffd_unprotect_previous(st);
     st->round++;
@@ -459,7 +501,7 @@ static void uffd_unregister_all(uffd_state_t *st)
         for (size_t i = 0; ranges != NULL && i < count; i++) {
             struct uffdio_range r = {.start = ranges[i].start,
                                      .len = ranges[i].size};
-            if (ioctl(st->uffd, UFFDIO_UNREGISTER, &r) != 0 &&
+            if (ioctl(st->uffd.fd, UFFDIO_UNREGISTER, &r) != 0 &&
                 !uffd_vanished_error(errno))
                 tm_log_warn("uffd sampler: unregistering arena %u range "
                             "%#lx+%zu failed: errno %d", id,
@@ -472,18 +514,38 @@ static void uffd_unregister_all(uffd_state_t *st)
     arena_walk_end();
 }
 
+/* Stop sampling and give back what is still ours, never touching a lost
+ * descriptor.  No thread of the program is left waiting: un-protecting
+ * and unregistering wake the writers of a uffd that is ours; a lost one
+ * is released by the kernel once our service thread's poll lets go of it
+ * (the file's last reference), which wakes its writers and drops its
+ * protection. */
+static void uffd_shutdown(uffd_state_t *st)
+{
+    /* The service thread still runs through all of this (unless it gave
+     * up), serving (or, once a range is unregistered, waking) any writer
+     * that faults meanwhile; un-protecting wakes the rest. */
+    if (tm_fd_is_ours(&st->uffd)) {
+        uffd_unprotect_previous(st);
+        if (tm_fd_is_ours(&st->uffd))
+            uffd_unregister_all(st);
+    }
+    st->npages = 0;
+    uffd_service_stop(st);
+    uffd_report_errors(st);
+    /* Closing the last reference wakes any writer still waiting. */
+    tm_owned_fd_t *fds[] = {&st->stop, &st->sync, &st->ack, &st->uffd};
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+        (void)tm_fd_release(fds[i]);
+}
+
 static void uffd_close(sampler_t *s)
 {
     uffd_state_t *st = s->state;
     if (st == NULL)
         return;
-    /* The service thread still runs through all of this (unless it gave
-     * up), serving (or, once a range is unregistered, waking) any writer
-     * that faults meanwhile; un-protecting wakes the rest. */
-    uffd_unprotect_previous(st);
-    uffd_unregister_all(st);
-    uffd_service_stop(st);
-    uffd_report_errors(st);
+    if (!st->dead)
+        uffd_shutdown(st);
     tm_log_info("uffd sampler: %llu write faults served, %llu rounds, %llu "
                 "registrations, %llu ioctls on vanished ranges, %llu rounds "
                 "skipped", (unsigned long long)atomic_load(&st->faults),
@@ -491,7 +553,6 @@ static void uffd_close(sampler_t *s)
                 (unsigned long long)st->registrations,
                 (unsigned long long)st->vanished,
                 (unsigned long long)st->sync_timeouts);
-    /* Closing the last reference wakes any writer still waiting. */
     uffd_state_free(st);
     s->state = NULL;
 }
@@ -499,16 +560,18 @@ static void uffd_close(sampler_t *s)
 /* A fork child holds copies of the parent's descriptors and no service
  * thread.  Closing its copies only drops references: the parent's
  * registrations and protections are untouched, and the parent's close
- * unregisters everything even while this child lives on. */
+ * unregisters everything even while this child lives on.  Only copies
+ * that are still ours are closed (the parent program may have closed
+ * ours and reused the numbers before it forked). */
 static void uffd_fork_child(sampler_t *s)
 {
     uffd_state_t *st = s->state;
     if (st == NULL)
         return;
-    close(st->uffd);
-    close(st->stop_fd);
-    close(st->sync_fd);
-    close(st->ack_fd);
+    (void)tm_fd_release(&st->uffd);
+    (void)tm_fd_release(&st->stop);
+    (void)tm_fd_release(&st->sync);
+    (void)tm_fd_release(&st->ack);
     s->state = NULL; /* its memory is the parent's copy; left to exit */
 }
 

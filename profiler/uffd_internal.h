@@ -28,9 +28,15 @@ typedef struct uffd_reg {
 } uffd_reg_t;
 
 typedef struct uffd_state {
-    int uffd;
-    int stop_fd;               /* eventfd: the service thread should exit */
-    int sync_fd, ack_fd;       /* eventfds: drain request and its answer */
+    /* All four taken with tm_fd_own; the service thread checks them after
+     * each wake-up, collect before each batch of ioctls. */
+    tm_owned_fd_t uffd;
+    tm_owned_fd_t stop;        /* eventfd: the service thread should exit */
+    tm_owned_fd_t sync, ack;   /* eventfds: drain request and its answer */
+    _Atomic bool stopping;     /* the service thread should exit (also
+                                  when stop is no longer ours to write) */
+    _Atomic bool fd_lost;      /* the service thread found one not ours */
+    bool dead;                 /* shut down after a lost descriptor */
     bool thread_started;
     pthread_t thread;
     prof_sink_t sink;

@@ -18,6 +18,17 @@
  * unregisters every arena range, stops the service thread after it drained
  * every pending fault, and closes the descriptor, which wakes anything
  * left: no thread of the program can stay blocked on the sampler.
+ *
+ * Descriptors.  The program may close ours (closefrom) while the thread
+ * sleeps in poll, and poll then sleeps on the old files, which nobody will
+ * ever signal: so it wakes at least every UFFD_SERVICE_POLL_MS, and after
+ * every wake-up it checks its four descriptors before any read, write or
+ * ioctl.  A lost userfaultfd ends the thread at once, untouched: once our
+ * poll lets go of the old file, the kernel releases it, which drops its
+ * registrations and write protection and wakes every writer waiting on it
+ * (tests/unit/test_profiler_fds.c checks that the pages stay writable and
+ * nobody hangs).  A lost eventfd is left out of use; collect sees the loss
+ * and shuts the sampler down.
  */
 #include "config.h"
 
@@ -37,6 +48,9 @@
 #define UFFD_SERVICE_MAX_ERRORS 8
 /* How long collect waits for the service thread to drain old messages. */
 #define UFFD_SYNC_TIMEOUT_MS 1000
+/* The longest the service thread sleeps before it looks at its descriptors
+ * and the stop flag again. */
+#define UFFD_SERVICE_POLL_MS 200
 
 /* What each UFFD_ERR_ kind means, for the log. */
 static const char *const uffd_err_what[UFFD_ERR_KINDS] = {
@@ -91,7 +105,7 @@ void uffd_report_errors(uffd_state_t *st)
             continue;
         tm_log(st->err_logged[k] ? TM_LOG_DEBUG : TM_LOG_WARN,
                "uffd sampler: fd %d: %s: %llu times (%llu in all), first "
-               "errno %d", st->uffd, uffd_err_what[k],
+               "errno %d", st->uffd.fd, uffd_err_what[k],
                (unsigned long long)(n - st->err_logged[k]),
                (unsigned long long)n, atomic_load(&st->err_first[k]));
         st->err_logged[k] = n;
@@ -111,9 +125,9 @@ static void uffd_serve_fault(uffd_state_t *st, const struct uffd_msg *m)
         st->sink.sample(st->sink.ctx, page, w);
         atomic_fetch_add_explicit(&st->faults, 1, memory_order_relaxed);
     }
-    if (uffd_protect(st->uffd, page, st->page, false) == 0)
+    if (uffd_protect(st->uffd.fd, page, st->page, false) == 0)
         return;
-    if (uffd_wake(st->uffd, page, st->page) != 0)
+    if (uffd_wake(st->uffd.fd, page, st->page) != 0)
         uffd_record_error(st, UFFD_ERR_RELEASE, errno);
 }
 
@@ -122,7 +136,7 @@ static bool uffd_service_drain(uffd_state_t *st)
 {
     struct uffd_msg msg[UFFD_MSG_BATCH];
     for (;;) {
-        ssize_t n = read(st->uffd, msg, sizeof msg);
+        ssize_t n = read(st->uffd.fd, msg, sizeof msg);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
@@ -140,31 +154,73 @@ static bool uffd_service_drain(uffd_state_t *st)
     }
 }
 
+/* Which of its eventfds the service thread may still use. */
+typedef struct uffd_usable {
+    bool sync, ack, stop;
+} uffd_usable_t;
+
+/* After a wake-up, before any read, write or ioctl: are our descriptors
+ * still ours?  A lost eventfd is dropped from use; false when the uffd
+ * itself is lost.  Either loss is flagged for collect to report (this
+ * thread never logs). */
+static bool uffd_service_fds_ours(uffd_state_t *st, uffd_usable_t *u)
+{
+    if (!tm_fd_is_ours(&st->uffd)) {
+        atomic_store(&st->fd_lost, true);
+        return false;
+    }
+    const tm_owned_fd_t *own[3] = {&st->sync, &st->ack, &st->stop};
+    bool *ok[3] = {&u->sync, &u->ack, &u->stop};
+    for (int i = 0; i < 3; i++)
+        if (*ok[i] && !tm_fd_is_ours(own[i])) {
+            *ok[i] = false;
+            atomic_store(&st->fd_lost, true);
+        }
+    return true;
+}
+
 /* A drain request from collect: serve everything queued, then answer. */
-static void uffd_service_sync(uffd_state_t *st)
+static void uffd_service_sync(uffd_state_t *st, const uffd_usable_t *u)
 {
     uint64_t v;
-    if (read(st->sync_fd, &v, sizeof v) != (ssize_t)sizeof v)
+    if (read(st->sync.fd, &v, sizeof v) != (ssize_t)sizeof v)
         return; /* nothing requested (EAGAIN) */
     uffd_service_drain(st);
     atomic_store(&st->sync_done, atomic_load(&st->sync_req));
     uint64_t one = 1;
-    while (write(st->ack_fd, &one, sizeof one) < 0 && errno == EINTR)
+    while (u->ack && write(st->ack.fd, &one, sizeof one) < 0 &&
+           errno == EINTR)
         ;
 }
 
-/* One poll round; false if it failed (poll, fd state or read). */
-static bool uffd_service_once(uffd_state_t *st, bool *stop)
+/* One poll round; false if it failed (poll, fd state or read).  *stop
+ * when the thread must end. */
+static bool uffd_service_once(uffd_state_t *st, uffd_usable_t *u, bool *stop)
 {
-    struct pollfd pfd[3] = {{.fd = st->uffd, .events = POLLIN},
-                            {.fd = st->sync_fd, .events = POLLIN},
-                            {.fd = st->stop_fd, .events = POLLIN}};
-    if (poll(pfd, 3, -1) < 0) {
-        if (errno == EINTR)
-            return true;
+    struct pollfd pfd[3] = {
+        {.fd = st->uffd.fd, .events = POLLIN},
+        {.fd = u->sync ? st->sync.fd : -1, .events = POLLIN},
+        {.fd = u->stop ? st->stop.fd : -1, .events = POLLIN}};
+    int n = poll(pfd, 3, UFFD_SERVICE_POLL_MS);
+    if (n < 0 && errno != EINTR) {
         uffd_record_error(st, UFFD_ERR_POLL, errno);
         return false;
     }
+    if (!uffd_service_fds_ours(st, u)) {
+        *stop = true; /* never read or ioctl a uffd that is not ours */
+        return true;
+    }
+    if (atomic_load(&st->stopping)) {
+        uffd_service_drain(st);
+        *stop = true;
+        return true;
+    }
+    if (n <= 0)
+        return true; /* EINTR, or the timeout: looked, all well */
+    if (!u->sync)
+        pfd[1].revents = 0; /* lost since the poll: not ours to read */
+    if (!u->stop)
+        pfd[2].revents = 0;
     bool ok = true;
     for (int i = 0; i < 3; i++)
         if (pfd[i].revents & (POLLERR | POLLNVAL | POLLHUP)) {
@@ -175,7 +231,7 @@ static bool uffd_service_once(uffd_state_t *st, bool *stop)
     if (ok && (pfd[0].revents & POLLIN))
         ok = uffd_service_drain(st);
     if (pfd[1].revents & POLLIN)
-        uffd_service_sync(st);
+        uffd_service_sync(st, u);
     if (pfd[2].revents & POLLIN) {
         uffd_service_drain(st);
         *stop = true;
@@ -186,17 +242,19 @@ static bool uffd_service_once(uffd_state_t *st, bool *stop)
 static void *uffd_service_main(void *arg)
 {
     uffd_state_t *st = arg;
+    uffd_usable_t usable = {true, true, true};
     bool stop = false;
     for (unsigned failures = 0; !stop;) {
-        failures = uffd_service_once(st, &stop) ? 0 : failures + 1;
+        failures = uffd_service_once(st, &usable, &stop) ? 0 : failures + 1;
         if (failures >= UFFD_SERVICE_MAX_ERRORS && !stop) {
             /* Writers faulting from now on are released by the next
              * collect's un-protect or by close. */
             uffd_record_error(st, UFFD_ERR_GAVE_UP, 0);
-            atomic_store(&st->service_dead, true);
-            return NULL;
+            break;
         }
     }
+    /* collect stops waiting for drains (a lost uffd ends the thread too) */
+    atomic_store(&st->service_dead, true);
     return NULL;
 }
 
@@ -224,14 +282,18 @@ int uffd_service_start(uffd_state_t *st)
     return 0;
 }
 
-/* The thread exits on the stop event, or has exited already if it gave
- * up: the join cannot hang. */
+/* The thread exits on the stop flag within UFFD_SERVICE_POLL_MS (at once
+ * with the stop event), or has exited already: the join cannot hang. */
 void uffd_service_stop(uffd_state_t *st)
 {
     if (!st->thread_started)
         return;
+    /* The flag stops it within UFFD_SERVICE_POLL_MS; the eventfd, when it
+     * is still ours, at once. */
+    atomic_store(&st->stopping, true);
     uint64_t one = 1;
-    while (write(st->stop_fd, &one, sizeof one) < 0 && errno == EINTR)
+    while (tm_fd_is_ours(&st->stop) &&
+           write(st->stop.fd, &one, sizeof one) < 0 && errno == EINTR)
         ;
     int rc = pthread_join(st->thread, NULL);
     if (rc != 0)
@@ -242,24 +304,25 @@ void uffd_service_stop(uffd_state_t *st)
 
 /* Have the service thread serve every message queued now (they are all
  * from earlier rounds: nothing of this round is protected yet).  false if
- * it did not answer in time: then nothing is protected this round. */
+ * it did not answer in time: then nothing is protected this round.  The
+ * caller (collect) checked that sync and ack are ours. */
 bool uffd_service_sync_wait(uffd_state_t *st)
 {
     atomic_store(&st->sync_req, st->round);
     uint64_t one = 1, v;
-    while (write(st->sync_fd, &one, sizeof one) < 0 && errno == EINTR)
+    while (write(st->sync.fd, &one, sizeof one) < 0 && errno == EINTR)
         ;
     for (int waited = 0; waited < UFFD_SYNC_TIMEOUT_MS; waited += 10) {
         if (atomic_load(&st->sync_done) >= st->round) {
-            while (read(st->ack_fd, &v, sizeof v) < 0 && errno == EINTR)
+            while (read(st->ack.fd, &v, sizeof v) < 0 && errno == EINTR)
                 ;
             return true;
         }
         if (atomic_load(&st->service_dead))
             return false;
-        struct pollfd p = {.fd = st->ack_fd, .events = POLLIN};
+        struct pollfd p = {.fd = st->ack.fd, .events = POLLIN};
         (void)poll(&p, 1, 10);
-        ssize_t stale = read(st->ack_fd, &v, sizeof v); /* earlier answers */
+        ssize_t stale = read(st->ack.fd, &v, sizeof v); /* earlier answers */
         (void)stale;
     }
     st->sync_timeouts++;
@@ -267,7 +330,7 @@ bool uffd_service_sync_wait(uffd_state_t *st)
         st->warned_sync = true;
         tm_log_warn("uffd sampler: fd %d: the fault-service thread did not "
                     "drain its queue within %d ms; round %llu not sampled "
-                    "(reported once)", st->uffd, UFFD_SYNC_TIMEOUT_MS,
+                    "(reported once)", st->uffd.fd, UFFD_SYNC_TIMEOUT_MS,
                     (unsigned long long)st->round);
     }
     return false;
