@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # fuzz.sh -- build the libFuzzer targets for the settings parser, the
-# guidance file parser and the profile reader with clang, and run each one for a bounded time.
+# guidance file parser, the profile reader and the site table reader with
+# clang, and run each one for a bounded time.
 #
 # usage: scripts/fuzz.sh BUILD_DIR
 #   BUILD_DIR is a configured build directory (scripts/build.sh BUILD_DIR);
@@ -53,11 +54,13 @@ flags=(-g -O1 -std=c11 -Wall -Wextra -Werror
     -I"$root/profiler")
 sources=("$root/runtime/options.c" "$root/runtime/parse.c" "$root/runtime/guidance.c"
     "$root/profiler/profile_read.c" "$root/hooks/read_file.c" "$root/profiler/profile_parse.c"
-    "$root/hooks/log.c" "$root/hooks/meta_alloc.c" "$root/hooks/os.c"
+    "$root/runtime/site_table_read.c"
+    "$root/hooks/file_open.c" "$root/hooks/log.c" "$root/hooks/owned_fd.c" "$root/runtime/setting_env.c"
+    "$root/hooks/meta_alloc.c" "$root/hooks/os.c"
     "$root/tests/fuzz/fuzz_support.c")
 
-targets=(guidance options profile)
-declare -A max_len=([guidance]=65536 [options]=4096 [profile]=8192)
+targets=(guidance options profile site_table)
+declare -A max_len=([guidance]=65536 [options]=4096 [profile]=8192 [site_table]=16384)
 for t in "${targets[@]}"; do
     "$cc" "${flags[@]}" "$root/tests/fuzz/fuzz_$t.c" "${sources[@]}" \
         -lnuma -lm -o "$out/fuzz_$t" || { echo "fuzz: building fuzz_$t failed" >&2; exit 2; }

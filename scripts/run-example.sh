@@ -11,7 +11,7 @@
 #    profiled (TIERMEM_PROFILE=1: the profiling thread at its default
 #    settings, one profile per rank).  Then a short report of each rank's
 #    site table: how many sites, the biggest by peak live bytes with their
-#    frames (tools/tiermem-sites), and what site 0 holds; and of each rank's
+#    frames (tiermem-sites), and what site 0 holds; and of each rank's
 #    profile (tiermem-profile): the sampler, and the most accessed sites.
 # 3. The policy loop: tiermem-guide turns the ranks' profiles into a
 #    guidance file (knapsack, the fast tier holding 25% of the footprint),
@@ -130,7 +130,7 @@ fi
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 for table in "${tables[@]}"; do
     resolved=${table%.txt}.resolved.txt
-    "$root/tools/tiermem-sites" "$table" >"$resolved"
+    "$build/tiermem-sites" "$table" >"$resolved"
     rank=${table%.txt}
     rank=${rank##*.}
     # One line per site: peak, index, allocations, bytes allocated, then its
@@ -173,7 +173,7 @@ for table in "${tables[@]}"; do
             tr '\t' '\n' <<<"$frames" | sed 's/^/        /'
         done
 done
-echo "site tables: $work/sites (tools/tiermem-sites TABLE resolves frames)"
+echo "site tables: $work/sites ($build/tiermem-sites TABLE resolves frames)"
 
 # ---- each rank's profile
 if [ "${TIERMEM_PROFILE:-1}" != 0 ]; then

@@ -4,13 +4,16 @@
 # Builds a small program with -g, runs it under the preload library with
 # TIERMEM_OUTPUT_DIR, and checks that the table the runtime wrote has the
 # program's two allocation sites (by their frames' functions) with exact
-# counters, and that tools/tiermem-sites turns their frames into the right
-# file:line.  Skipped (77) when the library is built with a sanitizer,
+# counters, and that the tiermem-sites tool turns their frames into the right
+# file:line.  Then feeds the tool a hostile table whose offset field is
+# shell code: nothing may run, the table is refused naming its line, exit
+# status 1.  Skipped (77) when the library is built with a sanitizer,
 # which cannot be preloaded into an uninstrumented program.
 set -uo pipefail
 builddir=${TM_BUILDDIR:-$(pwd)}
 srcdir=${srcdir:-$(dirname "$0")/../..}
 lib=$builddir/.libs/libtiermem-preload.so
+tool=${TM_SITES_TOOL:-$builddir/tiermem-sites} # TM_SITES_TOOL: try another
 [ -f "$lib" ] || { echo "no $lib"; exit 1; }
 # Sanitizer builds: gcc links libasan.so (ldd shows it); clang leaves the
 # TSan runtime to the executable (undefined __tsan_* symbols).  Captured,
@@ -52,7 +55,7 @@ check() { # description command...
     if "${@:2}"; then echo "PASS: $1"; else echo "FAIL: $1"; fail=1; fi
 }
 check "format header" grep -q '^# tiermem site table, format 1' "$table"
-annotated=$("$srcdir/tools/tiermem-sites" "$table")
+annotated=$("$tool" "$table")
 echo "$annotated" | grep -E '^(site|frame) ' | grep -v 'lib' | head -20
 # make_big's site: 2 allocations of 1 MiB, one freed.
 big=$(echo "$annotated" | grep -B1 -E '^frame 0 .*/prog .*make_big.* at .*prog\.c:5$' | head -1)
@@ -60,4 +63,16 @@ check "make_big site found with file:line" test -n "$big"
 check "make_big counters" bash -c "echo '$big' | grep -qE 'allocs 2 frees 1 live 1048576 peak 2097152 bytes 2097152'"
 check "main's frame 1 of make_big at prog.c:11" bash -c "echo \"\$1\" | grep -qE '^frame 1 .*/prog .*main.* at .*prog\.c:11$'" _ "$annotated"
 check "calloc site at prog.c:12" bash -c "echo \"\$1\" | grep -qE '^frame 0 .*/prog .*main.* at .*prog\.c:12$'" _ "$annotated"
+
+# A table from someone else: its fields are data, never code.
+mkdir "$work/cwd"
+printf '%s\n' '# tiermem site table, format 1' \
+    'site 1 key 0x1 arena 1 allocs 1 frees 0 live 1 peak 1 bytes 1' \
+    'frame 0 /bin/ls BASH_VERSINFO[$(touch${IFS}PWNED)] ?' >"$work/hostile.txt"
+(cd "$work/cwd" && "$tool" "$work/hostile.txt") >"$work/h.out" 2>"$work/h.err"
+status=$?
+check "hostile table: no command ran" test ! -e "$work/cwd/PWNED"
+check "hostile table: exit status 1" test "$status" -eq 1
+check "hostile table: refused naming its line 3" grep -qF "hostile.txt:3: " "$work/h.err"
+check "hostile table: nothing printed for it" test ! -s "$work/h.out"
 exit $fail
