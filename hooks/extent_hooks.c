@@ -98,10 +98,13 @@ static void *hook_alloc(extent_hooks_t *hooks, void *new_addr, size_t size,
     }
     void *p = map_extent(new_addr, size, alignment);
     if (p == NULL) {
-        if (new_addr == NULL) { /* a refused new_addr is routine, not news */
+        /* Debug, not a warning: the caller sees NULL (malloc(1 << 46), or
+         * an address-space limit, which reclaim may then relieve), and a
+         * refused new_addr is routine.  Counted either way. */
+        if (new_addr == NULL) {
             count(&hook_counters.alloc_failures, 1);
-            tm_log_warn("arena %u: mmap of a %zu-byte extent (alignment %zu) "
-                        "failed: errno %d", a->id, size, alignment, errno);
+            tm_log_debug("arena %u: mmap of a %zu-byte extent (alignment %zu) "
+                         "failed: errno %d", a->id, size, alignment, errno);
         }
         return NULL;
     }

@@ -43,15 +43,21 @@ tm_placement_t tm_placement_node(tm_mode_t mode, unsigned node)
     return p;
 }
 
+static __thread bool walking __attribute__((tls_model("initial-exec")));
+
 void arena_walk_begin(void)
 {
     pthread_mutex_lock(&walk_lock);
+    walking = true;
 }
 
 void arena_walk_end(void)
 {
+    walking = false;
     pthread_mutex_unlock(&walk_lock);
 }
+
+bool arena_walking_here(void) { return walking; }
 
 void arena_table_prefork(void)
 {
@@ -120,6 +126,7 @@ static tm_arena_t *arena_new(unsigned id, const tm_placement_t *placement,
      * site's arena as a user arena */
     a->kind = kind;
     a->owner_site = owner;
+    a->reclaimable = kind == ARENA_SITE && owner != SITE_UNSITED;
     static _Atomic uint64_t serials;
     a->serial = atomic_fetch_add(&serials, 1) + 1;
     if (hook_arena_init(&a->hooked, id, placement) != 0) {
@@ -229,6 +236,14 @@ static void *checked(void *p)
     return p;
 }
 
+/* An allocation from `a` failed, typically because a mapping did (an
+ * address-space limit): give back the address space of empty sites'
+ * arenas.  True if any was unmapped, so a retry may succeed. */
+static bool reclaim_for_retry(const tm_arena_t *a)
+{
+    return site_arenas_reclaim(false, a) > 0;
+}
+
 /* The fast path: a block from this thread's front cache for the arena. */
 static inline void *front_alloc(tm_arena_t *a, size_t size)
 {
@@ -250,7 +265,10 @@ void *tm_arena_malloc(tm_arena_t *a, size_t size)
         if (TM_LIKELY(p != NULL))
             return p;
     }
-    return checked(mallocx(size ? size : 1, tcache_alloc_flags(a)));
+    void *p = mallocx(size ? size : 1, tcache_alloc_flags(a));
+    if (TM_UNLIKELY(p == NULL) && reclaim_for_retry(a))
+        p = mallocx(size ? size : 1, tcache_alloc_flags(a));
+    return checked(p);
 }
 
 void *tm_arena_calloc(tm_arena_t *a, size_t count, size_t size)
@@ -265,8 +283,10 @@ void *tm_arena_calloc(tm_arena_t *a, size_t count, size_t size)
         if (p != NULL)
             return memset(p, 0, total);
     }
-    return checked(
-        mallocx(total ? total : 1, tcache_alloc_flags(a) | MALLOCX_ZERO));
+    void *p = mallocx(total ? total : 1, tcache_alloc_flags(a) | MALLOCX_ZERO);
+    if (TM_UNLIKELY(p == NULL) && reclaim_for_retry(a))
+        p = mallocx(total ? total : 1, tcache_alloc_flags(a) | MALLOCX_ZERO);
+    return checked(p);
 }
 
 void *tm_arena_aligned_alloc(tm_arena_t *a, size_t alignment, size_t size)
@@ -275,8 +295,11 @@ void *tm_arena_aligned_alloc(tm_arena_t *a, size_t alignment, size_t size)
         errno = EINVAL;
         return NULL;
     }
-    return checked(mallocx(size ? size : 1,
-                           tcache_alloc_flags(a) | MALLOCX_ALIGN(alignment)));
+    int flags = MALLOCX_ALIGN(alignment);
+    void *p = mallocx(size ? size : 1, tcache_alloc_flags(a) | flags);
+    if (TM_UNLIKELY(p == NULL) && reclaim_for_retry(a))
+        p = mallocx(size ? size : 1, tcache_alloc_flags(a) | flags);
+    return checked(p);
 }
 
 static int free_flags(unsigned id)
@@ -306,15 +329,25 @@ void tm_free(void *ptr)
         report_foreign(ptr, "tm_free");
         return;
     }
-    tm_arena_t *a = tm_arena_by_id(id);
-    if (a != NULL && a->kind != ARENA_USER) {
-        /* a site's block: keep the site's statistics right */
-        size_t usable = sallocx(ptr, 0);
-        site_account_free(a, ptr, usable);
-        arena_free_known(ptr, id, usable);
+    size_t usable;
+    if (TM_UNLIKELY(!block_is_start(ptr, id, &usable))) {
+        block_report_interior(ptr, id, "tm_free");
         return;
     }
-    arena_free_known(ptr, id, 0);
+    tm_arena_t *a = tm_arena_by_id(id);
+    if (a != NULL && a->kind != ARENA_USER) /* keep the site's stats right */
+        site_account_free(a, ptr, usable);
+    arena_free_known(ptr, id, usable);
+}
+
+/* The block is back in its arena (or this thread's cache of it): drop
+ * the hazard site_account_free set.  Inline: every free passes here. */
+static inline void arena_hazard_release(void)
+{
+    thread_tcaches_t *t = tm_thread_tcaches;
+    if (TM_UNLIKELY(t == NULL ||
+                    atomic_load_explicit(&t->hazard, memory_order_relaxed)))
+        arena_hazard_clear();
 }
 
 /* usable == 0: not known yet. */
@@ -329,10 +362,12 @@ void arena_free_known(void *ptr, unsigned id, size_t usable)
             if (TM_UNLIKELY(bin->count == bin->cap))
                 front_cache_spill(bin, free_flags(id));
             bin->slot[bin->count++] = ptr;
+            arena_hazard_release();
             return;
         }
     }
     dallocx(ptr, free_flags(id));
+    arena_hazard_release();
 }
 
 void *tm_arena_realloc(tm_arena_t *a, void *ptr, size_t size)
@@ -349,13 +384,22 @@ void *tm_arena_realloc(tm_arena_t *a, void *ptr, size_t size)
         errno = EINVAL;
         return NULL;
     }
-    if (owner == a->hooked.id)
-        return checked(rallocx(ptr, size, tcache_alloc_flags(a)));
+    size_t old;
+    if (!block_is_start(ptr, owner, &old)) {
+        block_report_interior(ptr, owner, "tm_arena_realloc");
+        errno = EINVAL;
+        return NULL;
+    }
+    if (owner == a->hooked.id) {
+        void *q = rallocx(ptr, size, tcache_alloc_flags(a));
+        if (TM_UNLIKELY(q == NULL) && reclaim_for_retry(a))
+            q = rallocx(ptr, size, tcache_alloc_flags(a));
+        return checked(q);
+    }
     /* rallocx would free the old block into this arena's tcache: move it. */
     void *q = tm_arena_malloc(a, size);
     if (q == NULL)
         return NULL;
-    size_t old = sallocx(ptr, 0);
     memcpy(q, ptr, old < size ? old : size);
     tm_free(ptr);
     return q;
@@ -363,9 +407,11 @@ void *tm_arena_realloc(tm_arena_t *a, void *ptr, size_t size)
 
 size_t tm_usable_size(const void *ptr)
 {
-    if (ptr == NULL || extent_map_lookup(ptr) == 0)
+    unsigned id = ptr ? extent_map_lookup(ptr) : 0;
+    size_t usable;
+    if (id == 0 || !block_is_start(ptr, id, &usable))
         return 0;
-    return sallocx(ptr, 0);
+    return usable;
 }
 
 tm_arena_t *tm_arena_of(const void *ptr)

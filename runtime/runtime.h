@@ -39,6 +39,12 @@ struct tm_arena {
     _Atomic bool prompt_purge; /* freed pages go back at once (site.c) */
     uint64_t serial;       /* unique per arena ever created: an id and even
                               the struct's memory are reused, this is not */
+    /* A per-site arena of a site other than site 0 (per-site layout): when
+     * its site is empty, reclaim may destroy it and return its address
+     * space (site_reclaim.c).  Set once, before the arena is published. */
+    bool reclaimable;
+    uint64_t reclaim_mark; /* site allocs + 1 at the last idle scan; under
+                              the reclaim lock */
 };
 
 /* ---------------------------------------------------------------- config.c */
@@ -70,6 +76,8 @@ tm_arena_t *tm_arena_by_id(unsigned id);
  * on a thread that might (destroy waits for the walk to end). */
 void arena_walk_begin(void);
 void arena_walk_end(void);
+/* Is this thread inside a walk (so it must not destroy an arena)? */
+bool arena_walking_here(void);
 
 /* fork: the table lock is held across fork, arena locks are reset in the
  * child (see fork.c). */
@@ -82,6 +90,35 @@ void arena_free_known(void *ptr, unsigned id, size_t usable);
 
 /* Runtime counters, read by tm_stats_get. */
 extern _Atomic uint64_t tm_migrations, tm_migrate_failures;
+
+/* ---------------------------------------------------------------- block_check.c */
+
+/* Is ptr, which the extent map puts in arena id, where a block starts?
+ * *usable gets the block's usable size.  Exact for the power-of-two small
+ * classes (here), for the classes above a page, size class 0 and large
+ * blocks (block_check_slow, under the arena's mutex); other classes up to a
+ * page are checked for their power-of-two alignment only. */
+bool block_check_slow(const void *ptr, unsigned id, size_t usable);
+static inline bool block_is_start(const void *ptr, unsigned id,
+                                  size_t *usable)
+{
+    size_t u = sallocx(ptr, 0);
+    *usable = u;
+    /* A power of two up to 4 KiB divides any page, so its regions are
+     * exactly the addresses aligned to it; other classes up to 4 KiB are
+     * held to the power of two in their size.  Class 4096 is what the last
+     * page of a large extent reads as (its inner pages read as class 8):
+     * such a page-aligned pointer is checked against the extent set. */
+    if (TM_LIKELY(u >= 16 && u <= 4096)) {
+        if (((uintptr_t)ptr & ((u & -u) - 1)) != 0)
+            return false;
+        if (TM_LIKELY(u < 4096))
+            return true;
+    }
+    return block_check_slow(ptr, id, u);
+}
+/* Log, once per process, a pointer that failed block_is_start. */
+void block_report_interior(const void *ptr, unsigned id, const char *what);
 
 /* ---------------------------------------------------------------- residency.c */
 
@@ -110,6 +147,7 @@ typedef struct front_cache front_cache_t;
 typedef struct thread_tcaches thread_tcaches_t;
 struct thread_tcaches {
     thread_tcaches_t *next, *prev; /* all live tables, for arena destroy */
+    _Atomic(tm_arena_t *) hazard;  /* see arena_hazard_set */
     _Atomic int flags[TM_MAX_ARENAS + 1];
     /* this thread's small-block cache per arena (front_cache.c) */
     _Atomic(front_cache_t *) front[TM_MAX_ARENAS + 1];
@@ -143,6 +181,19 @@ static inline int tcache_alloc_flags(tm_arena_t *arena)
 /* Destroy every thread's tcache for this arena (its blocks go back to it).
  * Called by arena destroy, when no thread may be using the arena. */
 void tcache_forget_arena(unsigned id);
+
+/*
+ * Hazards: which reclaimable arena this thread is inside.  An allocation
+ * sets it between choosing its site's arena and accounting the block, a
+ * free between accounting the block and handing it back to jemalloc.
+ * Reclaim (site_reclaim.c) destroys an arena only when its site is empty
+ * and no thread's hazard names it.  Set is a full fence; clear a release.
+ */
+void arena_hazard_set(tm_arena_t *arena);
+void arena_hazard_clear(void);
+/* Does any thread's hazard name this arena (conservative: true while a
+ * thread without a tcache table holds one)?  Takes the registry lock. */
+bool arena_hazard_held(const tm_arena_t *arena);
 
 void tcache_prefork(void);
 void tcache_postfork_parent(void);
@@ -290,14 +341,36 @@ uint32_t site_count(void);
 tm_arena_t *site_arena(site_t *s);
 /* Account a block of `usable` bytes now owned by site s in arena a. */
 void site_account_alloc(site_t *s, tm_arena_t *a, void *ptr, size_t usable);
-/* Account the free of a block of arena a; returns nothing. */
+/* Account the free of a block of arena a.  For a reclaimable arena it
+ * sets this thread's hazard, which arena_free_known (or the next
+ * site_account_alloc) clears: call one of them next. */
 void site_account_free(tm_arena_t *a, void *ptr, size_t usable);
+/* A site arena was destroyed by reclaim: one fewer against the limit. */
+void site_arena_destroyed(void);
 void sites_prefork(void);
 void sites_postfork_parent(void);
 void sites_postfork_child(void);
 extern tm_topology_t sites_topology;
 /* Site 0, once start-up is complete (NULL before): the small-malloc path. */
 extern _Atomic(site_t *) sites_unsited;
+
+/* ---------------------------------------------------------------- site_reclaim.c */
+
+/* Return address space: destroy the arenas of empty sites that no thread
+ * is using (per-site layout).  idle_only: only those that had no allocation
+ * since the previous idle scan and map at least SITE_RECLAIM_IDLE_MIN
+ * bytes.  Never destroys `keep`.  Returns the bytes unmapped.  Call on an
+ * allocation path, outside jemalloc, holding no arena, table or tcache
+ * lock (a site's own lock is fine). */
+size_t site_arenas_reclaim(bool idle_only, const tm_arena_t *keep);
+#define SITE_RECLAIM_IDLE_MIN ((size_t)64 << 20)
+/* A new reclaimable arena (site lock held). */
+void site_reclaim_register(tm_arena_t *arena);
+/* The idle scan before a new site's arena is made (site lock held). */
+void site_reclaim_idle(bool past_limit);
+void site_reclaim_prefork(void);
+void site_reclaim_postfork_parent(void);
+void site_reclaim_postfork_child(void);
 
 /* ---------------------------------------------------------------- site_stats.c */
 
@@ -342,5 +415,74 @@ size_t site_usable_size(const void *ptr);
 int site_report_write(const char *path);
 /* Write it to TIERMEM_OUTPUT_DIR under the per-process name, if set. */
 void site_report_at_exit(void);
+
+/* ---------------------------------------------------------------- site_table_read.c */
+
+/* A site table read back, strictly (tables come from other users and
+ * machines).  For tools: uses malloc. */
+#define SITE_TABLE_MAX_BYTES ((size_t)256 << 20)
+#define SITE_TABLE_LINE_MAX 4096
+
+typedef enum site_table_kind {
+    ST_LINE_COMMENT, ST_LINE_SITE, ST_LINE_FRAME, ST_LINE_ARENA
+} site_table_kind_t;
+
+typedef struct site_table_line {
+    site_table_kind_t kind;
+    size_t item;          /* index in sites, frames or arenas */
+    const char *text;     /* the line as written, without its newline */
+    size_t len;
+} site_table_line_t;
+
+typedef struct site_table_site {
+    uint32_t index;
+    uint64_t key;
+    unsigned arena;
+    tm_alloc_stats_t stats;
+    int32_t explicit_id;  /* -1: a stack site */
+    size_t first_frame, nframes;
+} site_table_site_t;
+
+typedef struct site_table_frame {
+    unsigned index;       /* 0, 1, ... within its site */
+    size_t site;          /* index in sites */
+    const char *object;   /* an absolute path, or NULL for "?" */
+    uint64_t offset;
+    const char *function; /* as written: "name+0x12" or "?" */
+    size_t function_at;   /* where that field starts in the line's text */
+} site_table_frame_t;
+
+typedef struct site_table_arena {
+    unsigned id;
+    bool shared;
+    uint64_t nodes;
+    tm_alloc_stats_t stats;
+} site_table_arena_t;
+
+typedef struct site_table {
+    char *text, *fields;  /* private copies: lines; the same split in fields */
+    site_table_line_t *lines;
+    size_t nlines;
+    site_table_site_t *sites;
+    size_t nsites;
+    site_table_frame_t *frames;
+    size_t nframes;
+    site_table_arena_t *arenas;
+    size_t narenas;
+    char error[320];      /* after a failure: "name:line: what" */
+} site_table_t;
+
+/* 0, or -1 with errno and t->error naming the first bad line; on failure
+ * nothing is left allocated.  Free a table with site_table_free. */
+int site_table_parse(const char *text, size_t len, const char *name,
+                     site_table_t *t);
+int site_table_read(const char *path, site_table_t *t);
+void site_table_free(site_table_t *t);
+/* The reader's rules for a frame's object and function fields, for the
+ * writer (site_report.c), which must never write a table the reader
+ * refuses.  Neither allocates. */
+#define SITE_TABLE_SYMBOL_MAX 1024
+bool site_table_object_ok(const char *path);
+bool site_table_function_ok(const char *fn);
 
 #endif /* TM_RUNTIME_H */

@@ -155,21 +155,28 @@ static void arena_no_decay(tm_arena_t *a)
     }
 }
 
-/* A new arena of the given kind, or NULL past the limit (logged once). */
+/* A new arena of the given kind, or NULL past the limit (logged once).
+ * A creation that fails (jemalloc maps the arena's metadata through our
+ * hooks, so an address-space limit fails it) is retried once after
+ * reclaiming empty sites' arenas. */
 static tm_arena_t *arena_for(const tm_placement_t *p, arena_kind_t kind,
                              uint32_t owner)
 {
     unsigned n = atomic_fetch_add(&site_arenas, 1);
     tm_arena_t *a = NULL;
-    if (n < tm_options.max_arenas)
+    if (n < tm_options.max_arenas) {
         a = arena_create(p, kind, owner);
+        if (a == NULL && site_arenas_reclaim(false, NULL) > 0)
+            a = arena_create(p, kind, owner);
+    }
     if (a == NULL) {
-        int err = n < tm_options.max_arenas ? errno : 0;
         atomic_fetch_sub(&site_arenas, 1);
-        if (!atomic_exchange(&arenas_full_logged, true))
+        /* a failed creation was logged by arena_create: not the limit */
+        if (n >= tm_options.max_arenas &&
+            !atomic_exchange(&arenas_full_logged, true))
             tm_log_warn("arena limit reached (%u arenas, TIERMEM_MAX_ARENAS "
-                        "%u, errno %d): further sites share one arena",
-                        n, tm_options.max_arenas, err);
+                        "%u): further sites share one arena",
+                        n, tm_options.max_arenas);
         return NULL;
     }
     return a;
@@ -187,16 +194,26 @@ static tm_arena_t *site_arena_create(site_t *s, tm_arena_t *current)
     pthread_mutex_lock(&s->lock);
     tm_arena_t *a = atomic_load(&s->arena);
     if (a == current) {
+        if (current == NULL && tm_options.layout == TM_LAYOUT_PER_SITE)
+            site_reclaim_idle(atomic_load(&site_arenas) >=
+                              tm_options.max_arenas);
         tm_placement_t p = site_placement(s);
         a = arena_for(&p, current ? ARENA_SHARED : ARENA_SITE, s->index);
         if (a == NULL) {
             atomic_store(&s->promote_failed, current != NULL);
             a = current ? current : shared_arena_get();
+        } else if (a->reclaimable) {
+            site_reclaim_register(a);
         }
         atomic_store_explicit(&s->arena, a, memory_order_release);
     }
     pthread_mutex_unlock(&s->lock);
     return a;
+}
+
+void site_arena_destroyed(void)
+{
+    atomic_fetch_sub(&site_arenas, 1);
 }
 
 /* ------------------------------------------------------------ per thread */
@@ -256,6 +273,25 @@ static tm_arena_t *thread_arena_take(void)
 
 /* ------------------------------------------------------------ choice */
 
+/* A per-site arena that reclaim may destroy: set the hazard, then check
+ * the site still has it (see site_reclaim.c).  Only then is the pointer
+ * safe to follow.  site_account_alloc clears the hazard. */
+static tm_arena_t *site_arena_guarded(site_t *s)
+{
+    tm_arena_t *a = atomic_load_explicit(&s->arena, memory_order_acquire);
+    for (;;) {
+        if (a == NULL)
+            a = site_arena_create(s, NULL);
+        if (a == NULL)
+            return NULL;
+        arena_hazard_set(a);
+        tm_arena_t *now = atomic_load(&s->arena);
+        if (TM_LIKELY(now == a))
+            return a;
+        a = now;
+    }
+}
+
 tm_arena_t *site_arena(site_t *s)
 {
     if (tm_options.layout == TM_LAYOUT_PER_THREAD) {
@@ -267,6 +303,8 @@ tm_arena_t *site_arena(site_t *s)
         }
         return a;
     }
+    if (tm_options.layout == TM_LAYOUT_PER_SITE && s->index != SITE_UNSITED)
+        return site_arena_guarded(s);
     tm_arena_t *a = atomic_load_explicit(&s->arena, memory_order_acquire);
     if (TM_UNLIKELY(a == NULL)) {
         if (tm_options.layout == TM_LAYOUT_BIG_SMALL && s->index != 0) {
@@ -311,11 +349,16 @@ void site_account_alloc(site_t *s, tm_arena_t *a, void *ptr, size_t usable)
         if (s->index != SITE_UNSITED)
             ledger_insert(ptr, s->index);
     }
+    /* counted in live before the hazard goes: see reclaim_unpublish */
+    if (tm_options.layout == TM_LAYOUT_PER_SITE && s->index != SITE_UNSITED)
+        arena_hazard_clear();
 }
 
 void site_account_free(tm_arena_t *a, void *ptr, size_t usable)
 {
     uint32_t owner;
+    if (a->reclaimable) /* until arena_free_known has handed it back */
+        arena_hazard_set(a);
     if (a->kind == ARENA_SITE) {
         owner = a->owner_site;
     } else if (a->kind == ARENA_SHARED) {
@@ -488,6 +531,8 @@ bool sites_ready(void)
 
 void sites_prefork(void)
 {
+    /* first: a reclaim holds it while it waits for the arena table */
+    site_reclaim_prefork();
     pthread_mutex_lock(&sites_lock);
     pthread_mutex_lock(&pool_lock);
     site_stats_prefork();
@@ -498,6 +543,7 @@ void sites_postfork_parent(void)
     site_stats_postfork_parent();
     pthread_mutex_unlock(&pool_lock);
     pthread_mutex_unlock(&sites_lock);
+    site_reclaim_postfork_parent();
 }
 
 void sites_postfork_child(void)
@@ -505,6 +551,7 @@ void sites_postfork_child(void)
     site_stats_postfork_child();
     pthread_mutex_init(&pool_lock, NULL);
     pthread_mutex_init(&sites_lock, NULL);
+    site_reclaim_postfork_child();
     uint32_t n = atomic_load(&nsites);
     for (uint32_t i = 0; i < n; i++)
         pthread_mutex_init(&sites[i].lock, NULL);

@@ -156,3 +156,52 @@ void tcache_forget_arena(unsigned id)
     }
     pthread_mutex_unlock(&registry_lock);
 }
+
+/* ---------------------------------------------------------------- hazards */
+
+/* Threads without a table (past their own exit destructor, or out of
+ * metadata memory) cannot publish a hazard of their own: each counts here
+ * once while it holds one, and reclaim then spares every arena. */
+static _Atomic unsigned tableless_hazards;
+static __thread bool tableless_hazard __attribute__((tls_model("initial-exec")));
+
+void arena_hazard_set(tm_arena_t *arena)
+{
+    thread_tcaches_t *t = tm_thread_tcaches;
+    if (t == NULL)
+        t = thread_table();
+    if (TM_LIKELY(t != NULL)) {
+        atomic_store_explicit(&t->hazard, arena, memory_order_relaxed);
+    } else if (!tableless_hazard) {
+        tableless_hazard = true;
+        atomic_fetch_add_explicit(&tableless_hazards, 1,
+                                  memory_order_relaxed);
+    }
+    /* Reclaim unpublishes the site's arena, then reads the hazards and the
+     * site's live bytes; the fence orders this store before the caller's
+     * next loads (the site's arena) and stores (the live bytes). */
+    atomic_thread_fence(memory_order_seq_cst);
+}
+
+void arena_hazard_clear(void)
+{
+    thread_tcaches_t *t = tm_thread_tcaches;
+    if (TM_LIKELY(t != NULL)) {
+        if (atomic_load_explicit(&t->hazard, memory_order_relaxed) != NULL)
+            atomic_store_explicit(&t->hazard, NULL, memory_order_release);
+    }
+    if (TM_UNLIKELY(tableless_hazard)) {
+        tableless_hazard = false;
+        atomic_fetch_sub_explicit(&tableless_hazards, 1, memory_order_release);
+    }
+}
+
+bool arena_hazard_held(const tm_arena_t *arena)
+{
+    bool held = atomic_load(&tableless_hazards) != 0;
+    pthread_mutex_lock(&registry_lock);
+    for (thread_tcaches_t *t = registry_head; t != NULL && !held; t = t->next)
+        held = atomic_load(&t->hazard) == arena;
+    pthread_mutex_unlock(&registry_lock);
+    return held;
+}
