@@ -6,6 +6,10 @@
  * 64-slot window and allocates a new block of a random size (16-271 B, a
  * fixed seed) into it, at 1 and 2 threads, for
  *   - tiermem:      tm_arena_malloc / tm_free on one arena bound to node 0;
+ *   - unchecked:    the same, freed the way tm_free did before it checked
+ *                   that a pointer is where a block starts (extent map,
+ *                   then straight to the front cache or dallocx): what
+ *                   that check costs;
  *   - jemalloc:     mallocx(s, 0) / dallocx(p, 0), jemalloc's default path;
  *   - glibc:        __libc_malloc / __libc_free, glibc's own allocator,
  *                   whatever plain malloc resolves to in this binary;
@@ -25,8 +29,8 @@
  * medians over the rounds and the ratios are medians of per-round ratios.
  *
  * Usage: bench_alloc [--ops N] [--rounds R] [--seed S] [--only LIST]
- * (--only tiermem,jemalloc,glibc,tcache,sicm: run only these paths, e.g. to
- * profile one of them.)
+ * (--only tiermem,jemalloc,glibc,tcache,sicm,unchecked: run only these
+ * paths, e.g. to profile one of them.)
  */
 #include "config.h"
 
@@ -42,6 +46,7 @@
 #include <unistd.h>
 
 #include "bench_util.h"
+#include "runtime.h"
 #include "tiermem.h"
 
 /* glibc exports its allocator under these names whatever `malloc` binds to. */
@@ -60,12 +65,14 @@ enum variant {
     V_GLIBC,
     V_JE_TCACHE,
     V_JE_TCNONE,
+    V_UNCHECKED,
     NVARIANTS
 };
 
 static const char *const variant_key[NVARIANTS] = {
     [V_TIERMEM] = "tiermem", [V_JE_DEFAULT] = "jemalloc", [V_GLIBC] = "glibc",
     [V_JE_TCACHE] = "tcache",  [V_JE_TCNONE] = "sicm",
+    [V_UNCHECKED] = "unchecked",
 };
 
 static const char *const variant_name[NVARIANTS] = {
@@ -74,6 +81,7 @@ static const char *const variant_name[NVARIANTS] = {
     [V_GLIBC] = "glibc     __libc_malloc/__libc_free",
     [V_JE_TCACHE] = "ref       arena + explicit tcache",
     [V_JE_TCNONE] = "SICM      arena + TCACHE_NONE",
+    [V_UNCHECKED] = "tiermem   free without the start check",
 };
 
 typedef struct worker {
@@ -104,6 +112,22 @@ static void barrier_wait(pthread_barrier_t *b)
     int rc = pthread_barrier_wait(b);
     if (rc != 0 && rc != PTHREAD_BARRIER_SERIAL_THREAD)
         die_errno(rc, "pthread_barrier_wait");
+}
+
+/* tm_free as it was before it checked block starts. */
+static inline void free_unchecked(void *ptr)
+{
+    unsigned id = extent_map_lookup(ptr);
+    if (id == 0)
+        die("unchecked free: %p is not tiermem's", ptr);
+    tm_arena_t *a = tm_arena_by_id(id);
+    if (a != NULL && a->kind != ARENA_USER) {
+        size_t usable = sallocx(ptr, 0);
+        site_account_free(a, ptr, usable);
+        arena_free_known(ptr, id, usable);
+        return;
+    }
+    arena_free_known(ptr, id, 0);
 }
 
 static inline size_t op_size(uint32_t e) { return MIN_SIZE + (e >> 6); }
@@ -153,6 +177,10 @@ static void run_variant(worker_t *w, enum variant v, uint64_t ops)
     switch (v) {
     case V_TIERMEM:
         RUN_LOOP(w, ops, tm_arena_malloc(tm_arena, size), tm_free(ptr));
+        break;
+    case V_UNCHECKED:
+        RUN_LOOP(w, ops, tm_arena_malloc(tm_arena, size),
+                 free_unchecked(ptr));
         break;
     case V_JE_DEFAULT:
         RUN_LOOP(w, ops, mallocx(size, 0), dallocx(ptr, 0));
@@ -253,7 +281,7 @@ static void usage(void)
             "  --rounds R   measured rounds (default 11)\n"
             "  --seed S     random seed (default 42)\n"
             "  --only LIST  comma-separated paths to run (default all): "
-            "tiermem,jemalloc,glibc,tcache,sicm\n");
+            "tiermem,jemalloc,glibc,tcache,sicm,unchecked\n");
 }
 
 /* Bit v set = run variant v. */
@@ -270,7 +298,7 @@ static unsigned parse_only(const char *list)
                 break;
         if (v == NVARIANTS)
             die("--only: unknown path '%.*s' (tiermem, jemalloc, glibc, "
-                "tcache, sicm)",
+                "tcache, sicm, unchecked)",
                 (int)n, p);
         mask |= 1u << v;
         p += n;
@@ -437,6 +465,10 @@ int main(int argc, char **argv)
             {"tiermem / explicit tcache,  1 thread ", V_TIERMEM, V_JE_TCACHE,
              0, 0, 0},
             {"tiermem / explicit tcache,  2 threads", V_TIERMEM, V_JE_TCACHE,
+             1, 0, 0},
+            {"tiermem / unchecked free,   1 thread ", V_TIERMEM, V_UNCHECKED,
+             0, 0, 0},
+            {"tiermem / unchecked free,   2 threads", V_TIERMEM, V_UNCHECKED,
              1, 0, 0},
         };
         printf("\nratios (median of per-round ratios [min-max])\n");

@@ -9,8 +9,9 @@
  * posix_memalign reports EINVAL for an alignment that is not a power of two
  * multiple of sizeof(void *), memalign and aligned_alloc round an odd
  * alignment up to a power of two, pvalloc rounds the size up to whole
- * pages.  Pointers tiermem did not hand out are ignored by
- * free (logged once) instead of crashing the program.
+ * pages.  Pointers tiermem did not hand out, and pointers into a block
+ * (block_check.c), are ignored by free (logged once) instead of crashing
+ * the program.  glibc's statistics calls are in alloc_stats_override.c.
  */
 #include "config.h"
 

@@ -200,7 +200,11 @@ void site_free(void *ptr)
         foreign(ptr, "free");
         return;
     }
-    size_t usable = sallocx(ptr, 0);
+    size_t usable;
+    if (TM_UNLIKELY(!block_is_start(ptr, id, &usable))) {
+        block_report_interior(ptr, id, "free");
+        return;
+    }
     site_account_free(a, ptr, usable);
     arena_free_known(ptr, id, usable);
 }
@@ -211,7 +215,15 @@ size_t site_usable_size(const void *ptr)
         return 0;
     if (boot_owns(ptr))
         return boot_size(ptr);
-    return tm_usable_size(ptr);
+    unsigned id;
+    size_t usable;
+    if (owner_of(ptr, &id) == NULL)
+        return 0;
+    if (TM_UNLIKELY(!block_is_start(ptr, id, &usable))) {
+        block_report_interior(ptr, id, "malloc_usable_size");
+        return 0;
+    }
+    return usable;
 }
 
 /* Move a block to a new one of `size` bytes from the site's arena. */
@@ -245,7 +257,12 @@ void *site_realloc(const void *caller, int site_id, void *ptr, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    size_t old = sallocx(ptr, 0);
+    size_t old;
+    if (TM_UNLIKELY(!block_is_start(ptr, id, &old))) {
+        block_report_interior(ptr, id, "realloc");
+        errno = ENOMEM;
+        return NULL;
+    }
     site_t *s = site_pick(caller, site_id, size);
     tm_arena_t *a = arena_pick(s);
     if (TM_UNLIKELY(a == NULL)) {

@@ -20,4 +20,5 @@ EXTRA_DIST += \
 	tests/preload/wrap_main.c \
 	tests/preload/cxx_new.cc \
 	tests/preload/capi.c \
+	tests/preload/malloc_stats.c \
 	tests/preload/workload.py

@@ -224,6 +224,7 @@ build_all() {
     b cxx_new g++ -std=c++17 -O2 -g -Wall -Wextra -Werror -pthread \
         -o "$bin/cxx_new" "$here/cxx_new.cc"
     b capi gcc "${CFLAGS_T[@]}" -o "$bin/capi" "$here/capi.c"
+    b malloc_stats gcc "${CFLAGS_T[@]}" -o "$bin/malloc_stats" "$here/malloc_stats.c"
     if command -v mpicc >/dev/null; then
         b mpi_ring mpicc "${CFLAGS_T[@]}" -o "$bin/mpi_ring" "$here/mpi_ring.c"
     else
@@ -596,6 +597,29 @@ t_c_api() {
     return $ok
 }
 
+t_malloc_stats() {
+    # glibc's heap statistics calls (mallinfo2, mallinfo, malloc_info,
+    # malloc_stats, malloc_trim, mallopt) must see tiermem's blocks: the
+    # program prints only properties that hold for glibc and tiermem alike;
+    # python3 reads mallinfo2 through ctypes, as monitoring code does.
+    local d=$work/malloc-stats ok=0 py=/usr/bin/python3
+    local strict=1
+    pair "$d/c" 60 -- "$bin/malloc_stats" || ok=1
+    active "$d/c" '/malloc_stats$' || ok=1
+    [ -x "$py" ] || py=$(command -v python3) || { say "python3 not found"; return 1; }
+    pair "$d/python" 60 -- "$py" -B -c '
+import ctypes
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+mallinfo2 = ctypes.CDLL(None).mallinfo2
+mallinfo2.restype = MallInfo2
+blocks = [bytearray(2000) for _ in range(1000)]
+print("mallinfo2 uordblks is not 0:", "yes" if mallinfo2().uordblks > 0 else "no")' || ok=1
+    active "$d/python" '/python3[.0-9]*$' || ok=1
+    return $ok
+}
+
 # profiles DIR EXE_GLOB WANT: WANT profiles (tiermem-profile.EXE_GLOB.*.txt)
 # in DIR/sites, every one complete and readable by tiermem-profile, and no
 # .partial left behind.  Prints the tool's summary of the first.
@@ -691,7 +715,7 @@ result() { # name status
 }
 
 tests=(sort coreutils-pipeline python gcc pthreads openmp fork-exec mpi
-    aslr-keys wrappers cxx-new-delete c-api layouts profile)
+    aslr-keys wrappers cxx-new-delete c-api malloc-stats layouts profile)
 
 echo "preload library: $lib"
 if [ ! -f "$lib" ]; then
