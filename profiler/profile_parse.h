@@ -58,6 +58,7 @@ typedef struct profile_parser {
     bool in_interval, trailer;
     int section;           /* PROFILE_SEC_* */
     prof_interval_t cur;
+    uint64_t samples;      /* of the complete intervals so far */
     size_t arenas_cap, residency_cap, sites_cap;
     profile_parser_arena_t *arenas; /* TM_MAX_ARENAS + 1, by id */
     unsigned *seen_ids;    /* arenas with seen set, in order of appearance */
@@ -71,6 +72,17 @@ typedef struct profile_parser {
 /* Log the one error of this parse as "name:line: what" and stop; false. */
 __attribute__((format(printf, 2, 3)))
 bool profile_parse_fail(profile_parser_t *ps, const char *fmt, ...);
+
+/* *total += add, or false when that passes 2^64 - 1: no real run counts
+ * that many samples, so the file is damaged or forged, and a wrapped sum
+ * would rank a hot site as cold. */
+static inline bool profile_sum_add(uint64_t *total, uint64_t add)
+{
+    if (add > UINT64_MAX - *total)
+        return false;
+    *total += add;
+    return true;
+}
 
 /* Room for one more element of elem bytes at *arr[n]; false if no memory. */
 bool profile_parse_grow(profile_parser_t *ps, void **arr, size_t *cap,

@@ -6,10 +6,12 @@
  * intervals, and the heat and totals carried from one interval to the
  * next.  The lines themselves are parsed in profile_parse.c.  The one
  * tolerated damage is a torn end: a last line without its newline and an
- * interval without its end line are dropped.  Heat is not in the file; it
- * is recomputed here from the samples with prof_heat_update, as
- * attribution computed it.  Runs in tools and offline passes, never on the
- * profiling thread, so it uses malloc.
+ * interval without its end line are dropped.  Every total (per arena, per
+ * site, and the intervals' samples the tools add up) fits 64 bits: a file
+ * whose counts add up past that is refused at the end line where they do.
+ * Heat is not in the file; it is recomputed here from the samples with
+ * prof_heat_update, as attribution computed it.  Runs in tools and offline
+ * passes, never on the profiling thread, so it uses malloc.
  */
 #include "config.h"
 
@@ -61,6 +63,15 @@ static bool pr_interval_start(profile_parser_t *ps, const profile_span_t *f,
     return true;
 }
 
+/* A total that would wrap: the one error of the parse, at the end line. */
+static bool pr_sum_fail(profile_parser_t *ps, const char *what,
+                        uint64_t id)
+{
+    return profile_parse_fail(ps, "%s %" PRIu64 "'s samples up to interval %"
+                              PRIu64 " add up past 2^64 - 1: not a real "
+                              "profile", what, id, ps->cur.seq);
+}
+
 /* Heat and totals of the arenas, as of the interval being closed.  A row
  * with another serial than the id's last one is a new arena in a reused
  * id: its heat restarts from 0, as attribution.c restarts it.  (An id
@@ -94,7 +105,8 @@ static bool pr_close_arenas(profile_parser_t *ps, prof_interval_t *c)
         r->heat = a->heat;
         a->total.id = r->id;
         a->total.kind = r->kind;
-        a->total.samples += r->samples;
+        if (!profile_sum_add(&a->total.samples, r->samples))
+            return pr_sum_fail(ps, "arena", r->id);
         if (r->mapped > a->total.peak_mapped)
             a->total.peak_mapped = r->mapped;
         if (r->resident_valid)
@@ -103,7 +115,7 @@ static bool pr_close_arenas(profile_parser_t *ps, prof_interval_t *c)
     return true;
 }
 
-static void pr_close_sites(profile_parser_t *ps, prof_interval_t *c)
+static bool pr_close_sites(profile_parser_t *ps, prof_interval_t *c)
 {
     bool found;
     for (size_t i = 0; i < c->nsites; i++) {
@@ -128,12 +140,15 @@ static void pr_close_sites(profile_parser_t *ps, prof_interval_t *c)
         r->heat = s->heat;
         uint64_t peak = t->stats.peak > r->stats.peak ? t->stats.peak
                                                       : r->stats.peak;
+        uint64_t samples = t->samples;
+        if (!profile_sum_add(&samples, r->samples))
+            return pr_sum_fail(ps, "site", r->index);
         *t = (struct prof_site_total){
             .index = r->index, .key = r->key, .explicit_id = r->explicit_id,
-            .arena = r->arena, .samples = t->samples + r->samples,
-            .stats = r->stats};
+            .arena = r->arena, .samples = samples, .stats = r->stats};
         t->stats.peak = peak;
     }
+    return true;
 }
 
 static bool pr_interval_end(profile_parser_t *ps, const profile_span_t *f,
@@ -149,12 +164,16 @@ static bool pr_interval_end(profile_parser_t *ps, const profile_span_t *f,
     if (!profile_parse_u64(f[1], UINT64_MAX, &seq) || seq != c->seq)
         return profile_parse_fail(ps, "end line does not name interval %"
                                   PRIu64, c->seq);
+    /* the tools add up the intervals' samples: that sum must fit too */
+    if (!profile_sum_add(&ps->samples, c->samples))
+        return profile_parse_fail(ps, "the intervals' samples up to "
+                                  "interval %" PRIu64 " add up past 2^64 - "
+                                  "1: not a real profile", c->seq);
     if (!profile_parse_grow(ps, (void **)&out->intervals,
                             &ps->intervals_cap, out->nintervals,
                             sizeof *out->intervals) ||
-        !pr_close_arenas(ps, c))
+        !pr_close_arenas(ps, c) || !pr_close_sites(ps, c))
         return false;
-    pr_close_sites(ps, c);
     out->intervals[out->nintervals++] = *c;
     /* The rows now belong to the profile; the next interval starts afresh. */
     *c = (prof_interval_t){0};
@@ -317,8 +336,9 @@ int profile_read(const char *path, profile_t *out)
     }
     memset(out, 0, sizeof *out);
     size_t cap;
-    char *text = tm_read_file(path, "profile", TM_LOG_ERROR,
-                              PROFILE_MAX_BYTES, &len, &cap);
+    char *text = tm_read_file_accepting(path, "profile", TM_LOG_ERROR,
+                                        TM_FILE_ALLOW_FIFO, /* <(cmd) */
+                                        PROFILE_MAX_BYTES, &len, &cap);
     if (text == NULL)
         return -1;
     int rc = profile_parse(text, len, path, out);

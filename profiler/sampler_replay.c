@@ -25,6 +25,12 @@
 #define REPLAY_VERSION 1
 #define REPLAY_LOG_UNRESOLVED 8 /* unresolved lines logged, then a count */
 #define REPLAY_CACHE 8          /* arenas whose ranges one collect keeps */
+/* Under the trace clock, at most this many intervals pass with no sample:
+ * every interval is closed and written, so a far time would otherwise
+ * cost one profile record per interval of the gap (a sample at 1.7e12 ms
+ * meant 1.7e13 records).  Heat decays by 2^-(1024/halflife) over the kept
+ * gap, which is 0 in practice for any usual halflife. */
+#define REPLAY_MAX_GAP_INTERVALS 1024u
 
 typedef enum replay_kind { REPLAY_ARENA, REPLAY_SITE, REPLAY_ID } replay_kind_t;
 
@@ -58,6 +64,9 @@ typedef struct replay_state {
     size_t nrecs, recs_bytes, next;
     replay_sel_t *sels;      /* open-addressing hash, [sel_mask + 1] */
     size_t sel_mask, sels_bytes;
+    uint64_t max_gap_ns;     /* longest gap kept; 0 = none shortened */
+    uint64_t skipped_ns;     /* trace time cut out of the gaps, in all */
+    size_t gaps_shortened;
     uint64_t unresolved;     /* samples (weighted) reported lost */
     unsigned unresolved_logged;
     replay_ranges_t cache[REPLAY_CACHE];
@@ -256,6 +265,29 @@ static bool replay_alloc_tables(replay_state_t *st, size_t lines)
     return true;
 }
 
+/* Shorten the gap before a sample to st->max_gap_ns: *t_ns (trace time)
+ * becomes replay time, every later sample moving back by as much too, so
+ * the trace clock never closes more than REPLAY_MAX_GAP_INTERVALS empty
+ * intervals in a row.  prev_ns is the previous sample's trace time. */
+static void replay_bound_gap(replay_state_t *st, uint32_t line,
+                             uint64_t prev_ns, uint64_t *t_ns)
+{
+    uint64_t gap = *t_ns - prev_ns;
+    if (st->max_gap_ns != 0 && gap > st->max_gap_ns) {
+        uint64_t cut = gap - st->max_gap_ns;
+        if (st->gaps_shortened++ == 0)
+            tm_log_warn("replay: %s:%u: %.3f ms after the previous sample, "
+                        "more than the trace clock's %u empty intervals "
+                        "(%.3f ms): the gap is shortened, and this and later "
+                        "samples replay %.3f ms earlier (further gaps are "
+                        "shortened without a message)", st->path, line,
+                        (double)gap / 1e6, REPLAY_MAX_GAP_INTERVALS,
+                        (double)st->max_gap_ns / 1e6, (double)cut / 1e6);
+        st->skipped_ns += cut;
+    }
+    *t_ns -= st->skipped_ns;
+}
+
 /* Every line after the header: samples kept, bad ones logged and skipped. */
 static int replay_parse(replay_state_t *st, const char *text, size_t len)
 {
@@ -288,7 +320,9 @@ static int replay_parse(replay_state_t *st, const char *text, size_t len)
             continue;
         }
         r->line = line;
-        last_t = r->t_ns;
+        uint64_t t = r->t_ns;
+        replay_bound_gap(st, line, last_t, &r->t_ns);
+        last_t = t;
         st->nrecs++;
     }
     return 0;
@@ -434,6 +468,10 @@ static int replay_open(sampler_t *s, const prof_options_t *o,
     }
     memcpy(st->path, o->replay, sizeof st->path);
     st->path[sizeof st->path - 1] = '\0';
+    /* only the trace clock closes intervals as fast as it can: the wall
+     * clock plays a trace in real time and never reaches a far sample */
+    if (o->trace_clock)
+        st->max_gap_ns = REPLAY_MAX_GAP_INTERVALS * o->interval_ns;
     size_t len = 0, bytes = 0;
     char *text = tm_read_file(st->path, "replay: trace", TM_LOG_ERROR,
                               REPLAY_MAX_BYTES, &len, &bytes);
@@ -447,6 +485,11 @@ static int replay_open(sampler_t *s, const prof_options_t *o,
         return -1;
     }
     tm_log_info("replay: %s: %zu sample lines", st->path, st->nrecs);
+    if (st->gaps_shortened != 0)
+        tm_log_info("replay: %s: %zu gap(s) longer than %u intervals "
+                    "shortened, %.3f ms of trace time skipped in all",
+                    st->path, st->gaps_shortened, REPLAY_MAX_GAP_INTERVALS,
+                    (double)st->skipped_ns / 1e6);
     s->sink = *sink;
     s->name = "replay";
     s->accesses_per_sample = 1.0; /* a trace counts accesses */

@@ -37,11 +37,15 @@ static double percent(uint64_t part, uint64_t all)
     return all ? 100.0 * (double)part / (double)all : 0.0;
 }
 
+/* The reader refuses a profile whose intervals' samples add up past 2^64
+ * - 1; the sum saturates all the same, so no input prints a wrapped one. */
 static uint64_t total_samples(const profile_t *p)
 {
     uint64_t n = 0;
     for (size_t i = 0; i < p->nintervals; i++)
-        n += p->intervals[i].samples;
+        n = p->intervals[i].samples > UINT64_MAX - n
+                ? UINT64_MAX
+                : n + p->intervals[i].samples;
     return n;
 }
 

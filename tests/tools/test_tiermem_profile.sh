@@ -7,7 +7,10 @@
 # percentages, say it is complete, show the last residency per node; a
 # .partial torn inside interval 2 must read as one interval, incomplete;
 # a file that is not a profile must exit 1 with its path:line; bad usage
-# exits 2.
+# exits 2.  Hostile counts: wrap.txt's samples add up past 2^64 - 1 (the
+# tool once printed the sum as 18446744073709551613) and must be refused
+# at path:line; max.txt's add up to exactly 2^64 - 1, in rows near it, and
+# must print that, never a wrapped sum.
 set -uo pipefail
 builddir=${TM_BUILDDIR:-$(pwd)}
 srcdir=${srcdir:-$(dirname "$0")/../..}
@@ -60,6 +63,27 @@ err=$("$tool" "$work/bad.txt" 2>&1 >/dev/null); rc=$?
 echo "$err"
 check "bad file exits 1" test "$rc" = 1
 check "bad file: path:line in the message" has "$err" "bad\.txt:3: "
+wrap=$srcdir/tests/tools/profile/wrap.txt
+out=$("$tool" "$wrap" 2>"$work/err"); rc=$?
+err=$(cat "$work/err")
+echo "$err"
+check "wrapping totals: exit 1" test "$rc" = 1
+check "wrapping totals: path:line of the end line where they wrap" \
+    has "$err" 'wrap\.txt:19: .*2\^64'
+check "wrapping totals: no sum printed" test -z "$out"
+max=$srcdir/tests/tools/profile/max.txt
+out=$("$tool" --intervals "$max"); rc=$?
+echo "$out"
+check "totals of exactly 2^64 - 1: exit 0" test "$rc" = 0
+check "totals of exactly 2^64 - 1: samples in all" \
+    has "$out" '^  samples 18446744073709551615$'
+check "totals of exactly 2^64 - 1: arena 1 over two intervals" \
+    has "$out" '^ +1 site +18446744073709551615 +100\.00% '
+# a wrapped sum of two numbers near 2^64 is near it too, and in no row
+grep -oE '[0-9]{19,}' "$max" | sort -u >"$work/max.numbers"
+check "totals of exactly 2^64 - 1: no big number the file does not hold" \
+    test -z "$(grep -oE '[0-9]{19,}' <<<"$out" | grep -vxF -f "$work/max.numbers")"
+
 "$tool" "$sample" "$work/missing.txt" >/dev/null 2>&1; rc=$?
 check "one unreadable file of two exits 1" test "$rc" = 1
 "$tool" >/dev/null 2>&1; rc=$?

@@ -9,7 +9,8 @@
  * the heat from prof_heat_update, the totals -- and compares it with what
  * the reader returns, field by field.  Then: a .partial torn inside the
  * last interval, a writer killed with SIGKILL, finish and abandon, and bad
- * files, whose "name:line:" messages are read from the captured log.
+ * files, whose "name:line:" messages are read from the captured log,
+ * among them counts whose totals would wrap past 2^64 - 1.
  */
 #include "config.h"
 
@@ -767,6 +768,55 @@ static void test_bad_inputs(void)
     CHECK(log_count("error", "no-such-file", NULL) == 1);
 }
 
+/* Counts near 2^64 in several rows: each fits, a sum past 2^64 - 1 is
+ * refused at the end line where it would wrap (it once printed
+ * 18446744073709551613), a sum of exactly 2^64 - 1 is kept. */
+#define U64_MAX_S "18446744073709551615"
+static void test_wrapping_totals(void)
+{
+    /* the intervals' samples, which the tools add up */
+    expect_bad(HEAD "interval 1 0 1 " U64_MAX_S " 0 0\nend 1\n"
+                    "interval 2 1 2 1 0 0\nend 2\n", 12, "2^64");
+    /* one arena over two intervals */
+    expect_bad(HEAD "interval 1 0 1 0 0 0\n"
+                    "arena 4 user 0 bind 0x1 18446744073709551613 0 0 0 0 0 "
+                    "0 -\nend 1\ninterval 2 1 2 0 0 0\n"
+                    "arena 4 user 0 bind 0x1 3 0 0 0 0 0 0 -\nend 2\n",
+               14, "arena 4's samples");
+    /* one site over two intervals, another site beside it */
+    expect_bad(HEAD "interval 1 0 1 0 0 0\nsitedef 3 0x10 -1\n"
+                    "sitedef 4 0x20 -1\n"
+                    "site 3 0 18446744073709551610 0 0 0 0 0 0\n"
+                    "site 4 0 18446744073709551610 0 0 0 0 0 0\nend 1\n"
+                    "interval 2 1 2 0 0 0\n"
+                    "site 3 0 6 0 0 0 0 0 0\nend 2\n", 17,
+               "site 3's samples");
+
+    /* exactly 2^64 - 1 in all, in several rows: kept, not saturated */
+    static const char full[] =
+        HEAD "interval 1 0 1 18446744073709551610 0 0\n"
+        "arena 4 user 0 bind 0x1 18446744073709551610 0 0 0 0 0 0 -\n"
+        "arena 5 user 0 bind 0x1 " U64_MAX_S " 0 0 0 0 0 0 -\n"
+        "sitedef 3 0x10 -1\nsite 3 4 18446744073709551610 0 0 0 0 0 0\n"
+        "end 1\ninterval 2 1 2 5 0 0\n"
+        "arena 4 user 0 bind 0x1 5 0 0 0 0 0 0 -\n"
+        "site 3 4 5 0 0 0 0 0 0\nend 2\ncomplete 2\n";
+    profile_t p;
+    log_reset(TM_LOG_WARN);
+    REQUIRE_VOID(profile_parse(full, strlen(full), "full", &p) == 0);
+    CHECK(log_count("error", NULL) == 0);
+    CHECK(p.narenas == 2 && p.arenas[0].samples == UINT64_MAX &&
+          p.arenas[1].samples == UINT64_MAX);
+    CHECK(p.nsites == 1 && p.sites[0].samples == UINT64_MAX);
+    CHECK(p.nintervals == 2 && p.intervals[0].samples +
+                                       p.intervals[1].samples == UINT64_MAX);
+    for (size_t i = 0; i < p.nintervals; i++)
+        for (size_t k = 0; k < p.intervals[i].narenas; k++)
+            CHECK(isfinite(p.intervals[i].arenas[k].heat) &&
+                  p.intervals[i].arenas[k].heat >= 0);
+    profile_free(&p);
+}
+
 static void test_heat_decay(void)
 {
     CHECK(prof_heat_decay(1.0) == 0.5);
@@ -925,6 +975,7 @@ int main(void)
     test_big_interval();
     test_writer_refuses();
     test_bad_inputs();
+    test_wrapping_totals();
     test_serial_heat();
     test_partial_exists();
     test_locale();

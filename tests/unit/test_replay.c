@@ -5,7 +5,9 @@
  * each collect/close pair must give exactly the per-site and per-arena
  * counts of that time window, unresolved samples must come out as lost,
  * malformed lines must be logged with file:line and skipped, and done()
- * must turn true after the last line.
+ * must turn true after the last line.  Under the trace clock a gap longer
+ * than 1024 intervals is shortened to 1024 (a far time once cost one
+ * record per empty interval); the wall clock keeps the trace's times.
  */
 #include "config.h"
 
@@ -52,14 +54,24 @@ static bool site_samples(const prof_interval_t *iv, int id, uint64_t n)
     return s != NULL && s->samples == n && !s->estimated;
 }
 
-static int open_replay(sampler_t *s, const char *path, attrib_t *a)
+/* interval_ns 0: the wall clock, as the profiler runs a trace without
+ * TIERMEM_PROFILE_CLOCK=trace; else the trace clock with that interval. */
+static int open_replay_clock(sampler_t *s, const char *path, attrib_t *a,
+                             uint64_t trace_interval_ns)
 {
     static prof_options_t o;
     prof_sink_t sink = attrib_sink(a);
     memset(&o, 0, sizeof o);
     snprintf(o.replay, sizeof o.replay, "%s", path);
+    o.trace_clock = trace_interval_ns != 0;
+    o.interval_ns = trace_interval_ns;
     *s = (sampler_t){.ops = &sampler_replay_ops};
     return sampler_replay_ops.open(s, &o, &sink);
+}
+
+static int open_replay(sampler_t *s, const char *path, attrib_t *a)
+{
+    return open_replay_clock(s, path, a, 0);
 }
 
 static void test_windows(void)
@@ -173,6 +185,87 @@ static void test_bad_files(void)
     attrib_delete(a);
 }
 
+/* What the trace clock does (profiler.c's run_trace_clock): intervals of
+ * 10 ms back to back until done.  seen[k] = the samples of interval k + 1
+ * for the first nseen intervals; returns how many intervals ran, stopping
+ * at max (a trace clock that runs away). */
+static uint64_t run_trace_clock(sampler_t *s, attrib_t *a, uint64_t max,
+                                uint64_t *seen, size_t nseen)
+{
+    uint64_t k = 0;
+    while (k < max) {
+        k++;
+        s->ops->collect(s, k * 10 * MS);
+        const prof_interval_t *iv =
+            attrib_close(a, (k - 1) * 10 * MS, k * 10 * MS);
+        if (k <= nseen)
+            seen[k - 1] = iv ? iv->samples : UINT64_MAX;
+        if (s->ops->done(s))
+            break;
+    }
+    return k;
+}
+
+static void test_far_gap(void)
+{
+    tm_placement_t p = tm_placement_node(TM_MODE_PREFERRED, 0);
+    tm_arena_t *u = tm_arena_create(&p);
+    REQUIRE_VOID(u != NULL);
+    char *bu = tm_arena_malloc(u, 4096);
+    REQUIRE_VOID(bu != NULL);
+    unsigned uid = tm_arena_id(u);
+    char text[512];
+    /* 10240 ms is exactly 1024 intervals of 10 ms: kept as it is */
+    snprintf(text, sizeof text,
+             "tiermem-trace 1\n"
+             "0 arena %u 0\n"
+             "10240 arena %u 0 2\n"
+             "1700000000000 arena %u 0 3\n"      /* line 4: far */
+             "1700000000015 arena %u 0 4\n",     /* 15 ms after it */
+             uid, uid, uid, uid);
+    strcpy(trace_path, "/tmp/tm_test_trace.XXXXXX");
+    REQUIRE_VOID(write_trace(text));
+    attrib_t *a = attrib_new(4);
+    REQUIRE_VOID(a != NULL);
+    sampler_t s;
+    log_reset(TM_LOG_WARN);
+    REQUIRE_VOID(open_replay_clock(&s, trace_path, a, 10 * MS) == 0);
+    char where[1100];
+    snprintf(where, sizeof where, "%s:4:", trace_path);
+    CHECK(log_count("warning", where, "shortened", NULL) == 1);
+    CHECK(log_count("warning", "replay", NULL) == 1);
+    attrib_close(a, 0, 0);
+    static uint64_t seen[4096];
+    uint64_t n = run_trace_clock(&s, a, 100000, seen, 4096);
+    /* 0 ms: interval 1; 10240 ms: 1025; the far sample one gap of 1024
+     * intervals later, 20480 ms: 2049; 15 ms after it: 2050, the last */
+    CHECK(n == 2050);
+    CHECK(seen[0] == 1 && seen[1024] == 2 && seen[2048] == 3 &&
+          seen[2049] == 4);
+    uint64_t total = 0;
+    for (size_t i = 0; i < 4096; i++)
+        total += seen[i] != UINT64_MAX ? seen[i] : 0;
+    CHECK(total == 10);
+    s.ops->close(&s);
+
+    /* the wall clock plays the trace in real time: nothing is moved */
+    log_reset(TM_LOG_WARN);
+    REQUIRE_VOID(open_replay_clock(&s, trace_path, a, 0) == 0);
+    CHECK(log_count("warning", "replay", NULL) == 0);
+    s.ops->collect(&s, 20500 * MS);
+    const prof_interval_t *iv = attrib_close(a, 0, 20500 * MS);
+    CHECK(iv != NULL && iv->samples == 3);
+    CHECK(!s.ops->done(&s));
+    s.ops->collect(&s, 1700000000000ull * MS + 1);
+    iv = attrib_close(a, 20500 * MS, 1700000000000ull * MS + 1);
+    CHECK(iv != NULL && iv->samples == 3 && !s.ops->done(&s));
+    s.ops->close(&s);
+    attrib_delete(a);
+    unlink(trace_path);
+    tm_free(bu);
+    CHECK(tm_arena_destroy(u) == 0);
+}
+
 int main(void)
 {
     REQUIRE(sites_ready());
@@ -181,6 +274,7 @@ int main(void)
     test_windows();
     log_reset(TM_LOG_WARN);
     test_bad_files();
+    test_far_gap();
     tm_log_configure(TM_LOG_WARN, -1);
     return tm_test_done("test_replay");
 }
