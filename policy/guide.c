@@ -24,6 +24,14 @@
 
 /* ------------------------------------------------------------ merging */
 
+/* a + b, at most 2^64 - 1: each profile's totals fit 64 bits, but their
+ * sums over sites and ranks may not, and a wrapped sum ranks a hot site
+ * as cold. */
+static uint64_t guide_sat_add(uint64_t a, uint64_t b)
+{
+    return b > UINT64_MAX - a ? UINT64_MAX : a + b;
+}
+
 static int guide_site_cmp(const void *a, const void *b)
 {
     const guide_site_t *x = a, *y = b;
@@ -42,8 +50,8 @@ static size_t guide_fold_within(guide_site_t *s, size_t n)
     size_t out = 0;
     for (size_t i = 1; i < n; i++) {
         if (guide_site_cmp(&s[out], &s[i]) == 0) {
-            s[out].bytes += s[i].bytes;
-            s[out].accesses += s[i].accesses;
+            s[out].bytes = guide_sat_add(s[out].bytes, s[i].bytes);
+            s[out].accesses = guide_sat_add(s[out].accesses, s[i].accesses);
         } else {
             s[++out] = s[i];
         }
@@ -71,7 +79,8 @@ static int guide_merge_sorted(guide_t *g, const guide_site_t *l, size_t nl)
             m[n] = g->sites[i++];
             if (l[j].bytes > m[n].bytes)
                 m[n].bytes = l[j].bytes;
-            m[n++].accesses += l[j++].accesses;
+            m[n].accesses = guide_sat_add(m[n].accesses, l[j++].accesses);
+            n++;
         }
     }
     free(g->sites);
@@ -79,8 +88,8 @@ static int guide_merge_sorted(guide_t *g, const guide_site_t *l, size_t nl)
     g->nsites = n;
     g->footprint = g->accesses = 0;
     for (size_t k = 0; k < n; k++) {
-        g->footprint += m[k].bytes;
-        g->accesses += m[k].accesses;
+        g->footprint = guide_sat_add(g->footprint, m[k].bytes);
+        g->accesses = guide_sat_add(g->accesses, m[k].accesses);
     }
     return 0;
 }
@@ -106,7 +115,8 @@ static void guide_range_samples(const profile_t *p, uint64_t first,
                 bsearch(&iv->sites[k].index, p->sites, p->nsites,
                         sizeof *p->sites, site_total_by_index);
             if (t != NULL)
-                samples[t - p->sites] += iv->sites[k].samples;
+                samples[t - p->sites] = guide_sat_add(
+                    samples[t - p->sites], iv->sites[k].samples);
         }
     }
 }
@@ -117,7 +127,8 @@ static void guide_take_header(guide_t *g, const prof_header_t *h)
         unsigned t = h->nodes[i].tier;
         if (t >= TM_MAX_NODES)
             continue;
-        g->tier_capacity[t] += h->nodes[i].capacity;
+        g->tier_capacity[t] =
+            guide_sat_add(g->tier_capacity[t], h->nodes[i].capacity);
         if (t + 1 > g->ntiers_seen)
             g->ntiers_seen = t + 1;
     }
@@ -143,7 +154,7 @@ int guide_add_profile(guide_t *g, const profile_t *p, uint64_t first,
         uint64_t s = ranged ? samples[i] : t->samples;
         /* site 0 collects what no site owns: guidance cannot name it */
         if (t->index == 0 || (t->key == 0 && t->explicit_id < 0)) {
-            g->unsited += s;
+            g->unsited = guide_sat_add(g->unsited, s);
             continue;
         }
         l[n].by_id = t->explicit_id >= 0;
@@ -240,10 +251,13 @@ unsigned guide_capacities(const guide_t *g, const guide_capacity_t *c,
         case GUIDE_CAP_BYTES:
             cap[i] = ci->bytes;
             break;
-        case GUIDE_CAP_PERCENT:
-            cap[i] = (uint64_t)floor((double)g->footprint * ci->percent /
-                                     100.0);
+        case GUIDE_CAP_PERCENT: {
+            /* a footprint near 2^64 rounds up to 2^64 as a double, which
+             * does not convert back */
+            double c = floor((double)g->footprint * ci->percent / 100.0);
+            cap[i] = c >= 0x1p64 ? UINT64_MAX : (uint64_t)c;
             break;
+        }
         case GUIDE_CAP_AUTO:
             if (i >= g->ntiers_seen)
                 tm_log_warn("guide: capacity auto for tier %u, but the "
@@ -265,6 +279,8 @@ double guide_place(guide_t *g, place_policy_t policy, const uint64_t *cap,
 {
     if (exact != NULL)
         *exact = true;
+    g->approximate = false;
+    g->placed_by = policy;
     if (ntiers <= 1 || g->nsites == 0) {
         /* one tier: it takes everything */
         for (size_t i = 0; i < g->nsites; i++)
@@ -283,11 +299,20 @@ double guide_place(guide_t *g, place_policy_t policy, const uint64_t *cap,
         items[i].bytes = g->sites[i].bytes;
         items[i].accesses = (double)g->sites[i].accesses;
     }
+    bool ex = true;
     r = place_items(policy, items, g->nsites, cap, ntiers, limits, tier_of,
-                    exact);
+                    &ex);
     if (r >= 0)
         for (size_t i = 0; i < g->nsites; i++)
             g->sites[i].tier = tier_of[i];
+    g->placed_by = policy;
+    g->approximate = r >= 0 && !ex;
+    if (g->approximate)
+        tm_log_warn("guide: %s on %zu sites went past its bounds: the "
+                    "placement is approximate", place_policy_name(policy),
+                    g->nsites);
+    if (exact != NULL)
+        *exact = ex;
 out:
     free(items);
     free(tier_of);
@@ -311,8 +336,9 @@ static int guide_line_cmp(const void *a, const void *b)
 char *guide_format(const guide_t *g, const char *comment, size_t *len)
 {
     size_t cl = comment ? strlen(comment) : 0;
-    /* a rule line is < 128 bytes; each comment line gains "# " and "\n" */
-    size_t size = 64 + 4 * cl + 3 + g->nsites * 128;
+    /* a rule line is < 128 bytes; each comment line gains "# " and "\n";
+     * 64 for the first line, 64 for the approximate placement's line */
+    size_t size = 128 + 4 * cl + 3 + g->nsites * 128;
     char *buf = malloc(size);
     const guide_site_t **order = malloc((g->nsites + 1) * sizeof *order);
     if (buf == NULL || order == NULL) {
@@ -328,6 +354,10 @@ char *guide_format(const guide_t *g, const char *comment, size_t *len)
         n += (size_t)snprintf(buf + n, size - n, "# %.*s\n", (int)l, p);
         p += l + (nl != NULL);
     }
+    if (g->approximate)
+        n += (size_t)snprintf(buf + n, size - n, "# placement approximate: "
+                              "%s went past its bounds\n",
+                              place_policy_name(g->placed_by));
     n += (size_t)snprintf(buf + n, size - n, "tiermem-guidance 1\n");
     for (size_t i = 0; i < g->nsites; i++)
         order[i] = &g->sites[i];

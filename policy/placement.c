@@ -13,13 +13,16 @@
  *   - hotset: by accesses per byte, descending; take what fits, skip what
  *     does not and go on with the next;
  *   - thermos: hotset order, but an item that does not fit may displace
- *     chosen items (see thermos_pick), then a fill pass; never worse than
- *     hotset (if it would be, the hotset set is used);
+ *     chosen items (place_thermos.c), then a fill pass; never worse than
+ *     hotset (if it would be, the hotset set is used); past a work bound
+ *     that only adversarial sizes reach, the rest by hotset's rule and
+ *     *exact = false;
  *   - knapsack: 0/1 knapsack by dynamic programming over sizes scaled to a
  *     granularity (see knapsack_pick); exact when the gcd of the sizes gives
  *     a table within limits->max_cells and the time stays within
- *     limits->max_seconds; otherwise the best of a coarser table, hotset and
- *     thermos, and *exact = false.
+ *     limits->max_seconds; otherwise the best of a coarser table, an
+ *     exact-enough table on the items around the greedy break (see
+ *     knapsack_core), hotset and thermos, and *exact = false.
  *
  * Everything here is a pure function over caller-owned arrays; it runs in
  * tools and offline passes, so malloc is allowed.
@@ -34,6 +37,7 @@
 #include <time.h>
 
 #include "hooks.h"
+#include "place_internal.h"
 #include "policy.h"
 
 #define PLACE_DEFAULT_CELLS (UINT64_C(1) << 26)
@@ -41,14 +45,10 @@
 /* A DP column costs one double (64 bits) besides one decision bit per item:
  * counting it as 64 cells makes max_cells a bound on the table's bits. */
 #define PLACE_COLUMN_CELLS 64
-
-/* One candidate for the tier being filled. */
-typedef struct place_ent {
-    size_t idx;       /* index in the caller's items */
-    uint64_t bytes;   /* > 0 */
-    double acc;       /* > 0 */
-    double density;   /* acc / bytes */
-} place_ent_t;
+/* Items in the window of the core refinement around the greedy break: its
+ * table gets max_cells / (512 + 64) columns (116k by default), fine enough
+ * that rounding costs little of the room the window has. */
+#define PLACE_CORE_ITEMS 512
 
 /* Hottest per byte first; then more accesses; then caller order, so the
  * result does not depend on qsort's handling of ties. */
@@ -62,8 +62,7 @@ static int place_ent_cmp(const void *a, const void *b)
     return x->idx < y->idx ? -1 : (x->idx > y->idx);
 }
 
-static double place_sum(const place_ent_t *ents, size_t m,
-                        const unsigned char *pick)
+double place_sum(const place_ent_t *ents, size_t m, const unsigned char *pick)
 {
     double s = 0;
     for (size_t k = 0; k < m; k++)
@@ -72,9 +71,8 @@ static double place_sum(const place_ent_t *ents, size_t m,
     return s;
 }
 
-/* Add, in density order, every unpicked item that still fits. */
-static void place_fill(const place_ent_t *ents, size_t m, uint64_t cap,
-                       uint64_t used, unsigned char *pick)
+void place_fill(const place_ent_t *ents, size_t m, uint64_t cap,
+                uint64_t used, unsigned char *pick)
 {
     for (size_t k = 0; k < m; k++) {
         if (!pick[k] && ents[k].bytes <= cap - used) {
@@ -90,73 +88,6 @@ static double hotset_pick(const place_ent_t *ents, size_t m, uint64_t cap,
 {
     memset(pick, 0, m);
     place_fill(ents, m, cap, 0, pick);
-    return place_sum(ents, m, pick);
-}
-
-/* Try to make room for ents[k] by evicting chosen items.  The rule:
- * candidates are chosen items strictly smaller than ents[k], taken coldest
- * per byte first (the chosen list is in density order, so from its end);
- * stop once they free enough room.  Displace only if they do free enough
- * and their accesses together are strictly fewer than ents[k]'s.
- * sel[0..*ns) are chosen positions in ents; evict is scratch of size m. */
-static bool thermos_displace(const place_ent_t *ents, size_t k, uint64_t cap,
-                             uint64_t *used, size_t *sel, size_t *ns,
-                             size_t *evict)
-{
-    uint64_t need = ents[k].bytes - (cap - *used), freed = 0;
-    double lost = 0;
-    size_t ne = 0;
-    for (size_t j = *ns; j-- > 0 && freed < need;) {
-        const place_ent_t *s = &ents[sel[j]];
-        if (s->bytes >= ents[k].bytes)
-            continue;
-        freed += s->bytes;
-        lost += s->acc;
-        evict[ne++] = j;
-        if (lost >= ents[k].acc)
-            return false;
-    }
-    if (freed < need)
-        return false;
-    /* evict[] holds positions in sel in descending order: remove them. */
-    size_t w = 0, e = ne;
-    for (size_t j = 0; j < *ns; j++) {
-        if (e > 0 && evict[e - 1] == j) {
-            e--;
-            continue;
-        }
-        sel[w++] = sel[j];
-    }
-    *ns = w;
-    *used -= freed;
-    sel[(*ns)++] = k;
-    *used += ents[k].bytes;
-    return true;
-}
-
-/* thermos: hotset order with displacement, then a fill pass.  Returns the
- * accesses picked, or -1 (ENOMEM). */
-static double thermos_pick(const place_ent_t *ents, size_t m, uint64_t cap,
-                           unsigned char *pick)
-{
-    size_t *sel = malloc(2 * (m ? m : 1) * sizeof(*sel));
-    if (!sel)
-        return -1;
-    size_t *evict = sel + m, ns = 0;
-    uint64_t used = 0;
-    for (size_t k = 0; k < m; k++) {
-        if (ents[k].bytes <= cap - used) {
-            sel[ns++] = k;
-            used += ents[k].bytes;
-        } else if (ents[k].bytes <= cap) {
-            thermos_displace(ents, k, cap, &used, sel, &ns, evict);
-        }
-    }
-    memset(pick, 0, m);
-    for (size_t j = 0; j < ns; j++)
-        pick[sel[j]] = 1;
-    free(sel);
-    place_fill(ents, m, cap, used, pick);
     return place_sum(ents, m, pick);
 }
 
@@ -182,6 +113,13 @@ static double place_now(void)
  * rounded down, so the pick never exceeds cap).  One row per item, one
  * column per unit of capacity: a value array and one decision bit per cell.
  * Returns 1 done, 0 past the time bound or out of memory (pick untouched). */
+/* ceil(a / b) without the wrap of (a + b - 1) / b: a profile's sizes are
+ * hostile data and may sit near 2^64. */
+static uint64_t div_round_up(uint64_t a, uint64_t b)
+{
+    return a / b + (a % b != 0);
+}
+
 static int knapsack_dp(const place_ent_t *ents, size_t m, uint64_t cap,
                        uint64_t g, double max_seconds, unsigned char *pick)
 {
@@ -197,7 +135,7 @@ static int knapsack_dp(const place_ent_t *ents, size_t m, uint64_t cap,
     }
     double start = place_now();
     for (size_t k = 0; k < m; k++) {
-        uint64_t w = (ents[k].bytes + g - 1) / g;   /* rounded up */
+        uint64_t w = div_round_up(ents[k].bytes, g);
         for (uint64_t c = W; w <= W && c >= w; c--) {
             double with = val[c - w] + ents[k].acc;
             if (with > val[c]) {
@@ -218,7 +156,7 @@ static int knapsack_dp(const place_ent_t *ents, size_t m, uint64_t cap,
         uint64_t bit = (uint64_t)k * cols + c;
         if (bits[bit / 8] & (1u << (bit % 8))) {
             pick[k] = 1;
-            c -= (ents[k].bytes + g - 1) / g;
+            c -= div_round_up(ents[k].bytes, g);
         }
     }
     done = 1;
@@ -228,10 +166,91 @@ out:
     return done;
 }
 
+/* The core refinement: greedy by density up to the break item (the first
+ * that does not fit in order) is nearly optimal but for the items around
+ * it.  Fix the `core` items before the window around the break in, those
+ * after it out, and solve the window exactly enough: a table over the room
+ * the fixed items leave, at the finest granularity the cell bound allows.
+ * Then top up by a fill pass.  Returns the accesses, or -1 (no table). */
+static double knapsack_core(const place_ent_t *ents, size_t m, uint64_t cap,
+                            uint64_t max_cells, double max_seconds,
+                            unsigned char *pick)
+{
+    size_t b = 0, core = PLACE_CORE_ITEMS;
+    uint64_t before = 0;   /* bytes of ents[0..b) */
+    while (b < m && ents[b].bytes <= cap - before)
+        before += ents[b++].bytes;
+    size_t lo = b > core / 2 ? b - core / 2 : 0;
+    size_t hi = m - lo > core ? lo + core : m;
+    if (hi - lo < core)
+        lo = hi > core ? hi - core : 0;
+    uint64_t max_cols = max_cells / ((uint64_t)(hi - lo) + PLACE_COLUMN_CELLS);
+    if ((lo == 0 && hi == m) || max_cols < 2 || max_cols - 1 > SIZE_MAX / 2)
+        return -1;   /* the window is everything: the full table's case */
+    uint64_t fixed = 0, g = 0;
+    for (size_t k = 0; k < lo; k++)
+        fixed += ents[k].bytes;   /* lo <= b: within cap */
+    for (size_t k = lo; k < hi; k++)
+        g = place_gcd(g, ents[k].bytes);
+    uint64_t room = cap - fixed;
+    if (room / g > max_cols - 1)
+        g = room / (max_cols - 1) + 1;   /* room / g <= max_cols - 1 */
+    if (!knapsack_dp(ents + lo, hi - lo, room, g, max_seconds, pick + lo))
+        return -1;
+    memset(pick, 1, lo);
+    memset(pick + hi, 0, m - hi);
+    uint64_t used = fixed;
+    for (size_t k = lo; k < hi; k++)
+        used += pick[k] ? ents[k].bytes : 0;
+    place_fill(ents, m, cap, used, pick);
+    return place_sum(ents, m, pick);
+}
+
+/* Keep the better of pick and alt (alt scored s) in pick. */
+static void place_keep_best(unsigned char *pick, double *best,
+                            const unsigned char *alt, double s, size_t m)
+{
+    if (s > *best) {
+        memcpy(pick, alt, m);
+        *best = s;
+    }
+}
+
+/* knapsack past its exact bounds: the best of the coarse full table (if
+ * dp_done, pick holds it), the core refinement, hotset and thermos.
+ * Returns the accesses picked, or -1 (ENOMEM). */
+static double knapsack_approx(const place_ent_t *ents, size_t m, uint64_t cap,
+                              uint64_t max_cells, double max_seconds,
+                              bool dp_done, unsigned char *pick)
+{
+    unsigned char *alt = malloc(m);
+    if (!alt)
+        return -1;
+    double best = -1;
+    if (dp_done) {
+        uint64_t used = 0;
+        for (size_t k = 0; k < m; k++)
+            used += pick[k] ? ents[k].bytes : 0;
+        place_fill(ents, m, cap, used, pick);   /* rounding left room */
+        best = place_sum(ents, m, pick);
+    }
+    double c = knapsack_core(ents, m, cap, max_cells, max_seconds, alt);
+    place_keep_best(pick, &best, alt, c, m);
+    place_keep_best(pick, &best, alt, hotset_pick(ents, m, cap, alt), m);
+    bool bounded;
+    double t = place_thermos(ents, m, cap, alt, &bounded);
+    place_keep_best(pick, &best, alt, t, m);
+    free(alt);
+    tm_log_info("placement: knapsack on %zu items within %llu bytes past "
+                "its exact bounds (%llu cells, %.3g s): approximate, "
+                "%.17g accesses", m, (unsigned long long)cap,
+                (unsigned long long)max_cells, max_seconds, best);
+    return t < 0 ? -1 : best;
+}
+
 /* knapsack: exact when the gcd of the sizes makes a table of at most
- * max_cells within max_seconds; a coarser granularity when the gcd's table
- * is too big (not exact); the best greedy pick when even that cannot be
- * built or time runs out.  Returns the accesses picked, or -1 (ENOMEM). */
+ * max_cells within max_seconds; past that, knapsack_approx (not exact).
+ * Returns the accesses picked, or -1 (ENOMEM). */
 static double knapsack_pick(const place_ent_t *ents, size_t m, uint64_t cap,
                             const place_limits_t *limits, unsigned char *pick,
                             bool *exact)
@@ -241,13 +260,14 @@ static double knapsack_pick(const place_ent_t *ents, size_t m, uint64_t cap,
     double max_seconds = limits && limits->max_seconds > 0
                              ? limits->max_seconds : PLACE_DEFAULT_SECONDS;
     uint64_t g = 0, total = 0;
+    bool wrapped = false;   /* the sizes add up past 2^64 - 1 */
     for (size_t k = 0; k < m; k++) {
         g = place_gcd(g, ents[k].bytes);
-        total = ents[k].bytes > UINT64_MAX - total ? UINT64_MAX
-                                                   : total + ents[k].bytes;
+        wrapped = wrapped || ents[k].bytes > UINT64_MAX - total;
+        total = wrapped ? UINT64_MAX : total + ents[k].bytes;
     }
     *exact = true;
-    if (total <= cap) {   /* everything fits: trivially optimal */
+    if (!wrapped && total <= cap) {   /* everything fits: trivially optimal */
         memset(pick, 1, m);
         return place_sum(ents, m, pick);
     }
@@ -265,31 +285,26 @@ static double knapsack_pick(const place_ent_t *ents, size_t m, uint64_t cap,
     if (dp_done && *exact)
         return place_sum(ents, m, pick);
     *exact = false;
+    return knapsack_approx(ents, m, cap, max_cells, max_seconds, dp_done,
+                           pick);
+}
 
-    /* Best of what we have: the coarse table (if any), hotset, thermos. */
-    unsigned char *alt = malloc(m);
+/* thermos, never worse than hotset.  -1 (ENOMEM) or the accesses. */
+static double thermos_tier(const place_ent_t *ents, size_t m, uint64_t cap,
+                           unsigned char *pick, bool *exact)
+{
+    bool bounded;
+    double got = place_thermos(ents, m, cap, pick, &bounded);
+    if (got < 0)
+        return -1;
+    if (!bounded)
+        *exact = false;
+    unsigned char *alt = malloc(m ? m : 1);
     if (!alt)
         return -1;
-    double best = -1;
-    if (dp_done) {
-        uint64_t used = 0;
-        for (size_t k = 0; k < m; k++)
-            used += pick[k] ? ents[k].bytes : 0;
-        place_fill(ents, m, cap, used, pick);   /* rounding left room */
-        best = place_sum(ents, m, pick);
-    }
-    double h = hotset_pick(ents, m, cap, alt);
-    if (h > best) {
-        memcpy(pick, alt, m);
-        best = h;
-    }
-    double t = thermos_pick(ents, m, cap, alt);
-    if (t > best) {
-        memcpy(pick, alt, m);
-        best = t;
-    }
+    place_keep_best(pick, &got, alt, hotset_pick(ents, m, cap, alt), m);
     free(alt);
-    return t < 0 ? -1 : best;
+    return got;
 }
 
 /* One tier: choose, among items not yet placed (tier_of == UINT_MAX), what
@@ -320,22 +335,11 @@ static double place_tier(place_policy_t policy, const place_item_t *items,
     qsort(ents, m, sizeof(*ents), place_ent_cmp);
     if (policy == PLACE_HOTSET) {
         got = hotset_pick(ents, m, cap, pick);
-    } else if (policy == PLACE_THERMOS) {
-        got = thermos_pick(ents, m, cap, pick);
-        if (got >= 0) {
-            unsigned char *alt = malloc(m ? m : 1);
-            double h = alt ? hotset_pick(ents, m, cap, alt) : -1;
-            if (h > got) {   /* never worse than hotset */
-                memcpy(pick, alt, m);
-                got = h;
-            }
-            free(alt);
-            if (!alt)
-                got = -1;
-        }
     } else {
         bool ex = true;
-        got = knapsack_pick(ents, m, cap, limits, pick, &ex);
+        got = policy == PLACE_THERMOS
+                  ? thermos_tier(ents, m, cap, pick, &ex)
+                  : knapsack_pick(ents, m, cap, limits, pick, &ex);
         if (!ex && exact)
             *exact = false;
     }

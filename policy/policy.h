@@ -8,6 +8,7 @@
  * possible land in the fast tiers without overfilling any tier.
  *
  *   placement.c   the algorithms: hotset, thermos, knapsack
+ *   place_thermos.c  thermos's displacement (place_internal.h: theirs)
  *   guide.c       profiles -> items -> placement -> guidance file
  *   online.c      arenas between tiers while the program runs
  *   policy_options.c, policy_start.c   its settings, and its start-up
@@ -32,7 +33,7 @@ typedef enum place_policy {
     PLACE_THERMOS,      /* greedy, but a hotter large item may displace a
                            set of smaller, colder ones */
     PLACE_KNAPSACK,     /* exact (0/1 knapsack) within time and memory
-                           bounds; past them, the best greedy result */
+                           bounds; past them, a bounded approximation */
 } place_policy_t;
 
 typedef struct place_limits {
@@ -45,7 +46,10 @@ typedef struct place_limits {
  * capacity).  tier_of[i] receives item i's tier.  Fills the fastest tier
  * first, then the next with the rest, and so on.  Returns the accesses
  * placed in tier 0 (the objective), or -1 with errno (EINVAL, ENOMEM).
- * *exact (may be NULL) tells whether knapsack stayed within its limits. */
+ * *exact (may be NULL) is false when the result is an approximation:
+ * knapsack past its table or time bound (the best of a coarse table, an
+ * exact table around the greedy break, hotset and thermos), or thermos past
+ * its work bound (then the rest by hotset's rule). */
 double place_items(place_policy_t policy, const place_item_t *items,
                    size_t n, const uint64_t *cap, unsigned ntiers,
                    const place_limits_t *limits, unsigned *tier_of,
@@ -78,6 +82,9 @@ typedef struct guide {
     unsigned nprofiles;
     unsigned ntiers_seen;    /* tiers in the first profile's header */
     uint64_t tier_capacity[TM_MAX_NODES]; /* per tier, summed over nodes */
+    bool approximate;        /* set by guide_place: the policy went past its
+                                bounds (guide_format says so) */
+    place_policy_t placed_by;/* set by guide_place */
 } guide_t;
 
 /* Add one profile.  Samples count only from intervals first..last (seq,
@@ -104,7 +111,9 @@ int guide_capacity_parse(const char *spec, guide_capacity_t *out,
 unsigned guide_capacities(const guide_t *g, const guide_capacity_t *c,
                           unsigned n, uint64_t *cap, unsigned capmax);
 /* Place the sites (sets each site's tier).  The accesses in tier 0, or -1
- * with errno as place_items. */
+ * with errno as place_items.  When the placement is approximate (knapsack
+ * past its table/time bounds, thermos past its work bound) it logs a
+ * warning and sets g->approximate. */
 double guide_place(guide_t *g, place_policy_t policy, const uint64_t *cap,
                    unsigned ntiers, const place_limits_t *limits,
                    bool *exact);

@@ -7,7 +7,9 @@
  * every tier's pick is maximal (nothing left over would still fit);
  * knapsack >= thermos >= hotset; thermos displaces on constructed cases;
  * knapsack past its bounds falls back (exact = false) and stays feasible;
- * tiers fill fastest first.
+ * tiers fill fastest first.  thermos equals the former O(n^2) scan (kept
+ * here as the reference) on random instances; a million sites per policy
+ * give known results (never timed here: bench/bench_placement --scale).
  */
 #include "config.h"
 
@@ -16,6 +18,7 @@
 
 #include "policy.h"
 #include "../tm_test.h"
+#include "placement_ref.h"
 
 #define PAGE UINT64_C(4096)
 #define GIB (UINT64_C(1) << 30)
@@ -324,6 +327,219 @@ static void test_knapsack_fallback(void)
     CHECK(k == brute_force(it, 16, cap[0]));
 }
 
+/* Sizes drawn to make the scan's cases common: few distinct sizes (ties,
+ * equal sizes skipped), small and large sizes interleaved in density
+ * order, accesses with and without fractions (sums that tie exactly). */
+static place_item_t thermos_item(uint64_t *rng, unsigned shape)
+{
+    place_item_t x = {tm_test_rand(rng), 0, 0};
+    uint64_t r = tm_test_rand(rng);
+    switch (shape % 4) {
+    case 0:   /* a handful of sizes */
+        x.bytes = PAGE << (r % 5);
+        break;
+    case 1:   /* tiny and huge, interleaved */
+        x.bytes = r % 2 ? PAGE * (1 + r % 3) : PAGE * (512 + r % 64);
+        break;
+    case 2:
+        x.bytes = PAGE * (1 + r % 300);
+        break;
+    default:
+        x.bytes = 1 + r % (64 * PAGE);
+        break;
+    }
+    uint64_t a = tm_test_rand(rng);
+    if (shape % 5 == 0)   /* accesses proportional to size: equal density */
+        x.accesses = (double)(x.bytes / PAGE * (1 + a % 3));
+    else if (shape % 5 == 3)   /* the same, densities equal but for rounding:
+                                  sums that tie but for their order */
+        x.accesses = (double)x.bytes / PAGE * 0.1;
+    else if (shape % 5 == 4)
+        x.accesses = (double)(x.bytes / PAGE) * 0.3 + 0.1;
+    else if (shape % 5 == 1)
+        x.accesses = (double)(1 + a % 100);
+    else
+        x.accesses = (double)(1 + a % 1000000) / 7.0;
+    return x;
+}
+
+static void test_thermos_equals_reference(void)
+{
+    uint64_t rng = 4242;
+    unsigned runs = (unsigned)(400 * tm_test_scale()), differ = 0;
+    if (runs < 40)
+        runs = 40;
+    enum { N = 3000 };
+    static place_item_t it[N];
+    static unsigned got[N], want[N];
+    for (unsigned r = 0; r < runs; r++) {
+        size_t n = 1 + tm_test_rand(&rng) % (r % 4 == 0 ? N : 200);
+        uint64_t sum = 0;
+        for (size_t i = 0; i < n; i++) {
+            it[i] = thermos_item(&rng, r);
+            sum += it[i].bytes;
+        }
+        uint64_t cap[2] = {tm_test_rand(&rng) % (sum + 1), 0};
+        if (r % 2)   /* whole pages: tiers fill exactly, room 0 is common */
+            cap[0] -= cap[0] % PAGE;
+        double o = place_items(PLACE_THERMOS, it, n, cap, 2, NULL, got, NULL);
+        double w = ref_thermos(it, n, cap[0], want);
+        bool same = o == w && memcmp(got, want, n * sizeof(*got)) == 0;
+        if (!same)
+            fprintf(stderr, "run %u: n %zu cap %llu thermos %.17g, the "
+                    "reference %.17g\n", r, n, (unsigned long long)cap[0], o,
+                    w);
+        differ += !same;
+    }
+    CHECK_MSG(differ == 0, "%u of %u thermos placements differ from the "
+              "reference scan", differ, runs);
+}
+
+/* Accesses that tie but for the order of summation.  Eight 1-page items
+ * of a each, then X (16 pages) in a 16-page tier: X's walk frees exactly
+ * the eight.  The scan sums a eight times in a row; the tree would sum
+ * ((a+a)+(a+a))+(a+a)+a+a, and a plain bound would take 8a.  With a = 1/3
+ * the scan's sum is below the tree's; with a = 1/7 it is below 8a.  X's
+ * accesses sit exactly on the larger value, so the scan (strictly fewer:
+ * displace) and the other orders (not fewer: keep) disagree. */
+static void test_thermos_rounding(void)
+{
+    static const double as[2] = {1.0 / 3, 1.0 / 7};
+    for (unsigned c = 0; c < 2; c++) {
+        double a = as[c], seq = 0;
+        for (int i = 0; i < 8; i++)
+            seq += a;
+        double other = c == 0 ? ((((a + a) + (a + a)) + (a + a)) + a) + a
+                              : 8 * a;
+        REQUIRE_VOID(seq < other);   /* the premise, on this machine */
+        place_item_t it[9];
+        for (size_t i = 0; i < 8; i++)
+            it[i] = (place_item_t){i, PAGE, a};
+        it[8] = (place_item_t){8, 16 * PAGE, other};
+        uint64_t cap[2] = {16 * PAGE, 0};
+        unsigned got[9], want[9];
+        double o = place_items(PLACE_THERMOS, it, 9, cap, 2, NULL, got, NULL);
+        double w = ref_thermos(it, 9, cap[0], want);
+        CHECK_MSG(want[8] == 0, "case %u: the reference kept the eight", c);
+        CHECK_MSG(o == w && memcmp(got, want, sizeof(got)) == 0,
+                  "case %u: thermos %.17g, the reference %.17g", c, o, w);
+    }
+}
+
+/* ------------------------------------------------ a million sites */
+
+#define MILLION (UINT64_C(1) << 20)
+
+/* Items on tier 0. */
+static size_t count_tier0(const unsigned *tier, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += tier[i] == 0;
+    return c;
+}
+
+/* 2^20 sites of one page: the accesses are a permutation of 1..n, so the
+ * optimum is the n/4 hottest, sum of (3n/4, n].  Every policy must find it;
+ * knapsack's full table does not fit and it must say so. */
+static void test_million_equal_pages(place_item_t *it, unsigned *tier)
+{
+    size_t n = MILLION;
+    for (size_t i = 0; i < n; i++)   /* 1..n, shuffled by an odd multiplier */
+        it[i] = (place_item_t){i, PAGE,
+                               (double)((i * 0x9e3779b1u) % n + 1)};
+    uint64_t cap[2] = {n / 4 * PAGE, 0};
+    double want = 0;
+    for (size_t a = n - n / 4 + 1; a <= n; a++)
+        want += (double)a;
+    for (unsigned p = 0; p < 3; p++) {
+        bool exact = true;
+        double got = place_items(all_policies[p], it, n, cap, 2, NULL, tier,
+                                 &exact);
+        const char *why = placement_fault(it, n, cap, 2, tier, got);
+        CHECK_MSG(why == NULL, "%s: %s", place_policy_name(all_policies[p]),
+                  why ? why : "");
+        CHECK_MSG(got == want, "%s: %.17g, optimum %.17g",
+                  place_policy_name(all_policies[p]), got, want);
+        CHECK(count_tier0(tier, n) == n / 4);
+        CHECK_MSG(exact == (all_policies[p] != PLACE_KNAPSACK),
+                  "%s: exact %d", place_policy_name(all_policies[p]), exact);
+    }
+}
+
+/* 2^19 items A (3 pages, 3.5 accesses) then 2^19 items B (5 pages, 5), by
+ * density; the tier holds every A, q = 1000 B and 4 pages more.  thermos
+ * swaps the last A for a B twice (room 4 -> 2 -> 0); every other B then
+ * needs two A, 7 accesses for its 5, and stays out.  Hotset stops at 4
+ * pages free.  Every B but those walks past the chosen Bs (too big to
+ * evict) to the As: the former scan's quadratic case. */
+static void test_million_thermos_swaps(place_item_t *it, unsigned *tier)
+{
+    size_t n = MILLION, a = n / 2, q = 1000;
+    for (size_t i = 0; i < n; i++)
+        it[i] = i < a ? (place_item_t){i, 3 * PAGE, 3.5}
+                      : (place_item_t){i, 5 * PAGE, 5};
+    uint64_t cap[2] = {(3 * a + 5 * q + 4) * PAGE, 0};
+    double hot = run(PLACE_HOTSET, it, n, cap, 2, tier);
+    CHECK(near(hot, 3.5 * (double)a + 5.0 * (double)q));
+    bool exact = false;
+    double th = place_items(PLACE_THERMOS, it, n, cap, 2, NULL, tier, &exact);
+    CHECK(exact);
+    CHECK_MSG(near(th, 3.5 * (double)(a - 2) + 5.0 * (double)(q + 2)),
+              "thermos %.17g", th);
+    CHECK(placement_fault(it, n, cap, 2, tier, th) == NULL);
+    /* Evicted: the coldest chosen As, the last two by input order. */
+    size_t wrong = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool in = i < a ? i < a - 2 : i < a + q + 2;
+        wrong += (tier[i] == 0) != in;
+    }
+    CHECK_MSG(wrong == 0, "%zu items on the wrong tier", wrong);
+    double kn = place_items(PLACE_KNAPSACK, it, n, cap, 2, NULL, tier, &exact);
+    CHECK(!exact);
+    CHECK(at_least(kn, th));
+    CHECK(placement_fault(it, n, cap, 2, tier, kn) == NULL);
+}
+
+/* Where greedy goes wrong only around its break: p dense pages (2 each),
+ * then X (6 pages, 6.6), Y and Z (5 pages, 5.4 and 5.35), then 1-page items
+ * of 1.  With p + 10 pages the optimum is every dense page and Y + Z; greedy
+ * (and thermos, which falls back to it) takes X and four ones.  The full
+ * table would be 2^20 rows: knapsack must find the optimum in its window
+ * around the break, and say it is not exact. */
+static void test_million_knapsack_core(place_item_t *it, unsigned *tier)
+{
+    size_t n = MILLION, p = n / 2;
+    for (size_t i = 0; i < n; i++)
+        it[i] = (place_item_t){i, PAGE, i < p ? 2.0 : 1.0};
+    it[p] = (place_item_t){p, 6 * PAGE, 6.6};
+    it[p + 1] = (place_item_t){p + 1, 5 * PAGE, 5.4};
+    it[p + 2] = (place_item_t){p + 2, 5 * PAGE, 5.35};
+    uint64_t cap[2] = {(p + 10) * PAGE, 0};
+    double greedy = 2.0 * (double)p + 6.6 + 4.0;
+    double best = 2.0 * (double)p + 5.4 + 5.35;
+    CHECK(near(run(PLACE_HOTSET, it, n, cap, 2, tier), greedy));
+    CHECK(near(run(PLACE_THERMOS, it, n, cap, 2, tier), greedy));
+    bool exact = true;
+    double kn = place_items(PLACE_KNAPSACK, it, n, cap, 2, NULL, tier, &exact);
+    CHECK(!exact);
+    CHECK_MSG(near(kn, best), "knapsack %.17g, optimum %.17g", kn, best);
+    CHECK(tier[p] == 1 && tier[p + 1] == 0 && tier[p + 2] == 0);
+    CHECK(placement_fault(it, n, cap, 2, tier, kn) == NULL);
+}
+
+static void test_million_sites(void)
+{
+    place_item_t *it = malloc(MILLION * sizeof(*it));
+    unsigned *tier = malloc(MILLION * sizeof(*tier));
+    REQUIRE_VOID(it && tier);
+    test_million_equal_pages(it, tier);
+    test_million_thermos_swaps(it, tier);
+    test_million_knapsack_core(it, tier);
+    free(it);
+    free(tier);
+}
+
 static void test_errors_and_names(void)
 {
     place_item_t it[2] = {{1, PAGE, 1}, {2, PAGE, 2}};
@@ -359,13 +575,32 @@ static void test_errors_and_names(void)
     CHECK(strcmp(place_policy_name((place_policy_t)9), "unknown") == 0);
 }
 
+/* Sizes from a hostile profile near 2^64: their sum wraps, and no policy
+ * may take that for "everything fits". */
+static void test_sizes_near_2_64(void)
+{
+    unsigned tier[2];
+    uint64_t cap[2] = {UINT64_MAX, 0};
+    place_item_t it[2] = {{1, (UINT64_MAX >> 1) + 6, 5}, {2, UINT64_MAX, 7}};
+    for (unsigned p = 0; p < 3; p++) {
+        double got = run(all_policies[p], it, 2, cap, 2, tier);
+        CHECK_MSG(tier[0] == 1 || tier[1] == 1, "%s put both in tier 0",
+                  place_policy_name(all_policies[p]));
+        CHECK(got == 5 || got == 7);
+    }
+}
+
 int main(void)
 {
     test_errors_and_names();
+    test_sizes_near_2_64();
     test_thermos_displaces();
     test_multi_tier();
     test_knapsack_fallback();
     test_knapsack_equals_brute_force();
     test_random_instances();
+    test_thermos_equals_reference();
+    test_thermos_rounding();
+    test_million_sites();
     return tm_test_done(__FILE__);
 }
