@@ -11,11 +11,14 @@
 #   6. a short libFuzzer run over the guidance parser and the settings;
 #   7. real programs (sort, python3, gcc, threads, OpenMP, fork+exec, MPI)
 #      under the preload library (tests/preload/run.sh);
-#   8. the multi-node QEMU guest rig (tests/guest/run-rig.sh).
+#   8. the security probes: planted symlinks, FIFOs, closefrom, hostile
+#      tables and profiles, address-space limits, log floods
+#      (tests/security/run.sh);
+#   9. the multi-node QEMU guest rig (tests/guest/run-rig.sh).
 # Each test program, guest test and step counts once; the last line is
 # "N passed, N failed".  Exit status 0 only when nothing failed.
 #
-# Environment: TM_TEST_SKIP="asan tsan distcheck install fuzz preload guest"
+# Environment: TM_TEST_SKIP="asan tsan distcheck install fuzz preload security guest"
 # skips steps
 # (for quick local runs; CI runs everything).
 set -uo pipefail
@@ -132,6 +135,12 @@ if ! skipped preload; then
     note "real programs under the preload library"
     run_counted "preload" "$builds/release/preload.out" \
         "$root/tests/preload/run.sh" "$builds/release"
+fi
+
+if ! skipped security; then
+    note "security probes"
+    run_counted "security" "$builds/release/security.out" \
+        "$root/tests/security/run.sh" "$builds/release"
 fi
 
 if ! skipped guest; then
