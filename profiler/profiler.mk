@@ -4,7 +4,8 @@ libtmcore_la_SOURCES += profiler/profiler.h profiler/profiler_options.c \
 	profiler/profiler.c profiler/profiler_fds.c profiler/residency_sampler.c
 
 check_PROGRAMS += tests/unit/test_profiler
-tests_unit_test_profiler_SOURCES = tests/unit/test_profiler.c tests/tm_test.h tests/observe.h
+tests_unit_test_profiler_SOURCES = tests/unit/test_profiler.c tests/tm_test.h tests/observe.h \
+	tests/profiler_util.h
 tests_unit_test_profiler_LDADD = $(TEST_LIBS)
 
 check_PROGRAMS += tests/unit/test_owned_fd
@@ -12,5 +13,6 @@ tests_unit_test_owned_fd_SOURCES = tests/unit/test_owned_fd.c tests/tm_test.h
 tests_unit_test_owned_fd_LDADD = $(TEST_LIBS)
 
 check_PROGRAMS += tests/unit/test_profiler_fds
-tests_unit_test_profiler_fds_SOURCES = tests/unit/test_profiler_fds.c tests/tm_test.h tests/observe.h
+tests_unit_test_profiler_fds_SOURCES = tests/unit/test_profiler_fds.c tests/tm_test.h \
+	tests/observe.h tests/profiler_util.h
 tests_unit_test_profiler_fds_LDADD = $(TEST_LIBS)

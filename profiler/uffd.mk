@@ -4,7 +4,8 @@ libtmcore_la_SOURCES += profiler/sampler_uffd.c profiler/uffd_service.c \
 	profiler/uffd_internal.h
 
 check_PROGRAMS += tests/unit/test_sampler_uffd
-tests_unit_test_sampler_uffd_SOURCES = tests/unit/test_sampler_uffd.c tests/tm_test.h
+tests_unit_test_sampler_uffd_SOURCES = tests/unit/test_sampler_uffd.c tests/tm_test.h \
+	tests/profiler_util.h
 tests_unit_test_sampler_uffd_LDADD = $(TEST_LIBS)
 
 EXTRA_PROGRAMS += bench/bench_uffd

@@ -40,8 +40,9 @@ cc -std=c11 -Wall -Werror $(pkg-config --cflags tiermem) "$work/use.c" \
     -o "$work/use" $(pkg-config --libs tiermem)
 LD_LIBRARY_PATH=$lib "$work/use"
 # only the public API is exported: tm_* and SICM's sh_*; the preload
-# library adds the C allocation functions, C++ new/delete (_Z*) and the
-# exec family (which finishes the profile before the image is replaced).
+# library adds the C allocation functions, C++ new/delete (_Z*), glibc's
+# heap statistics calls (answered from tiermem's arenas) and the exec
+# family (which finishes the profile before the image is replaced).
 exports() { nm -D --defined-only "$1" | awk '{print $3}'; }
 bad=$(exports "$lib/libtiermem.so" | grep -vE '^(tm|sh)_' || true)
 if [ -n "$bad" ]; then
@@ -50,6 +51,7 @@ if [ -n "$bad" ]; then
 fi
 bad=$(exports "$lib/libtiermem-preload.so" | grep -vE '^(tm_|sh_|_Z)' |
     grep -vxE 'malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size' |
+    grep -vxE 'mallinfo|mallinfo2|malloc_trim|malloc_stats|malloc_info|mallopt' |
     grep -vxE 'execve|execv|execvp|execvpe|execl|execlp|execle|fexecve' || true)
 if [ -n "$bad" ]; then
     echo "libtiermem-preload.so exports unexpected symbols: $bad" >&2

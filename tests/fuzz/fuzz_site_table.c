@@ -45,7 +45,8 @@ static void check_frames(const site_table_t *t)
         const site_table_frame_t *f = &t->frames[i];
         if (f->site >= t->nsites || f->index >= TM_MAX_STACK_DEPTH ||
             (f->object != NULL &&
-             (f->object[0] != '/' || strlen(f->object) >= OBJECT_PATH_MAX)) ||
+             (!site_table_object_ok(f->object) ||
+              strlen(f->object) >= OBJECT_PATH_MAX)) ||
             f->function == NULL || f->function[0] == '\0')
             abort();
         const site_table_site_t *s = &t->sites[f->site];

@@ -11,20 +11,12 @@
 # phase, plus half a phase: enough for one phase at a time, never for two.
 #
 # usage: bash probe_addrspace.sh BUILD_DIR WORK_DIR
-set -uo pipefail
-build=$1
-work=$2
-lib=$build/.libs/libtiermem-preload.so
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+probe_init "$@"
 phase_mib=250
 
-if [ ! -f "$lib" ]; then
-    echo "SKIP: addrspace (no $lib)"
-    exit 0
-fi
-if ! command -v cc >/dev/null; then
-    echo "SKIP: addrspace (no C compiler)"
-    exit 0
-fi
+require_preload addrspace
+require_cc addrspace
 
 cat >"$work/phases.c" <<'EOF'
 #include <stdio.h>
@@ -91,19 +83,15 @@ int main(int argc, char **argv)
     return 0;
 }
 EOF
-if ! cc -O1 -g -o "$work/phases" "$work/phases.c" 2>"$work/cc.err"; then
-    sed 's/^/    /' "$work/cc.err"
-    echo "FAIL: addrspace: the victim does not compile"
-    exit 0
-fi
+compile_c "$work/phases" "$work/phases.c" -g ||
+    fail_probe "addrspace: the victim does not compile"
 
 # The victim's peak VmSize under tiermem with one phase, no limit.
-LD_PRELOAD=$lib "$work/phases" $phase_mib 1 >/dev/null 2>"$work/one.err"
+LD_PRELOAD=$preload "$work/phases" $phase_mib 1 >/dev/null 2>"$work/one.err"
 one_kb=$(sed -n 's/^peak VmSize \([0-9]*\) kB$/\1/p' "$work/one.err")
 if [ -z "$one_kb" ]; then
-    sed 's/^/    /' "$work/one.err"
-    echo "FAIL: addrspace: one phase under tiermem did not report its VmSize"
-    exit 0
+    detail <"$work/one.err"
+    fail_probe "addrspace: one phase under tiermem did not report its VmSize"
 fi
 limit_kb=$((one_kb + phase_mib * 1024 / 2))
 
@@ -115,24 +103,22 @@ run() { # run NAME [env...]: the six phases under the limit
     echo $? >"$work/$name.rc"
 }
 run plain
-run tiermem LD_PRELOAD="$lib"
+run tiermem LD_PRELOAD="$preload"
 
 expect=$(for p in 1 2 3 4 5 6; do
     echo "phase $p: $phase_mib MiB allocated and freed"; done)
 if [ "$(cat "$work/plain.rc")" = 0 ] &&
     [ "$(cat "$work/plain.out")" = "$expect" ]; then
-    echo "PASS: addrspace: glibc runs 6 phases of $phase_mib MiB under ulimit -v $limit_kb"
+    pass "addrspace: glibc runs 6 phases of $phase_mib MiB under ulimit -v $limit_kb"
 else
-    sed 's/^/    /' "$work/plain.out" "$work/plain.err"
-    echo "SKIP: addrspace: glibc itself fails under ulimit -v $limit_kb (limit too tight here)"
-    exit 0
+    cat "$work/plain.out" "$work/plain.err" | detail
+    skip_probe "addrspace: glibc itself fails under ulimit -v $limit_kb" "limit too tight here"
 fi
 if [ "$(cat "$work/tiermem.rc")" = 0 ] &&
     cmp -s "$work/plain.out" "$work/tiermem.out"; then
-    echo "PASS: addrspace: tiermem runs all 6 phases from new sites under ulimit -v $limit_kb, output as glibc's"
+    pass "addrspace: tiermem runs all 6 phases from new sites under ulimit -v $limit_kb, output as glibc's"
 else
-    echo "    exit status $(cat "$work/tiermem.rc"); output:"
-    sed 's/^/    /' "$work/tiermem.out"
-    sed 's/^/    /' "$work/tiermem.err" | head -20
-    echo "FAIL: addrspace: tiermem under ulimit -v $limit_kb (one phase peaks at $one_kb kB)"
+    say "exit status $(cat "$work/tiermem.rc"); output:"
+    { cat "$work/tiermem.out"; head -20 "$work/tiermem.err"; } | detail
+    fail "addrspace: tiermem under ulimit -v $limit_kb (one phase peaks at $one_kb kB)"
 fi

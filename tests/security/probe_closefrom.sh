@@ -6,15 +6,9 @@
 # program its descriptors (profiling off, one warning).
 #
 # usage: bash probe_closefrom.sh BUILD_DIR WORK_DIR
-set -uo pipefail
-build=$1
-work=$2
-lib=$build/.libs/libtiermem-preload.so
-
-if [ ! -f "$lib" ]; then
-    echo "SKIP: closefrom (no $lib)"
-    exit 0
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+probe_init "$@"
+require_preload closefrom
 
 # The victim: closefrom(3) (argv[4] = 1), open N files, write numbered lines
 # to each for SECONDS while allocating and writing memory (the uffd
@@ -92,11 +86,8 @@ int main(int argc, char **argv)
     return 0;
 }
 EOF
-if ! cc -O1 -o "$work/victim" "$work/victim.c" 2>"$work/cc.err"; then
-    sed 's/^/    /' "$work/cc.err"
-    echo "FAIL: closefrom: the victim program does not compile"
-    exit 0
-fi
+compile_c "$work/victim" "$work/victim.c" ||
+    fail_probe "closefrom: the victim program does not compile"
 
 # Each file holds exactly the lines the victim says it wrote.
 files_exact() { # RUNDIR COUNTS
@@ -106,10 +97,10 @@ files_exact() { # RUNDIR COUNTS
             'BEGIN { for (k = 0; k < n; k++) printf "file %d line %d\n", i, k }' \
             >"$rundir/expect$i"
         if ! cmp -s "$rundir/expect$i" "$rundir/file$i"; then
-            echo "    file$i differs from the $n lines the program wrote:"
-            cmp "$rundir/expect$i" "$rundir/file$i" 2>&1 | sed 's/^/      /'
+            say "file$i differs from the $n lines the program wrote:"
+            cmp "$rundir/expect$i" "$rundir/file$i" 2>&1 | detail_more
             diff <(od -c "$rundir/expect$i") <(od -c "$rundir/file$i") |
-                head -4 | sed 's/^/      /'
+                head -4 | detail_more
             ok=1
         fi
     done <"$counts"
@@ -121,35 +112,35 @@ run_closefrom() {
     local sampler=$1 k=$2 rundir=$work/$1.$2 rc
     mkdir -p "$rundir"
     local start=$SECONDS
-    timeout -k 2 20 env LD_PRELOAD="$lib" TIERMEM_PROFILE=1 \
+    timeout -k 2 20 env LD_PRELOAD="$preload" TIERMEM_PROFILE=1 \
         TIERMEM_PROFILE_SAMPLER="$sampler" TIERMEM_PROFILE_INTERVAL=20ms \
         TIERMEM_OUTPUT_DIR="$rundir" TIERMEM_LOG=warn \
         "$work/victim" "$rundir" 6 2 1 >"$rundir/counts" 2>"$rundir/stderr"
     rc=$?
     local what="closefrom: $sampler sampler, run $k"
-    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
-        sed 's/^/    /' "$rundir/stderr" | tail -5
-        echo "FAIL: $what: the program did not exit within 20 s"
+    if timed_out $rc; then
+        tail -5 "$rundir/stderr" | detail
+        fail "$what: the program did not exit within 20 s"
         return
     fi
     if [ $rc -ne 0 ] || [ "$(wc -l <"$rundir/counts")" -ne 6 ]; then
-        sed 's/^/    /' "$rundir/stderr" | tail -5
-        echo "FAIL: $what: the program failed (exit status $rc)"
+        tail -5 "$rundir/stderr" | detail
+        fail "$what: the program failed (exit status $rc)"
         return
     fi
     if ! files_exact "$rundir" "$rundir/counts"; then
-        echo "FAIL: $what: tiermem wrote into the program's files"
+        fail "$what: tiermem wrote into the program's files"
         return
     fi
     local warned
     warned=$(grep -c 'profiler.*no longer ours' "$rundir/stderr")
     if [ "$warned" -ne 1 ]; then
-        sed 's/^/    /' "$rundir/stderr" | tail -5
-        echo "    expected one 'no longer ours' warning, saw $warned"
-        echo "FAIL: $what: profiling did not stop with one warning"
+        tail -5 "$rundir/stderr" | detail
+        say "expected one 'no longer ours' warning, saw $warned"
+        fail "$what: profiling did not stop with one warning"
         return
     fi
-    echo "PASS: $what: files intact, exit after $((SECONDS - start)) s, one warning"
+    pass "$what: files intact, exit after $((SECONDS - start)) s, one warning"
 }
 
 for k in 1 2 3; do
@@ -162,20 +153,20 @@ rundir=$work/nofile
 mkdir -p "$rundir"
 (
     ulimit -n 6 || exit 90
-    exec timeout -k 2 20 env LD_PRELOAD="$lib" TIERMEM_PROFILE=1 \
+    exec timeout -k 2 20 env LD_PRELOAD="$preload" TIERMEM_PROFILE=1 \
         TIERMEM_OUTPUT_DIR="$rundir" TIERMEM_LOG=warn \
         "$work/victim" "$rundir" 3 0.3 0
 ) >"$rundir/counts" 2>"$rundir/stderr"
 rc=$?
 if [ $rc -eq 90 ]; then
-    echo "SKIP: closefrom: ulimit -n 6 (the shell refused the limit)"
+    skip "closefrom: ulimit -n 6" "the shell refused the limit"
 elif [ $rc -ne 0 ] || ! files_exact "$rundir" "$rundir/counts"; then
-    sed 's/^/    /' "$rundir/stderr" | tail -5
-    echo "FAIL: closefrom: under ulimit -n 6 the program could not open its 3 files (exit status $rc)"
+    tail -5 "$rundir/stderr" | detail
+    fail "closefrom: under ulimit -n 6 the program could not open its 3 files (exit status $rc)"
 elif ! grep -q 'profiler: not started.*RLIMIT_NOFILE' "$rundir/stderr"; then
-    sed 's/^/    /' "$rundir/stderr" | tail -5
-    echo "FAIL: closefrom: under ulimit -n 6 tiermem did not warn that profiling is off"
+    tail -5 "$rundir/stderr" | detail
+    fail "closefrom: under ulimit -n 6 tiermem did not warn that profiling is off"
 else
-    echo "PASS: closefrom: under ulimit -n 6 the program opens its 3 files; profiling off with a warning"
+    pass "closefrom: under ulimit -n 6 the program opens its 3 files; profiling off with a warning"
 fi
 exit 0

@@ -8,20 +8,12 @@
 # TIERMEM_LOG_FILE each point at a FIFO that nobody writes to or reads
 # from.  /bin/true under the preload library must finish within 10 s (the
 # old open() blocked forever) and say exactly one warning naming the FIFO.
-set -uo pipefail
-build=$1
-work=$2
-preload=$build/.libs/libtiermem-preload.so
-if [ ! -f "$preload" ]; then
-    echo "FAIL: fifo: no preload library at $preload"
-    exit 0
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+probe_init "$@"
+[ -f "$preload" ] || fail_probe "fifo: no preload library at $preload"
 fifo=$work/fifo
 rm -f "$fifo"
-if ! mkfifo "$fifo"; then
-    echo "FAIL: fifo: mkfifo $fifo failed"
-    exit 0
-fi
+mkfifo "$fifo" || fail_probe "fifo: mkfifo $fifo failed"
 mkdir -p "$work/out"
 
 # check NAME VAR=VALUE...: /bin/true under the library with those settings.
@@ -36,19 +28,19 @@ check() {
     # could not go to the FIFO, so it is looked for on stderr.
     local said
     said=$(grep -c -F -- "$fifo" "$err")
-    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-        echo "    $* /bin/true still ran after 10 s (open blocked on the FIFO)"
-        echo "FAIL: $name: a FIFO without a writer hangs start-up"
+    if timed_out "$rc"; then
+        say "$* /bin/true still ran after 10 s (open blocked on the FIFO)"
+        fail "$name: a FIFO without a writer hangs start-up"
     elif [ "$rc" -ne 0 ]; then
-        sed 's/^/    /' "$err"
-        echo "    /bin/true exited with status $rc"
-        echo "FAIL: $name: the program did not finish cleanly"
+        detail <"$err"
+        say "/bin/true exited with status $rc"
+        fail "$name: the program did not finish cleanly"
     elif [ "$said" -ne 1 ]; then
-        sed 's/^/    /' "$err"
-        echo "    $said lines name $fifo; one warning was expected"
-        echo "FAIL: $name: a FIFO is refused with exactly one warning"
+        detail <"$err"
+        say "$said lines name $fifo; one warning was expected"
+        fail "$name: a FIFO is refused with exactly one warning"
     else
-        echo "PASS: $name: a FIFO is refused at once, with one warning"
+        pass "$name: a FIFO is refused at once, with one warning"
     fi
 }
 

@@ -7,16 +7,12 @@
 # rows: it must say its placement is approximate, in the file's header.
 #
 # usage: probe_guide_scale.sh BUILD_DIR WORK_DIR
-set -uo pipefail
-build=$1 work=$2
-guide=$build/tiermem-guide
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+probe_init "$@"
 nsites=1048576
 fast=$((nsites / 4 * 4096))   # node 0's capacity: a quarter of the sites
 
-if [ ! -x "$guide" ]; then
-    echo "SKIP: guide scale ($guide not built)"
-    exit 0
-fi
+[ -x "$guide" ] || skip_probe "guide scale" "$guide not built"
 
 # One interval, every site once (doc/profile-format.md); samples 1..1000.
 profile=$work/profile.txt
@@ -33,7 +29,7 @@ awk -v n=$nsites -v fast=$fast 'BEGIN {
         printf "site %d 0 %d 0 1 0 4096 4096 4096\n", i, 1 + s % 1000
     }
     print "end 1"; print "complete 1"
-}' > "$profile" || { echo "FAIL: guide scale: cannot write $profile"; exit 0; }
+}' > "$profile" || fail_probe "guide scale: cannot write $profile"
 
 # What is wrong with a guidance file, or nothing.
 check_guidance() {
@@ -60,29 +56,29 @@ for policy in hotset thermos knapsack; do
         > "$work/stdout.$policy" 2> "$work/stderr.$policy"
     rc=$? took=$(( $(date +%s) - start ))
     if [ "$rc" -eq 124 ]; then
-        echo "  tiermem-guide --policy $policy ran past 60 s"
-        echo "FAIL: guide scale: $policy on $nsites sites finishes"
+        say "tiermem-guide --policy $policy ran past 60 s"
+        fail "guide scale: $policy on $nsites sites finishes"
         continue
     fi
     if [ "$rc" -ne 0 ] || [ ! -s "$out" ]; then
-        echo "  exit status $rc; stderr:"
-        sed 's/^/    /' "$work/stderr.$policy" | head -5
-        echo "FAIL: guide scale: $policy on $nsites sites finishes"
+        say "exit status $rc; stderr:"
+        head -5 "$work/stderr.$policy" | detail_more
+        fail "guide scale: $policy on $nsites sites finishes"
         continue
     fi
     why=$(check_guidance "$out")
     if [ -n "$why" ]; then
-        echo "  $why"
-        echo "FAIL: guide scale: $policy on $nsites sites gives valid guidance"
+        say "$why"
+        fail "guide scale: $policy on $nsites sites gives valid guidance"
         continue
     fi
-    echo "PASS: guide scale: $policy on $nsites sites, valid guidance in ${took} s"
+    pass "guide scale: $policy on $nsites sites, valid guidance in ${took} s"
     if [ "$policy" = knapsack ]; then
         if grep -q '^# placement approximate' "$out"; then
-            echo "PASS: guide scale: knapsack says its placement is approximate"
+            pass "guide scale: knapsack says its placement is approximate"
         else
-            echo "  header: $(grep '^#' "$out" | head -3 | tr '\n' '|')"
-            echo "FAIL: guide scale: knapsack says its placement is approximate"
+            say "header: $(grep '^#' "$out" | head -3 | tr '\n' '|')"
+            fail "guide scale: knapsack says its placement is approximate"
         fi
     fi
 done

@@ -15,19 +15,12 @@
 # Only offsets the documented rule catches are used (doc/sites.md, "Start-
 # up, re-entry and odd pointers"): p+16 of a 48-byte block is a region
 # start for the rule, and freeing it would corrupt the heap.
-set -uo pipefail
-build=$1
-work=$2
-lib=$build/.libs/libtiermem-preload.so
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+probe_init "$@"
 
-pass() { echo "PASS: $*"; }
-fail() { echo "FAIL: $*"; }
-say() { echo "  $*"; }
-
-if [ ! -f "$lib" ]; then
-    say "no $lib"
-    fail "interior free: preload library present"
-    exit 0
+if [ ! -f "$preload" ]; then
+    say "no $preload"
+    fail_probe "interior free: preload library present"
 fi
 
 cat >"$work/interior_free.c" <<'EOF'
@@ -118,23 +111,19 @@ int main(void)
 }
 EOF
 
-if ! cc -std=c11 -O2 -Wall -Wextra -o "$work/interior_free" "$work/interior_free.c" \
-    >"$work/cc.log" 2>&1; then
-    sed 's/^/  /' "$work/cc.log" | head -10
-    fail "interior free: the test program builds"
-    exit 0
-fi
+compile_c "$work/interior_free" "$work/interior_free.c" -std=c11 -O2 -Wall -Wextra ||
+    fail_probe "interior free: the test program builds"
 
 log=$work/tiermem.log
 rm -f "$log"
-timeout -k 5 60 env LD_PRELOAD="$lib" TIERMEM_LOG_FILE="$log" \
+timeout -k 5 60 env LD_PRELOAD="$preload" TIERMEM_LOG_FILE="$log" \
     "$work/interior_free" >"$work/out" 2>"$work/err"
 rc=$?
 if [ $rc -eq 0 ] && grep -qx '24 cases, 0 failures' "$work/out"; then
     pass "interior free: ignored, the block intact, the program goes on (24 cases)"
 else
     say "exit status $rc; output:"
-    sed 's/^/    /' "$work/out" "$work/err" | head -12
+    cat "$work/out" "$work/err" | head -12 | detail_more
     fail "interior free: ignored, the block intact, the program goes on"
 fi
 
@@ -143,7 +132,7 @@ if [ "${n:-0}" -eq 1 ] && grep -q 'free(0x[0-9a-f]*): not the start of a block o
     pass "interior free: logged once, naming the call, pointer and arena"
 else
     say "${n:-0} report line(s) in $log (want 1, from free):"
-    sed 's/^/    /' "$log" 2>/dev/null | head -5
+    head -5 "$log" 2>/dev/null | detail_more
     fail "interior free: logged once, naming the call, pointer and arena"
 fi
 exit 0

@@ -17,21 +17,13 @@
 #             dup2): a warning tiermem logs afterwards must not land in it.
 #
 # usage: bash probe_log_flood.sh BUILD_DIR WORK_DIR
-set -uo pipefail
-build=$1
-work=$2
-lib=$build/.libs/libtiermem-preload.so
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+probe_init "$@"
 max_flood_lines=2
 max_line=1100
 
-if [ ! -f "$lib" ]; then
-    echo "SKIP: log_flood (no $lib)"
-    exit 0
-fi
-if ! command -v cc >/dev/null; then
-    echo "SKIP: log_flood (no C compiler)"
-    exit 0
-fi
+require_preload log_flood
+require_cc log_flood
 
 cat >"$work/flood.c" <<'EOF'
 #include <stdint.h>
@@ -104,29 +96,26 @@ int main(int argc, char **argv)
 }
 EOF
 for prog in flood quiet reuse; do
-    if ! cc -O1 -o "$work/$prog" "$work/$prog.c" 2>"$work/$prog.cc"; then
-        echo "FAIL: log_flood: $prog.c does not compile"
-        sed 's/^/    /' "$work/$prog.cc"
-        exit 0
-    fi
+    compile_c "$work/$prog" "$work/$prog.c" ||
+        fail_probe "log_flood: $prog.c does not compile"
 done
 
 # ---------------------------------------------------------------- flood
-timeout -k 2 60 env LD_PRELOAD="$lib" "$work/flood" >"$work/flood.out" \
+timeout -k 2 60 env LD_PRELOAD="$preload" "$work/flood" >"$work/flood.out" \
     2>"$work/flood.err"
 rc=$?
 lines=$(wc -l <"$work/flood.err")
 if [ $rc -ne 0 ] || ! grep -qx '100000 of 100000 failed' "$work/flood.out"; then
-    echo "    exit status $rc; stdout: $(head -c 200 "$work/flood.out")"
-    echo "FAIL: flood: every failing allocation returns NULL and the program ends"
+    say "exit status $rc; stdout: $(head -c 200 "$work/flood.out")"
+    fail "flood: every failing allocation returns NULL and the program ends"
 elif [ "$lines" -gt $max_flood_lines ]; then
-    echo "    $lines lines on stderr; the first and the most common:"
-    head -3 "$work/flood.err" | cut -c1-200 | sed 's/^/      /'
+    say "$lines lines on stderr; the first and the most common:"
+    head -3 "$work/flood.err" | cut -c1-200 | detail_more
     sed 's/[0-9]\+/N/g' "$work/flood.err" | sort | uniq -c | sort -rn |
-        head -3 | cut -c1-200 | sed 's/^/      /'
-    echo "FAIL: flood: 100,000 failed allocations log at most $max_flood_lines lines"
+        head -3 | cut -c1-200 | detail_more
+    fail "flood: 100,000 failed allocations log at most $max_flood_lines lines"
 else
-    echo "PASS: flood: 100,000 failed allocations log $lines line(s) (at most $max_flood_lines)"
+    pass "flood: 100,000 failed allocations log $lines line(s) (at most $max_flood_lines)"
 fi
 
 # ---------------------------------------------------------------- values
@@ -140,15 +129,15 @@ printable_bounded() {
     local err=$1 ok=0
     if LC_ALL=C grep -q $'[\x01-\x09\x0b-\x1f\x7f]' "$err" ||
         [ "$(tr -d '\n' <"$err" | tr -d '\040-\176\200-\377' | wc -c)" -ne 0 ]; then
-        echo "    control bytes on stderr:"
+        say "control bytes on stderr:"
         LC_ALL=C grep -n $'[\x01-\x09\x0b-\x1f\x7f]' "$err" | head -2 |
-            cut -c1-120 | od -c | head -4 | sed 's/^/      /'
+            cut -c1-120 | od -c | head -4 | detail_more
         ok=1
     fi
     local longest
     longest=$(awk '{ if (length($0) > m) m = length($0) } END { print m + 0 }' "$err")
     if [ "$longest" -gt $max_line ]; then
-        echo "    a line of $longest bytes"
+        say "a line of $longest bytes"
         ok=1
     fi
     return $ok
@@ -159,19 +148,19 @@ check_value() {
     local name=$1 var=$2 value=$3
     shift 3
     local err=$work/value.$name.err
-    timeout -k 2 20 env LD_PRELOAD="$lib" "$@" "$var=$value" "$work/quiet" \
+    timeout -k 2 20 env LD_PRELOAD="$preload" "$@" "$var=$value" "$work/quiet" \
         2>"$err" >/dev/null
     local rc=$?
     if [ $rc -ne 0 ]; then
-        echo "    exit status $rc"
-        echo "FAIL: values: $name: the program runs"
+        say "exit status $rc"
+        fail "values: $name: the program runs"
     elif ! printable_bounded "$err"; then
-        echo "FAIL: values: $name: stderr stays printable and bounded"
+        fail "values: $name: stderr stays printable and bounded"
     elif ! grep -qF -e "$var" -e '?[2J' "$err"; then
-        echo "    stderr: $(head -c 300 "$err")"
-        echo "FAIL: values: $name: the bad value gets its warning"
+        say "stderr: $(head -c 300 "$err")"
+        fail "values: $name: the bad value gets its warning"
     else
-        echo "PASS: values: $name: warned, printable, lines of at most $max_line bytes"
+        pass "values: $name: warned, printable, lines of at most $max_line bytes"
     fi
 }
 
@@ -195,20 +184,20 @@ done
 own=$work/own.txt
 log=$work/tiermem.log
 rm -f "$own" "$log"
-timeout -k 2 20 env LD_PRELOAD="$lib" TIERMEM_LOG_FILE="$log" \
+timeout -k 2 20 env LD_PRELOAD="$preload" TIERMEM_LOG_FILE="$log" \
     "$work/reuse" "$own" >/dev/null 2>"$work/reuse.err"
 rc=$?
 if [ $rc -ne 0 ]; then
-    echo "    exit status $rc; stderr: $(head -c 300 "$work/reuse.err")"
-    echo "FAIL: reuse: the program runs"
+    say "exit status $rc; stderr: $(head -c 300 "$work/reuse.err")"
+    fail "reuse: the program runs"
 elif [ "$(cat "$own")" != "the program's own line" ]; then
-    echo "    the program's file holds:"
-    head -3 "$own" | cut -c1-200 | sed 's/^/      /'
-    echo "FAIL: reuse: tiermem never writes into a file the program opened under its log's number"
+    say "the program's file holds:"
+    head -3 "$own" | cut -c1-200 | detail_more
+    fail "reuse: tiermem never writes into a file the program opened under its log's number"
 elif [ -s "$work/reuse.err" ]; then
-    echo "    stderr: $(head -c 300 "$work/reuse.err")"
-    echo "FAIL: reuse: with TIERMEM_LOG_FILE set, nothing goes to stderr (not a terminal)"
+    say "stderr: $(head -c 300 "$work/reuse.err")"
+    fail "reuse: with TIERMEM_LOG_FILE set, nothing goes to stderr (not a terminal)"
 else
-    echo "PASS: reuse: the program's file holds only its own line; the lost log file gets nothing"
+    pass "reuse: the program's file holds only its own line; the lost log file gets nothing"
 fi
 exit 0

@@ -14,16 +14,10 @@
 # `sleep 1` must finish, and the profile must stay small.
 #
 # usage: bash probe_profiles.sh BUILD_DIR WORK_DIR
-set -uo pipefail
-build=$1
-work=$2
-lib=$build/.libs/libtiermem-preload.so
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+probe_init "$@"
 U64_MAX=18446744073709551615
 TOOL_TIMEOUT=10
-
-pass() { echo "PASS: $1"; }
-fail() { echo "FAIL: $1"; }
-detail() { sed 's/^/    /' | head -c 4000; echo; }
 
 # ------------------------------------------------------------ the inputs
 
@@ -133,7 +127,7 @@ run_tool() { # what expect(any|fail|ok) tool args... -- inputs...
     local rc=$?
     cat "$work/out" "$work/err" >"$work/all"
     local why=""
-    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+    if timed_out $rc; then
         why="hung: killed after $TOOL_TIMEOUT s"
     elif [ $rc -gt 128 ]; then
         why="died of signal $((rc - 128))"
@@ -156,10 +150,10 @@ run_tool() { # what expect(any|fail|ok) tool args... -- inputs...
 }
 
 profile_tool=$build/tiermem-profile
-guide_tool=$build/tiermem-guide
+guide_tool=$guide
 for tool in "$profile_tool" "$guide_tool"; do
     if [ ! -x "$tool" ]; then
-        echo "SKIP: $(basename "$tool") (not built in $build)"
+        skip "$(basename "$tool")" "not built in $build"
         continue
     fi
     run_tool "sums past 2^64 - 1 are refused" fail "$tool" \
@@ -196,7 +190,7 @@ if [ -x "$guide_tool" ]; then
     sum=$(awk '$1 == "key" && $3 == "tier" && $4 == "0" { print $8 }' \
               "$work/out" | paste -sd+ -)
     if ! command -v bc >/dev/null; then
-        echo "SKIP: tiermem-guide: tier 0 within its capacity (no bc)"
+        skip "tiermem-guide: tier 0 within its capacity" "no bc"
     elif [ -n "$cap" ] && [ "$(echo "${sum:-0} <= $cap" | bc)" = 1 ]; then
         pass "tiermem-guide: tier 0 within its capacity"
     else
@@ -208,17 +202,14 @@ fi
 
 # ------------------------------------------------------------ replay
 
-if [ ! -f "$lib" ]; then
-    echo "SKIP: replay of a far timestamp (no $lib)"
-    exit 0
-fi
+require_preload "replay of a far timestamp"
 printf 'tiermem-trace 1\n1700000000000 arena 1 0\n' >"$work/far.trace"
 rm -f "$work/far.profile" "$work/far.log"
 start=$(date +%s)
 timeout -k 5 30 env TIERMEM_PROFILE=1 TIERMEM_PROFILE_SAMPLER=replay \
     TIERMEM_PROFILE_REPLAY="$work/far.trace" TIERMEM_PROFILE_CLOCK=trace \
     TIERMEM_PROFILE_FILE="$work/far.profile" TIERMEM_LOG_FILE="$work/far.log" \
-    LD_PRELOAD="$lib" sleep 1
+    LD_PRELOAD="$preload" sleep 1
 rc=$?
 secs=$(($(date +%s) - start))
 if [ $rc -eq 0 ]; then

@@ -16,23 +16,14 @@
 #     so the probe can see a write when there is one.
 #
 # usage: bash probe_setuid.sh BUILD_DIR WORK_DIR
-set -uo pipefail
-build=$1
-work=$2
-libdir=$build/.libs
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+probe_init "$@"
 
-if [ ! -f "$libdir/libtiermem.so" ]; then
-    echo "SKIP: setuid (no $libdir/libtiermem.so)"
-    exit 0
-fi
+[ -f "$libdir/libtiermem.so" ] || skip_probe setuid "no $libdir/libtiermem.so"
 if [ "$(id -u)" -ne 0 ] || ! command -v setpriv >/dev/null; then
-    echo "SKIP: setuid (needs root and setpriv to run a set-user-ID program as nobody)"
-    exit 0
+    skip_probe setuid "needs root and setpriv to run a set-user-ID program as nobody"
 fi
-if ! command -v cc >/dev/null; then
-    echo "SKIP: setuid (no C compiler)"
-    exit 0
-fi
+require_cc setuid
 
 cat >"$work/victim.c" <<'EOF'
 #include <stdio.h>
@@ -47,18 +38,14 @@ int main(void)
     return 0;
 }
 EOF
-if ! cc -O1 -o "$work/victim" "$work/victim.c" -Wl,--no-as-needed -L"$libdir" -ltiermem \
-    -Wl,-rpath,"$libdir" 2>"$work/cc.err"; then
-    echo "FAIL: setuid: the victim does not link with libtiermem.so"
-    sed 's/^/    /' "$work/cc.err"
-    exit 0
-fi
+compile_c "$work/victim" "$work/victim.c" -Wl,--no-as-needed -L"$libdir" -ltiermem \
+    -Wl,-rpath,"$libdir" ||
+    fail_probe "setuid: the victim does not link with libtiermem.so"
 cp "$work/victim" "$work/victim-suid"
 chown root:root "$work/victim-suid"
 chmod 4755 "$work/victim-suid"
 chmod 755 "$work/victim"
 chmod 755 "$work"
-nobody_gid=$(id -g nobody)
 
 # run PROGRAM DROPDIR: as nobody, every path setting pointing into DROPDIR.
 run_as_nobody() {
@@ -67,8 +54,7 @@ run_as_nobody() {
     mkdir -p "$drop"
     chown nobody "$drop"
     chmod 700 "$drop"
-    (cd "$drop" && timeout -k 2 20 setpriv --reuid=nobody --regid="$nobody_gid" \
-        --clear-groups env TIERMEM_LOG_FILE="$drop/log" \
+    (cd "$drop" && as_nobody timeout -k 2 20 env TIERMEM_LOG_FILE="$drop/log" \
         TIERMEM_OUTPUT_DIR="$drop" TIERMEM_PROFILE=1 \
         TIERMEM_PROFILE_SAMPLER=none TIERMEM_PROFILE_FILE="$drop/profile" \
         TIERMEM_GUIDANCE=/etc/shadow "$prog")
@@ -78,10 +64,10 @@ suid_drop=$work/drop-suid
 run_as_nobody "$work/victim-suid" "$suid_drop" >"$work/suid.out" 2>"$work/suid.err"
 rc=$?
 if [ $rc -ne 0 ]; then
-    echo "    exit status $rc; stderr: $(head -c 300 "$work/suid.err")"
-    echo "FAIL: setuid: the set-user-ID program runs"
+    say "exit status $rc; stderr: $(head -c 300 "$work/suid.err")"
+    fail "setuid: the set-user-ID program runs"
 elif ! grep -q '^secure=1 euid=0$' "$work/suid.out"; then
-    echo "SKIP: setuid (the set-user-ID bit did not take effect here: $(cat "$work/suid.out"))"
+    skip setuid "the set-user-ID bit did not take effect here: $(cat "$work/suid.out")"
 else
     created=$(ls -A "$suid_drop")
     missing=""
@@ -90,16 +76,16 @@ else
         grep -q "warning: $v is ignored" "$work/suid.err" || missing="$missing $v"
     done
     if [ -n "$created" ]; then
-        echo "    created in nobody's directory: $created"
-        echo "FAIL: setuid: path settings are ignored in a set-user-ID program"
+        say "created in nobody's directory: $created"
+        fail "setuid: path settings are ignored in a set-user-ID program"
     elif [ -n "$missing" ]; then
-        echo "    no warning for:$missing; stderr:"
-        head -c 600 "$work/suid.err" | sed 's/^/      /'
-        echo "FAIL: setuid: each ignored path setting gets its warning"
+        say "no warning for:$missing; stderr:"
+        head -c 600 "$work/suid.err" | detail_more
+        fail "setuid: each ignored path setting gets its warning"
     elif grep -q 'root:' "$work/suid.err"; then
-        echo "FAIL: setuid: /etc/shadow's lines appear in tiermem's messages"
+        fail "setuid: /etc/shadow's lines appear in tiermem's messages"
     else
-        echo "PASS: setuid: nothing created, /etc/shadow not read, one warning per path setting"
+        pass "setuid: nothing created, /etc/shadow not read, one warning per path setting"
     fi
 fi
 
@@ -107,9 +93,9 @@ fi
 plain_drop=$work/drop-plain
 run_as_nobody "$work/victim" "$plain_drop" >"$work/plain.out" 2>"$work/plain.err"
 if [ -f "$plain_drop/log" ]; then
-    echo "PASS: setuid: control: without the set-user-ID bit the log file is used"
+    pass "setuid: control: without the set-user-ID bit the log file is used"
 else
-    echo "    stdout: $(cat "$work/plain.out"); stderr: $(head -c 300 "$work/plain.err")"
-    echo "FAIL: setuid: control: without the set-user-ID bit the log file is used"
+    say "stdout: $(cat "$work/plain.out"); stderr: $(head -c 300 "$work/plain.err")"
+    fail "setuid: control: without the set-user-ID bit the log file is used"
 fi
 exit 0

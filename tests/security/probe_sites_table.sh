@@ -11,15 +11,13 @@
 # WORK_DIR.  For every table: no file appears, the exit status is 1, the
 # message names TABLE:3, and nothing is printed on stdout.  A good table
 # is then resolved, so that the tool is not simply refusing everything.
-set -uo pipefail
-build=$1
-work=$2
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+probe_init "$@"
 tool=$build/tiermem-sites
 marker=$work/MARKER
 if [ ! -x "$tool" ]; then
-    echo "  $tool is missing"
-    echo "FAIL: tiermem-sites is built"
-    exit 0
+    say "$tool is missing"
+    fail_probe "tiermem-sites is built"
 fi
 header='# tiermem site table, format 1'
 site='site 1 key 0x1 arena 1 allocs 1 frees 0 live 1 peak 1 bytes 1'
@@ -62,16 +60,16 @@ check_table() { # name table-file
     local status=$? bad=""
     local created
     created=$(ls -A "$run")
-    [ -z "$created" ] || bad+="  created in the working directory: $created"$'\n'
-    [ ! -e "$marker" ] || bad+="  created $marker"$'\n'
-    [ "$status" -eq 1 ] || bad+="  exit status $status, not 1"$'\n'
-    grep -qF "$table:3: " "$work/err" || bad+="  message does not name $table:3: $(head -c 300 "$work/err")"$'\n'
-    [ ! -s "$work/out" ] || bad+="  printed: $(head -c 300 "$work/out")"$'\n'
+    [ -z "$created" ] || bad+="created in the working directory: $created"$'\n'
+    [ ! -e "$marker" ] || bad+="created $marker"$'\n'
+    [ "$status" -eq 1 ] || bad+="exit status $status, not 1"$'\n'
+    grep -qF "$table:3: " "$work/err" || bad+="message does not name $table:3: $(head -c 300 "$work/err")"$'\n'
+    [ ! -s "$work/out" ] || bad+="printed: $(head -c 300 "$work/out")"$'\n'
     if [ -z "$bad" ]; then
-        echo "PASS: $name: refused at line 3, nothing ran"
+        pass "$name: refused at line 3, nothing ran"
     else
-        printf '%s' "$bad"
-        echo "FAIL: $name"
+        printf '%s' "$bad" | detail
+        fail "$name"
     fi
 }
 
@@ -98,25 +96,23 @@ mkfifo "$work/fifo"
 printf '%s\n%s\nframe 0 %s 0x10 ?\n' "$header" "$site" "$work/fifo" >"$work/fifo.txt"
 if timeout 10 "$tool" "$work/fifo.txt" >"$work/out" 2>"$work/err" &&
     grep -qxF "frame 0 $work/fifo 0x10 ?" "$work/out"; then
-    echo "PASS: a FIFO as object is skipped, not opened for reading"
+    pass "a FIFO as object is skipped, not opened for reading"
 else
-    echo "  status or output: $(head -c 300 "$work/out" "$work/err")"
-    echo "FAIL: a FIFO as object is skipped, not opened for reading"
+    say "status or output: $(head -c 300 "$work/out" "$work/err")"
+    fail "a FIFO as object is skipped, not opened for reading"
 fi
 
 # The tool still does its job on a good table.
-if ! command -v addr2line >/dev/null; then
-    echo "SKIP: a good table is resolved (addr2line is not installed)"
-    exit 0
-fi
+command -v addr2line >/dev/null ||
+    skip_probe "a good table is resolved" "addr2line is not installed"
 obj=$(command -v ls)
 obj=$(readlink -f "$obj")
 printf '%s\n%s\nframe 0 %s 0x1000 ?\n' "$header" "$site" "$obj" >"$work/good.txt"
 if "$tool" "$work/good.txt" >"$work/out" 2>"$work/err" &&
     grep -qE "^frame 0 $obj 0x1000 .* at [^ ]+:" "$work/out"; then
-    echo "PASS: a good table is resolved"
+    pass "a good table is resolved"
 else
-    echo "  output: $(head -c 300 "$work/out" "$work/err")"
-    echo "FAIL: a good table is resolved"
+    say "output: $(head -c 300 "$work/out" "$work/err")"
+    fail "a good table is resolved"
 fi
 exit 0

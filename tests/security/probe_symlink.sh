@@ -13,26 +13,20 @@
 # /bin/true and a small allocating program under the preload library with
 # TIERMEM_OUTPUT_DIR there and TIERMEM_PROFILE=1, and tiermem-guide -o into
 # the directory.  The target must stay byte-identical after each.
-set -uo pipefail
-build=$1
-work=$2
-preload=$build/.libs/libtiermem-preload.so
-guide=$build/tiermem-guide
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+probe_init "$@"
 sysctl=/proc/sys/fs/protected_symlinks
 npids=3000
 
 if [ "$(id -u)" -ne 0 ]; then
-    echo "SKIP: symlink: planted links (needs root to set fs.protected_symlinks)"
-    exit 0
+    skip_probe "symlink: planted links" "needs root to set fs.protected_symlinks"
 fi
 if [ ! -f "$preload" ] || [ ! -x "$guide" ]; then
-    echo "FAIL: symlink: no preload library or tiermem-guide under $build"
-    exit 0
+    fail_probe "symlink: no preload library or tiermem-guide under $build"
 fi
 saved=$(cat "$sysctl" 2>/dev/null) || saved=
 if [ -z "$saved" ] || ! (echo 0 >"$sysctl") 2>/dev/null; then
-    echo "SKIP: symlink: planted links (fs.protected_symlinks cannot be set to 0 here)"
-    exit 0
+    skip_probe "symlink: planted links" "fs.protected_symlinks cannot be set to 0 here"
 fi
 shared=$(mktemp -d /tmp/tm-probe-symlink.XXXXXX)
 # shellcheck disable=SC2317 # run by the EXIT trap
@@ -90,16 +84,11 @@ int main(void)
     return 0;
 }
 EOF
-if ! cc -O1 -o "$work/planter" "$work/planter.c" ||
-    ! cc -O1 -o "$work/tm-alloc" "$work/tm-alloc.c"; then
-    echo "FAIL: symlink: cannot compile the probe's programs"
-    exit 0
+if ! compile_c "$work/planter" "$work/planter.c" ||
+    ! compile_c "$work/tm-alloc" "$work/tm-alloc.c"; then
+    fail_probe "symlink: cannot compile the probe's programs"
 fi
 chmod 0755 "$work/planter"
-
-as_nobody() {
-    setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"
-}
 
 # plant PROGRAM: links for the next $npids pids; prints "first planted".
 plant() {
@@ -117,12 +106,11 @@ plant() {
 verdict() {
     if cmp -s "$target" "$work/root-secret.orig" && [ ! -L "$target" ] &&
         [ "$(stat -c %a "$target")" = 600 ]; then
-        echo "PASS: $1"
+        pass "$1"
     else
-        echo "    $target changed; it now starts with:"
-        head -c 200 "$target" | sed 's/^/    | /'
-        echo
-        echo "FAIL: $1"
+        say "$target changed; it now starts with:"
+        head -c 200 "$target" | sed 's/^/| /' | detail
+        fail "$1"
         cp -p "$work/root-secret.orig" "$target"
     fi
 }
@@ -144,7 +132,7 @@ victim_planted() {
 for exe in true tm-alloc; do
     read -r first planted < <(plant "$exe")
     if [ -z "${planted:-}" ] || [ "$planted" -eq 0 ]; then
-        echo "FAIL: symlink: user nobody could not plant links in $shared"
+        fail "symlink: user nobody could not plant links in $shared"
         continue
     fi
     prog=/bin/true
@@ -153,8 +141,8 @@ for exe in true tm-alloc; do
         TIERMEM_PROFILE=1 TIERMEM_PROFILE_SAMPLER=none TIERMEM_LOG=error \
         "$prog" 2>"$work/$exe.stderr"
     if ! victim_planted "$exe" "$first"; then
-        echo "SKIP: $exe under the library, links at its names ($exe's pid" \
-            "was not among the $npids planted: a busy machine)"
+        skip "$exe under the library, links at its names" \
+            "$exe's pid was not among the $npids planted: a busy machine"
         cp -p "$work/root-secret.orig" "$target"
         continue
     fi
@@ -167,9 +155,8 @@ env LD_PRELOAD="$preload" TIERMEM_PROFILE=1 TIERMEM_PROFILE_SAMPLER=none \
     TIERMEM_PROFILE_FILE="$work/prof/p.txt" TIERMEM_LOG=error \
     "$work/tm-alloc" 2>"$work/prof.stderr"
 if [ ! -f "$work/prof/p.txt" ]; then
-    sed 's/^/    /' "$work/prof.stderr"
-    echo "FAIL: symlink: no profile for tiermem-guide to read"
-    exit 0
+    detail <"$work/prof.stderr"
+    fail_probe "symlink: no profile for tiermem-guide to read"
 fi
 as_nobody ln -s "$target" "$shared/guidance.txt"
 "$guide" -o "$shared/guidance.txt" "$work/prof/p.txt" >/dev/null \

@@ -24,6 +24,7 @@
 #include "profiler.h"
 #include "../tm_test.h"
 #include "../observe.h"
+#include "../profiler_util.h"
 
 /* The test forks while jemalloc and tiermem hold more locks than TSan's
  * deadlock detector can track (it aborts inside fork), as test_fork.c
@@ -51,36 +52,10 @@ static void hook_reset(void)
     hook_in_order = true;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* Wait (at most 20 s) until the hook has seen n intervals. */
 static bool wait_intervals(uint64_t n)
 {
-    for (int i = 0; i < 2000 && hook_calls < n; i++)
-        sleep_ms(10);
-    return hook_calls >= n;
-}
-
-static bool exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-static void options_for(prof_options_t *o, const char *name,
-                        prof_sampler_kind_t sampler)
-{
-    prof_options_defaults(o);
-    o->enabled = true;
-    o->sampler = sampler;
-    o->interval_ns = 20 * 1000000ull;
-    o->residency_every = 1;
-    snprintf(o->file, sizeof o->file, "%s/%s", dir, name);
+    return wait_count(&hook_calls, n);
 }
 
 /* The profiling thread's tid, found by its name. */
@@ -242,7 +217,7 @@ static void test_lifecycle(void)
     memset(p, 1, size);
 
     prof_options_t o;
-    options_for(&o, "life.txt", PROF_SAMPLER_NONE);
+    profile_options_in(&o, dir, "life.txt", PROF_SAMPLER_NONE);
     char path[TM_PATH_MAX], partial[TM_PATH_MAX + 16];
     snprintf(path, sizeof path, "%s", o.file);
     snprintf(partial, sizeof partial, "%s.partial", path);
@@ -254,12 +229,12 @@ static void test_lifecycle(void)
     CHECK(strcmp(profiler_profile_path(), path) == 0);
     CHECK(profiler_start(&o) == -1 && errno == EBUSY);
     CHECK(wait_intervals(3));
-    CHECK(exists(partial) && !exists(path));
+    CHECK(path_exists(partial) && !path_exists(path));
     check_thread();
     profiler_stop();
     CHECK(!profiler_running());
     CHECK(profiler_tid() == 0);
-    CHECK(exists(path) && !exists(partial));
+    CHECK(path_exists(path) && !path_exists(partial));
     profiler_stop(); /* harmless */
 
     profile_t prof;
@@ -292,12 +267,12 @@ static void test_lifecycle(void)
     profile_free(&prof);
 
     /* it starts again, into a new file */
-    options_for(&o, "life2.txt", PROF_SAMPLER_NONE);
+    profile_options_in(&o, dir, "life2.txt", PROF_SAMPLER_NONE);
     hook_reset();
     REQUIRE_VOID(profiler_start(&o) == 0);
     CHECK(wait_intervals(1));
     profiler_stop();
-    CHECK(exists(o.file));
+    CHECK(path_exists(o.file));
     profiler_set_interval_hook(NULL, NULL);
     tm_free(p);
     CHECK(tm_arena_destroy(a) == 0);
@@ -308,7 +283,7 @@ static void test_lifecycle(void)
 static void test_name_taken(void)
 {
     prof_options_t o;
-    options_for(&o, "taken.txt", PROF_SAMPLER_NONE);
+    profile_options_in(&o, dir, "taken.txt", PROF_SAMPLER_NONE);
     char partial[TM_PATH_MAX + 16], mine[TM_PATH_MAX + 32];
     snprintf(partial, sizeof partial, "%s.partial", o.file);
     FILE *f = fopen(partial, "w");
@@ -320,7 +295,7 @@ static void test_name_taken(void)
     CHECK_MSG(strcmp(profiler_profile_path(), mine) == 0, "path %s",
               profiler_profile_path());
     profiler_stop();
-    CHECK(exists(mine));
+    CHECK(path_exists(mine));
     char text[64] = "";
     f = fopen(partial, "r");
     CHECK(f != NULL && fgets(text, sizeof text, f) != NULL);
@@ -333,21 +308,21 @@ static void test_name_taken(void)
 static void test_bad_options(void)
 {
     prof_options_t o;
-    options_for(&o, "bad.txt", PROF_SAMPLER_NONE);
+    profile_options_in(&o, dir, "bad.txt", PROF_SAMPLER_NONE);
     o.interval_ns = 0;
     log_reset(TM_LOG_WARN);
     CHECK(profiler_start(&o) == -1 && errno == EINVAL);
-    options_for(&o, "bad.txt", PROF_SAMPLER_NONE);
+    profile_options_in(&o, dir, "bad.txt", PROF_SAMPLER_NONE);
     o.trace_clock = true;
     CHECK(profiler_start(&o) == -1 && errno == EINVAL);
-    options_for(&o, "bad.txt", PROF_SAMPLER_REPLAY);
+    profile_options_in(&o, dir, "bad.txt", PROF_SAMPLER_REPLAY);
     CHECK(profiler_start(&o) == -1 && errno == EINVAL);
     CHECK(log_count("error", "not started", NULL) == 3);
     tm_log_configure(TM_LOG_WARN, -1);
     CHECK(!profiler_running());
     char partial[TM_PATH_MAX + 16];
     snprintf(partial, sizeof partial, "%s.partial", o.file);
-    CHECK(!exists(o.file) && !exists(partial));
+    CHECK(!path_exists(o.file) && !path_exists(partial));
 }
 
 /* ---------------------------------------------------------------- fork, exit */
@@ -355,7 +330,7 @@ static void test_bad_options(void)
 static void test_fork(void)
 {
     prof_options_t o;
-    options_for(&o, "fork.txt", PROF_SAMPLER_NONE);
+    profile_options_in(&o, dir, "fork.txt", PROF_SAMPLER_NONE);
     char partial[TM_PATH_MAX + 16];
     snprintf(partial, sizeof partial, "%s.partial", o.file);
     hook_reset();
@@ -373,7 +348,7 @@ static void test_fork(void)
     int status;
     CHECK(waitpid(pid, &status, 0) == pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    CHECK(exists(partial) && !exists(o.file));
+    CHECK(path_exists(partial) && !path_exists(o.file));
     uint64_t before = hook_calls;
     CHECK(wait_intervals(before + 2)); /* the parent's thread goes on */
     profiler_stop();
@@ -389,7 +364,7 @@ static void test_fork(void)
 static void test_exit_flush(void)
 {
     prof_options_t o;
-    options_for(&o, "exit.txt", PROF_SAMPLER_NONE);
+    profile_options_in(&o, dir, "exit.txt", PROF_SAMPLER_NONE);
     o.interval_ns = 1000 * 1000000ull; /* only the exit closes an interval */
     pid_t pid = fork();
     REQUIRE_VOID(pid >= 0);
@@ -432,7 +407,7 @@ static void exit_from_hook(const prof_interval_t *iv, void *ctx)
 static void test_exit_from_hook(void)
 {
     prof_options_t o;
-    options_for(&o, "hookexit.txt", PROF_SAMPLER_NONE);
+    profile_options_in(&o, dir, "hookexit.txt", PROF_SAMPLER_NONE);
     pid_t pid = fork();
     REQUIRE_VOID(pid >= 0);
     if (pid == 0) {
@@ -462,7 +437,7 @@ static void test_exit_from_hook(void)
 static void test_fallback(void)
 {
     prof_options_t o;
-    options_for(&o, "fallback.txt", PROF_SAMPLER_PEBS);
+    profile_options_in(&o, dir, "fallback.txt", PROF_SAMPLER_PEBS);
     log_reset(TM_LOG_WARN);
     REQUIRE_VOID(profiler_start(&o) == 0);
     char name[32];
@@ -511,7 +486,7 @@ static void test_hot_cold(void)
     memset(hot, 1, size);
     memset(cold, 2, size);
     prof_options_t o;
-    options_for(&o, "hotcold.txt", PROF_SAMPLER_UFFD);
+    profile_options_in(&o, dir, "hotcold.txt", PROF_SAMPLER_UFFD);
     hook_reset();
     profiler_set_interval_hook(hook, NULL);
     REQUIRE_VOID(profiler_start(&o) == 0);
@@ -587,7 +562,7 @@ static void test_replay_end_to_end(void)
     fclose(f);
 
     prof_options_t o;
-    options_for(&o, "replay.txt", PROF_SAMPLER_REPLAY);
+    profile_options_in(&o, dir, "replay.txt", PROF_SAMPLER_REPLAY);
     o.interval_ns = 10 * 1000000ull;
     o.trace_clock = true;
     snprintf(o.replay, sizeof o.replay, "%s", trace);

@@ -29,6 +29,7 @@
 #include "profiler.h"
 #include "../tm_test.h"
 #include "../observe.h"
+#include "../profiler_util.h"
 
 /* The test forks while jemalloc and tiermem hold locks (test_fork.c). */
 const char *__tsan_default_options(void);
@@ -44,13 +45,6 @@ static void hook(const prof_interval_t *iv, void *ctx)
     atomic_fetch_add(&hook_calls, 1);
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 static double now_s(void)
 {
     struct timespec ts;
@@ -61,54 +55,7 @@ static double now_s(void)
 /* Wait (at most 20 s) until the hook has seen n intervals. */
 static bool wait_intervals(uint64_t n)
 {
-    for (int i = 0; i < 2000 && hook_calls < n; i++)
-        sleep_ms(10);
-    return hook_calls >= n;
-}
-
-static bool exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-static unsigned thread_count(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    unsigned n = 0;
-    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;)
-        n += e->d_name[0] != '.';
-    if (d != NULL)
-        closedir(d);
-    return n;
-}
-
-/* The first open descriptor >= 3 whose /proc/self/fd link contains
- * `needle` ("[userfaultfd]", ".partial", ...), or -1. */
-static int fd_named(const char *needle)
-{
-    for (int fd = 3; fd < 4096; fd++) {
-        char link[64], target[512];
-        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-        ssize_t n = readlink(link, target, sizeof target - 1);
-        if (n <= 0)
-            continue;
-        target[n] = '\0';
-        if (strstr(target, needle) != NULL)
-            return fd;
-    }
-    return -1;
-}
-
-static void options_for(prof_options_t *o, const char *name,
-                        prof_sampler_kind_t sampler)
-{
-    prof_options_defaults(o);
-    o->enabled = true;
-    o->sampler = sampler;
-    o->interval_ns = 20 * 1000000ull;
-    o->residency_every = 1;
-    snprintf(o->file, sizeof o->file, "%s/%s", dir, name);
+    return wait_count(&hook_calls, n);
 }
 
 static void path_in_dir(char *out, size_t size, const char *name)
@@ -201,20 +148,47 @@ static void files_check(program_files_t *pf)
 
 /* ------------------------------------------------------------ scenarios */
 
+/* Profiling with o, warnings captured and intervals counted from now. */
+static bool start_counting(const prof_options_t *o)
+{
+    log_reset(TM_LOG_WARN);
+    hook_calls = 0;
+    profiler_set_interval_hook(hook, NULL);
+    return profiler_start(o) == 0;
+}
+
+/* Stop profiling (a hang there is the caller's alarm), then cancel the
+ * alarm and the hook. */
+static void stop_counting(void)
+{
+    profiler_stop();
+    alarm(0);
+    profiler_set_interval_hook(NULL, NULL);
+}
+
+/* Wait (at most 5 s) until the profiler has found by itself that one of
+ * its descriptors is no longer ours. */
+static bool wait_lost(void)
+{
+    for (int i = 0; i < 500 && !prof_fd_any_lost(); i++)
+        sleep_ms(10);
+    return prof_fd_any_lost();
+}
+
 /* After the profiler stopped on a lost descriptor: one warning, no thread
  * of ours left, the profile .partial and readable. */
 static void check_stopped(const prof_options_t *o, const char *what,
-                          unsigned threads_before)
+                          int threads_before)
 {
     CHECK_MSG(log_count("warning", "no longer ours", NULL) == 1,
               "log:\n%s", log_text());
     CHECK_MSG(log_count("warning", "no longer ours", what, NULL) == 1,
               "the warning does not name %s:\n%s", what, log_text());
-    CHECK_MSG(thread_count() == threads_before, "%u threads, %u before",
+    CHECK_MSG(thread_count() == threads_before, "%d threads, %d before",
               thread_count(), threads_before);
     char partial[TM_PATH_MAX + 16];
     snprintf(partial, sizeof partial, "%s.partial", o->file);
-    CHECK(exists(partial) && !exists(o->file));
+    CHECK(path_exists(partial) && !path_exists(o->file));
     profile_t p;
     CHECK(profile_read(partial, &p) == 0 && !p.complete);
     profile_free(&p);
@@ -231,7 +205,7 @@ static void test_closefrom(const char *name, prof_sampler_kind_t kind,
     REQUIRE_VOID(mem != NULL);
     memset(mem, 1, len);
     prof_options_t o;
-    options_for(&o, name, kind);
+    profile_options_in(&o, dir, name, kind);
     if (kind == PROF_SAMPLER_REPLAY) {
         char trace[TM_PATH_MAX];
         path_in_dir(trace, sizeof trace, "trace.txt");
@@ -242,11 +216,8 @@ static void test_closefrom(const char *name, prof_sampler_kind_t kind,
         snprintf(o.replay, sizeof o.replay, "%s", trace);
         o.trace_clock = true; /* then waits for the stop: the idle path */
     }
-    unsigned threads = thread_count();
-    log_reset(TM_LOG_WARN);
-    hook_calls = 0;
-    profiler_set_interval_hook(hook, NULL);
-    REQUIRE_VOID(profiler_start(&o) == 0);
+    int threads = thread_count();
+    REQUIRE_VOID(start_counting(&o));
     if (strcmp(profiler_sampler_name(), want_sampler) != 0)
         printf("  %s sampler unavailable here: ran with %s\n", want_sampler,
                profiler_sampler_name());
@@ -256,9 +227,7 @@ static void test_closefrom(const char *name, prof_sampler_kind_t kind,
     program_files_t pf;
     REQUIRE_VOID(files_open(&pf, name));
     files_write_for(&pf, 1.0, mem, len);
-    profiler_stop();
-    alarm(0);
-    profiler_set_interval_hook(NULL, NULL);
+    stop_counting();
     files_check(&pf);
     check_stopped(&o, "", threads);
     tm_free(mem);
@@ -289,16 +258,12 @@ static void test_uffd_closed(void)
     REQUIRE_VOID(mem != NULL);
     memset(mem, 1, len);
     prof_options_t o;
-    options_for(&o, "uffd_closed.txt", PROF_SAMPLER_UFFD);
-    unsigned threads = thread_count();
-    log_reset(TM_LOG_WARN);
-    hook_calls = 0;
-    profiler_set_interval_hook(hook, NULL);
-    REQUIRE_VOID(profiler_start(&o) == 0);
+    profile_options_in(&o, dir, "uffd_closed.txt", PROF_SAMPLER_UFFD);
+    int threads = thread_count();
+    REQUIRE_VOID(start_counting(&o));
     if (strcmp(profiler_sampler_name(), "uffd") != 0) {
         printf("  userfaultfd unavailable here: skipped\n");
-        profiler_stop();
-        profiler_set_interval_hook(NULL, NULL);
+        stop_counting();
         tm_free(mem);
         return;
     }
@@ -319,12 +284,8 @@ static void test_uffd_closed(void)
     writer_stop = true;
     pthread_join(t, NULL);
     /* the profiler noticed by itself, before any stop */
-    for (int i = 0; i < 500 && !prof_fd_any_lost(); i++)
-        sleep_ms(10);
-    CHECK(prof_fd_any_lost());
-    profiler_stop();
-    alarm(0);
-    profiler_set_interval_hook(NULL, NULL);
+    CHECK(wait_lost());
+    stop_counting();
     check_stopped(&o, "userfaultfd", threads);
     /* the pages are plain writable memory again */
     memset(mem, 3, len);
@@ -338,11 +299,8 @@ static void test_profile_replaced(void)
 {
     printf("the profile's number reused by the program\n");
     prof_options_t o;
-    options_for(&o, "replaced.txt", PROF_SAMPLER_NONE);
-    log_reset(TM_LOG_WARN);
-    hook_calls = 0;
-    profiler_set_interval_hook(hook, NULL);
-    REQUIRE_VOID(profiler_start(&o) == 0);
+    profile_options_in(&o, dir, "replaced.txt", PROF_SAMPLER_NONE);
+    REQUIRE_VOID(start_counting(&o));
     CHECK(wait_intervals(2));
     int pfd = fd_named(".partial");
     REQUIRE_VOID(pfd >= 3);
@@ -354,13 +312,9 @@ static void test_profile_replaced(void)
     CHECK(write(theirs, mine, sizeof mine - 1) == sizeof mine - 1);
     REQUIRE_VOID(dup2(theirs, pfd) == pfd);
     /* the next interval's write finds it: profiling stops by itself */
-    for (int i = 0; i < 500 && !prof_fd_any_lost(); i++)
-        sleep_ms(10);
-    CHECK(prof_fd_any_lost());
+    CHECK(wait_lost());
     alarm(60);
-    profiler_stop();
-    alarm(0);
-    profiler_set_interval_hook(NULL, NULL);
+    stop_counting();
     char buf[256];
     ssize_t got = pread(theirs, buf, sizeof buf, 0);
     CHECK_MSG(got == sizeof mine - 1 && memcmp(buf, mine, sizeof mine - 1) == 0,
@@ -378,11 +332,8 @@ static void test_fork_after_reuse(void)
 {
     printf("fork after the timerfd's number was reused\n");
     prof_options_t o;
-    options_for(&o, "fork.txt", PROF_SAMPLER_NONE);
-    log_reset(TM_LOG_WARN);
-    hook_calls = 0;
-    profiler_set_interval_hook(hook, NULL);
-    REQUIRE_VOID(profiler_start(&o) == 0);
+    profile_options_in(&o, dir, "fork.txt", PROF_SAMPLER_NONE);
+    REQUIRE_VOID(start_counting(&o));
     CHECK(wait_intervals(1));
     int tfd = fd_named("[timerfd]"), efd = fd_named("[eventfd]");
     REQUIRE_VOID(tfd >= 3 && efd >= 3);
@@ -406,9 +357,7 @@ static void test_fork_after_reuse(void)
               "child status %#x (1: the program's file was closed, 2: the "
               "profiler's eventfd was not)", status);
     alarm(60);
-    profiler_stop();
-    alarm(0);
-    profiler_set_interval_hook(NULL, NULL);
+    stop_counting();
     CHECK(fcntl(tfd, F_GETFD) >= 0);
     close(tfd);
     close(theirs);
@@ -442,7 +391,7 @@ static void start_under_limit(long free_fds, prof_sampler_kind_t kind,
     struct rlimit old;
     REQUIRE_VOID(limit_leaving(free_fds, &old));
     prof_options_t o;
-    options_for(&o, "limit.txt", kind);
+    profile_options_in(&o, dir, "limit.txt", kind);
     log_reset(TM_LOG_WARN);
     errno = 0;
     int rc = profiler_start(&o);
@@ -465,7 +414,7 @@ static void start_under_limit(long free_fds, prof_sampler_kind_t kind,
         CHECK(free_after == free_fds); /* nothing of ours left open */
         char partial[TM_PATH_MAX + 16];
         snprintf(partial, sizeof partial, "%s.partial", o.file);
-        CHECK(!exists(partial) && !exists(o.file));
+        CHECK(!path_exists(partial) && !path_exists(o.file));
     }
 }
 
@@ -551,7 +500,15 @@ int main(void)
     test_rlimit();
     test_profile_replaced();
     test_fork_after_reuse();
-    test_uffd_closed();
+    /* ThreadSanitizer takes a close() of a descriptor that another thread
+     * is polling for a race on the descriptor (which is what the program
+     * does to us here), and its report of it trips its own internal
+     * check.  The release and ASan builds run it. */
+    if (TM_TEST_TSAN)
+        printf("SKIP: the userfaultfd closed under the service thread "
+               "(ThreadSanitizer reports the close itself)\n");
+    else
+        test_uffd_closed();
     test_closefrom("cf_uffd.txt", PROF_SAMPLER_UFFD, "uffd");
     test_closefrom("cf_faults.txt", PROF_SAMPLER_FAULTS, "faults");
     test_closefrom("cf_replay.txt", PROF_SAMPLER_REPLAY, "replay");

@@ -21,6 +21,7 @@
 
 #include "profiler.h"
 #include "../tm_test.h"
+#include "../profiler_util.h"
 
 #define MiB ((size_t)1 << 20)
 
@@ -44,8 +45,6 @@ static _Atomic size_t nrec;
  * stall_page (-1: in [foreign_lo, foreign_hi)) until stall_release is set (or 200 ms passed). */
 static _Atomic uintptr_t stall_page;
 static _Atomic bool stall_in, stall_release;
-
-static void sleep_ms(long ms);
 
 static void count_sample(void *ctx, uintptr_t addr, uint32_t weight)
 {
@@ -115,13 +114,6 @@ static int sampler_open_pages(sampler_t *s, unsigned pages)
     memset(s, 0, sizeof *s);
     s->ops = &sampler_uffd_ops;
     return s->ops->open(s, &o, &sink);
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {0, ms * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
 }
 
 static void run_intervals(sampler_t *s, unsigned n)
@@ -612,33 +604,6 @@ static void test_registrations(void)
     tm_arena_destroy(a);
 }
 
-static int task_count(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    if (d == NULL)
-        return -1;
-    int n = 0;
-    while (readdir(d) != NULL)
-        n++;
-    closedir(d);
-    return n - 2;
-}
-
-static int find_uffd(void)
-{
-    for (int fd = 0; fd < 1024; fd++) {
-        char path[64], link[128];
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-        ssize_t len = readlink(path, link, sizeof link - 1);
-        if (len <= 0)
-            continue;
-        link[len] = '\0';
-        if (strcmp(link, "anon_inode:[userfaultfd]") == 0)
-            return fd;
-    }
-    return -1;
-}
-
 /* 1 and 5: the log is a full pipe; the uffd is replaced by a directory
  * (the program closed ours and reused the number).  The service thread
  * must neither log (it would block on the pipe forever), nor read or ioctl
@@ -666,13 +631,14 @@ static void test_service_errors(void)
         ;
     REQUIRE_VOID(fcntl(lp[1], F_SETFL, 0) == 0); /* full and blocking */
     REQUIRE_VOID(fcntl(lp[0], F_SETFL, O_NONBLOCK) == 0);
-    int tasks0 = task_count();
+    int tasks0 = thread_count();
     sampler_t s;
     REQUIRE_VOID(sampler_open_pages(&s, 1u << 20) == 0);
     s.ops->collect(&s, 1);
-    CHECK(task_count() == tasks0 + 1);
+    CHECK(thread_count() == tasks0 + 1);
     tm_log_configure(TM_LOG_WARN, lp[1]);
-    int ufd = find_uffd(), dir = open("/", O_RDONLY | O_DIRECTORY);
+    int ufd = fd_named("anon_inode:[userfaultfd]");
+    int dir = open("/", O_RDONLY | O_DIRECTORY);
     REQUIRE_VOID(ufd >= 0 && dir >= 0);
     REQUIRE_VOID(dup2(dir, ufd) == ufd);
     close(dir);
@@ -681,9 +647,9 @@ static void test_service_errors(void)
     pthread_t wt;
     REQUIRE_VOID(pthread_create(&wt, NULL, rounds_write, &sp) == 0);
     pthread_join(wt, NULL);
-    for (int i = 0; i < 5000 && task_count() > tasks0; i++)
+    for (int i = 0; i < 5000 && thread_count() > tasks0; i++)
         sleep_ms(1);
-    int tasks1 = task_count();
+    int tasks1 = thread_count();
     static char logbuf[1 << 17];
     while (read(lp[0], logbuf, sizeof logbuf) > 0)
         ; /* empty the pipe: the log can be written again */
@@ -697,7 +663,7 @@ static void test_service_errors(void)
     CHECK_MSG(tasks1 == tasks0, "the service thread did not stop");
     CHECK(strstr(logbuf, "userfaultfd") != NULL &&
           strstr(logbuf, "no longer ours") != NULL);
-    CHECK(task_count() == tasks0);
+    CHECK(thread_count() == tasks0);
     close(lp[0]);
     close(lp[1]);
     tm_arena_destroy(a);
