@@ -89,6 +89,8 @@ void tm_log(int level, const char *fmt, ...)
 /* One line for each call site whose repeats were not all reported yet.
  * Runs at exit (a destructor); tests call it directly. */
 void tm_log_flush_repeats(void);
+/* In a fork child: forget the parent's held-back counts. */
+void tm_log_fork_child(void);
 /* For tests: the clock the repeat limit reads (ns), NULL for the real one. */
 void tm_log_set_test_clock(const _Atomic uint64_t *now_ns);
 

@@ -418,6 +418,14 @@ void tm_log_flush_repeats(void)
     errno = saved_errno;
 }
 
+/* In a fork child: the parent's held-back counts are the parent's to
+ * report; the child would report them a second time at its exit. */
+void tm_log_fork_child(void)
+{
+    for (size_t i = 0; i <= REPEAT_SLOTS; i++)
+        atomic_store(&repeat_slots[i].suppressed, 0);
+}
+
 /* At exit, or when a library holding this file is unloaded: say how many
  * messages the repeat limit held back since they were last reported. */
 __attribute__((destructor)) static void log_at_exit(void)

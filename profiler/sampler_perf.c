@@ -536,9 +536,13 @@ static int perf_open(sampler_t *s, const prof_options_t *o,
                                                : o->sampler;
     st->owner = getpid();
     st->ring_pages = perf_ring_pages(o->ring_pages);
+    /* Asked for by name, its absence is news; under `auto` it is the
+     * normal case on every machine without a PMU (VMs, CI), and a warning
+     * there would repeat for every process image and every MPI rank. */
+    int level = o->sampler == PROF_SAMPLER_AUTO ? TM_LOG_INFO : TM_LOG_WARN;
     if (perf_event_for_kind(st, o, &st->attr) != 0) {
         int e = errno;
-        tm_log_warn("profiler: %s sampling unavailable: no event %s here"
+        tm_log(level, "profiler: %s sampling unavailable: no event %s here"
                     " (libpfm4 or sysfs does not know it) -- falling back",
                     perf_kind_name(st->kind), st->event);
         perf_release(st);
@@ -549,7 +553,7 @@ static int perf_open(sampler_t *s, const prof_options_t *o,
     if (perf_cpus_init(st) != 0 || perf_add_all_threads(st) != 0 ||
         st->nthreads == 0) {
         int e = errno ? errno : ENOENT;
-        tm_log_warn("profiler: %s sampling unavailable: perf_event_open(%s)"
+        tm_log(level, "profiler: %s sampling unavailable: perf_event_open(%s)"
                     " failed: errno %d (%s)%s -- falling back",
                     perf_kind_name(st->kind), st->event, e, strerror(e),
                     e == ENOENT && st->kind != PROF_SAMPLER_FAULTS

@@ -47,6 +47,7 @@ static void postfork_parent(void)
 static void postfork_child(void)
 {
     tm_meta_fork_child();
+    tm_log_fork_child();
     tcache_postfork_child();
     arena_table_postfork_child();
     ledger_postfork_child();

@@ -6,10 +6,14 @@
 libtmcore_la_SOURCES += runtime/options.h runtime/options.c runtime/parse.c \
 	runtime/setting_env.c runtime/guidance.c
 
-check_PROGRAMS += tests/unit/test_options tests/unit/test_guidance \
-	tests/unit/test_log
-tests_unit_test_options_SOURCES = tests/unit/test_options.c tests/tm_test.h tests/observe.h
+check_PROGRAMS += tests/unit/test_options tests/unit/test_options_hostile \
+	tests/unit/test_guidance tests/unit/test_log
+tests_unit_test_options_SOURCES = tests/unit/test_options.c tests/tm_test.h \
+	tests/observe.h tests/options_util.h
 tests_unit_test_options_LDADD = $(TEST_LIBS)
+tests_unit_test_options_hostile_SOURCES = tests/unit/test_options_hostile.c \
+	tests/tm_test.h tests/observe.h tests/options_util.h
+tests_unit_test_options_hostile_LDADD = $(TEST_LIBS)
 tests_unit_test_guidance_SOURCES = tests/unit/test_guidance.c tests/tm_test.h tests/observe.h
 tests_unit_test_guidance_LDADD = $(TEST_LIBS)
 tests_unit_test_log_SOURCES = tests/unit/test_log.c tests/tm_test.h

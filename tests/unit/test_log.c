@@ -15,9 +15,11 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "hooks.h"
+#include "runtime.h"
 #include "../tm_test.h"
 
 #define SECOND 1000000000ull
@@ -186,6 +188,26 @@ static void test_repeats(void)
     CHECK(lines_with("") == 0);
 }
 
+/* A fork child does not report the parent's held-back messages again
+ * (runtime/fork.c's child handler calls tm_log_fork_child). */
+static void test_fork_child(void)
+{
+    capture(TM_LOG_WARN);
+    for (int i = 0; i < 30; i++)
+        warn_varied(i);
+    pid_t pid = fork();
+    if (pid == 0) {
+        tm_log_flush_repeats(); /* as its exit would */
+        _exit(0);
+    }
+    REQUIRE_VOID(pid > 0);
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status));
+    CHECK_MSG(lines_with("more messages like") == 0, "%s", captured(NULL));
+    tm_log_flush_repeats();
+    CHECK(lines_with("10 more messages like") == 1);
+}
+
 static void *flood_thread(void *arg)
 {
     (void)arg;
@@ -276,6 +298,7 @@ static void test_release(void)
 
 int main(void)
 {
+    tm_runtime_init(); /* installs the fork handlers; captures replace its log */
     log_fd = mkstemp(log_path);
     REQUIRE(log_fd >= 0);
     CHECK(unlink(log_path) == 0);
@@ -285,6 +308,7 @@ int main(void)
     test_hostile_values();
     test_repeats();
     test_repeats_threads();
+    test_fork_child();
     test_reused_descriptor();
     test_release();
 
