@@ -81,8 +81,8 @@ int tm_log_fd(void);
  * waits for a lock.  Bytes below 0x20 and 0x7f in the result show as '?'.
  * Repeats are limited per call site (keyed by fmt): an identical message
  * at most once a second, and after a burst of TM_LOG_BURST different ones,
- * one a second; the next line shown says how many were not.  Debug
- * messages are not limited. */
+ * one a second; the next line shown says how many were not.  Info and
+ * debug messages, which a user asks for, are not limited. */
 void tm_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 #define TM_LOG_BURST 20

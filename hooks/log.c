@@ -385,7 +385,9 @@ void tm_log(int level, const char *fmt, ...)
     int saved_errno = errno; /* logging must not disturb the caller's errno */
     va_list ap;
     va_start(ap, fmt);
-    log_line(level, level < TM_LOG_DEBUG, fmt, ap);
+    /* Errors and warnings reach users who did not ask for them, so their
+     * repeats are limited; info and debug are asked for, line by line. */
+    log_line(level, level <= TM_LOG_WARN, fmt, ap);
     va_end(ap);
     errno = saved_errno;
 }
