@@ -29,7 +29,7 @@
 /* 64 unpredictable bits, without ever blocking: getrandom may block before
  * the kernel's pool is ready (early boot), so ask with GRND_NONBLOCK and
  * fall back to a mix of the clock, the pid and an address (ASLR). */
-static uint64_t unpredictable_bits(void)
+uint64_t tm_unpredictable_bits(void)
 {
     uint64_t r = 0;
     if (getrandom(&r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r)
@@ -63,7 +63,7 @@ int tm_file_create_temp(const char *final_path, char *tmp, size_t tmp_size,
      * the name, and trying forever would let them keep us busy. */
     for (int attempt = 0; attempt < 4; attempt++) {
         int n = snprintf(tmp, tmp_size, "%s.tmp.%016llx", final_path,
-                         (unsigned long long)unpredictable_bits());
+                         (unsigned long long)tm_unpredictable_bits());
         if (n < 0 || (size_t)n >= tmp_size) {
             errno = ENAMETOOLONG;
             return -1;

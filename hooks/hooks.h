@@ -192,6 +192,8 @@ int tm_file_create(const char *path, mode_t mode);
  * its name goes to tmp.  Publish it with rename(tmp, final_path). */
 int tm_file_create_temp(const char *final_path, char *tmp, size_t tmp_size,
                         mode_t mode);
+/* 64 bits an attacker cannot predict, for file names; never blocks. */
+uint64_t tm_unpredictable_bits(void);
 /* Open for reading with O_NONBLOCK (a FIFO without a writer cannot hang
  * us); a type not accepted fails with EISDIR or EINVAL.  O_NONBLOCK stays
  * set: for a pipe, read() may say EAGAIN. */

@@ -59,7 +59,7 @@ typedef struct profiler {
     attrib_t *attrib;
     prof_writer_t *writer;
     bool write_failed;       /* logged once */
-    char path[TM_PATH_MAX + 320];
+    char path[PROF_PATH_MAX];
     char sampler_name[32];
     uint64_t t0_ns;          /* CLOCK_MONOTONIC at start */
     uint64_t t_last;         /* end of the last interval, profiler clock */
@@ -373,31 +373,6 @@ static void header_fill(prof_header_t *h)
     }
 }
 
-/* o->file, or tiermem-profile.<exe>.<pid|rankN>.txt in the output dir. */
-static bool profile_path_choose(const prof_options_t *o)
-{
-    size_t size = sizeof prof.path;
-    if (o->file[0] != '\0') {
-        size_t len = strlen(o->file);
-        if (len >= size)
-            return false;
-        memcpy(prof.path, o->file, len + 1);
-        return true;
-    }
-    char exe[256];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    exe[n > 0 ? n : 0] = '\0';
-    const char *base = strrchr(exe, '/');
-    base = base ? base + 1 : (exe[0] ? exe : "unknown");
-    const char *dir = tm_options.output_dir[0] ? tm_options.output_dir : ".";
-    int len = tm_options.rank >= 0
-                  ? snprintf(prof.path, size, "%s/tiermem-profile.%s.rank%d.txt",
-                             dir, base, tm_options.rank)
-                  : snprintf(prof.path, size, "%s/tiermem-profile.%s.%ld.txt",
-                             dir, base, (long)getpid());
-    return len > 0 && (size_t)len < size;
-}
-
 /* Closes only what is still ours (async-signal-safe: the fork child). */
 static void fds_close(void)
 {
@@ -550,19 +525,6 @@ static bool options_valid(const prof_options_t *o)
 
 /* NAME.txt -> NAME.<pid>.txt (or NAME.<pid> without the suffix): for when
  * another process already writes NAME (a rank's child inherits the rank). */
-static bool profile_path_add_pid(void)
-{
-    char base[sizeof prof.path];
-    size_t len = strlen(prof.path);
-    bool txt = len > 4 && strcmp(prof.path + len - 4, ".txt") == 0;
-    memcpy(base, prof.path, len + 1);
-    if (txt)
-        base[len - 4] = '\0';
-    int n = snprintf(prof.path, sizeof prof.path, "%s.%ld%s", base,
-                     (long)getpid(), txt ? ".txt" : "");
-    return n > 0 && (size_t)n < sizeof prof.path;
-}
-
 static int start_locked(const prof_options_t *o)
 {
     if (!options_valid(o)) {
@@ -588,7 +550,7 @@ static int start_locked(const prof_options_t *o)
         prof.path[0] = '\0';
         return fds_open() == 0 && prof_fd_room(0) ? thread_start() : -1;
     }
-    if (!profile_path_choose(o)) {
+    if (!profile_name_choose(o, prof.path, sizeof prof.path)) {
         tm_log_error("profiler: the profile path is too long");
         errno = ENAMETOOLONG;
         return -1;
@@ -599,12 +561,7 @@ static int start_locked(const prof_options_t *o)
         return -1;
     }
     header_fill(h);
-    prof.writer = profile_writer_open(prof.path, h);
-    if (prof.writer == NULL && errno == EEXIST && profile_path_add_pid()) {
-        tm_log_info("profiler: another profile is being written under the "
-                    "same name; this one is %s", prof.path);
-        prof.writer = profile_writer_open(prof.path, h);
-    }
+    prof.writer = profile_name_open_unique(prof.path, sizeof prof.path, h);
     tm_meta_free(h, sizeof *h);
     if (prof.writer == NULL) {
         tm_log_error("profiler: cannot create %s.partial: errno %d",

@@ -381,4 +381,15 @@ void prof_fd_reset(void);
  * opened?  false after one warning, with errno EMFILE. */
 bool prof_fd_room(long ours);
 
+/* The longest profile path: the output directory, the exe's name, a tag. */
+#define PROF_PATH_MAX (TM_PATH_MAX + 320)
+/* profile_name.c: o->file, or tiermem-profile.<exe>.<pid|rankN>.txt in
+ * the output directory, into path; false if it does not fit. */
+bool profile_name_choose(const prof_options_t *o, char *path, size_t size);
+/* The profile's writer under path, or when that name is taken under
+ * NAME.<pid>.txt, then under a random name; path is updated.  NULL +
+ * errno when none could be created.  Nothing existing is overwritten. */
+prof_writer_t *profile_name_open_unique(char *path, size_t size,
+                                        const prof_header_t *h);
+
 #endif /* TM_PROFILER_H */

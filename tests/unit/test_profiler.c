@@ -302,6 +302,36 @@ static void test_name_taken(void)
     if (f != NULL)
         fclose(f);
     CHECK(strcmp(text, "another writer\n") == 0);
+
+    /* Both names planted (as links a hostile user left in a shared
+     * directory): the profile is written under a name nobody can predict,
+     * and the links' target is untouched. */
+    char target[TM_PATH_MAX + 16], mine_partial[TM_PATH_MAX + 48];
+    snprintf(target, sizeof target, "%s/target", dir);
+    f = fopen(target, "w");
+    REQUIRE_VOID(f != NULL);
+    fputs("root's file\n", f);
+    fclose(f);
+    profile_options_in(&o, dir, "planted.txt", PROF_SAMPLER_NONE);
+    snprintf(partial, sizeof partial, "%s.partial", o.file);
+    snprintf(mine_partial, sizeof mine_partial, "%s/planted.%ld.txt.partial",
+             dir, (long)getpid());
+    REQUIRE_VOID(symlink(target, partial) == 0);
+    REQUIRE_VOID(symlink(target, mine_partial) == 0);
+    REQUIRE_VOID(profiler_start(&o) == 0);
+    const char *path = profiler_profile_path();
+    size_t len = strlen(dir) + strlen("/planted.") + 16 + strlen(".txt");
+    CHECK_MSG(strncmp(path, dir, strlen(dir)) == 0 && strlen(path) == len &&
+                  strstr(path, "/planted.") != NULL,
+              "path %s", path);
+    snprintf(mine, sizeof mine, "%s", path);
+    profiler_stop();
+    CHECK(path_exists(mine));
+    f = fopen(target, "r");
+    CHECK(f != NULL && fgets(text, sizeof text, f) != NULL);
+    if (f != NULL)
+        fclose(f);
+    CHECK(strcmp(text, "root's file\n") == 0);
 }
 
 /* Settings given through the API are checked like the environment's. */
