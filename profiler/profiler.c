@@ -1,5 +1,6 @@
 /*
  * profiler.c -- the profiling thread: timer, intervals, lifecycle.
+ * (Which sampler it runs: sampler_choose.c.)
  *
  * One thread per process.  A timerfd wakes it once per interval; it sleeps
  * in poll() between wake-ups, so it costs nothing while idle and never
@@ -42,8 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "profiler.h"
-
+#include "profiler_internal.h"
 
 typedef struct profiler {
     pthread_mutex_t lock;    /* start, stop and fork take turns */
@@ -136,59 +136,6 @@ static int wake_timeout_ms(void)
 {
     uint64_t ms = prof.opts.interval_ns / 1000000 * 2;
     return ms > 1000 ? 1000 : (int)ms;
-}
-
-/* ---------------------------------------------------------------- samplers */
-
-static bool sampler_try(const sampler_ops_t *ops, const char *name,
-                        const prof_options_t *o)
-{
-    prof.sampler = (sampler_t){.ops = ops, .name = name};
-    prof_sink_t sink = attrib_sink(prof.attrib);
-    if (ops->open(&prof.sampler, o, &sink) != 0)
-        return false;
-    prof.sampling = true;
-    return true;
-}
-
-/* Open the sampler asked for, falling back to the portable one and then to
- * none: profiling with residency and counters beats no profile at all.
- * Each backend logs its own reason for refusing. */
-static void sampler_choose(const prof_options_t *o)
-{
-    prof_options_t perf = *o;
-    bool ok = false;
-    switch (o->sampler) {
-    case PROF_SAMPLER_AUTO:
-    case PROF_SAMPLER_PEBS:
-    case PROF_SAMPLER_IBS:
-    case PROF_SAMPLER_FAULTS:
-        ok = sampler_try(&sampler_perf_ops, prof_sampler_name(o->sampler),
-                         &perf);
-        if (ok || o->sampler == PROF_SAMPLER_FAULTS)
-            break;
-        /* the perf sampler's own warning already said why, once */
-        tm_log_info("profiler: falling back to the userfaultfd sampler "
-                    "(writes only; see doc/profiler-uffd.md)");
-        /* fall through */
-    case PROF_SAMPLER_UFFD:
-        ok = sampler_try(&sampler_uffd_ops, "uffd", o);
-        break;
-    case PROF_SAMPLER_REPLAY:
-        ok = sampler_try(&sampler_replay_ops, "replay", o);
-        break;
-    case PROF_SAMPLER_NONE:
-        break;
-    }
-    if (!ok && o->sampler != PROF_SAMPLER_NONE)
-        tm_log_warn("profiler: no access sampler could start; profiling "
-                    "allocation counters and residency only");
-    const char *name = ok ? prof.sampler.name : "none";
-    size_t len = strlen(name);
-    if (len >= sizeof prof.sampler_name)
-        len = sizeof prof.sampler_name - 1;
-    memcpy(prof.sampler_name, name, len);
-    prof.sampler_name[len] = '\0';
 }
 
 /* ---------------------------------------------------------------- intervals */
@@ -545,7 +492,9 @@ static int start_locked(const prof_options_t *o)
         errno = ENOMEM;
         return -1;
     }
-    sampler_choose(o);
+    prof.sampling = prof_sampler_choose(o, attrib_sink(prof.attrib),
+                                        &prof.sampler, prof.sampler_name,
+                                        sizeof prof.sampler_name);
     if (o->no_file) { /* the online policy alone: intervals, no profile */
         prof.path[0] = '\0';
         return fds_open() == 0 && prof_fd_room(0) ? thread_start() : -1;

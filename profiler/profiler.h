@@ -7,7 +7,8 @@
  * the profiling thread closes an interval, writes it to the profile file
  * and hands it to whoever registered for it (the policy).
  *
- *   sampler_perf.c      pebs / ibs through libpfm4 and perf_event_open
+ *   sampler_perf.c      pebs / ibs / faults through perf_event_open
+ *   perf_event.c        naming and encoding their events (libpfm4, sysfs)
  *   perf_ring.c         reading a perf mmap ring buffer
  *   sampler_uffd.c      userfaultfd write-protect sampling (no PMU needed)
  *   uffd_service.c      its fault-service thread
@@ -19,6 +20,8 @@
  *   profile_parse.c     the reader's line parser
  *   profiler_options.c  TIERMEM_PROFILE* settings
  *   profiler.c          the thread: timer, lifecycle, fork, exit
+ *   sampler_choose.c    the sampler asked for, and its fall-backs
+ *   profile_name.c      the name a profile is written under
  *   profiler_fds.c      lost descriptors, and the RLIMIT_NOFILE rule
  *
  * The rule for code that runs on the profiling thread or on a sampler's own

@@ -1,5 +1,7 @@
 /*
- * sampler_perf.c -- the perf_event samplers: pebs, ibs and faults.
+ * sampler_perf.c -- the perf_event samplers: pebs, ibs and faults: their
+ * events opened per thread and CPU, their rings read, closed, forked.
+ * (Which event each kind samples, and its encoding: perf_event.c.)
  *
  * Events are opened with inherit (+ inherit_thread): a thread created
  * later inherits its creator's event, and the kernel writes an inherited
@@ -30,11 +32,9 @@
  */
 #include "config.h"
 
-#include <cpuid.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/perf_event.h>
-#include <perfmon/pfmlib_perf_event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,16 +43,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "profiler.h"
+#include "perf_internal.h"
 
-/* Loads per sample for pebs.  A prime, so the sample points do not alias
- * with loop strides; at ~1e9 loads/s per core it gives ~50k samples/s, the
- * kernel's default max sample rate is 100k/s, and the ~5000 samples of a
- * 100 ms interval (40-byte records) fit the default 64-page ring. */
-#define PERF_PEBS_PERIOD 20011
-/* Ops per IBS sample; IBS periods are multiples of 16.  Only memory ops
- * carry an address, roughly a third of them. */
-#define PERF_IBS_PERIOD 65536
+/* 64 pages hold the ~5000 samples of a 100 ms interval at the default pebs
+ * period (perf_event.c). */
 #define PERF_DEFAULT_RING_PAGES 64
 #define PERF_USER_ADDR_LIMIT ((uint64_t)1 << 47)
 #define PERF_MAX_CPUS 1024
@@ -84,158 +78,6 @@ typedef struct perf_state {
     bool filter_kernel;
     bool dead;                    /* an event was lost: sampling stopped */
 } perf_state_t;
-
-/* ---------------------------------------------------------------- kinds */
-
-static const char *perf_kind_name(prof_sampler_kind_t k)
-{
-    switch (k) {
-    case PROF_SAMPLER_PEBS:
-        return "pebs";
-    case PROF_SAMPLER_IBS:
-        return "ibs";
-    case PROF_SAMPLER_FAULTS:
-        return "faults";
-    default:
-        return "perf";
-    }
-}
-
-/* auto: pebs on Intel, ibs on AMD, by the CPUID vendor string. */
-static prof_sampler_kind_t perf_kind_from_cpu(void)
-{
-    unsigned a, b, c, d;
-    if (__get_cpuid(0, &a, &b, &c, &d) == 0)
-        return PROF_SAMPLER_AUTO;
-    char vendor[13];
-    memcpy(vendor, &b, 4);
-    memcpy(vendor + 4, &d, 4);
-    memcpy(vendor + 8, &c, 4);
-    vendor[12] = '\0';
-    if (strcmp(vendor, "GenuineIntel") == 0)
-        return PROF_SAMPLER_PEBS;
-    if (strcmp(vendor, "AuthenticAMD") == 0)
-        return PROF_SAMPLER_IBS;
-    return PROF_SAMPLER_AUTO;
-}
-
-/* ---------------------------------------------------------------- attr */
-
-/* Encode a libpfm4 event name into attr; 0 or -1 (errno ENOENT). */
-static int perf_encode_pfm(const char *name, struct perf_event_attr *attr)
-{
-    int rc = pfm_initialize();
-    if (rc != PFM_SUCCESS) {
-        tm_log_debug("profiler: pfm_initialize failed: %s", pfm_strerror(rc));
-        errno = ENOENT;
-        return -1;
-    }
-    pfm_perf_encode_arg_t arg;
-    memset(&arg, 0, sizeof arg);
-    arg.attr = attr;
-    arg.size = sizeof arg;
-    rc = pfm_get_os_event_encoding(name, PFM_PLM3, PFM_OS_PERF_EVENT_EXT,
-                                   &arg);
-    if (rc != PFM_SUCCESS) {
-        tm_log_debug("profiler: libpfm4 cannot encode %s: %s", name,
-                     pfm_strerror(rc));
-        errno = ENOENT;
-        return -1;
-    }
-    return 0;
-}
-
-/* The ibs_op PMU's perf type from sysfs; -1 when there is none. */
-static int perf_ibs_type(void)
-{
-    int fd = open("/sys/bus/event_source/devices/ibs_op/type",
-                  O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    char buf[32];
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    if (close(fd) != 0)
-        tm_log_debug("profiler: close of ibs_op/type failed: errno %d", errno);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    char *end;
-    long v = strtol(buf, &end, 10);
-    return end == buf || v < 0 ? -1 : (int)v;
-}
-
-/* The event for kind: encoding plus the name logged.  0, or -1 after
- * setting errno (the caller logs the one warning). */
-static int perf_event_for_kind(perf_state_t *st, const prof_options_t *o,
-                               struct perf_event_attr *attr)
-{
-    const char *want = o->event[0] != '\0' ? o->event : NULL;
-    switch (st->kind) {
-    case PROF_SAMPLER_FAULTS:
-        snprintf(st->event, sizeof st->event, "page-faults");
-        attr->type = PERF_TYPE_SOFTWARE;
-        attr->config = PERF_COUNT_SW_PAGE_FAULTS;
-        attr->sample_period = o->period ? o->period : 1;
-        return 0;
-    case PROF_SAMPLER_PEBS: {
-        const char *names[] = {want ? want : "MEM_INST_RETIRED:ALL_LOADS",
-                               want ? NULL : "MEM_UOPS_RETIRED:ALL_LOADS"};
-        snprintf(st->event, sizeof st->event, "%s", names[0]);
-        for (size_t i = 0; i < 2 && names[i] != NULL; i++)
-            if (perf_encode_pfm(names[i], attr) == 0) {
-                snprintf(st->event, sizeof st->event, "%s", names[i]);
-                attr->sample_period = o->period ? o->period
-                                                : PERF_PEBS_PERIOD;
-                return 0;
-            }
-        if (want != NULL)
-            return -1;
-        /* libpfm4 names the PMU from CPUID and may not know this core (or
-         * mistake it for another vendor's): the all-loads event has had
-         * the same code, event 0xd0 umask 0x81, on every Intel core since
-         * Sandy Bridge, so ask the kernel for it raw.  perf_event_open
-         * then decides, which is the probe that counts. */
-        snprintf(st->event, sizeof st->event, "raw 0x81d0 (all loads)");
-        memset(attr, 0, sizeof *attr);
-        attr->type = PERF_TYPE_RAW;
-        attr->config = 0x81d0;
-        attr->sample_period = o->period ? o->period : PERF_PEBS_PERIOD;
-        return 0;
-    }
-    case PROF_SAMPLER_IBS: {
-        snprintf(st->event, sizeof st->event, "%s", want ? want : "ibs_op");
-        int type = want ? 0 : perf_ibs_type();
-        if (want != NULL ? perf_encode_pfm(want, attr) != 0 : type < 0) {
-            errno = ENOENT;
-            return -1;
-        }
-        if (want == NULL) {
-            attr->type = (uint32_t)type;
-            attr->config = 0;
-        }
-        attr->sample_period = o->period ? o->period : PERF_IBS_PERIOD;
-        return 0;
-    }
-    default:
-        snprintf(st->event, sizeof st->event, "(none)");
-        errno = EINVAL;
-        return -1;
-    }
-}
-
-/* The attribute fields we set whatever the event (after the encoding,
- * which may have written the whole attr). */
-static void perf_attr_common(struct perf_event_attr *attr)
-{
-    attr->size = sizeof *attr;
-    attr->sample_type = PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME |
-                        PERF_SAMPLE_ADDR;
-    attr->disabled = 0;
-    attr->exclude_kernel = 1;
-    attr->exclude_hv = 1;
-    attr->inherit = 1;
-    attr->inherit_thread = 1;
-}
 
 /* ---------------------------------------------------------------- open */
 
@@ -540,7 +382,8 @@ static int perf_open(sampler_t *s, const prof_options_t *o,
      * normal case on every machine without a PMU (VMs, CI), and a warning
      * there would repeat for every process image and every MPI rank. */
     int level = o->sampler == PROF_SAMPLER_AUTO ? TM_LOG_INFO : TM_LOG_WARN;
-    if (perf_event_for_kind(st, o, &st->attr) != 0) {
+    if (perf_event_for_kind(st->kind, o, &st->attr, st->event,
+                            sizeof st->event) != 0) {
         int e = errno;
         tm_log(level, "profiler: %s sampling unavailable: no event %s here"
                     " (libpfm4 or sysfs does not know it) -- falling back",

@@ -1,0 +1,35 @@
+/*
+ * perf_internal.h -- what perf_event.c (naming and encoding the event of a
+ * perf sampler kind) offers sampler_perf.c (the sampler proper: open,
+ * collect, close, fork).
+ *
+ * Private to those two files; nothing here is part of profiler.h.  The
+ * interface takes a kind and an attr, never the sampler's state.
+ */
+#ifndef TM_PERF_INTERNAL_H
+#define TM_PERF_INTERNAL_H
+
+#include <linux/perf_event.h>
+#include <stddef.h>
+
+#include "profiler.h"
+
+/* "pebs", "ibs", "faults"; "perf" for any other kind. */
+const char *perf_kind_name(prof_sampler_kind_t k);
+
+/* What auto means on this CPU: pebs on Intel, ibs on AMD, else
+ * PROF_SAMPLER_AUTO (none of ours). */
+prof_sampler_kind_t perf_kind_from_cpu(void);
+
+/* Encode kind's event (o->event, or the kind's default) into attr, with
+ * its sample period, and write the name to log into name (name_size
+ * bytes).  0, or -1 after setting errno (ENOENT: libpfm4 or sysfs does not
+ * know the event; EINVAL: not a perf kind); name is set either way. */
+int perf_event_for_kind(prof_sampler_kind_t kind, const prof_options_t *o,
+                        struct perf_event_attr *attr, char *name,
+                        size_t name_size);
+
+/* The attribute fields we set whatever the event, after the encoding. */
+void perf_attr_common(struct perf_event_attr *attr);
+
+#endif
