@@ -26,6 +26,15 @@
 
 static int log_fd = -1;
 static _Atomic uint64_t test_now = 5 * SECOND;
+
+#if TM_TEST_TSAN
+/* test_fork_child forks with the runtime's fork handlers installed, and
+ * they (with jemalloc's) take more mutexes at once than TSan's deadlock
+ * detector can track (it aborts inside fork, as in test_fork.c).  Races
+ * are still reported. */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void) { return "detect_deadlocks=0"; }
+#endif
 static char log_path[] = "/tmp/tm_test_log.XXXXXX";
 
 /* Start a fresh capture: an empty file, the repeat counts forgotten. */
