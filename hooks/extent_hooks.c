@@ -57,10 +57,49 @@ static void *map_extent(void *new_addr, size_t size, size_t alignment)
     return tm_os_map_fixed(new_addr, size);
 }
 
+/* The consistency walk from inside the hooks, every `consistency_period`-th
+ * time (debug builds; see hook_set_consistency_period).  A broken rule
+ * aborts here, next to the call that broke it, not later in jemalloc. */
+static _Atomic unsigned consistency_period;
+#ifdef TM_DEBUG
+static _Atomic unsigned consistency_calls;
+#endif
+
+void hook_set_consistency_period(unsigned n)
+{
+    atomic_store(&consistency_period, n);
+}
+
+static void check_consistency_now(hook_arena_t *a)
+{
+#ifdef TM_DEBUG
+    unsigned period = atomic_load_explicit(&consistency_period,
+                                           memory_order_relaxed);
+    if (period == 0 || atomic_fetch_add_explicit(&consistency_calls, 1,
+                                                 memory_order_relaxed) %
+                               period != 0)
+        return;
+    tm_assert_rule(extent_set_check_consistency(&a->extents, a->id) == 0,
+                   "each extent of an arena's set is mapped to that arena "
+                   "and no two overlap");
+#else
+    (void)a;
+#endif
+}
+
+size_t extent_check_consistency(hook_arena_t *a)
+{
+    tm_mutex_lock(&a->lock);
+    size_t problems = extent_set_check_consistency(&a->extents, a->id);
+    tm_mutex_unlock(&a->lock);
+    return problems;
+}
+
 /* Bind and record a freshly mapped extent; on failure undo both.
  * Called with the arena mutex held. */
 static int adopt_extent(hook_arena_t *a, void *p, size_t size)
 {
+    tm_mutex_assert_owner(&a->lock);
     if (tm_os_bind(p, size, &a->placement, 0) != 0) {
         count(&hook_counters.mbind_failures, 1);
         tm_log_error("arena %u: mbind of new extent [%p, +%zu) to nodes "
@@ -108,12 +147,12 @@ static void *hook_alloc(extent_hooks_t *hooks, void *new_addr, size_t size,
         }
         return NULL;
     }
-    pthread_mutex_lock(&a->lock);
+    tm_mutex_lock(&a->lock);
     int rc = adopt_extent(a, p, size);
     if (rc == 0 && a->creating && a->nmetadata < HOOK_METADATA_RANGES)
         a->metadata[a->nmetadata++] =
             (extent_range_t){.start = (uintptr_t)p, .size = size};
-    pthread_mutex_unlock(&a->lock);
+    tm_mutex_unlock(&a->lock);
     if (rc != 0) {
         int err = errno;
         (void)tm_os_unmap(p, size);
@@ -135,6 +174,7 @@ static void *hook_alloc(extent_hooks_t *hooks, void *new_addr, size_t size,
  * already be handing to someone else.  Called with the arena mutex held. */
 static int release_extent(hook_arena_t *a, void *addr, size_t size)
 {
+    tm_mutex_assert_owner(&a->lock);
     if (!extent_set_contains(&a->extents, (uintptr_t)addr, size)) {
         tm_log_error("arena %u: asked to unmap untracked [%p, +%zu); "
                      "refusing", a->id, addr, size);
@@ -178,9 +218,9 @@ static bool hook_dalloc(extent_hooks_t *hooks, void *addr, size_t size,
     (void)committed;
     (void)arena_ind;
     hook_arena_t *a = hook_arena(hooks);
-    pthread_mutex_lock(&a->lock);
+    tm_mutex_lock(&a->lock);
     bool tracked = extent_set_contains(&a->extents, (uintptr_t)addr, size);
-    pthread_mutex_unlock(&a->lock);
+    tm_mutex_unlock(&a->lock);
     if (!tracked) {
         tm_log_error("arena %u: dalloc of untracked [%p, +%zu)", a->id, addr,
                      size);
@@ -197,6 +237,12 @@ static void hook_destroy(extent_hooks_t *hooks, void *addr, size_t size,
                          bool committed, unsigned arena_ind)
 {
     (void)hook_dalloc(hooks, addr, size, committed, arena_ind);
+#ifdef TM_DEBUG
+    hook_arena_t *a = hook_arena(hooks);
+    tm_mutex_lock(&a->lock);
+    check_consistency_now(a);
+    tm_mutex_unlock(&a->lock);
+#endif
 }
 
 /* Extents are mapped read-write and Linux commits on first touch, so they
@@ -228,9 +274,9 @@ static bool purge(extent_hooks_t *hooks, void *addr, size_t offset,
 {
     hook_arena_t *a = hook_arena(hooks);
     char *start = (char *)addr + offset;
-    pthread_mutex_lock(&a->lock);
+    tm_mutex_lock(&a->lock);
     int rc = tm_os_madvise(start, length, advice);
-    pthread_mutex_unlock(&a->lock);
+    tm_mutex_unlock(&a->lock);
     if (rc != 0) {
         if (errno != EINVAL) /* EINVAL: MADV_FREE unsupported, routine */
             tm_log_warn("arena %u: madvise(%p, %zu, %d) failed: errno %d",
@@ -270,9 +316,10 @@ static bool hook_split(extent_hooks_t *hooks, void *addr, size_t size,
     (void)committed;
     (void)arena_ind;
     hook_arena_t *a = hook_arena(hooks);
-    pthread_mutex_lock(&a->lock);
+    tm_mutex_lock(&a->lock);
     int rc = extent_set_split(&a->extents, (uintptr_t)addr, size, size_a);
-    pthread_mutex_unlock(&a->lock);
+    check_consistency_now(a);
+    tm_mutex_unlock(&a->lock);
     if (rc != 0) {
         tm_log_error("arena %u: split of [%p, +%zu) at %zu refused: errno %d",
                      a->id, addr, size, size_a, errno);
@@ -290,10 +337,11 @@ static bool hook_merge(extent_hooks_t *hooks, void *addr_a, size_t size_a,
     (void)committed;
     (void)arena_ind;
     hook_arena_t *a = hook_arena(hooks);
-    pthread_mutex_lock(&a->lock);
+    tm_mutex_lock(&a->lock);
     int rc = extent_set_merge(&a->extents, (uintptr_t)addr_a, size_a,
                               (uintptr_t)addr_b, size_b);
-    pthread_mutex_unlock(&a->lock);
+    check_consistency_now(a);
+    tm_mutex_unlock(&a->lock);
     if (rc != 0) {
         tm_log_error("arena %u: merge of [%p, +%zu) and [%p, +%zu) refused: "
                      "errno %d", a->id, addr_a, size_a, addr_b, size_b, errno);
@@ -324,7 +372,7 @@ int hook_arena_init(hook_arena_t *a, unsigned id,
         return -1;
     }
     a->hooks = hook_table;
-    int rc = pthread_mutex_init(&a->lock, NULL);
+    int rc = tm_mutex_init(&a->lock);
     if (rc != 0) {
         errno = rc;
         return -1;
@@ -332,18 +380,21 @@ int hook_arena_init(hook_arena_t *a, unsigned id,
     a->id = id;
     a->placement = *placement;
     a->extents = (extent_set_t){0};
+#ifdef TM_DEBUG
+    a->extents.guard = &a->lock;
+#endif
     a->unbound = 0;
     return 0;
 }
 
 void hook_arena_fork_child(hook_arena_t *a)
 {
-    pthread_mutex_init(&a->lock, NULL);
+    (void)tm_mutex_init(&a->lock);
 }
 
 void hook_arena_fini(hook_arena_t *a)
 {
-    pthread_mutex_lock(&a->lock);
+    tm_mutex_lock(&a->lock);
     tm_log_debug("arena %u: unmapping %zu extents (%zu bytes)", a->id,
                  a->extents.count, a->extents.bytes);
     extent_range_t r;
@@ -357,6 +408,8 @@ void hook_arena_fini(hook_arena_t *a)
         extent_map_remove((void *)r.start, r.size);
         (void)extent_set_remove(&a->extents, r.start, r.size);
     }
-    pthread_mutex_unlock(&a->lock);
-    pthread_mutex_destroy(&a->lock);
+    tm_assert_rule(a->extents.count == 0 && a->extents.bytes == 0,
+                   "a finished arena's extent set is empty");
+    tm_mutex_unlock(&a->lock);
+    tm_mutex_destroy(&a->lock);
 }

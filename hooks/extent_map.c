@@ -108,6 +108,8 @@ static int map_fill(uintptr_t start, size_t size, uint16_t id, bool create)
 int extent_map_insert(const void *addr, size_t size, unsigned arena_id)
 {
     uintptr_t start = (uintptr_t)addr;
+    tm_assert_rule((start & ((1u << MAP_PAGE_SHIFT) - 1)) == 0,
+                   "extent map ranges are whole pages of user space");
     if (!range_ok(start, size) || arena_id == 0 || arena_id > TM_MAX_ARENAS) {
         errno = EINVAL;
         return -1;
@@ -123,6 +125,8 @@ int extent_map_insert(const void *addr, size_t size, unsigned arena_id)
 void extent_map_remove(const void *addr, size_t size)
 {
     uintptr_t start = (uintptr_t)addr;
+    tm_assert_rule((start & ((1u << MAP_PAGE_SHIFT) - 1)) == 0,
+                   "extent map ranges are whole pages of user space");
     if (range_ok(start, size))
         map_fill(start, size, 0, false);
 }

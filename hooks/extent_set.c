@@ -30,6 +30,20 @@ struct extent_record {
     UT_hash_handle hh;
 };
 
+/* "All of these run under the owning arena's mutex" (hooks.h), checked. */
+static inline void assert_guarded(const extent_set_t *set)
+{
+#ifdef TM_DEBUG
+    tm_assert_rule(set->guard == NULL || tm_mutex_owned(set->guard),
+                   "an extent set is used under its arena's mutex");
+#else
+    (void)set;
+#endif
+}
+
+/* count and bytes are what the records add up to: cheap to keep true, so
+ * each change checks its own step (the full walk is
+ * extent_set_check_consistency). */
 static extent_record_t *record_find(const extent_set_t *set, uintptr_t start)
 {
     extent_record_t *r = NULL;
@@ -60,6 +74,7 @@ static int record_insert(extent_set_t *set, uintptr_t start, size_t size)
 static void record_delete(extent_set_t *set, extent_record_t *r)
 {
     HASH_DELETE(hh, set->by_addr, r);
+    tm_assert(set->count > 0 && set->bytes >= r->size);
     set->count--;
     set->bytes -= r->size;
     tm_meta_free(r, sizeof *r);
@@ -67,6 +82,7 @@ static void record_delete(extent_set_t *set, extent_record_t *r)
 
 int extent_set_add(extent_set_t *set, uintptr_t start, size_t size)
 {
+    assert_guarded(set);
     if (size == 0 || record_find(set, start) != NULL) {
         errno = EEXIST;
         return -1;
@@ -77,6 +93,7 @@ int extent_set_add(extent_set_t *set, uintptr_t start, size_t size)
 bool extent_set_contains(const extent_set_t *set, uintptr_t start,
                          size_t size)
 {
+    assert_guarded(set);
     size_t covered = 0;
     while (covered < size) {
         extent_record_t *r = record_find(set, start + covered);
@@ -89,6 +106,7 @@ bool extent_set_contains(const extent_set_t *set, uintptr_t start,
 
 int extent_set_remove(extent_set_t *set, uintptr_t start, size_t size)
 {
+    assert_guarded(set);
     /* Check the whole span first so a bad call changes nothing. */
     if (!extent_set_contains(set, start, size)) {
         errno = ENOENT;
@@ -106,6 +124,7 @@ int extent_set_remove(extent_set_t *set, uintptr_t start, size_t size)
 int extent_set_split(extent_set_t *set, uintptr_t start, size_t size,
                      size_t size_a)
 {
+    assert_guarded(set);
     extent_record_t *r = record_find(set, start);
     if (r == NULL || r->size != size || size_a == 0 || size_a >= size) {
         errno = ENOENT;
@@ -115,12 +134,14 @@ int extent_set_split(extent_set_t *set, uintptr_t start, size_t size,
         return -1;
     r->size = size_a;
     set->bytes -= size - size_a; /* record_insert counted the tail again */
+    tm_assert(record_find(set, start + size_a)->size == size - size_a);
     return 0;
 }
 
 int extent_set_merge(extent_set_t *set, uintptr_t a, size_t size_a,
                      uintptr_t b, size_t size_b)
 {
+    assert_guarded(set);
     extent_record_t *ra = record_find(set, a);
     extent_record_t *rb = record_find(set, b);
     if (ra == NULL || rb == NULL || ra->size != size_a ||
@@ -165,12 +186,21 @@ static void sort_ranges(extent_range_t *v, size_t n)
     }
 }
 
-size_t extent_set_ranges(const extent_set_t *set, extent_range_t *out)
+/* The records as ranges, ascending, not coalesced; returns how many. */
+static size_t sorted_records(const extent_set_t *set, extent_range_t *out)
 {
     size_t n = 0;
     for (extent_record_t *r = set->by_addr; r != NULL; r = r->hh.next)
         out[n++] = (extent_range_t){r->start, r->size};
+    tm_assert(n == set->count);
     sort_ranges(out, n);
+    return n;
+}
+
+size_t extent_set_ranges(const extent_set_t *set, extent_range_t *out)
+{
+    assert_guarded(set);
+    size_t n = sorted_records(set, out);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         if (m > 0 && out[m - 1].start + out[m - 1].size == out[i].start)
@@ -183,6 +213,7 @@ size_t extent_set_ranges(const extent_set_t *set, extent_range_t *out)
 
 bool extent_set_first(const extent_set_t *set, extent_range_t *out)
 {
+    assert_guarded(set);
     if (set->by_addr == NULL)
         return false;
     *out = (extent_range_t){set->by_addr->start, set->by_addr->size};
@@ -191,6 +222,60 @@ bool extent_set_first(const extent_set_t *set, extent_range_t *out)
 
 void extent_set_clear(extent_set_t *set)
 {
+    assert_guarded(set);
     extent_record_t *r, *tmp;
     HASH_ITER(hh, set->by_addr, r, tmp) record_delete(set, r);
+    tm_assert(set->count == 0 && set->bytes == 0);
+}
+
+/* Every page of [start, start + size) mapped to arena id?  Logs the first
+ * page that is not; returns whether all were. */
+static bool range_mapped_to(uintptr_t start, size_t size, unsigned id)
+{
+    size_t page = tm_os_page_size();
+    for (uintptr_t p = start; p < start + size; p += page) {
+        unsigned found = extent_map_lookup((const void *)p);
+        if (found != id) {
+            tm_log_error("consistency: arena %u's extent [%#lx, +%zu) has "
+                         "page %#lx mapped to arena %u", id,
+                         (unsigned long)start, size, (unsigned long)p, found);
+            return false;
+        }
+    }
+    return true;
+}
+
+size_t extent_set_check_consistency(const extent_set_t *set, unsigned id)
+{
+    assert_guarded(set);
+    if (set->count == 0)
+        return 0;
+    size_t cap = set->count * sizeof(extent_range_t);
+    extent_range_t *v = tm_meta_alloc(cap);
+    if (v == NULL) {
+        tm_log_error("consistency: no memory to list arena %u's %zu "
+                     "extents: errno %d", id, set->count, errno);
+        return 1;
+    }
+    size_t n = sorted_records(set, v), problems = 0, bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        bytes += v[i].size;
+        if (i > 0 && v[i - 1].start + v[i - 1].size > v[i].start) {
+            tm_log_error("consistency: arena %u's extents [%#lx, +%zu) and "
+                         "[%#lx, +%zu) overlap", id,
+                         (unsigned long)v[i - 1].start, v[i - 1].size,
+                         (unsigned long)v[i].start, v[i].size);
+            problems++;
+        }
+        if (!range_mapped_to(v[i].start, v[i].size, id))
+            problems++;
+    }
+    if (n != set->count || bytes != set->bytes) {
+        tm_log_error("consistency: arena %u's set counts %zu extents of %zu "
+                     "bytes, its records %zu of %zu", id, set->count,
+                     set->bytes, n, bytes);
+        problems++;
+    }
+    tm_meta_free(v, cap);
+    return problems;
 }

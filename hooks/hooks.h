@@ -51,6 +51,109 @@
 #endif
 void tm_assert_fail(const char *cond, const char *file, int line)
     __attribute__((noreturn));
+/* tm_assert with the rule named in words: the log line says what was
+ * broken ("invariant violated: <rule> at file:line"), not just an expression. */
+#ifdef TM_DEBUG
+#define tm_assert_rule(cond, rule)                                            \
+    do {                                                                      \
+        if (TM_UNLIKELY(!(cond)))                                             \
+            tm_assert_fail(rule, __FILE__, __LINE__);                         \
+    } while (0)
+#else
+#define tm_assert_rule(cond, rule) ((void)0)
+#endif
+
+/* ------------------------------------------------------------------ */
+/* invariant.c: what debug builds check besides tm_assert               */
+/* ------------------------------------------------------------------ */
+
+/* A mutex that knows its owner in debug builds, so a function documented
+ * "caller holds the lock" can check it (tm_mutex_assert_owner).  In release
+ * builds these are the plain pthread calls. */
+typedef struct tm_mutex {
+    pthread_mutex_t m;
+#ifdef TM_DEBUG
+    _Atomic uintptr_t owner; /* tm_thread_token() of the holder, 0: none */
+#endif
+} tm_mutex_t;
+
+/* For a static tm_mutex_t (the owner starts as 0). */
+#ifdef TM_DEBUG
+#define TM_MUTEX_INITIALIZER {PTHREAD_MUTEX_INITIALIZER, 0}
+#else
+#define TM_MUTEX_INITIALIZER {PTHREAD_MUTEX_INITIALIZER}
+#endif
+
+#ifdef TM_DEBUG
+/* A non-zero value unique to the calling thread while it lives. */
+uintptr_t tm_thread_token(void);
+#endif
+
+static inline int tm_mutex_init(tm_mutex_t *mu)
+{
+#ifdef TM_DEBUG
+    atomic_store_explicit(&mu->owner, 0, memory_order_relaxed);
+#endif
+    return pthread_mutex_init(&mu->m, NULL);
+}
+
+static inline void tm_mutex_destroy(tm_mutex_t *mu)
+{
+    (void)pthread_mutex_destroy(&mu->m);
+}
+
+static inline void tm_mutex_lock(tm_mutex_t *mu)
+{
+    pthread_mutex_lock(&mu->m);
+#ifdef TM_DEBUG
+    atomic_store_explicit(&mu->owner, tm_thread_token(), memory_order_relaxed);
+#endif
+}
+
+/* Does the calling thread hold mu?  Always true in release builds. */
+static inline bool tm_mutex_owned(const tm_mutex_t *mu)
+{
+#ifdef TM_DEBUG
+    return atomic_load_explicit(&mu->owner, memory_order_relaxed) ==
+           tm_thread_token();
+#else
+    (void)mu;
+    return true;
+#endif
+}
+
+static inline void tm_mutex_unlock(tm_mutex_t *mu)
+{
+    tm_assert_rule(tm_mutex_owned(mu), "a mutex is unlocked by its holder");
+#ifdef TM_DEBUG
+    atomic_store_explicit(&mu->owner, 0, memory_order_relaxed);
+#endif
+    pthread_mutex_unlock(&mu->m);
+}
+
+#define tm_mutex_assert_owner(mu)                                             \
+    tm_assert_rule(tm_mutex_owned(mu), "the caller holds " #mu)
+
+/* Which of tiermem's own threads this is.  The profiling thread and the
+ * uffd fault-service thread set their role when they start; every other
+ * thread (the program's) is TM_ROLE_PROGRAM.  Debug builds only record it:
+ * in release builds tm_thread_set_role does nothing. */
+typedef enum tm_thread_role {
+    TM_ROLE_PROGRAM = 0,
+    TM_ROLE_PROFILER = 1,
+    TM_ROLE_UFFD_SERVICE = 2,
+} tm_thread_role_t;
+
+#ifdef TM_DEBUG
+void tm_thread_set_role(tm_thread_role_t role);
+tm_thread_role_t tm_thread_role(void);
+#define tm_assert_role(role)                                                  \
+    tm_assert_rule(tm_thread_role() == (role),                                \
+                   "runs on the " #role " thread only")
+#else
+static inline void tm_thread_set_role(tm_thread_role_t role) { (void)role; }
+#define tm_assert_role(role) ((void)0)
+#endif
 
 /* ------------------------------------------------------------------ */
 /* log.c: the one logging path                                          */
@@ -262,6 +365,11 @@ typedef struct extent_set {
     extent_record_t *by_addr; /* uthash head, keyed by start address */
     size_t count;
     size_t bytes;
+#ifdef TM_DEBUG
+    /* The owning arena's mutex, which every call must hold (NULL: a set
+     * no arena owns, as in unit tests). */
+    const tm_mutex_t *guard;
+#endif
 } extent_set_t;
 
 typedef struct extent_range {
@@ -286,6 +394,13 @@ size_t extent_set_ranges(const extent_set_t *set, extent_range_t *out);
 /* Some record of the set (the first in hash order); false when empty. */
 bool extent_set_first(const extent_set_t *set, extent_range_t *out);
 void extent_set_clear(extent_set_t *set);
+/* The consistency walk (any build; debug builds also run it from the hooks,
+ * see hook_set_consistency_period): the set's records do not overlap, and
+ * every page of every record is mapped to arena `id` in the extent map (so
+ * no two arenas' sets share a page).  Returns the number of problems found,
+ * each logged as an error naming the arena and the range.  Caller holds the
+ * owning arena's mutex. */
+size_t extent_set_check_consistency(const extent_set_t *set, unsigned id);
 
 /* ------------------------------------------------------------------ */
 /* extent_hooks.c: the hooks jemalloc calls                             */
@@ -296,7 +411,7 @@ void extent_set_clear(extent_set_t *set);
 #define HOOK_METADATA_RANGES 4
 typedef struct hook_arena {
     extent_hooks_t hooks;
-    pthread_mutex_t lock; /* hooks and migration of this arena take turns */
+    tm_mutex_t lock;      /* hooks and migration of this arena take turns */
     unsigned id;          /* 1..TM_MAX_ARENAS, the extent map's value */
     tm_placement_t placement;
     extent_set_t extents;
@@ -318,6 +433,13 @@ void hook_arena_fork_child(hook_arena_t *arena);
 /* Unmap every extent of the arena.  Call after jemalloc destroyed it: the
  * hooks keep all address space mapped while the arena lives (see dalloc). */
 void hook_arena_fini(hook_arena_t *arena);
+/* extent_set_check_consistency for the arena, under its mutex. */
+size_t extent_check_consistency(hook_arena_t *arena);
+/* Debug builds: also run the consistency walk inside the hooks, after
+ * every n-th split, merge or destroy of any arena (0, the default: never;
+ * it is linear in the arena's pages, so the stress tests turn it on, not
+ * every debug run).  Does nothing in release builds. */
+void hook_set_consistency_period(unsigned n);
 
 /* Global counters, read with tm_stats_get. */
 typedef struct hook_counters {

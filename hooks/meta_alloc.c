@@ -51,8 +51,12 @@ static void *meta_map(size_t size)
     return p;
 }
 
+/* Caller holds meta_lock.  Blocks are the powers of two of the classes. */
 static void *carve(size_t block)
 {
+    tm_assert(block >= ((size_t)1 << META_MIN_SHIFT) &&
+              block <= ((size_t)1 << META_MAX_SHIFT) &&
+              (block & (block - 1)) == 0);
     if (meta_bump == NULL || (size_t)(meta_bump_end - meta_bump) < block) {
         char *chunk = meta_map(META_CHUNK);
         if (chunk == NULL)

@@ -375,9 +375,9 @@ static replay_ranges_t *replay_ranges(replay_state_t *st, tm_arena_t *a)
     if (c->ranges != NULL)
         tm_meta_free(c->ranges, c->bytes);
     *c = (replay_ranges_t){.id = id};
-    pthread_mutex_lock(&a->hooked.lock);
+    tm_mutex_lock(&a->hooked.lock);
     c->ranges = arena_ranges(a, &c->count, &c->bytes);
-    pthread_mutex_unlock(&a->hooked.lock);
+    tm_mutex_unlock(&a->hooked.lock);
     if (c->ranges == NULL)
         return NULL; /* logged by arena_ranges */
     for (size_t i = 0; i < c->count; i++)

@@ -300,9 +300,9 @@ static uint64_t uffd_total_pages(const uffd_state_t *st)
         tm_arena_t *a = tm_arena_by_id(id);
         if (a == NULL)
             continue;
-        pthread_mutex_lock(&a->hooked.lock);
+        tm_mutex_lock(&a->hooked.lock);
         bytes += a->hooked.extents.bytes;
-        pthread_mutex_unlock(&a->hooked.lock);
+        tm_mutex_unlock(&a->hooked.lock);
     }
     return bytes / st->page;
 }
@@ -405,7 +405,7 @@ static void uffd_protect_range(uffd_state_t *st, const tm_arena_t *a,
 static void uffd_protect_arena(uffd_state_t *st, tm_arena_t *a,
                                uffd_walk_t *w)
 {
-    pthread_mutex_lock(&a->hooked.lock);
+    tm_mutex_lock(&a->hooked.lock);
     size_t count, bytes;
     extent_range_t *ranges =
         a->hooked.creating ? NULL : arena_ranges(a, &count, &bytes);
@@ -416,7 +416,7 @@ static void uffd_protect_arena(uffd_state_t *st, tm_arena_t *a,
     } else {
         w->seen += a->hooked.extents.bytes / st->page;
     }
-    pthread_mutex_unlock(&a->hooked.lock);
+    tm_mutex_unlock(&a->hooked.lock);
 }
 
 static void uffd_shutdown(uffd_state_t *st);
@@ -495,7 +495,7 @@ static void uffd_unregister_all(uffd_state_t *st)
         tm_arena_t *a = tm_arena_by_id(id);
         if (a == NULL)
             continue;
-        pthread_mutex_lock(&a->hooked.lock);
+        tm_mutex_lock(&a->hooked.lock);
         size_t count, bytes;
         extent_range_t *ranges = arena_ranges(a, &count, &bytes);
         for (size_t i = 0; ranges != NULL && i < count; i++) {
@@ -509,7 +509,7 @@ static void uffd_unregister_all(uffd_state_t *st)
         }
         if (ranges != NULL)
             tm_meta_free(ranges, bytes);
-        pthread_mutex_unlock(&a->hooked.lock);
+        tm_mutex_unlock(&a->hooked.lock);
     }
     arena_walk_end();
 }

@@ -90,6 +90,7 @@ bool uffd_vanished_error(int err)
 /* Service thread: remember an error for the profiling thread to log. */
 static void uffd_record_error(uffd_state_t *st, int kind, int err)
 {
+    tm_assert_role(TM_ROLE_UFFD_SERVICE);
     int zero = 0;
     atomic_compare_exchange_strong(&st->err_first[kind], &zero, err ? err : -1);
     atomic_fetch_add(&st->err_count[kind], 1);
@@ -99,6 +100,9 @@ static void uffd_record_error(uffd_state_t *st, int kind, int err)
  * report (a warning the first time per kind, debug after). */
 void uffd_report_errors(uffd_state_t *st)
 {
+    /* the service thread never logs: it must not wait on anything */
+    tm_assert_rule(tm_thread_role() != TM_ROLE_UFFD_SERVICE,
+                   "the uffd service thread never logs");
     for (int k = 0; k < UFFD_ERR_KINDS; k++) {
         uint64_t n = atomic_load(&st->err_count[k]);
         if (n == st->err_logged[k])
@@ -119,6 +123,7 @@ void uffd_report_errors(uffd_state_t *st)
  * unregistered by close or unmapped), wake the writer explicitly. */
 static void uffd_serve_fault(uffd_state_t *st, const struct uffd_msg *m)
 {
+    tm_assert_role(TM_ROLE_UFFD_SERVICE);
     uintptr_t page = (uintptr_t)m->arg.pagefault.address & ~(st->page - 1);
     if (m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) {
         uint32_t w = atomic_load_explicit(&st->weight, memory_order_relaxed);
@@ -242,6 +247,7 @@ static bool uffd_service_once(uffd_state_t *st, uffd_usable_t *u, bool *stop)
 static void *uffd_service_main(void *arg)
 {
     uffd_state_t *st = arg;
+    tm_thread_set_role(TM_ROLE_UFFD_SERVICE);
     uffd_usable_t usable = {true, true, true};
     bool stop = false;
     for (unsigned failures = 0; !stop;) {
@@ -308,6 +314,9 @@ void uffd_service_stop(uffd_state_t *st)
  * caller (collect) checked that sync and ack are ours. */
 bool uffd_service_sync_wait(uffd_state_t *st)
 {
+    /* waiting for itself would always time out */
+    tm_assert_rule(tm_thread_role() != TM_ROLE_UFFD_SERVICE,
+                   "the uffd service thread does not wait for its own sync");
     atomic_store(&st->sync_req, st->round);
     uint64_t one = 1, v;
     while (write(st->sync.fd, &one, sizeof one) < 0 && errno == EINTR)

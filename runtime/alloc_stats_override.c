@@ -215,9 +215,9 @@ static bool arena_view(unsigned id, arena_view_t *v)
         v->id = id;
         v->je_index = a->je_index;
         v->kind = a->kind;
-        pthread_mutex_lock(&a->hooked.lock);
+        tm_mutex_lock(&a->hooked.lock);
         v->tracked = a->hooked.extents.bytes;
-        pthread_mutex_unlock(&a->hooked.lock);
+        tm_mutex_unlock(&a->hooked.lock);
     }
     arena_walk_end();
     return a != NULL;

@@ -124,9 +124,9 @@ static bool extent_starts_at(unsigned id, uintptr_t start, size_t size)
     tm_arena_t *a = tm_arena_by_id(id);
     if (a == NULL)
         return false;
-    pthread_mutex_lock(&a->hooked.lock);
+    tm_mutex_lock(&a->hooked.lock);
     bool ok = extent_set_contains(&a->hooked.extents, start, size);
-    pthread_mutex_unlock(&a->hooked.lock);
+    tm_mutex_unlock(&a->hooked.lock);
     return ok;
 }
 

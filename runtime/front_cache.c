@@ -77,6 +77,8 @@ void front_cache_delete(front_cache_t *fc)
  * has none. */
 void *front_cache_refill(front_bin_t *bin, size_t class_size, int flags)
 {
+    /* called when the bin is empty; cap fits the slot array */
+    tm_assert(bin->count == 0 && bin->cap <= FRONT_MAX_SLOTS);
     uint32_t want = bin->cap / 2;
     while (bin->count < want) {
         void *p = mallocx(class_size, flags);
@@ -93,6 +95,7 @@ void *front_cache_refill(front_bin_t *bin, size_t class_size, int flags)
 /* Give the older half of a full bin back to the tcache. */
 void front_cache_spill(front_bin_t *bin, int free_flags)
 {
+    tm_assert(bin->count <= bin->cap && bin->cap <= FRONT_MAX_SLOTS);
     uint32_t half = bin->count / 2;
     for (uint32_t i = 0; i < half; i++)
         dallocx(bin->slot[i], free_flags);

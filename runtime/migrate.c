@@ -232,6 +232,7 @@ static void migrate_range(migrate_ctx_t *c, const extent_range_t *r,
 static before_rule_t before_rule(const hook_arena_t *h, size_t stray_pages,
                                  const tm_placement_t *to)
 {
+    tm_mutex_assert_owner(&h->lock);
     if (h->placement.mode != TM_MODE_BIND || h->unbound || stray_pages)
         return BEFORE_WALK;
     if ((h->placement.nodes & to->nodes) == 0)
@@ -257,14 +258,14 @@ int tm_arena_migrate(tm_arena_t *a, const tm_placement_t *to,
             c.target_nodes[c.ntarget++] = (int)n;
 
     hook_arena_t *h = &a->hooked;
-    pthread_mutex_lock(&h->lock);
+    tm_mutex_lock(&h->lock);
     c.before_rule = before_rule(h, a->stray_pages, to);
     h->placement = *to; /* new extents follow the target from now on */
     size_t count, bytes;
     extent_range_t *ranges = arena_ranges(a, &count, &bytes);
     if (ranges == NULL) {
         h->unbound = h->extents.count;
-        pthread_mutex_unlock(&h->lock);
+        tm_mutex_unlock(&h->lock);
         atomic_fetch_add(&tm_migrate_failures, 1);
         rep->error = ENOMEM;
         errno = ENOMEM;
@@ -275,7 +276,7 @@ int tm_arena_migrate(tm_arena_t *a, const tm_placement_t *to,
     h->unbound = rep->extents_failed;
     /* unsure figures make the next migration look at every page */
     a->stray_pages = rep->pages_failed + (c.walk_failed ? 1 : 0);
-    pthread_mutex_unlock(&h->lock);
+    tm_mutex_unlock(&h->lock);
     tm_meta_free(ranges, bytes);
 
     atomic_fetch_add(&tm_migrations, 1);

@@ -46,6 +46,7 @@ long pages_query(uintptr_t start, size_t size, size_t stride,
 
 extent_range_t *arena_ranges(tm_arena_t *a, size_t *count, size_t *bytes)
 {
+    tm_mutex_assert_owner(&a->hooked.lock);
     size_t n = a->hooked.extents.count;
     *count = 0;
     *bytes = (n ? n : 1) * sizeof(extent_range_t);
@@ -83,11 +84,11 @@ int tm_arena_residency(tm_arena_t *a, size_t max_pages, tm_residency_t *out)
     memset(out, 0, sizeof *out);
     size_t page = tm_os_page_size();
     int rc = 0;
-    pthread_mutex_lock(&a->hooked.lock);
+    tm_mutex_lock(&a->hooked.lock);
     size_t count, bytes;
     extent_range_t *ranges = arena_ranges(a, &count, &bytes);
     if (ranges == NULL) {
-        pthread_mutex_unlock(&a->hooked.lock);
+        tm_mutex_unlock(&a->hooked.lock);
         errno = ENOMEM;
         return -1;
     }
@@ -116,7 +117,7 @@ int tm_arena_residency(tm_arena_t *a, size_t max_pages, tm_residency_t *out)
             out->pages_queried += (size_t)q;
         skip = (left + out->stride - 1) / out->stride * out->stride - left;
     }
-    pthread_mutex_unlock(&a->hooked.lock);
+    tm_mutex_unlock(&a->hooked.lock);
     tm_meta_free(ranges, bytes);
     return rc;
 }

@@ -43,9 +43,9 @@ void site_reclaim_register(tm_arena_t *a)
 
 static size_t arena_mapped(tm_arena_t *a)
 {
-    pthread_mutex_lock(&a->hooked.lock);
+    tm_mutex_lock(&a->hooked.lock);
     size_t bytes = a->hooked.extents.bytes;
-    pthread_mutex_unlock(&a->hooked.lock);
+    tm_mutex_unlock(&a->hooked.lock);
     return bytes;
 }
 

@@ -4,9 +4,10 @@
  * Why: jemalloc's automatic tcache is per thread and shared by all arenas,
  * so it would hand one arena's freed blocks to another arena's allocation,
  * and a block would end up on the wrong tier.  MALLOCX_TCACHE_NONE avoids
- * that but costs 3-5x per operation (shared/NOTES.md).  An explicit tcache
- * used for one arena only holds that arena's blocks, and keeps the cost
- * close to jemalloc's default path.
+ * that but costs about 4x per operation from one thread and 14x from two,
+ * against an explicit tcache (bench_alloc, doc/benchmarks.md).  An
+ * explicit tcache used for one arena only holds that arena's blocks, and
+ * keeps the cost close to jemalloc's default path.
  *
  * Each thread has a table of mallocx flags (and of front caches, see
  * front_cache.c) indexed by arena id, created on its first tiermem
@@ -25,7 +26,7 @@
 __thread thread_tcaches_t *tm_thread_tcaches
     __attribute__((tls_model("initial-exec")));
 
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static tm_mutex_t registry_lock = TM_MUTEX_INITIALIZER;
 static thread_tcaches_t *registry_head;
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
@@ -57,7 +58,7 @@ static void thread_exit(void *arg)
 {
     thread_tcaches_t *t = arg;
     thread_exited = true;
-    pthread_mutex_lock(&registry_lock);
+    tm_mutex_lock(&registry_lock);
     for (unsigned id = 1; id <= TM_MAX_ARENAS; id++) {
         front_cache_delete(atomic_exchange(&t->front[id], NULL));
         tcache_destroy(atomic_exchange(&t->flags[id], 0));
@@ -68,7 +69,7 @@ static void thread_exit(void *arg)
         registry_head = t->next;
     if (t->next)
         t->next->prev = t->prev;
-    pthread_mutex_unlock(&registry_lock);
+    tm_mutex_unlock(&registry_lock);
     if (tm_thread_tcaches == t)
         tm_thread_tcaches = NULL;
     tm_meta_free(t, sizeof *t);
@@ -93,19 +94,21 @@ static thread_tcaches_t *thread_table(void)
     t = tm_meta_alloc(sizeof *t);
     if (t == NULL)
         return NULL;
-    pthread_mutex_lock(&registry_lock);
+    tm_mutex_lock(&registry_lock);
     t->next = registry_head;
     if (registry_head)
         registry_head->prev = t;
     registry_head = t;
-    pthread_mutex_unlock(&registry_lock);
+    tm_mutex_unlock(&registry_lock);
     (void)pthread_setspecific(exit_key, t);
     tm_thread_tcaches = t;
     return t;
 }
 
+/* Caller holds registry_lock: a destroy's flush must see the new pair. */
 static int create_flags(tm_arena_t *arena)
 {
+    tm_mutex_assert_owner(&registry_lock);
     unsigned tc;
     size_t sz = sizeof tc;
     int rc = mallctl("tcache.create", &tc, &sz, NULL, 0);
@@ -127,11 +130,12 @@ int tcache_flags_slow(tm_arena_t *arena)
      * arena).  Most sites allocate a few large blocks, so a pair gets them
      * only once it has been used TCACHE_AFTER_USES times; until then it
      * allocates uncached.  uses[] belongs to this thread: no lock. */
+    tm_assert(t == tm_thread_tcaches); /* uses[] is this thread's */
     if (t->uses[arena->hooked.id] < TCACHE_AFTER_USES) {
         t->uses[arena->hooked.id]++;
         return arena->flags_uncached;
     }
-    pthread_mutex_lock(&registry_lock);
+    tm_mutex_lock(&registry_lock);
     int f = atomic_load(&t->flags[arena->hooked.id]);
     if (f == 0) {
         f = create_flags(arena);
@@ -139,22 +143,22 @@ int tcache_flags_slow(tm_arena_t *arena)
         /* no front cache (out of metadata memory) only costs speed */
         atomic_store(&t->front[arena->hooked.id], front_cache_new());
     }
-    pthread_mutex_unlock(&registry_lock);
+    tm_mutex_unlock(&registry_lock);
     return f;
 }
 
-void tcache_prefork(void) { pthread_mutex_lock(&registry_lock); }
-void tcache_postfork_parent(void) { pthread_mutex_unlock(&registry_lock); }
-void tcache_postfork_child(void) { pthread_mutex_unlock(&registry_lock); }
+void tcache_prefork(void) { tm_mutex_lock(&registry_lock); }
+void tcache_postfork_parent(void) { tm_mutex_unlock(&registry_lock); }
+void tcache_postfork_child(void) { tm_mutex_unlock(&registry_lock); }
 
 void tcache_forget_arena(unsigned id)
 {
-    pthread_mutex_lock(&registry_lock);
+    tm_mutex_lock(&registry_lock);
     for (thread_tcaches_t *t = registry_head; t != NULL; t = t->next) {
         front_cache_delete(atomic_exchange(&t->front[id], NULL));
         tcache_destroy(atomic_exchange(&t->flags[id], 0));
     }
-    pthread_mutex_unlock(&registry_lock);
+    tm_mutex_unlock(&registry_lock);
 }
 
 /* ---------------------------------------------------------------- hazards */
@@ -199,9 +203,9 @@ void arena_hazard_clear(void)
 bool arena_hazard_held(const tm_arena_t *arena)
 {
     bool held = atomic_load(&tableless_hazards) != 0;
-    pthread_mutex_lock(&registry_lock);
+    tm_mutex_lock(&registry_lock);
     for (thread_tcaches_t *t = registry_head; t != NULL && !held; t = t->next)
         held = atomic_load(&t->hazard) == arena;
-    pthread_mutex_unlock(&registry_lock);
+    tm_mutex_unlock(&registry_lock);
     return held;
 }

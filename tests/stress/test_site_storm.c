@@ -130,6 +130,21 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* The consistency walk over every live arena: its extent set against the
+ * extent map (see extent_check_consistency).  Returns the problems found. */
+static size_t arenas_inconsistent(void)
+{
+    size_t problems = 0;
+    arena_walk_begin(); /* no arena is freed under us */
+    for (unsigned id = 1; id <= TM_MAX_ARENAS; id++) {
+        tm_arena_t *a = tm_arena_by_id(id);
+        if (a != NULL)
+            problems += extent_check_consistency(&a->hooked);
+    }
+    arena_walk_end();
+    return problems;
+}
+
 static void *writer(void *arg)
 {
     _Atomic bool *stop = arg;
@@ -153,6 +168,9 @@ static int run_layout(void)
         ops = 2000;
     _Atomic bool stop = false;
     pthread_t wt;
+    /* debug builds: the hooks walk an arena's set every 64th split, merge
+     * or destroy too */
+    hook_set_consistency_period(64);
     REQUIRE(pthread_create(&wt, NULL, writer, &stop) == 0);
     /* threads end and new ones start: per-thread arenas are recycled */
     for (unsigned round = 0; round < rounds; round++) {
@@ -164,6 +182,8 @@ static int run_layout(void)
         }
         for (unsigned i = 0; i < nthreads; i++)
             pthread_join(th[i], NULL);
+        CHECK_MSG(arenas_inconsistent() == 0, "round %u: extent sets and the "
+                  "extent map disagree (see the log)", round);
     }
     atomic_store(&stop, true);
     pthread_join(wt, NULL);
@@ -200,6 +220,7 @@ static int run_layout(void)
                   (unsigned long long)st.live);
     }
     CHECK(total_allocs > (uint64_t)ops); /* the counters counted */
+    CHECK(arenas_inconsistent() == 0);
     printf("%s: %u sites, %llu allocations\n", tm_options.layout == 0 ? "per-site"
            : tm_options.layout == 1 ? "per-thread" : "big-small",
            tm_site_count(), (unsigned long long)total_allocs);

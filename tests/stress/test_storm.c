@@ -35,6 +35,7 @@
 static tm_arena_t *arenas[NARENAS];
 static pthread_barrier_t barrier;
 static _Atomic bool storm_started, storm_done;
+static _Atomic size_t inconsistent; /* extent_check_consistency failures */
 static _Atomic size_t alloc_failures, corrupt_blocks, wrong_owner,
     misaligned, migrate_errors, migrations_done;
 static unsigned ops_per_thread;
@@ -183,6 +184,10 @@ static void *migrator(void *arg)
                     rep.extents_failed, rep.pages_failed);
         }
         atomic_fetch_add(&migrations_done, 1);
+        /* every extent of the set mapped to this arena, none overlapping,
+         * while the workers split and merge */
+        if (round % 8 == 0 && extent_check_consistency(&a->hooked) != 0)
+            atomic_fetch_add(&inconsistent, 1);
         if (round % 4 == 0) {
             char cmd[64];
             snprintf(cmd, sizeof cmd, "arena.%u.purge",
@@ -226,12 +231,12 @@ static void check_tracked_is_mapped(void)
     size_t n = 0;
     for (int i = 0; i < NARENAS; i++) {
         tm_arena_t *a = arenas[i];
-        pthread_mutex_lock(&a->hooked.lock);
+        tm_mutex_lock(&a->hooked.lock);
         size_t count, bytes;
         extent_range_t *r = arena_ranges(a, &count, &bytes);
         for (size_t k = 0; r && k < count && n < MAX_TRACKED; k++)
             tracked[n++] = r[k];
-        pthread_mutex_unlock(&a->hooked.lock);
+        tm_mutex_unlock(&a->hooked.lock);
         tm_meta_free(r, bytes);
     }
     qsort(tracked, n, sizeof tracked[0], by_start);
@@ -253,6 +258,9 @@ static void check_tracked_is_mapped(void)
 int main(void)
 {
     ops_per_thread = (unsigned)(2000 * tm_test_scale()) + 1;
+    /* debug builds: the hooks also walk an arena's set after every 64th
+     * split, merge or destroy, and abort next to the call that broke it */
+    hook_set_consistency_period(64);
     tm_placement_t node0 = tm_placement_node(TM_MODE_BIND, 0);
     pthread_barrier_init(&barrier, NULL, NTHREADS + 1);
     tm_os_ops_t ops = *tm_os_real_ops();
@@ -294,6 +302,8 @@ int main(void)
     size_t live_policy_vmas = numa_maps_policy_vmas();
     check_tracked_is_mapped();
     for (int i = 0; i < NARENAS; i++)
+        CHECK(extent_check_consistency(&arenas[i]->hooked) == 0);
+    for (int i = 0; i < NARENAS; i++)
         CHECK(tm_arena_destroy(arenas[i]) == 0);
     tm_stats_t s2;
     tm_stats_get(&s2);
@@ -323,6 +333,7 @@ int main(void)
     CHECK(atomic_load(&wrong_owner) == 0);
     CHECK(atomic_load(&misaligned) == 0);
     CHECK(atomic_load(&migrate_errors) == 0);
+    CHECK(atomic_load(&inconsistent) == 0);
     CHECK(atomic_load(&migrations_done) > 0);
     CHECK(s1.hook_alloc_failures == s0.hook_alloc_failures);
     CHECK(s1.mbind_failures == s0.mbind_failures);

@@ -28,9 +28,9 @@ static int policy_at(void *p)
 
 static size_t arena_bytes(tm_arena_t *a)
 {
-    pthread_mutex_lock(&a->hooked.lock);
+    tm_mutex_lock(&a->hooked.lock);
     size_t b = a->hooked.extents.bytes;
-    pthread_mutex_unlock(&a->hooked.lock);
+    tm_mutex_unlock(&a->hooked.lock);
     return b;
 }
 

@@ -221,9 +221,9 @@ static void test_hook_path(void)
     CHECK(extent_map_lookup(p + size - 1) == tm_arena_id(a));
     CHECK(extent_map_lookup(p + size) != tm_arena_id(a));
     CHECK(extent_map_lookup(p - 1) != tm_arena_id(a));
-    pthread_mutex_lock(&a->hooked.lock);
+    tm_mutex_lock(&a->hooked.lock);
     CHECK(extent_set_contains(&a->hooked.extents, (uintptr_t)p, size));
-    pthread_mutex_unlock(&a->hooked.lock);
+    tm_mutex_unlock(&a->hooked.lock);
     /* dalloc opts out (the arena keeps its address space while it lives);
      * the extent stays mapped and tracked until the arena is destroyed */
     CHECK(h->dalloc(h, p, size, true, a->je_index) == true);
