@@ -4,10 +4,11 @@
  * The calls go through a table (tm_os_ops_t) so tests can inject failures
  * and odd results: a misaligned mmap, EFAULT from mbind, ENOMEM from mmap.
  *
- * tm_os_map_aligned is the path the seed defect lived on.  It maps exactly
- * what it returns: the head before the aligned address and the tail after
- * aligned + size are unmapped byte for byte, so the caller can bind, track
- * and later unmap [aligned, aligned + size) without touching a hole.
+ * tm_os_map_aligned is where the seed defect was (doc/design.md, "The
+ * exact aligned mapping").  It maps exactly what it returns: the head
+ * before the aligned address and the tail after aligned + size are
+ * unmapped byte for byte, so the caller can bind, track and later unmap
+ * [aligned, aligned + size) without touching a hole.
  */
 #include "config.h"
 

@@ -221,9 +221,6 @@ typedef struct tm_site_info {
 TM_EXPORT unsigned tm_site_count(void);
 /* 0, or -1 with errno EINVAL for an index past the count. */
 TM_EXPORT int tm_site_info(unsigned index, tm_site_info_t *out);
-/* The key a call stack from the caller of this function would get in the
- * preload library (depth from TIERMEM_STACK_DEPTH): for tests and tools. */
-TM_EXPORT uint64_t tm_site_key_here(void);
 /* The allocation counters of an arena (zero for arenas made by
  * tm_arena_create, which are not accounted). */
 TM_EXPORT void tm_arena_alloc_stats(const tm_arena_t *arena,

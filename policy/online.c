@@ -45,6 +45,7 @@ typedef struct online_arena {
 struct online {
     online_config_t cfg;
     uint64_t steps, last_seq;
+    double sampler_accesses_per_sample; /* the last interval's (0: unknown) */
     online_stats_t stats;
     double credit;          /* migration bytes the budget allows now */
     uint64_t wanted;        /* the largest move the budget put off last */
@@ -124,7 +125,7 @@ static int online_migrate_default(const online_t *o, unsigned arena_id,
                                   unsigned tier)
 {
     const tm_topology_t *topo = o->cfg.topology ? o->cfg.topology
-                                                : &sites_topology;
+                                                : tm_topology();
     tm_placement_t to;
     if (tm_topology_tier_placement(topo, tier, TM_MODE_PREFERRED, &to) != 0) {
         tm_log_warn("online: no placement for tier %u: errno %d", tier, errno);
@@ -201,6 +202,7 @@ static void online_track(online_t *o, const prof_interval_t *iv)
         a->bytes = online_bytes(a, r);
     }
     o->last_seq = iv->seq;
+    o->sampler_accesses_per_sample = iv->accesses_per_sample;
 }
 
 static bool online_live(const online_t *o, unsigned id)
@@ -265,13 +267,12 @@ static bool online_pinned(const online_t *o, const online_arena_t *a)
 }
 
 /* Accesses one heat unit stands for: the configured figure, else the
- * running sampler's (read on the profiling thread, which started after
- * the sampler was chosen), else 1. */
+ * sampler's, as the last interval carried it, else 1. */
 static double online_accesses_per_sample(const online_t *o)
 {
     if (o->cfg.accesses_per_sample > 0.0)
         return o->cfg.accesses_per_sample;
-    double a = profiler_accesses_per_sample();
+    double a = o->sampler_accesses_per_sample;
     return a > 0.0 ? a : 1.0;
 }
 
@@ -384,6 +385,8 @@ static void online_displace(online_t *o, unsigned t, size_t n, uint64_t room)
         if (room + freed < x->bytes || lost >= online_weight(o, x, t))
             continue;
         freed = online_free_room(o, t, n, room, x->bytes, true, &lost);
+        tm_assert_rule(room + freed >= x->bytes,
+                       "a tier's chosen arenas fit its usable capacity");
         room = room + freed - x->bytes;
         x->target = (uint8_t)t;
     }
@@ -460,6 +463,7 @@ static void online_move(online_t *o, online_round_t *r, unsigned id)
 {
     online_arena_t *a = &o->arena[id];
     unsigned to = a->target, from = a->tier, last = o->cfg.ntiers - 1;
+    tm_assert(to <= last && from <= last); /* online_choose set every target */
     if (to < from && r->used[to] + a->bytes > online_usable(o, to))
         return;               /* a promotion would overfill: wait for room */
     /* A demotion into a full tier may wait for a promotion out of it, and
@@ -482,6 +486,8 @@ static void online_move(online_t *o, online_round_t *r, unsigned id)
                 (unsigned long long)a->bytes, from, to);
     if (r->budget >= 0.0)
         r->budget -= (double)a->bytes;
+    tm_assert_rule(r->used[from] >= a->bytes,
+                   "a tier's used bytes count every arena on it");
     r->used[from] -= a->bytes;
     r->used[to] += a->bytes;
     a->tier = (uint8_t)to;

@@ -146,8 +146,9 @@ typedef struct online_config {
     double benefit_per_access; /* weight of one access (heat unit) saved */
     double cost_per_byte;      /* weight of one byte moved; 0 = free */
     double accesses_per_sample;/* accesses one heat unit stands for in the
-                                  cost/benefit test; 0 = the running
-                                  sampler's estimate (1 when none) */
+                                  cost/benefit test; 0 = the sampler's
+                                  estimate, which each interval carries
+                                  (1 when none) */
     unsigned initial_tier;     /* tier assumed for an arena first seen
                                   whose placement names no tier */
     const tm_topology_t *topology; /* tiers' nodes: an arena first seen is

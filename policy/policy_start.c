@@ -104,7 +104,7 @@ static bool online_wire(const policy_options_t *po, const prof_options_t *pr)
 {
     (void)sites_ready(); /* the tiers are discovered with the sites */
     online_config_t cfg;
-    if (policy_online_config(po, &sites_topology, pr->interval_ns,
+    if (policy_online_config(po, tm_topology(), pr->interval_ns,
                              policy_local_ranks(environ), &cfg) != 0) {
         tm_log_info("policy: one memory tier here: the online policy has "
                     "nothing to move");

@@ -111,8 +111,8 @@ attrib_t *attrib_new(double halflife)
         tm_log_error("attribution: no metadata memory for its state");
         return NULL;
     }
-    /* d = 2^(-1/halflife): after halflife intervals, half the weight */
-    a->decay = halflife > 0 ? exp2(-1.0 / halflife) : 0.0;
+    /* after halflife intervals, half the weight */
+    a->decay = prof_heat_decay(halflife);
     a->counts = tm_meta_alloc(ATTRIB_IDS * sizeof *a->counts);
     a->arenas = tm_meta_alloc(ATTRIB_IDS * sizeof *a->arenas);
     a->arena_rows = tm_meta_alloc(TM_MAX_ARENAS * sizeof *a->arena_rows);
@@ -224,10 +224,10 @@ static void attrib_arena_row(attrib_t *a, tm_arena_t *arena, unsigned id)
                               .kind = (uint8_t)arena->kind,
                               .owner_site = arena->owner_site,
                               .samples = st->taken};
-    pthread_mutex_lock(&arena->hooked.lock);
+    tm_mutex_lock(&arena->hooked.lock);
     row->placement = arena->hooked.placement;
     row->mapped = arena->hooked.extents.bytes;
-    pthread_mutex_unlock(&arena->hooked.lock);
+    tm_mutex_unlock(&arena->hooked.lock);
     if (arena->kind == ARENA_SHARED)
         stats_snapshot(&arena->stats, &row->stats); /* lock-free here */
     /* ARENA_SITE stats are the owner site's: filled after the walk */

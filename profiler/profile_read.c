@@ -18,20 +18,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "profile_parse.h"
-
-double prof_heat_decay(double halflife)
-{
-    if (!(halflife > 0)) /* also NaN */
-        return 0.0;
-    return exp2(-1.0 / halflife);
-}
 
 /* ---------------------------------------------------------- intervals */
 

@@ -102,12 +102,6 @@ const char *profiler_sampler_name(void)
     return prof.running ? prof.sampler_name : "";
 }
 
-double profiler_accesses_per_sample(void)
-{
-    return prof.running && prof.sampling ? prof.sampler.accesses_per_sample
-                                         : 0.0;
-}
-
 const char *profiler_profile_path(void)
 {
     return prof.running ? prof.path : "";
@@ -144,6 +138,7 @@ static int wake_timeout_ms(void)
  * was asked to be, or a trace-clock sampler has nothing left. */
 static bool interval_close(uint64_t t_end, bool last)
 {
+    tm_assert_role(TM_ROLE_PROFILER);
     if (prof.sampling) {
         prof.sampler.ops->collect(&prof.sampler, t_end);
         if (prof.opts.trace_clock && prof.sampler.ops->done != NULL &&
@@ -155,11 +150,18 @@ static bool interval_close(uint64_t t_end, bool last)
      * with where the memory was */
     if (every != 0 && (prof.intervals % every == 0 || last))
         residency_sample_all(prof.attrib, prof.opts.residency_pages);
-    const prof_interval_t *iv = attrib_close(prof.attrib, prof.t_last, t_end);
+    const prof_interval_t *closed =
+        attrib_close(prof.attrib, prof.t_last, t_end);
     prof.t_last = t_end;
     prof.intervals++;
-    if (iv == NULL)
+    if (closed == NULL)
         return last;
+    /* Attribution does not know the sampler: the interval says what one
+     * sample stands for here, so the hook need not ask the profiler. */
+    prof_interval_t stamped = *closed;
+    stamped.accesses_per_sample =
+        prof.sampling ? prof.sampler.accesses_per_sample : 0.0;
+    const prof_interval_t *iv = &stamped;
     if (prof.writer != NULL && profile_writer_interval(prof.writer, iv) != 0 &&
         !prof.write_failed && !prof_fd_any_lost()) {
         prof.write_failed = true;
@@ -260,6 +262,7 @@ static void run_trace_clock(void)
  * holds it while it joins us: never wait for it here). */
 static void stop_after_loss(void)
 {
+    tm_assert_role(TM_ROLE_PROFILER);
     if (pthread_mutex_trylock(&prof.lock) != 0)
         return;
     if (prof.sampling) {
@@ -282,6 +285,7 @@ static void *profiler_main(void *arg)
 {
     (void)arg;
     on_profiler_thread = true;
+    tm_thread_set_role(TM_ROLE_PROFILER);
     if (prof.opts.trace_clock && prof.sampling) {
         run_trace_clock();
     } else {
@@ -309,7 +313,7 @@ static void header_fill(prof_header_t *h)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     h->start_unix_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-    tm_topology_t *t = &sites_topology;
+    const tm_topology_t *t = tm_topology();
     for (unsigned i = 0; i < t->nnodes && i < TM_MAX_NODES; i++) {
         prof_node_t *node = &h->nodes[h->nnodes++];
         node->id = t->nodes[i].id;

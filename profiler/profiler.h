@@ -36,6 +36,8 @@
 #ifndef TM_PROFILER_H
 #define TM_PROFILER_H
 
+#include <math.h>
+
 #include "runtime.h"
 
 /* ================================================================ settings
@@ -219,6 +221,12 @@ typedef struct prof_interval {
     uint64_t samples;         /* all samples delivered this interval */
     uint64_t unattributed;    /* samples at addresses no arena owns */
     uint64_t lost;            /* samples the sampler reported lost */
+    double accesses_per_sample; /* memory accesses one sample of weight 1
+                                 stands for, by the sampler's estimate;
+                                 set by the profiler on the intervals it
+                                 delivers, 0 when unknown (no sampler, or
+                                 read from a profile, which does not
+                                 record it) */
     size_t narenas;
     prof_arena_row_t *arenas;       /* ascending id */
     size_t nresidency;
@@ -227,9 +235,17 @@ typedef struct prof_interval {
     prof_site_row_t *sites;         /* ascending index */
 } prof_interval_t;
 
-/* Heat: h' = h * d + samples * (1 - d), with d = 2^(-1/halflife).  The
- * reader recomputes heat from the samples with the same function. */
-double prof_heat_decay(double halflife);
+/* Heat: h' = h * d + samples * (1 - d), with d = 2^(-1/halflife).  Both
+ * are here, inline, so that attribution (which computes heat) and the
+ * reader (which recomputes it from the samples) share one definition and
+ * the reader's tools need nothing else of the profiler.  d is 0 (heat is
+ * the last interval's samples) for a half-life that is not positive or NaN. */
+static inline double prof_heat_decay(double halflife)
+{
+    if (!(halflife > 0)) /* also NaN */
+        return 0.0;
+    return exp2(-1.0 / halflife);
+}
 static inline double prof_heat_update(double heat, uint64_t samples,
                                       double decay)
 {
@@ -355,10 +371,6 @@ void profiler_before_exec(void);
 bool profiler_running(void);
 /* The sampler in use ("uffd", "pebs", ...), or "" when not running. */
 const char *profiler_sampler_name(void);
-/* Memory accesses one sample stands for, by the running sampler's own
- * estimate (0 when not sampling): the perf period, a uffd page's cache
- * lines, 1 for a trace.  The online policy's cost/benefit reads it. */
-double profiler_accesses_per_sample(void);
 /* The profile file being written ("" when none). */
 const char *profiler_profile_path(void);
 

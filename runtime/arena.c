@@ -47,12 +47,15 @@ static __thread bool walking __attribute__((tls_model("initial-exec")));
 
 void arena_walk_begin(void)
 {
+    /* a nested begin would wait for ever on walk_lock, which it holds */
+    tm_assert_rule(!walking, "arena walks do not nest");
     pthread_mutex_lock(&walk_lock);
     walking = true;
 }
 
 void arena_walk_end(void)
 {
+    tm_assert_rule(walking, "an arena walk ends on the thread that began it");
     walking = false;
     pthread_mutex_unlock(&walk_lock);
 }
@@ -181,13 +184,13 @@ tm_arena_t *arena_create(const tm_placement_t *placement, arena_kind_t kind,
     unsigned index;
     size_t sz = sizeof index;
     pthread_mutex_lock(&create_lock);
-    pthread_mutex_lock(&a->hooked.lock);
+    tm_mutex_lock(&a->hooked.lock);
     a->hooked.creating = true; /* what jemalloc maps now is metadata */
-    pthread_mutex_unlock(&a->hooked.lock);
+    tm_mutex_unlock(&a->hooked.lock);
     int rc = mallctl("arenas.create", &index, &sz, &hooks, sizeof hooks);
-    pthread_mutex_lock(&a->hooked.lock);
+    tm_mutex_lock(&a->hooked.lock);
     a->hooked.creating = false;
-    pthread_mutex_unlock(&a->hooked.lock);
+    tm_mutex_unlock(&a->hooked.lock);
     pthread_mutex_unlock(&create_lock);
     if (rc != 0) {
         tm_log_error("arena %u: jemalloc arenas.create failed: error %d", id,
@@ -221,6 +224,7 @@ int tm_arena_destroy(tm_arena_t *a)
         errno = rc;
         return -1;
     }
+    tm_assert_rule(!walking, "a walker does not destroy arenas");
     pthread_mutex_lock(&walk_lock);
     arena_delete(a);
     pthread_mutex_unlock(&walk_lock);
@@ -425,9 +429,9 @@ unsigned tm_arena_jemalloc_index(const tm_arena_t *a) { return a->je_index; }
 tm_placement_t tm_arena_placement(const tm_arena_t *a)
 {
     tm_arena_t *m = (tm_arena_t *)a; /* the lock is not part of the value */
-    pthread_mutex_lock(&m->hooked.lock);
+    tm_mutex_lock(&m->hooked.lock);
     tm_placement_t p = m->hooked.placement;
-    pthread_mutex_unlock(&m->hooked.lock);
+    tm_mutex_unlock(&m->hooked.lock);
     return p;
 }
 

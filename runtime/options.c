@@ -124,8 +124,8 @@ static const setting_t settings[S_NSETTINGS] = {
 
 /* TIERMEM_ names that other files read: known, so never "unknown". */
 static const char *const read_elsewhere[] = {
-    "TIERMEM_LOG",      /* config.c */
-    "TIERMEM_LOG_FILE", /* config.c */
+    "TIERMEM_LOG",      /* runtime_init.c */
+    "TIERMEM_LOG_FILE", /* runtime_init.c */
     "TIERMEM_TIERS",    /* tiers.c */
     /* the profiler layer's own (profiler/profiler_options.c) */
     "TIERMEM_PROFILE", "TIERMEM_PROFILE_SAMPLER", "TIERMEM_PROFILE_INTERVAL",

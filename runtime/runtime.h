@@ -47,7 +47,7 @@ struct tm_arena {
                               the reclaim lock */
 };
 
-/* ---------------------------------------------------------------- config.c */
+/* ---------------------------------------------------------------- runtime_init.c */
 
 /* Reads the environment once (TIERMEM_LOG, TIERMEM_LOG_FILE); idempotent,
  * thread-safe, called by every entry point that needs it. */
@@ -267,6 +267,14 @@ bool node_list_parse(const char *s, const char *end, unsigned *ids,
  * Returns 0, or -1 with errno (ENOENT: no usable node under dir). */
 int node_sysfs_read(const char *dir, tm_topology_t *t);
 
+/* ---------------------------------------------------------------- tiers.c */
+
+/* Discover the process's tiers (once, as the sites start); -1 with errno
+ * when the nodes cannot be read (then the topology stays empty). */
+int tm_topology_load(void);
+/* The process's tiers, as tm_topology_load found them (empty before). */
+const tm_topology_t *tm_topology(void);
+
 /* ---------------------------------------------------------------- objects.c */
 
 /* Loaded objects and the offset of an address inside one (for ASLR-stable
@@ -350,7 +358,6 @@ void site_arena_destroyed(void);
 void sites_prefork(void);
 void sites_postfork_parent(void);
 void sites_postfork_child(void);
-extern tm_topology_t sites_topology;
 /* Site 0, once start-up is complete (NULL before): the small-malloc path. */
 extern _Atomic(site_t *) sites_unsited;
 

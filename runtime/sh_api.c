@@ -61,27 +61,6 @@ int tm_site_info(unsigned index, tm_site_info_t *out)
     return 0;
 }
 
-uint64_t tm_site_key_here(void)
-{
-    if (!sites_ready())
-        return 0;
-    return stack_key(CALLER, tm_options.stack_depth, NULL);
-}
-
-void tm_arena_alloc_stats(const tm_arena_t *a, tm_alloc_stats_t *out)
-{
-    *out = (tm_alloc_stats_t){0};
-    if (a == NULL)
-        return;
-    if (a->kind == ARENA_SITE) {
-        site_t *s = site_get(a->owner_site);
-        if (s)
-            stats_snapshot(&s->stats, out);
-    } else if (a->kind == ARENA_SHARED) {
-        stats_snapshot(&a->stats, out);
-    }
-}
-
 int tm_sites_write(const char *path)
 {
     if (path == NULL || !sites_ready()) {

@@ -28,7 +28,6 @@
 
 #include "runtime.h"
 
-tm_topology_t sites_topology;
 _Atomic(site_t *) sites_unsited;
 
 static site_t *sites;            /* [tm_options.max_sites] */
@@ -57,20 +56,21 @@ static _Atomic bool sites_full_logged, arenas_full_logged;
 
 static bool target_placement(const tm_target_t *t, tm_placement_t *out)
 {
+    const tm_topology_t *topo = tm_topology();
     if (t->kind == TM_TARGET_NODE) {
-        for (unsigned i = 0; i < sites_topology.nnodes; i++)
-            if (sites_topology.nodes[i].id == t->index) {
+        for (unsigned i = 0; i < topo->nnodes; i++)
+            if (topo->nodes[i].id == t->index) {
                 *out = tm_placement_node(t->mode, t->index);
                 return true;
             }
         return false;
     }
-    if (sites_topology.ntiers == 0)
+    if (topo->ntiers == 0)
         return false;
-    unsigned tier = t->index < sites_topology.ntiers
+    unsigned tier = t->index < topo->ntiers
                         ? t->index
-                        : sites_topology.ntiers - 1; /* slowest there is */
-    return tm_topology_tier_placement(&sites_topology, tier, t->mode, out) == 0;
+                        : topo->ntiers - 1; /* slowest there is */
+    return tm_topology_tier_placement(topo, tier, t->mode, out) == 0;
 }
 
 static void default_placement_init(void)
@@ -493,7 +493,7 @@ static __thread bool initialising __attribute__((tls_model("initial-exec")));
 static void sites_init_once(void)
 {
     tm_runtime_init();
-    if (tm_topology_discover(&sites_topology) != 0)
+    if (tm_topology_load() != 0)
         tm_log_warn("sites: no NUMA topology (errno %d); one node assumed",
                     errno);
     default_placement_init();

@@ -230,6 +230,22 @@ void stats_snapshot(const site_stats_t *st, tm_alloc_stats_t *out)
         out->peak = out->live;
 }
 
+/* A site arena's counters are its site's: site_account_* count there.  A
+ * shared arena keeps its own; arenas of tm_arena_create have none. */
+void tm_arena_alloc_stats(const tm_arena_t *a, tm_alloc_stats_t *out)
+{
+    *out = (tm_alloc_stats_t){0};
+    if (a == NULL)
+        return;
+    if (a->kind == ARENA_SITE) {
+        site_t *s = site_get(a->owner_site);
+        if (s)
+            stats_snapshot(&s->stats, out);
+    } else if (a->kind == ARENA_SHARED) {
+        stats_snapshot(&a->stats, out);
+    }
+}
+
 /* ------------------------------------------------------------ fork */
 
 void site_stats_prefork(void) { pthread_mutex_lock(&delta_lock); }

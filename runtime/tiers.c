@@ -273,6 +273,24 @@ static void log_tiers(const tm_topology_t *t)
 }
 
 /* ------------------------------------------------------------------ */
+/* The process's tiers                                                  */
+/* ------------------------------------------------------------------ */
+
+/* Discovered once, by tm_topology_load when the sites start, and read-only
+ * after: placements, the profile header and the online policy read it. */
+static tm_topology_t process_topology;
+
+int tm_topology_load(void)
+{
+    return tm_topology_discover(&process_topology);
+}
+
+const tm_topology_t *tm_topology(void)
+{
+    return &process_topology;
+}
+
+/* ------------------------------------------------------------------ */
 /* Public API                                                           */
 /* ------------------------------------------------------------------ */
 

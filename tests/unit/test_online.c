@@ -21,6 +21,7 @@ typedef struct sim {
     uint64_t nodes[NMAX + 1];  /* the row's placement (0: none) */
     uint64_t mapped[NMAX + 1]; /* 0: twice bytes */
     bool unmeasured;           /* rows without residency */
+    double accesses_per_sample; /* what the intervals carry (0: unknown) */
     prof_arena_row_t rows[NMAX];
     uint64_t seq;
 } sim_t;
@@ -72,6 +73,7 @@ static void sim_step(online_t *o, sim_t *s)
     prof_interval_t iv;
     memset(&iv, 0, sizeof(iv));
     iv.seq = ++s->seq;
+    iv.accesses_per_sample = s->accesses_per_sample;
     for (unsigned i = 0; i < s->n; i++) {
         memset(&s->rows[i], 0, sizeof(s->rows[i]));
         s->rows[i].id = i + 1;
@@ -337,6 +339,17 @@ static void test_cost_benefit(void)
     online_get_stats(o, &st);
     CHECK(st.skipped_cost >= 5 && st.moves == 1);
     online_delete(o);
+
+    /* The sampler's figure, carried by the intervals: one sample stands
+     * for 100 accesses, 100*100*2*2 = 40000 > 4 MiB*1e-3, the huge one
+     * pays for its move. */
+    s.accesses_per_sample = 100;
+    o = online_new(&cfg);
+    REQUIRE_VOID(o);
+    decide(o, &s, cfg.every);
+    CHECK(online_tier_of(o, 1) == 0 && online_tier_of(o, 2) == 0);
+    online_delete(o);
+    s.accesses_per_sample = 0;
 
     /* Control: free moves, the huge one goes too. */
     cfg.cost_per_byte = 0;

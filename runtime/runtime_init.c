@@ -1,5 +1,7 @@
 /*
- * config.c -- start-up and the environment settings read so far.
+ * runtime_init.c -- the runtime's start-up, once per process: the log
+ * first (so that what follows can warn), then the settings, then jemalloc
+ * and the fork handlers; and the hook the exec wrappers run first.
  *
  *   TIERMEM_LOG       off | error | warn | info | debug   (default: warn)
  *   TIERMEM_LOG_FILE  a path to append log lines to       (default: stderr)
