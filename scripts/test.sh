@@ -16,7 +16,8 @@
 #      (tests/security/run.sh);
 #   9. the multi-node QEMU guest rig (tests/guest/run-rig.sh).
 # Each test program, guest test and step counts once; the last line is
-# "N passed, N failed".  Exit status 0 only when nothing failed.
+# "N passed, N failed, N skipped" (skips: whole programs, and the parts of
+# programs that printed "SKIP: what (why)").  Exit status 0 only when nothing failed.
 #
 # Environment: TM_TEST_SKIP="asan tsan distcheck install fuzz preload security guest"
 # skips steps
@@ -27,6 +28,7 @@ builds=${TM_BUILD_ROOT:-$root/build}
 skip=" ${TM_TEST_SKIP:-} "
 passed=0
 failed=0
+skipped=0
 failures=()
 
 note() { printf '\n== %s\n' "$*"; }
@@ -40,10 +42,18 @@ count_check() { # build_dir label
     if [ ! -f "$log" ]; then fail "$2: no test-suite.log"; return; fi
     p=$(sed -n 's/^# PASS: *//p' "$log")
     f=$(( $(sed -n 's/^# FAIL: *//p' "$log") + $(sed -n 's/^# ERROR: *//p' "$log") ))
+    # skipped programs, and the parts of passing programs that printed
+    # "SKIP: what (why)" (tests/tm_test.h)
+    s=$(( $(sed -n 's/^# SKIP: *//p' "$log") +
+        $(find "$1/tests" -name '*.log' -exec cat {} + 2>/dev/null |
+            grep -c '^SKIP: ') ))
     passed=$((passed + p))
     failed=$((failed + f))
+    skipped=$((skipped + s))
     [ "$f" -eq 0 ] || { failures+=("$2: $f test program(s)"); cat "$log"; }
-    echo "$2: $p passed, $f failed"
+    echo "$2: $p passed, $f failed, $s skipped"
+    find "$1/tests" -name '*.log' -exec cat {} + 2>/dev/null | grep '^SKIP: ' |
+        sort | uniq -c | sed 's/^/  /' || true
 }
 
 build_and_check() { # label build_dir scale configure-args...
@@ -113,8 +123,10 @@ run_counted() { # label out-file command...
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
     p=$(echo "$line" | sed -n 's/^\([0-9]*\) passed.*/\1/p')
     f=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
+    s=$(echo "$line" | sed -n 's/.* \([0-9]*\) skipped.*/\1/p')
     passed=$((passed + ${p:-0}))
     failed=$((failed + ${f:-0}))
+    skipped=$((skipped + ${s:-0}))
     [ "${f:-0}" -eq 0 ] || failures+=("$label: $f test(s)")
     if [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then fail "$label (exit $rc)"; fi
 }
@@ -151,5 +163,5 @@ fi
 
 echo
 for f in "${failures[@]}"; do echo "failed: $f"; done
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -207,7 +207,8 @@ int main(void)
     unsetenv("TIERMEM_LAYOUT");
     unsetenv("SH_ARENA_LAYOUT");
     if (SANITIZED)
-        printf("SKIP: RLIMIT_AS part (sanitizer shadow memory)\n");
+        tm_test_skip("under RLIMIT_AS", "a sanitizer's shadow memory counts "
+                     "against the limit");
     else
         test_under_limit();
     test_bounded();

@@ -25,14 +25,17 @@ const char *__tsan_default_options(void);
 const char *__tsan_default_options(void) { return "detect_deadlocks=0"; }
 #endif
 
-static _Atomic bool in_query, slow_once = true;
+static _Atomic bool in_query, forked, slow_once = true;
 
 static long slow_move_pages(int pid, unsigned long c, void **p, const int *n,
                             int *s, int fl)
 {
     if (n == NULL && atomic_exchange(&slow_once, false)) {
         atomic_store(&in_query, true);
-        usleep(500 * 1000); /* the arena mutex is held meanwhile */
+        /* the arena mutex is held meanwhile: until the fork, however late
+         * a loaded machine runs it (20 s at most) */
+        for (int i = 0; i < 20000 && !atomic_load(&forked); i++)
+            usleep(1000);
     }
     return tm_os_real_ops()->move_pages(pid, c, p, n, s, fl);
 }
@@ -61,6 +64,8 @@ int main(void)
         usleep(1000);
     pid_t pid = fork();
     REQUIRE(pid >= 0);
+    if (pid > 0)
+        atomic_store(&forked, true);
     if (pid == 0) {
         alarm(20);
         char *q = tm_arena_malloc(a, 64 * MiB); /* needs the arena mutex */

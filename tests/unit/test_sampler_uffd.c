@@ -407,7 +407,7 @@ static void stall_arm(void)
 
 static bool stall_wait(void)
 {
-    for (int i = 0; i < 2000 && !atomic_load(&stall_in); i++)
+    for (int i = 0; i < 20000 && !atomic_load(&stall_in); i++) /* 20 s */
         sleep_ms(1);
     return atomic_load(&stall_in);
 }
@@ -672,18 +672,22 @@ static void test_service_errors(void)
 int main(void)
 {
     page_size = (size_t)sysconf(_SC_PAGESIZE);
+    char why[160], seen[160];
+    bool expected = tm_test_expect_uffd_wp(why, sizeof why);
     int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
-        printf("skip: userfaultfd unavailable (errno %d %s): needs root or "
-               "vm.unprivileged_userfaultfd=1\n", errno, strerror(errno));
-        return 77;
+        snprintf(seen, sizeof seen, "userfaultfd: errno %d %s", errno,
+                 strerror(errno));
+        tm_test_missing("the uffd sampler", expected, why, seen);
+        return tm_test_done(__FILE__);
     }
     close(fd);
     sampler_t probe;
     if (sampler_open_pages(&probe, 16) != 0) {
-        printf("skip: the uffd sampler cannot open here (errno %d %s)\n",
-               errno, strerror(errno));
-        return 77;
+        snprintf(seen, sizeof seen, "the sampler's open: errno %d %s", errno,
+                 strerror(errno));
+        tm_test_missing("the uffd sampler", expected, why, seen);
+        return tm_test_done(__FILE__);
     }
     probe.ops->close(&probe);
     /* A writer left blocked on a fault must fail the test, not hang it. */

@@ -478,7 +478,8 @@ static void test_real_machine(void)
 {
     tm_topology_t t;
     if (access("/sys/devices/system/node", F_OK) != 0) {
-        printf("no /sys/devices/system/node: real-machine check skipped\n");
+        tm_test_skip("this machine's nodes", "no /sys/devices/system/node: "
+                     "a kernel without NUMA");
         errno = 0;
         CHECK(tm_topology_discover(&t) == -1 && errno != 0);
         return;
