@@ -21,6 +21,15 @@
 #include "runtime.h"
 #include "../tm_test.h"
 
+#if TM_TEST_TSAN
+/* The children fork with the runtime's fork handlers installed; they and
+ * jemalloc's take more mutexes at once than TSan's deadlock detector can
+ * track (it aborts inside fork, as in test_fork.c).  Races are still
+ * reported. */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void) { return "detect_deadlocks=0"; }
+#endif
+
 #define PAGE ((size_t)4096)
 
 static tm_arena_t *arena_with_blocks(void **blocks, size_t n)
