@@ -42,7 +42,7 @@ static struct {
     size_t bin_size[MAX_BINS];
     size_t slab_pages[MAX_BINS];
 } geo;
-static _Atomic bool geo_ready, geo_failed;
+static _Atomic bool geo_ready;
 
 static bool ctl_read(const char *name, void *out, size_t size)
 {
@@ -56,8 +56,8 @@ static bool ctl_read(const char *name, void *out, size_t size)
     return true;
 }
 
-/* jemalloc's size classes and slab sizes, once.  Two threads may both run
- * it; they write the same values before either publishes geo_ready. */
+/* jemalloc's size classes and slab sizes, once (pthread_once: two frees
+ * racing to the first check must not both write geo). */
 static bool geometry_load(void)
 {
     unsigned nbins;
@@ -89,18 +89,20 @@ static bool geometry_load(void)
     return true;
 }
 
+static pthread_once_t geo_once = PTHREAD_ONCE_INIT;
+
+static void geometry_init(void)
+{
+    if (geometry_load())
+        atomic_store_explicit(&geo_ready, true, memory_order_release);
+}
+
 static bool geometry(void)
 {
     if (TM_LIKELY(atomic_load_explicit(&geo_ready, memory_order_acquire)))
         return true;
-    if (atomic_load_explicit(&geo_failed, memory_order_relaxed))
-        return false;
-    if (!geometry_load()) {
-        atomic_store(&geo_failed, true);
-        return false;
-    }
-    atomic_store_explicit(&geo_ready, true, memory_order_release);
-    return true;
+    (void)pthread_once(&geo_once, geometry_init);
+    return atomic_load_explicit(&geo_ready, memory_order_acquire);
 }
 
 static int bin_of(size_t size)

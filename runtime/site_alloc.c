@@ -130,6 +130,8 @@ void *site_malloc(const void *caller, int site_id, size_t size)
     void *p = tm_arena_malloc(a, size);
     if (TM_LIKELY(p != NULL))
         site_account_alloc(s, a, p, usable_of(p, size ? size : 1));
+    else
+        arena_hazard_clear(); /* arena_pick set it; accounting clears it */
     return p;
 }
 
@@ -151,6 +153,8 @@ void *site_calloc(const void *caller, int site_id, size_t n, size_t size)
     void *p = tm_arena_calloc(a, n, size);
     if (TM_LIKELY(p != NULL))
         site_account_alloc(s, a, p, usable_of(p, total ? total : 1));
+    else
+        arena_hazard_clear();
     return p;
 }
 
@@ -171,6 +175,8 @@ void *site_aligned(const void *caller, int site_id, size_t align, size_t size)
     void *p = tm_arena_aligned_alloc(a, align, size);
     if (TM_LIKELY(p != NULL))
         site_account_alloc(s, a, p, sallocx(p, 0));
+    else
+        arena_hazard_clear();
     return p;
 }
 
