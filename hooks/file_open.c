@@ -45,15 +45,22 @@ uint64_t tm_unpredictable_bits(void)
     return r ^ (r >> 29);
 }
 
-int tm_file_create(const char *path, mode_t mode)
+/* open(2), again after a signal interrupted it. */
+static int open_retrying(const char *path, int flags, mode_t mode)
 {
     int fd;
     do
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC |
-                            O_NOCTTY,
-                  mode);
+        fd = open(path, flags, mode);
     while (fd < 0 && errno == EINTR);
     return fd;
+}
+
+#define CREATE_FLAGS (O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | \
+                      O_NOCTTY)
+
+int tm_file_create(const char *path, mode_t mode)
+{
+    return open_retrying(path, CREATE_FLAGS, mode);
 }
 
 int tm_file_create_temp(const char *final_path, char *tmp, size_t tmp_size,
@@ -118,10 +125,8 @@ int tm_file_open_read(const char *path, unsigned accept)
         errno = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
         return -1;
     }
-    int fd;
-    do
-        fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    while (fd < 0 && errno == EINTR);
+    int fd = open_retrying(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY,
+                           0);
     if (fd < 0)
         return -1;
     return finish_open(fd, accept);
@@ -131,22 +136,12 @@ int tm_file_open_append(const char *path, mode_t mode, unsigned accept)
 {
     /* Create it if it is not there (exclusively: a link planted between
      * the two opens makes the second one fail, not follow). */
-    int fd = tm_file_create(path, mode);
-    if (fd >= 0) {
-        if (fcntl(fd, F_SETFL, O_APPEND) != 0) {
-            int e = errno;
-            (void)close(fd);
-            errno = e;
-            return -1;
-        }
+    int fd = open_retrying(path, CREATE_FLAGS | O_APPEND, mode);
+    if (fd >= 0 || errno != EEXIST)
         return fd;
-    }
-    if (errno != EEXIST)
-        return -1;
-    do
-        fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK |
-                            O_CLOEXEC | O_NOCTTY);
-    while (fd < 0 && errno == EINTR);
+    fd = open_retrying(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK |
+                                 O_CLOEXEC | O_NOCTTY,
+                       0);
     if (fd < 0)
         return -1;
     return finish_open(fd, accept);

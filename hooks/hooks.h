@@ -39,20 +39,17 @@
 #define TM_UNLIKELY(x) (x)
 #endif
 
-/* Invariants checked in debug builds (configure --enable-debug). */
-#ifdef TM_DEBUG
-#define tm_assert(cond)                                                       \
-    do {                                                                      \
-        if (TM_UNLIKELY(!(cond)))                                             \
-            tm_assert_fail(#cond, __FILE__, __LINE__);                        \
-    } while (0)
-#else
-#define tm_assert(cond) ((void)0)
-#endif
-void tm_assert_fail(const char *cond, const char *file, int line)
-    __attribute__((noreturn));
-/* tm_assert with the rule named in words: the log line says what was
- * broken ("invariant violated: <rule> at file:line"), not just an expression. */
+/* a + b, at most 2^64 - 1: sums of counts from hostile files (profiles of
+ * many sites and ranks) must not wrap into small numbers. */
+static inline uint64_t tm_sat_add_u64(uint64_t a, uint64_t b)
+{
+    return b > UINT64_MAX - a ? UINT64_MAX : a + b;
+}
+
+/* Invariants checked in debug builds (configure --enable-debug).
+ * tm_assert_rule names the rule in words: the log line says what was
+ * broken ("invariant violated: <rule> at file:line"); tm_assert names the
+ * expression. */
 #ifdef TM_DEBUG
 #define tm_assert_rule(cond, rule)                                            \
     do {                                                                      \
@@ -62,6 +59,9 @@ void tm_assert_fail(const char *cond, const char *file, int line)
 #else
 #define tm_assert_rule(cond, rule) ((void)0)
 #endif
+#define tm_assert(cond) tm_assert_rule(cond, #cond)
+void tm_assert_fail(const char *cond, const char *file, int line)
+    __attribute__((noreturn));
 
 /* ------------------------------------------------------------------ */
 /* invariant.c: what debug builds check besides tm_assert               */

@@ -392,21 +392,31 @@ void tm_log(int level, const char *fmt, ...)
     errno = saved_errno;
 }
 
+/* One line to fd, past the repeat limit: the limit's own summaries, and
+ * the last words of a failed assertion. */
+__attribute__((format(printf, 3, 4))) static void
+log_unlimited(int fd, int level, const char *fmt, ...)
+{
+    char buf[LOG_LINE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    size_t at = line_prefix(buf, getpid(), level);
+    size_t len = line_body(buf, at, fmt, ap);
+    va_end(ap);
+    defang(buf + at, len - at);
+    emit(fd, buf, len);
+}
+
 /* One line for a slot whose held-back messages were not reported yet. */
 static void flush_slot(repeat_slot_t *s, pid_t me, int fd)
 {
     if (atomic_load(&s->suppressed) == 0 || !slot_trylock(s, me))
         return;
     uint64_t n = atomic_exchange(&s->suppressed, 0);
-    if (n > 0 && s->used && s->level <= tm_log_level()) {
-        char buf[LOG_LINE_MAX];
-        size_t at = line_prefix(buf, me, s->level);
-        int m = snprintf(buf + at, sizeof buf - at - 1,
-                         "%llu more messages like \"%s...\" were not shown",
-                         (unsigned long long)n, s->quote);
-        if (m > 0 && (size_t)m < sizeof buf - at - 1)
-            emit(fd, buf, at + (size_t)m);
-    }
+    if (n > 0 && s->used && s->level <= tm_log_level())
+        log_unlimited(fd, s->level,
+                      "%llu more messages like \"%s...\" were not shown",
+                      (unsigned long long)n, s->quote);
     slot_unlock(s);
 }
 
@@ -439,15 +449,8 @@ void tm_assert_fail(const char *cond, const char *file, int line)
 {
     /* not limited: this is the last line the process writes */
     int fd = tm_log_level() >= TM_LOG_ERROR ? log_destination() : -1;
-    if (fd >= 0) {
-        char buf[LOG_LINE_MAX];
-        size_t at = line_prefix(buf, getpid(), TM_LOG_ERROR);
-        int m = snprintf(buf + at, sizeof buf - at - 1,
-                         "invariant violated: %s at %s:%d", cond, file, line);
-        size_t len = m < 0 ? at
-                     : (size_t)m < sizeof buf - at - 1 ? at + (size_t)m
-                                                       : sizeof buf - 2;
-        emit(fd, buf, len);
-    }
+    if (fd >= 0)
+        log_unlimited(fd, TM_LOG_ERROR, "invariant violated: %s at %s:%d",
+                      cond, file, line);
     abort();
 }

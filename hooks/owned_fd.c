@@ -127,11 +127,20 @@ bool tm_fd_is_ours(const tm_owned_fd_t *o)
 {
     if (o->fd < 0)
         return false;
-    tm_owned_fd_t now;
-    if (!identify(o->fd, &now))
+    struct stat st;
+    if (fstat(o->fd, &st) != 0)
         return false; /* closed (EBADF) */
-    return now.dev == o->dev && now.ino == o->ino && now.type == o->type &&
-           strcmp(now.anon, o->anon) == 0;
+    if (st.st_dev != o->dev || st.st_ino != o->ino ||
+        (st.st_mode & S_IFMT) != o->type)
+        return false;
+    /* Device and inode name a file, except for anonymous inodes, whose
+     * kinds share one: only those need the kernel's name for the kind
+     * (a readlink, which the log path would otherwise pay per line). */
+    if (o->anon[0] == '\0')
+        return true;
+    char kind[sizeof o->anon];
+    anon_kind(o->fd, kind, sizeof kind);
+    return strcmp(kind, o->anon) == 0;
 }
 
 bool tm_fd_release(tm_owned_fd_t *o)

@@ -24,13 +24,9 @@
 
 /* ------------------------------------------------------------ merging */
 
-/* a + b, at most 2^64 - 1: each profile's totals fit 64 bits, but their
- * sums over sites and ranks may not, and a wrapped sum ranks a hot site
- * as cold. */
-static uint64_t guide_sat_add(uint64_t a, uint64_t b)
-{
-    return b > UINT64_MAX - a ? UINT64_MAX : a + b;
-}
+/* Sums over sites and ranks saturate (tm_sat_add_u64): each profile's
+ * totals fit 64 bits, their sums may not, and a wrapped sum ranks a hot
+ * site as cold. */
 
 static int guide_site_cmp(const void *a, const void *b)
 {
@@ -50,8 +46,8 @@ static size_t guide_fold_within(guide_site_t *s, size_t n)
     size_t out = 0;
     for (size_t i = 1; i < n; i++) {
         if (guide_site_cmp(&s[out], &s[i]) == 0) {
-            s[out].bytes = guide_sat_add(s[out].bytes, s[i].bytes);
-            s[out].accesses = guide_sat_add(s[out].accesses, s[i].accesses);
+            s[out].bytes = tm_sat_add_u64(s[out].bytes, s[i].bytes);
+            s[out].accesses = tm_sat_add_u64(s[out].accesses, s[i].accesses);
         } else {
             s[++out] = s[i];
         }
@@ -79,7 +75,7 @@ static int guide_merge_sorted(guide_t *g, const guide_site_t *l, size_t nl)
             m[n] = g->sites[i++];
             if (l[j].bytes > m[n].bytes)
                 m[n].bytes = l[j].bytes;
-            m[n].accesses = guide_sat_add(m[n].accesses, l[j++].accesses);
+            m[n].accesses = tm_sat_add_u64(m[n].accesses, l[j++].accesses);
             n++;
         }
     }
@@ -88,8 +84,8 @@ static int guide_merge_sorted(guide_t *g, const guide_site_t *l, size_t nl)
     g->nsites = n;
     g->footprint = g->accesses = 0;
     for (size_t k = 0; k < n; k++) {
-        g->footprint = guide_sat_add(g->footprint, m[k].bytes);
-        g->accesses = guide_sat_add(g->accesses, m[k].accesses);
+        g->footprint = tm_sat_add_u64(g->footprint, m[k].bytes);
+        g->accesses = tm_sat_add_u64(g->accesses, m[k].accesses);
     }
     return 0;
 }
@@ -115,7 +111,7 @@ static void guide_range_samples(const profile_t *p, uint64_t first,
                 bsearch(&iv->sites[k].index, p->sites, p->nsites,
                         sizeof *p->sites, site_total_by_index);
             if (t != NULL)
-                samples[t - p->sites] = guide_sat_add(
+                samples[t - p->sites] = tm_sat_add_u64(
                     samples[t - p->sites], iv->sites[k].samples);
         }
     }
@@ -128,7 +124,7 @@ static void guide_take_header(guide_t *g, const prof_header_t *h)
         if (t >= TM_MAX_NODES)
             continue;
         g->tier_capacity[t] =
-            guide_sat_add(g->tier_capacity[t], h->nodes[i].capacity);
+            tm_sat_add_u64(g->tier_capacity[t], h->nodes[i].capacity);
         if (t + 1 > g->ntiers_seen)
             g->ntiers_seen = t + 1;
     }
@@ -154,7 +150,7 @@ int guide_add_profile(guide_t *g, const profile_t *p, uint64_t first,
         uint64_t s = ranged ? samples[i] : t->samples;
         /* site 0 collects what no site owns: guidance cannot name it */
         if (t->index == 0 || (t->key == 0 && t->explicit_id < 0)) {
-            g->unsited = guide_sat_add(g->unsited, s);
+            g->unsited = tm_sat_add_u64(g->unsited, s);
             continue;
         }
         l[n].by_id = t->explicit_id >= 0;
@@ -305,7 +301,6 @@ double guide_place(guide_t *g, place_policy_t policy, const uint64_t *cap,
     if (r >= 0)
         for (size_t i = 0; i < g->nsites; i++)
             g->sites[i].tier = tier_of[i];
-    g->placed_by = policy;
     g->approximate = r >= 0 && !ex;
     if (g->approximate)
         tm_log_warn("guide: %s on %zu sites went past its bounds: the "

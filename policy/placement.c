@@ -109,10 +109,6 @@ static double place_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* The 0/1 knapsack table over sizes in units of g (rounded up, capacity
- * rounded down, so the pick never exceeds cap).  One row per item, one
- * column per unit of capacity: a value array and one decision bit per cell.
- * Returns 1 done, 0 past the time bound or out of memory (pick untouched). */
 /* ceil(a / b) without the wrap of (a + b - 1) / b: a profile's sizes are
  * hostile data and may sit near 2^64. */
 static uint64_t div_round_up(uint64_t a, uint64_t b)
@@ -120,6 +116,10 @@ static uint64_t div_round_up(uint64_t a, uint64_t b)
     return a / b + (a % b != 0);
 }
 
+/* The 0/1 knapsack table over sizes in units of g (rounded up, capacity
+ * rounded down, so the pick never exceeds cap).  One row per item, one
+ * column per unit of capacity: a value array and one decision bit per cell.
+ * Returns 1 done, 0 past the time bound or out of memory (pick untouched). */
 static int knapsack_dp(const place_ent_t *ents, size_t m, uint64_t cap,
                        uint64_t g, double max_seconds, unsigned char *pick)
 {

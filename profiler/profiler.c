@@ -474,8 +474,6 @@ static bool options_valid(const prof_options_t *o)
     return why == NULL;
 }
 
-/* NAME.txt -> NAME.<pid>.txt (or NAME.<pid> without the suffix): for when
- * another process already writes NAME (a rank's child inherits the rank). */
 static int start_locked(const prof_options_t *o)
 {
     if (!options_valid(o)) {

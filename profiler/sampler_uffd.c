@@ -98,7 +98,17 @@ static int uffd_create(void)
     return fd;
 }
 
-/* Closes only the descriptors still ours. */
+/* Close the sampler's descriptors that are still ours (only those: the
+ * program may have closed ours and reused the numbers).  Async-signal-
+ * safe, for the fork child. */
+static void uffd_fds_release(uffd_state_t *st)
+{
+    tm_owned_fd_t *fds[] = {&st->stop, &st->sync, &st->ack, &st->uffd};
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+        (void)tm_fd_release(fds[i]);
+}
+
+/* The sampler's memory, and its descriptors that are still ours. */
 static void uffd_state_free(uffd_state_t *st)
 {
     if (st->pages)
@@ -108,9 +118,7 @@ static void uffd_state_free(uffd_state_t *st)
     for (int i = 0; i < 2; i++)
         if (st->regs[i])
             tm_meta_free(st->regs[i], UFFD_REG_SLOTS * sizeof(uffd_reg_t));
-    tm_owned_fd_t *fds[] = {&st->stop, &st->sync, &st->ack, &st->uffd};
-    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
-        (void)tm_fd_release(fds[i]);
+    uffd_fds_release(st);
     tm_meta_free(st, sizeof *st);
 }
 
@@ -534,9 +542,7 @@ static void uffd_shutdown(uffd_state_t *st)
     uffd_service_stop(st);
     uffd_report_errors(st);
     /* Closing the last reference wakes any writer still waiting. */
-    tm_owned_fd_t *fds[] = {&st->stop, &st->sync, &st->ack, &st->uffd};
-    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
-        (void)tm_fd_release(fds[i]);
+    uffd_fds_release(st);
 }
 
 static void uffd_close(sampler_t *s)
@@ -568,10 +574,7 @@ static void uffd_fork_child(sampler_t *s)
     uffd_state_t *st = s->state;
     if (st == NULL)
         return;
-    (void)tm_fd_release(&st->uffd);
-    (void)tm_fd_release(&st->stop);
-    (void)tm_fd_release(&st->sync);
-    (void)tm_fd_release(&st->ack);
+    uffd_fds_release(st);
     s->state = NULL; /* its memory is the parent's copy; left to exit */
 }
 

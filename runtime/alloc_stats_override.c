@@ -127,11 +127,10 @@ static size_t free_regions(const char *prefix)
     return total;
 }
 
+/* The figures over all arenas, of the epoch the caller refreshed. */
 static void totals_read(heap_figures_t *h)
 {
-    stats_refresh();
     heap_read("stats.arenas." ALL_ARENAS, h);
-    h->free_regions = free_regions("stats.arenas." ALL_ARENAS);
 }
 
 /* glibc's "arena": the pages of the small blocks' slabs. */
@@ -144,7 +143,9 @@ static size_t heap_bytes(const heap_figures_t *h)
 OVERRIDE struct mallinfo2 mallinfo2(void)
 {
     heap_figures_t h;
+    stats_refresh();
     totals_read(&h);
+    h.free_regions = free_regions("stats.arenas." ALL_ARENAS);
     struct mallinfo2 mi = {0};
     mi.arena = heap_bytes(&h);
     mi.ordblks = h.free_regions;

@@ -248,6 +248,17 @@ static bool reclaim_for_retry(const tm_arena_t *a)
     return site_arenas_reclaim(false, a) > 0;
 }
 
+/* mallocx from a's jemalloc arena (a zero size as one byte), retried once
+ * after reclaim when it fails; NULL with errno ENOMEM. */
+static void *arena_mallocx(tm_arena_t *a, size_t size, int flags)
+{
+    size = size ? size : 1;
+    void *p = mallocx(size, tcache_alloc_flags(a) | flags);
+    if (TM_UNLIKELY(p == NULL) && reclaim_for_retry(a))
+        p = mallocx(size, tcache_alloc_flags(a) | flags);
+    return checked(p);
+}
+
 /* The fast path: a block from this thread's front cache for the arena. */
 static inline void *front_alloc(tm_arena_t *a, size_t size)
 {
@@ -269,10 +280,7 @@ void *tm_arena_malloc(tm_arena_t *a, size_t size)
         if (TM_LIKELY(p != NULL))
             return p;
     }
-    void *p = mallocx(size ? size : 1, tcache_alloc_flags(a));
-    if (TM_UNLIKELY(p == NULL) && reclaim_for_retry(a))
-        p = mallocx(size ? size : 1, tcache_alloc_flags(a));
-    return checked(p);
+    return arena_mallocx(a, size, 0);
 }
 
 void *tm_arena_calloc(tm_arena_t *a, size_t count, size_t size)
@@ -287,10 +295,7 @@ void *tm_arena_calloc(tm_arena_t *a, size_t count, size_t size)
         if (p != NULL)
             return memset(p, 0, total);
     }
-    void *p = mallocx(total ? total : 1, tcache_alloc_flags(a) | MALLOCX_ZERO);
-    if (TM_UNLIKELY(p == NULL) && reclaim_for_retry(a))
-        p = mallocx(total ? total : 1, tcache_alloc_flags(a) | MALLOCX_ZERO);
-    return checked(p);
+    return arena_mallocx(a, total, MALLOCX_ZERO);
 }
 
 void *tm_arena_aligned_alloc(tm_arena_t *a, size_t alignment, size_t size)
@@ -299,11 +304,7 @@ void *tm_arena_aligned_alloc(tm_arena_t *a, size_t alignment, size_t size)
         errno = EINVAL;
         return NULL;
     }
-    int flags = MALLOCX_ALIGN(alignment);
-    void *p = mallocx(size ? size : 1, tcache_alloc_flags(a) | flags);
-    if (TM_UNLIKELY(p == NULL) && reclaim_for_retry(a))
-        p = mallocx(size ? size : 1, tcache_alloc_flags(a) | flags);
-    return checked(p);
+    return arena_mallocx(a, size, MALLOCX_ALIGN(alignment));
 }
 
 static int free_flags(unsigned id)

@@ -202,17 +202,13 @@ static bool match_other(env_view_t *v, const char *entry, size_t len,
  * many SH_ settings tiermem has no use for, so those are only noted. */
 static void unknown_name(const char *entry, size_t len)
 {
-    char name[80];
     tm_shown_t s;
-    size_t n = len < sizeof name - 1 ? len : sizeof name - 1;
-    memcpy(name, entry, n);
-    name[n] = '\0';
     if (len >= 8 && memcmp(entry, "TIERMEM_", 8) == 0)
         tm_log_warn("unknown setting %s ignored (see doc/configuration.md)",
-                    tm_log_shown(&s, name));
+                    tm_log_shown_n(&s, entry, len));
     else if (len >= 3 && memcmp(entry, "SH_", 3) == 0)
         tm_log_info("SICM setting %s has no tiermem equivalent; ignored",
-                    tm_log_shown(&s, name));
+                    tm_log_shown_n(&s, entry, len));
 }
 
 static void collect(char *const *env, env_view_t *v)

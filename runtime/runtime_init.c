@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "runtime.h"
 
@@ -27,9 +26,9 @@ static const char *const level_names[] = {"off", "error", "warn", "info",
 static int parse_log_level(const char *value, bool *ok)
 {
     *ok = true;
-    for (int i = 0; i <= TM_LOG_DEBUG; i++)
-        if (strcasecmp(value, level_names[i]) == 0)
-            return i;
+    int i = tm_parse_enum(value, level_names, TM_LOG_DEBUG + 1);
+    if (i >= 0)
+        return i;
     if (value[0] >= '0' && value[0] <= '4' && value[1] == '\0')
         return value[0] - '0';
     *ok = false;
@@ -72,11 +71,9 @@ static void runtime_init_once(void)
     tm_options_load();
     front_cache_init_classes(); /* also initialises jemalloc */
     tm_fork_handlers_install();
-    if (!level_ok) {
-        tm_shown_t s;
-        tm_log_warn("TIERMEM_LOG=%s is not one of off, error, warn, info, "
-                    "debug, 0-4; using warn", tm_log_shown(&s, v));
-    }
+    if (!level_ok)
+        tm_setting_bad("TIERMEM_LOG", v,
+                       "one of off, error, warn, info, debug, 0-4", "warn");
 }
 
 void tm_runtime_init(void)

@@ -83,7 +83,7 @@ static void write_frame(out_t *o, unsigned i, const stack_frame_t *f)
      * data (a path with a space, a symbol in an exotic alphabet or longer
      * than a line), so such a field is written as unknown instead. */
     const char *path = site_table_object_ok(obj->path) ? obj->path : "?";
-    if (strlen(fn) > SITE_TABLE_SYMBOL_MAX || !site_table_function_ok(fn))
+    if (!site_table_function_ok(fn)) /* also bounds its length */
         fn = "?";
     if (fn[0] == '?')
         out_printf(o, "frame %u %s %#lx ?\n", i, path,

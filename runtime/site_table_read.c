@@ -277,41 +277,51 @@ static bool path_byte(unsigned char c)
  * the runtime writes them, so they are data too.  They never start with
  * '-' or '@', so nothing reading the table next can take one for an option
  * or a response file. */
-static const char *object_problem(const char *path, size_t *bad)
+typedef enum object_problem {
+    OBJECT_OK,
+    OBJECT_LEADING,  /* starts with '-' or '@' */
+    OBJECT_BAD_BYTE, /* at *bad */
+    OBJECT_TOO_LONG,
+} object_problem_t;
+
+static object_problem_t object_problem(const char *path, size_t *bad)
 {
     *bad = 0;
     if (strcmp(path, "?") == 0 || strcmp(path, "[exe]") == 0)
-        return NULL;
+        return OBJECT_OK;
     if (path[0] == '-' || path[0] == '@')
-        return "starts with";
+        return OBJECT_LEADING;
     size_t n = 0;
     for (; path[n] != '\0'; n++)
         if (!path_byte((unsigned char)path[n])) {
             *bad = n;
-            return "has";
+            return OBJECT_BAD_BYTE;
         }
-    return n >= OBJECT_PATH_MAX ? "is too long" : NULL;
+    return n >= OBJECT_PATH_MAX ? OBJECT_TOO_LONG : OBJECT_OK;
 }
 
 bool site_table_object_ok(const char *path)
 {
     size_t bad;
-    return object_problem(path, &bad) == NULL;
+    return object_problem(path, &bad) == OBJECT_OK;
 }
 
 static bool check_object(st_parser_t *p, const char *path)
 {
     char q[48];
     size_t n;
-    const char *problem = object_problem(path, &n);
-    if (problem == NULL)
+    switch (object_problem(path, &n)) {
+    case OBJECT_OK:
         return true;
-    if (strcmp(problem, "starts with") == 0)
+    case OBJECT_LEADING:
         return fail(p, "object \"%s\" starts with '%c'", quote(path, q),
                     path[0]);
-    if (strcmp(problem, "has") == 0)
+    case OBJECT_BAD_BYTE:
         return fail(p, "object path \"%s\" has a '%c' (byte %zu)",
                     quote(path, q), path[n], n + 1);
+    case OBJECT_TOO_LONG:
+        break;
+    }
     return fail(p, "object path longer than %d bytes", OBJECT_PATH_MAX - 1);
 }
 

@@ -154,10 +154,8 @@ static void print_summary(const guide_t *g, const guide_opts_t *o,
             if (g->sites[i].tier == t) {
                 sites++;
                 /* saturating: a hostile profile's sums pass 2^64 */
-                bytes = g->sites[i].bytes > UINT64_MAX - bytes
-                            ? UINT64_MAX : bytes + g->sites[i].bytes;
-                acc = g->sites[i].accesses > UINT64_MAX - acc
-                          ? UINT64_MAX : acc + g->sites[i].accesses;
+                bytes = tm_sat_add_u64(bytes, g->sites[i].bytes);
+                acc = tm_sat_add_u64(acc, g->sites[i].accesses);
             }
         char capbuf[32] = "the rest";
         if (t + 1 < ntiers)
@@ -185,6 +183,10 @@ static int write_all(int fd, const char *text, size_t len)
         ssize_t n = write(fd, text, len);
         if (n < 0 && errno != EINTR)
             return -1;
+        if (n == 0) { /* no progress, and none to come: not a loop */
+            errno = EIO;
+            return -1;
+        }
         if (n > 0) {
             text += n;
             len -= (size_t)n;
