@@ -38,14 +38,23 @@ int main(void)
     return 0;
 }
 EOF
-compile_c "$work/victim" "$work/victim.c" -Wl,--no-as-needed -L"$libdir" -ltiermem \
-    -Wl,-rpath,"$libdir" ||
+# nobody must reach the programs, the library and the drop directories
+# whatever the modes of the directories above the build (a clone made in a
+# mktemp -d directory is 0700): they all go to a stage of their own.
+stage=$(mktemp -d /tmp/tm-setuid.XXXXXX) ||
+    fail_probe "setuid: cannot make a stage directory"
+trap 'rm -rf "$stage"' EXIT
+chmod 755 "$stage"
+mkdir "$stage/lib"
+cp -a "$libdir"/libtiermem.so* "$stage/lib/"
+chmod 755 "$stage/lib"
+compile_c "$stage/victim" "$work/victim.c" -Wl,--no-as-needed -L"$stage/lib" \
+    -ltiermem -Wl,-rpath,"$stage/lib" ||
     fail_probe "setuid: the victim does not link with libtiermem.so"
-cp "$work/victim" "$work/victim-suid"
-chown root:root "$work/victim-suid"
-chmod 4755 "$work/victim-suid"
-chmod 755 "$work/victim"
-chmod 755 "$work"
+cp "$stage/victim" "$stage/victim-suid"
+chown root:root "$stage/victim-suid"
+chmod 4755 "$stage/victim-suid"
+chmod 755 "$stage/victim"
 
 # run PROGRAM DROPDIR: as nobody, every path setting pointing into DROPDIR.
 run_as_nobody() {
@@ -60,8 +69,8 @@ run_as_nobody() {
         TIERMEM_GUIDANCE=/etc/shadow "$prog")
 }
 
-suid_drop=$work/drop-suid
-run_as_nobody "$work/victim-suid" "$suid_drop" >"$work/suid.out" 2>"$work/suid.err"
+suid_drop=$stage/drop-suid
+run_as_nobody "$stage/victim-suid" "$suid_drop" >"$work/suid.out" 2>"$work/suid.err"
 rc=$?
 if [ $rc -ne 0 ]; then
     say "exit status $rc; stderr: $(head -c 300 "$work/suid.err")"
@@ -90,8 +99,8 @@ else
 fi
 
 # The control: without the bit, the same settings are used.
-plain_drop=$work/drop-plain
-run_as_nobody "$work/victim" "$plain_drop" >"$work/plain.out" 2>"$work/plain.err"
+plain_drop=$stage/drop-plain
+run_as_nobody "$stage/victim" "$plain_drop" >"$work/plain.out" 2>"$work/plain.err"
 if [ -f "$plain_drop/log" ]; then
     pass "setuid: control: without the set-user-ID bit the log file is used"
 else
