@@ -120,7 +120,7 @@ static inline void free_unchecked(void *ptr)
     unsigned id = extent_map_lookup(ptr);
     if (id == 0)
         die("unchecked free: %p is not tiermem's", ptr);
-    tm_arena_t *a = tm_arena_by_id(id);
+    tm_arena_t *a = arena_by_id(id);
     if (a != NULL && a->kind != ARENA_USER) {
         size_t usable = sallocx(ptr, 0);
         site_account_free(a, ptr, usable);

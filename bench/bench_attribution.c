@@ -84,7 +84,7 @@ static double run_samplers(unsigned nthreads, uint64_t per_thread)
 /* 100k fake extents of 1..16 pages, ids 1..NIDS, with addresses to sample. */
 static void fake_extents(size_t nextents, bench_rng_t *rng)
 {
-    size_t page = tm_os_page_size(), span = nextents * 17 * page;
+    size_t page = os_page_size(), span = nextents * 17 * page;
     char *region = mmap(NULL, span, PROT_NONE,
                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (region == MAP_FAILED)

@@ -242,7 +242,7 @@ int main(int argc, char **argv)
                                          : 1ull << 20;
         if (n < 16 || n > (1ull << 26))
             die("--scale: 16 .. 2^26 sites");
-        tm_log_configure(TM_LOG_WARN, 2);
+        log_configure(TM_LOG_WARN, 2);
         scale((size_t)n);
         return 0;
     }

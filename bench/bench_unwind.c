@@ -15,7 +15,7 @@
  *                  (backtrace's own frame, then the application's), the
  *                  obvious alternative to a hand-written walk.
  *   site malloc    site_malloc(caller, -1, 64 KiB) + site_free with
- *                  tm_options.stack_depth = depth and small_size = 0: what
+ *                  runtime_options.stack_depth = depth and small_size = 0: what
  *                  malloc+free of a block of that size costs under the
  *                  preload library (stack walk from inside site_malloc, site
  *                  lookup, per-site arena, accounting).
@@ -210,8 +210,8 @@ static double run_job(enum variant v, unsigned depth, uint64_t iters,
 {
     job_t j = {v, depth, iters, size, NULL, 0};
     /* site_malloc reads both on every call; set them as TIERMEM_* would. */
-    tm_options.stack_depth = depth;
-    tm_options.small_size = v == V_SITE0 ? size + 1 : 0;
+    runtime_options.stack_depth = depth;
+    runtime_options.small_size = v == V_SITE0 ? size + 1 : 0;
     return (double)level4(&j) / (double)iters;
 }
 
@@ -275,7 +275,7 @@ int main(int argc, char **argv)
         }
     }
 
-    tm_runtime_init();
+    runtime_init();
     if (!sites_ready())
         die("tiermem sites failed to initialise");
     check_frames();
@@ -305,10 +305,10 @@ int main(int argc, char **argv)
     printf("  malloc+free rows: %zu-byte blocks; layout %s; "
            "TIERMEM_WRAPPERS entries: %u\n",
            size,
-           tm_options.layout == TM_LAYOUT_PER_SITE     ? "per-site"
-           : tm_options.layout == TM_LAYOUT_PER_THREAD ? "per-thread"
+           runtime_options.layout == TM_LAYOUT_PER_SITE     ? "per-site"
+           : runtime_options.layout == TM_LAYOUT_PER_THREAD ? "per-thread"
                                                        : "big-small",
-           tm_options.nwrappers);
+           runtime_options.nwrappers);
     fflush(stdout);
 
     /* Warm-up: creates each depth's site and arena, fills the address

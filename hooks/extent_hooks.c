@@ -47,14 +47,14 @@ static size_t effective_alignment(size_t size, size_t alignment)
 static void *map_extent(void *new_addr, size_t size, size_t alignment)
 {
     if (new_addr == NULL)
-        return tm_os_map_aligned(size, effective_alignment(size, alignment));
-    size_t page = tm_os_page_size();
+        return os_map_aligned(size, effective_alignment(size, alignment));
+    size_t page = os_page_size();
     size_t align = alignment > page ? alignment : page;
     if (((uintptr_t)new_addr & (align - 1)) != 0) {
         errno = EINVAL;
         return NULL;
     }
-    return tm_os_map_fixed(new_addr, size);
+    return os_map_fixed(new_addr, size);
 }
 
 /* The consistency walk from inside the hooks, every `consistency_period`-th
@@ -79,7 +79,7 @@ static void check_consistency_now(hook_arena_t *a)
                                                  memory_order_relaxed) %
                                period != 0)
         return;
-    tm_assert_rule(extent_set_check_consistency(&a->extents, a->id) == 0,
+    debug_assert_rule(extent_set_check_consistency(&a->extents, a->id) == 0,
                    "each extent of an arena's set is mapped to that arena "
                    "and no two overlap");
 #else
@@ -89,9 +89,9 @@ static void check_consistency_now(hook_arena_t *a)
 
 size_t extent_check_consistency(hook_arena_t *a)
 {
-    tm_mutex_lock(&a->lock);
+    mutex_lock(&a->lock);
     size_t problems = extent_set_check_consistency(&a->extents, a->id);
-    tm_mutex_unlock(&a->lock);
+    mutex_unlock(&a->lock);
     return problems;
 }
 
@@ -99,23 +99,23 @@ size_t extent_check_consistency(hook_arena_t *a)
  * Called with the arena mutex held. */
 static int adopt_extent(hook_arena_t *a, void *p, size_t size)
 {
-    tm_mutex_assert_owner(&a->lock);
-    if (tm_os_bind(p, size, &a->placement, 0) != 0) {
+    mutex_assert_owner(&a->lock);
+    if (os_bind(p, size, &a->placement, 0) != 0) {
         count(&hook_counters.mbind_failures, 1);
-        tm_log_error("arena %u: mbind of new extent [%p, +%zu) to nodes "
+        log_error("arena %u: mbind of new extent [%p, +%zu) to nodes "
                      "%#llx (mode %d) failed: errno %d",
                      a->id, p, size, (unsigned long long)a->placement.nodes,
                      (int)a->placement.mode, errno);
         return -1;
     }
     if (extent_set_add(&a->extents, (uintptr_t)p, size) != 0) {
-        tm_log_error("arena %u: cannot record extent [%p, +%zu): errno %d",
+        log_error("arena %u: cannot record extent [%p, +%zu): errno %d",
                      a->id, p, size, errno);
         return -1;
     }
     if (extent_map_insert(p, size, a->id) != 0) {
         int err = errno;
-        tm_log_error("arena %u: cannot map extent [%p, +%zu): errno %d",
+        log_error("arena %u: cannot map extent [%p, +%zu): errno %d",
                      a->id, p, size, err);
         (void)extent_set_remove(&a->extents, (uintptr_t)p, size);
         errno = err;
@@ -130,7 +130,7 @@ static void *hook_alloc(extent_hooks_t *hooks, void *new_addr, size_t size,
 {
     (void)arena_ind;
     hook_arena_t *a = hook_arena(hooks);
-    if (size == 0 || size % tm_os_page_size() != 0) {
+    if (size == 0 || size % os_page_size() != 0) {
         count(&hook_counters.alloc_failures, 1);
         errno = EINVAL;
         return NULL;
@@ -142,20 +142,20 @@ static void *hook_alloc(extent_hooks_t *hooks, void *new_addr, size_t size,
          * refused new_addr is routine.  Counted either way. */
         if (new_addr == NULL) {
             count(&hook_counters.alloc_failures, 1);
-            tm_log_debug("arena %u: mmap of a %zu-byte extent (alignment %zu) "
+            log_debug("arena %u: mmap of a %zu-byte extent (alignment %zu) "
                          "failed: errno %d", a->id, size, alignment, errno);
         }
         return NULL;
     }
-    tm_mutex_lock(&a->lock);
+    mutex_lock(&a->lock);
     int rc = adopt_extent(a, p, size);
     if (rc == 0 && a->creating && a->nmetadata < HOOK_METADATA_RANGES)
         a->metadata[a->nmetadata++] =
             (extent_range_t){.start = (uintptr_t)p, .size = size};
-    tm_mutex_unlock(&a->lock);
+    mutex_unlock(&a->lock);
     if (rc != 0) {
         int err = errno;
-        (void)tm_os_unmap(p, size);
+        (void)os_unmap(p, size);
         count(&hook_counters.alloc_failures, 1);
         errno = err;
         return NULL;
@@ -174,18 +174,18 @@ static void *hook_alloc(extent_hooks_t *hooks, void *new_addr, size_t size,
  * already be handing to someone else.  Called with the arena mutex held. */
 static int release_extent(hook_arena_t *a, void *addr, size_t size)
 {
-    tm_mutex_assert_owner(&a->lock);
+    mutex_assert_owner(&a->lock);
     if (!extent_set_contains(&a->extents, (uintptr_t)addr, size)) {
-        tm_log_error("arena %u: asked to unmap untracked [%p, +%zu); "
+        log_error("arena %u: asked to unmap untracked [%p, +%zu); "
                      "refusing", a->id, addr, size);
         return -1;
     }
     extent_map_remove(addr, size);
-    if (tm_os_unmap(addr, size) != 0) {
+    if (os_unmap(addr, size) != 0) {
         int err = errno;
         count(&hook_counters.unmap_failures, 1);
         (void)extent_map_insert(addr, size, a->id); /* still ours */
-        tm_log_error("arena %u: munmap of extent [%p, +%zu) failed: errno %d",
+        log_error("arena %u: munmap of extent [%p, +%zu) failed: errno %d",
                      a->id, addr, size, err);
         return -1;
     }
@@ -218,13 +218,13 @@ static bool hook_dalloc(extent_hooks_t *hooks, void *addr, size_t size,
     (void)committed;
     (void)arena_ind;
     hook_arena_t *a = hook_arena(hooks);
-    tm_mutex_lock(&a->lock);
+    mutex_lock(&a->lock);
     bool tracked = extent_set_contains(&a->extents, (uintptr_t)addr, size);
-    tm_mutex_unlock(&a->lock);
+    mutex_unlock(&a->lock);
     if (!tracked) {
-        tm_log_error("arena %u: dalloc of untracked [%p, +%zu)", a->id, addr,
+        log_error("arena %u: dalloc of untracked [%p, +%zu)", a->id, addr,
                      size);
-        tm_assert(!"dalloc of an untracked range");
+        debug_assert(!"dalloc of an untracked range");
     }
     return true;
 }
@@ -239,9 +239,9 @@ static void hook_destroy(extent_hooks_t *hooks, void *addr, size_t size,
     (void)hook_dalloc(hooks, addr, size, committed, arena_ind);
 #ifdef TM_DEBUG
     hook_arena_t *a = hook_arena(hooks);
-    tm_mutex_lock(&a->lock);
+    mutex_lock(&a->lock);
     check_consistency_now(a);
-    tm_mutex_unlock(&a->lock);
+    mutex_unlock(&a->lock);
 #endif
 }
 
@@ -274,12 +274,12 @@ static bool purge(extent_hooks_t *hooks, void *addr, size_t offset,
 {
     hook_arena_t *a = hook_arena(hooks);
     char *start = (char *)addr + offset;
-    tm_mutex_lock(&a->lock);
-    int rc = tm_os_madvise(start, length, advice);
-    tm_mutex_unlock(&a->lock);
+    mutex_lock(&a->lock);
+    int rc = os_madvise(start, length, advice);
+    mutex_unlock(&a->lock);
     if (rc != 0) {
         if (errno != EINVAL) /* EINVAL: MADV_FREE unsupported, routine */
-            tm_log_warn("arena %u: madvise(%p, %zu, %d) failed: errno %d",
+            log_warn("arena %u: madvise(%p, %zu, %d) failed: errno %d",
                         a->id, (void *)start, length, advice, errno);
         return true;
     }
@@ -316,12 +316,12 @@ static bool hook_split(extent_hooks_t *hooks, void *addr, size_t size,
     (void)committed;
     (void)arena_ind;
     hook_arena_t *a = hook_arena(hooks);
-    tm_mutex_lock(&a->lock);
+    mutex_lock(&a->lock);
     int rc = extent_set_split(&a->extents, (uintptr_t)addr, size, size_a);
     check_consistency_now(a);
-    tm_mutex_unlock(&a->lock);
+    mutex_unlock(&a->lock);
     if (rc != 0) {
-        tm_log_error("arena %u: split of [%p, +%zu) at %zu refused: errno %d",
+        log_error("arena %u: split of [%p, +%zu) at %zu refused: errno %d",
                      a->id, addr, size, size_a, errno);
         return true;
     }
@@ -337,13 +337,13 @@ static bool hook_merge(extent_hooks_t *hooks, void *addr_a, size_t size_a,
     (void)committed;
     (void)arena_ind;
     hook_arena_t *a = hook_arena(hooks);
-    tm_mutex_lock(&a->lock);
+    mutex_lock(&a->lock);
     int rc = extent_set_merge(&a->extents, (uintptr_t)addr_a, size_a,
                               (uintptr_t)addr_b, size_b);
     check_consistency_now(a);
-    tm_mutex_unlock(&a->lock);
+    mutex_unlock(&a->lock);
     if (rc != 0) {
-        tm_log_error("arena %u: merge of [%p, +%zu) and [%p, +%zu) refused: "
+        log_error("arena %u: merge of [%p, +%zu) and [%p, +%zu) refused: "
                      "errno %d", a->id, addr_a, size_a, addr_b, size_b, errno);
         return true;
     }
@@ -367,12 +367,12 @@ static const extent_hooks_t hook_table = {
 int hook_arena_init(hook_arena_t *a, unsigned id,
                     const tm_placement_t *placement)
 {
-    if (!tm_placement_valid(placement) || id == 0 || id > TM_MAX_ARENAS) {
+    if (!placement_valid(placement) || id == 0 || id > TM_MAX_ARENAS) {
         errno = EINVAL;
         return -1;
     }
     a->hooks = hook_table;
-    int rc = tm_mutex_init(&a->lock);
+    int rc = mutex_init(&a->lock);
     if (rc != 0) {
         errno = rc;
         return -1;
@@ -389,13 +389,13 @@ int hook_arena_init(hook_arena_t *a, unsigned id,
 
 void hook_arena_fork_child(hook_arena_t *a)
 {
-    (void)tm_mutex_init(&a->lock);
+    (void)mutex_init(&a->lock);
 }
 
 void hook_arena_fini(hook_arena_t *a)
 {
-    tm_mutex_lock(&a->lock);
-    tm_log_debug("arena %u: unmapping %zu extents (%zu bytes)", a->id,
+    mutex_lock(&a->lock);
+    log_debug("arena %u: unmapping %zu extents (%zu bytes)", a->id,
                  a->extents.count, a->extents.bytes);
     extent_range_t r;
     while (extent_set_first(&a->extents, &r)) {
@@ -403,13 +403,13 @@ void hook_arena_fini(hook_arena_t *a)
             continue;
         /* Logged by release_extent.  The arena's slot will be reused, so
          * the bytes must not keep its id: forget them (leaked, not lost). */
-        tm_log_error("arena %u: leaking [%p, +%zu) after a failed munmap",
+        log_error("arena %u: leaking [%p, +%zu) after a failed munmap",
                      a->id, (void *)r.start, r.size);
         extent_map_remove((void *)r.start, r.size);
         (void)extent_set_remove(&a->extents, r.start, r.size);
     }
-    tm_assert_rule(a->extents.count == 0 && a->extents.bytes == 0,
+    debug_assert_rule(a->extents.count == 0 && a->extents.bytes == 0,
                    "a finished arena's extent set is empty");
-    tm_mutex_unlock(&a->lock);
-    tm_mutex_destroy(&a->lock);
+    mutex_unlock(&a->lock);
+    mutex_destroy(&a->lock);
 }

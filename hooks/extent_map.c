@@ -51,7 +51,7 @@ static map_leaf_t *leaf_get_or_create(size_t ri)
     void *p = mmap(NULL, sizeof(map_leaf_t), PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
-        tm_log_error("extent map: mmap of a %zu-byte leaf failed: errno %d",
+        log_error("extent map: mmap of a %zu-byte leaf failed: errno %d",
                      sizeof(map_leaf_t), errno);
         return NULL;
     }
@@ -64,7 +64,7 @@ static map_leaf_t *leaf_get_or_create(size_t ri)
     }
     /* Another thread published a leaf first: use it, drop ours. */
     if (munmap(p, sizeof(map_leaf_t)) != 0)
-        tm_log_error("extent map: munmap of a spare leaf failed: errno %d",
+        log_error("extent map: munmap of a spare leaf failed: errno %d",
                      errno);
     return expected;
 }
@@ -95,7 +95,7 @@ static int map_fill(uintptr_t start, size_t size, uint16_t id, bool create)
             continue;
         }
         for (; page < stop; page++) {
-            tm_assert(!create ||
+            debug_assert(!create ||
                       atomic_load_explicit(&leaf->owner[leaf_index(page)],
                                            memory_order_relaxed) == 0);
             atomic_store_explicit(&leaf->owner[leaf_index(page)], id,
@@ -108,7 +108,7 @@ static int map_fill(uintptr_t start, size_t size, uint16_t id, bool create)
 int extent_map_insert(const void *addr, size_t size, unsigned arena_id)
 {
     uintptr_t start = (uintptr_t)addr;
-    tm_assert_rule((start & ((1u << MAP_PAGE_SHIFT) - 1)) == 0,
+    debug_assert_rule((start & ((1u << MAP_PAGE_SHIFT) - 1)) == 0,
                    "extent map ranges are whole pages of user space");
     if (!range_ok(start, size) || arena_id == 0 || arena_id > TM_MAX_ARENAS) {
         errno = EINVAL;
@@ -125,7 +125,7 @@ int extent_map_insert(const void *addr, size_t size, unsigned arena_id)
 void extent_map_remove(const void *addr, size_t size)
 {
     uintptr_t start = (uintptr_t)addr;
-    tm_assert_rule((start & ((1u << MAP_PAGE_SHIFT) - 1)) == 0,
+    debug_assert_rule((start & ((1u << MAP_PAGE_SHIFT) - 1)) == 0,
                    "extent map ranges are whole pages of user space");
     if (range_ok(start, size))
         map_fill(start, size, 0, false);

@@ -17,8 +17,8 @@
 
 #include "hooks.h"
 
-#define uthash_malloc(sz) tm_meta_alloc(sz)
-#define uthash_free(ptr, sz) tm_meta_free((ptr), (sz))
+#define uthash_malloc(sz) meta_alloc(sz)
+#define uthash_free(ptr, sz) meta_free((ptr), (sz))
 #define HASH_NONFATAL_OOM 1
 static _Thread_local bool uthash_oom_seen;
 #define uthash_nonfatal_oom(obj) (uthash_oom_seen = true)
@@ -34,7 +34,7 @@ struct extent_record {
 static inline void assert_guarded(const extent_set_t *set)
 {
 #ifdef TM_DEBUG
-    tm_assert_rule(set->guard == NULL || tm_mutex_owned(set->guard),
+    debug_assert_rule(set->guard == NULL || mutex_owned(set->guard),
                    "an extent set is used under its arena's mutex");
 #else
     (void)set;
@@ -54,7 +54,7 @@ static extent_record_t *record_find(const extent_set_t *set, uintptr_t start)
 /* uthash signals an out-of-memory add through the hook above. */
 static int record_insert(extent_set_t *set, uintptr_t start, size_t size)
 {
-    extent_record_t *r = tm_meta_alloc(sizeof *r);
+    extent_record_t *r = meta_alloc(sizeof *r);
     if (r == NULL)
         return -1;
     r->start = start;
@@ -62,7 +62,7 @@ static int record_insert(extent_set_t *set, uintptr_t start, size_t size)
     uthash_oom_seen = false;
     HASH_ADD(hh, set->by_addr, start, sizeof r->start, r);
     if (uthash_oom_seen) {
-        tm_meta_free(r, sizeof *r);
+        meta_free(r, sizeof *r);
         errno = ENOMEM;
         return -1;
     }
@@ -74,10 +74,10 @@ static int record_insert(extent_set_t *set, uintptr_t start, size_t size)
 static void record_delete(extent_set_t *set, extent_record_t *r)
 {
     HASH_DELETE(hh, set->by_addr, r);
-    tm_assert(set->count > 0 && set->bytes >= r->size);
+    debug_assert(set->count > 0 && set->bytes >= r->size);
     set->count--;
     set->bytes -= r->size;
-    tm_meta_free(r, sizeof *r);
+    meta_free(r, sizeof *r);
 }
 
 int extent_set_add(extent_set_t *set, uintptr_t start, size_t size)
@@ -134,7 +134,7 @@ int extent_set_split(extent_set_t *set, uintptr_t start, size_t size,
         return -1;
     r->size = size_a;
     set->bytes -= size - size_a; /* record_insert counted the tail again */
-    tm_assert(record_find(set, start + size_a)->size == size - size_a);
+    debug_assert(record_find(set, start + size_a)->size == size - size_a);
     return 0;
 }
 
@@ -192,7 +192,7 @@ static size_t sorted_records(const extent_set_t *set, extent_range_t *out)
     size_t n = 0;
     for (extent_record_t *r = set->by_addr; r != NULL; r = r->hh.next)
         out[n++] = (extent_range_t){r->start, r->size};
-    tm_assert(n == set->count);
+    debug_assert(n == set->count);
     sort_ranges(out, n);
     return n;
 }
@@ -225,18 +225,18 @@ void extent_set_clear(extent_set_t *set)
     assert_guarded(set);
     extent_record_t *r, *tmp;
     HASH_ITER(hh, set->by_addr, r, tmp) record_delete(set, r);
-    tm_assert(set->count == 0 && set->bytes == 0);
+    debug_assert(set->count == 0 && set->bytes == 0);
 }
 
 /* Every page of [start, start + size) mapped to arena id?  Logs the first
  * page that is not; returns whether all were. */
 static bool range_mapped_to(uintptr_t start, size_t size, unsigned id)
 {
-    size_t page = tm_os_page_size();
+    size_t page = os_page_size();
     for (uintptr_t p = start; p < start + size; p += page) {
         unsigned found = extent_map_lookup((const void *)p);
         if (found != id) {
-            tm_log_error("consistency: arena %u's extent [%#lx, +%zu) has "
+            log_error("consistency: arena %u's extent [%#lx, +%zu) has "
                          "page %#lx mapped to arena %u", id,
                          (unsigned long)start, size, (unsigned long)p, found);
             return false;
@@ -251,9 +251,9 @@ size_t extent_set_check_consistency(const extent_set_t *set, unsigned id)
     if (set->count == 0)
         return 0;
     size_t cap = set->count * sizeof(extent_range_t);
-    extent_range_t *v = tm_meta_alloc(cap);
+    extent_range_t *v = meta_alloc(cap);
     if (v == NULL) {
-        tm_log_error("consistency: no memory to list arena %u's %zu "
+        log_error("consistency: no memory to list arena %u's %zu "
                      "extents: errno %d", id, set->count, errno);
         return 1;
     }
@@ -261,7 +261,7 @@ size_t extent_set_check_consistency(const extent_set_t *set, unsigned id)
     for (size_t i = 0; i < n; i++) {
         bytes += v[i].size;
         if (i > 0 && v[i - 1].start + v[i - 1].size > v[i].start) {
-            tm_log_error("consistency: arena %u's extents [%#lx, +%zu) and "
+            log_error("consistency: arena %u's extents [%#lx, +%zu) and "
                          "[%#lx, +%zu) overlap", id,
                          (unsigned long)v[i - 1].start, v[i - 1].size,
                          (unsigned long)v[i].start, v[i].size);
@@ -271,11 +271,11 @@ size_t extent_set_check_consistency(const extent_set_t *set, unsigned id)
             problems++;
     }
     if (n != set->count || bytes != set->bytes) {
-        tm_log_error("consistency: arena %u's set counts %zu extents of %zu "
+        log_error("consistency: arena %u's set counts %zu extents of %zu "
                      "bytes, its records %zu of %zu", id, set->count,
                      set->bytes, n, bytes);
         problems++;
     }
-    tm_meta_free(v, cap);
+    meta_free(v, cap);
     return problems;
 }

@@ -29,7 +29,7 @@
 /* 64 unpredictable bits, without ever blocking: getrandom may block before
  * the kernel's pool is ready (early boot), so ask with GRND_NONBLOCK and
  * fall back to a mix of the clock, the pid and an address (ASLR). */
-uint64_t tm_unpredictable_bits(void)
+uint64_t unpredictable_bits(void)
 {
     uint64_t r = 0;
     if (getrandom(&r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r)
@@ -58,24 +58,24 @@ static int open_retrying(const char *path, int flags, mode_t mode)
 #define CREATE_FLAGS (O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | \
                       O_NOCTTY)
 
-int tm_file_create(const char *path, mode_t mode)
+int file_create(const char *path, mode_t mode)
 {
     return open_retrying(path, CREATE_FLAGS, mode);
 }
 
-int tm_file_create_temp(const char *final_path, char *tmp, size_t tmp_size,
+int file_create_temp(const char *final_path, char *tmp, size_t tmp_size,
                         mode_t mode)
 {
     /* A few tries: a collision on 64 random bits means someone planted
      * the name, and trying forever would let them keep us busy. */
     for (int attempt = 0; attempt < 4; attempt++) {
         int n = snprintf(tmp, tmp_size, "%s.tmp.%016llx", final_path,
-                         (unsigned long long)tm_unpredictable_bits());
+                         (unsigned long long)unpredictable_bits());
         if (n < 0 || (size_t)n >= tmp_size) {
             errno = ENAMETOOLONG;
             return -1;
         }
-        int fd = tm_file_create(tmp, mode);
+        int fd = file_create(tmp, mode);
         if (fd >= 0 || errno != EEXIST)
             return fd;
     }
@@ -115,7 +115,7 @@ static int finish_open(int fd, unsigned accept)
     return fd;
 }
 
-int tm_file_open_read(const char *path, unsigned accept)
+int file_open_read(const char *path, unsigned accept)
 {
     /* Look first, so that a device we would refuse is never opened (an
      * open can have effects: a tape rewinds, a modem line hangs up); the
@@ -132,7 +132,7 @@ int tm_file_open_read(const char *path, unsigned accept)
     return finish_open(fd, accept);
 }
 
-int tm_file_open_append(const char *path, mode_t mode, unsigned accept)
+int file_open_append(const char *path, mode_t mode, unsigned accept)
 {
     /* Create it if it is not there (exclusively: a link planted between
      * the two opens makes the second one fail, not follow). */
@@ -147,7 +147,7 @@ int tm_file_open_append(const char *path, mode_t mode, unsigned accept)
     return finish_open(fd, accept);
 }
 
-const char *tm_file_kind(mode_t mode)
+const char *file_kind(mode_t mode)
 {
     switch (mode & S_IFMT) {
     case S_IFREG: return "a regular file";
@@ -161,7 +161,7 @@ const char *tm_file_kind(mode_t mode)
     }
 }
 
-const char *tm_file_type_error(int err)
+const char *file_type_error(int err)
 {
     switch (err) {
     case EISDIR: return "is a directory";

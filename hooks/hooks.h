@@ -41,43 +41,43 @@
 
 /* a + b, at most 2^64 - 1: sums of counts from hostile files (profiles of
  * many sites and ranks) must not wrap into small numbers. */
-static inline uint64_t tm_sat_add_u64(uint64_t a, uint64_t b)
+static inline uint64_t sat_add_u64(uint64_t a, uint64_t b)
 {
     return b > UINT64_MAX - a ? UINT64_MAX : a + b;
 }
 
 /* Invariants checked in debug builds (configure --enable-debug).
- * tm_assert_rule names the rule in words: the log line says what was
- * broken ("invariant violated: <rule> at file:line"); tm_assert names the
+ * debug_assert_rule names the rule in words: the log line says what was
+ * broken ("invariant violated: <rule> at file:line"); debug_assert names the
  * expression. */
 #ifdef TM_DEBUG
-#define tm_assert_rule(cond, rule)                                            \
+#define debug_assert_rule(cond, rule)                                            \
     do {                                                                      \
         if (TM_UNLIKELY(!(cond)))                                             \
-            tm_assert_fail(rule, __FILE__, __LINE__);                         \
+            debug_assert_fail(rule, __FILE__, __LINE__);                         \
     } while (0)
 #else
-#define tm_assert_rule(cond, rule) ((void)0)
+#define debug_assert_rule(cond, rule) ((void)0)
 #endif
-#define tm_assert(cond) tm_assert_rule(cond, #cond)
-void tm_assert_fail(const char *cond, const char *file, int line)
+#define debug_assert(cond) debug_assert_rule(cond, #cond)
+void debug_assert_fail(const char *cond, const char *file, int line)
     __attribute__((noreturn));
 
 /* ------------------------------------------------------------------ */
-/* invariant.c: what debug builds check besides tm_assert               */
+/* invariant.c: what debug builds check besides debug_assert               */
 /* ------------------------------------------------------------------ */
 
 /* A mutex that knows its owner in debug builds, so a function documented
- * "caller holds the lock" can check it (tm_mutex_assert_owner).  In release
+ * "caller holds the lock" can check it (mutex_assert_owner).  In release
  * builds these are the plain pthread calls. */
-typedef struct tm_mutex {
+typedef struct mutex {
     pthread_mutex_t m;
 #ifdef TM_DEBUG
-    _Atomic uintptr_t owner; /* tm_thread_token() of the holder, 0: none */
+    _Atomic uintptr_t owner; /* thread_token() of the holder, 0: none */
 #endif
-} tm_mutex_t;
+} mutex_t;
 
-/* For a static tm_mutex_t (the owner starts as 0). */
+/* For a static mutex_t (the owner starts as 0). */
 #ifdef TM_DEBUG
 #define TM_MUTEX_INITIALIZER {PTHREAD_MUTEX_INITIALIZER, 0}
 #else
@@ -86,10 +86,10 @@ typedef struct tm_mutex {
 
 #ifdef TM_DEBUG
 /* A non-zero value unique to the calling thread while it lives. */
-uintptr_t tm_thread_token(void);
+uintptr_t thread_token(void);
 #endif
 
-static inline int tm_mutex_init(tm_mutex_t *mu)
+static inline int mutex_init(mutex_t *mu)
 {
 #ifdef TM_DEBUG
     atomic_store_explicit(&mu->owner, 0, memory_order_relaxed);
@@ -97,69 +97,69 @@ static inline int tm_mutex_init(tm_mutex_t *mu)
     return pthread_mutex_init(&mu->m, NULL);
 }
 
-static inline void tm_mutex_destroy(tm_mutex_t *mu)
+static inline void mutex_destroy(mutex_t *mu)
 {
     (void)pthread_mutex_destroy(&mu->m);
 }
 
-static inline void tm_mutex_lock(tm_mutex_t *mu)
+static inline void mutex_lock(mutex_t *mu)
 {
     pthread_mutex_lock(&mu->m);
 #ifdef TM_DEBUG
-    atomic_store_explicit(&mu->owner, tm_thread_token(), memory_order_relaxed);
+    atomic_store_explicit(&mu->owner, thread_token(), memory_order_relaxed);
 #endif
 }
 
 /* Does the calling thread hold mu?  Always true in release builds. */
-static inline bool tm_mutex_owned(const tm_mutex_t *mu)
+static inline bool mutex_owned(const mutex_t *mu)
 {
 #ifdef TM_DEBUG
     return atomic_load_explicit(&mu->owner, memory_order_relaxed) ==
-           tm_thread_token();
+           thread_token();
 #else
     (void)mu;
     return true;
 #endif
 }
 
-static inline void tm_mutex_unlock(tm_mutex_t *mu)
+static inline void mutex_unlock(mutex_t *mu)
 {
-    tm_assert_rule(tm_mutex_owned(mu), "a mutex is unlocked by its holder");
+    debug_assert_rule(mutex_owned(mu), "a mutex is unlocked by its holder");
 #ifdef TM_DEBUG
     atomic_store_explicit(&mu->owner, 0, memory_order_relaxed);
 #endif
     pthread_mutex_unlock(&mu->m);
 }
 
-#define tm_mutex_assert_owner(mu)                                             \
-    tm_assert_rule(tm_mutex_owned(mu), "the caller holds " #mu)
+#define mutex_assert_owner(mu)                                             \
+    debug_assert_rule(mutex_owned(mu), "the caller holds " #mu)
 
 /* Which of tiermem's own threads this is.  The profiling thread and the
  * uffd fault-service thread set their role when they start; every other
  * thread (the program's) is TM_ROLE_PROGRAM.  Debug builds only record it:
- * in release builds tm_thread_set_role does nothing. */
-typedef enum tm_thread_role {
+ * in release builds thread_set_role does nothing. */
+typedef enum thread_role {
     TM_ROLE_PROGRAM = 0,
     TM_ROLE_PROFILER = 1,
     TM_ROLE_UFFD_SERVICE = 2,
-} tm_thread_role_t;
+} thread_role_t;
 
 #ifdef TM_DEBUG
-void tm_thread_set_role(tm_thread_role_t role);
-tm_thread_role_t tm_thread_role(void);
-#define tm_assert_role(role)                                                  \
-    tm_assert_rule(tm_thread_role() == (role),                                \
+void thread_set_role(thread_role_t role);
+thread_role_t thread_role_current(void);
+#define debug_assert_role(role)                                                  \
+    debug_assert_rule(thread_role_current() == (role),                                \
                    "runs on the " #role " thread only")
 #else
-static inline void tm_thread_set_role(tm_thread_role_t role) { (void)role; }
-#define tm_assert_role(role) ((void)0)
+static inline void thread_set_role(thread_role_t role) { (void)role; }
+#define debug_assert_role(role) ((void)0)
 #endif
 
 /* ------------------------------------------------------------------ */
 /* log.c: the one logging path                                          */
 /* ------------------------------------------------------------------ */
 
-enum tm_log_level {
+enum log_current_level {
     TM_LOG_OFF = 0,
     TM_LOG_ERROR = 1,
     TM_LOG_WARN = 2,
@@ -169,49 +169,49 @@ enum tm_log_level {
 
 /* Where and how much to log.  fd < 0 means stderr; otherwise fd stays the
  * caller's (a test's file, a tool's stderr).  Either call also forgets
- * every repeat count (see tm_log).  The default is warnings to stderr. */
-void tm_log_configure(int level, int fd);
+ * every repeat count (see log_at).  The default is warnings to stderr. */
+void log_configure(int level, int fd);
 /* Log into fd, a file tiermem opened itself (TIERMEM_LOG_FILE): log.c takes
- * it over with tm_fd_own (it moves to a high number) and checks before each
+ * it over with fd_own (it moves to a high number) and checks before each
  * write that it is still ours.  Once the program has closed it, or reused
  * its number, tiermem logs nothing more (see doc/configuration.md).
  * -1 + errno when it cannot be taken over: fd is closed, stderr is used. */
-int tm_log_configure_file(int level, int fd);
-int tm_log_level(void);
+int log_configure_file(int level, int fd);
+int log_current_level(void);
 /* The descriptor written to: 2 for stderr, -1 once an owned one was lost. */
-int tm_log_fd(void);
+int log_current_fd(void);
 /* Formats into a stack buffer and write(2)s it: never allocates, never
  * waits for a lock.  Bytes below 0x20 and 0x7f in the result show as '?'.
  * Repeats are limited per call site (keyed by fmt): an identical message
  * at most once a second, and after a burst of TM_LOG_BURST different ones,
  * one a second; the next line shown says how many were not.  Info and
  * debug messages, which a user asks for, are not limited. */
-void tm_log(int level, const char *fmt, ...)
+void log_at(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 #define TM_LOG_BURST 20
 /* One line for each call site whose repeats were not all reported yet.
  * Runs at exit (a destructor); tests call it directly. */
-void tm_log_flush_repeats(void);
+void log_flush_repeats(void);
 /* In a fork child: forget the parent's held-back counts. */
-void tm_log_fork_child(void);
+void log_fork_child(void);
 /* For tests: the clock the repeat limit reads (ns), NULL for the real one. */
-void tm_log_set_test_clock(const _Atomic uint64_t *now_ns);
+void log_set_test_clock(const _Atomic uint64_t *now_ns);
 
 /* A value as it may appear in a log line: at most TM_SHOWN_MAX bytes, each
  * byte outside printable ASCII shown as '?', "..." when cut.  Every value a
  * user supplies (settings, paths, file contents) is logged through it. */
 #define TM_SHOWN_MAX 64
-typedef struct tm_shown {
+typedef struct shown {
     char s[TM_SHOWN_MAX + 4];
-} tm_shown_t;
-const char *tm_log_shown(tm_shown_t *buf, const char *value);
+} shown_t;
+const char *log_shown(shown_t *buf, const char *value);
 /* The same for n bytes that need not be NUL-terminated. */
-const char *tm_log_shown_n(tm_shown_t *buf, const char *p, size_t n);
+const char *log_shown_n(shown_t *buf, const char *p, size_t n);
 
-#define tm_log_error(...) tm_log(TM_LOG_ERROR, __VA_ARGS__)
-#define tm_log_warn(...) tm_log(TM_LOG_WARN, __VA_ARGS__)
-#define tm_log_info(...) tm_log(TM_LOG_INFO, __VA_ARGS__)
-#define tm_log_debug(...) tm_log(TM_LOG_DEBUG, __VA_ARGS__)
+#define log_error(...) log_at(TM_LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) log_at(TM_LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_at(TM_LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_at(TM_LOG_DEBUG, __VA_ARGS__)
 
 /* ------------------------------------------------------------------ */
 /* os.c: system calls                                                   */
@@ -219,7 +219,7 @@ const char *tm_log_shown_n(tm_shown_t *buf, const char *p, size_t n);
 
 /* The raw calls, through a table so tests can inject failures and odd
  * results (a misaligned mmap, an EFAULT from mbind). */
-typedef struct tm_os_ops {
+typedef struct os_calls {
     void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd,
                   off_t off);
     int (*munmap)(void *addr, size_t len);
@@ -229,14 +229,14 @@ typedef struct tm_os_ops {
     long (*move_pages)(int pid, unsigned long count, void **pages,
                        const int *nodes, int *status, int flags);
     int (*madvise)(void *addr, size_t len, int advice);
-} tm_os_ops_t;
+} os_ops_t;
 
 /* Replace the calls (NULL restores the real ones); returns the old table.
  * For tests only: not safe while other threads are inside tiermem. */
-tm_os_ops_t tm_os_set_ops(const tm_os_ops_t *ops);
-const tm_os_ops_t *tm_os_real_ops(void);
+os_ops_t os_set_ops(const os_ops_t *ops);
+const os_ops_t *os_real_ops(void);
 
-size_t tm_os_page_size(void);
+size_t os_page_size(void);
 
 /* Map exactly `size` bytes aligned to `alignment` (a power of two; 0 or
  * anything up to a page means page alignment):
@@ -245,38 +245,38 @@ size_t tm_os_page_size(void);
  *      after aligned + size (either may be empty).
  * On return exactly [result, result + size) is mapped by this call.
  * NULL + errno on failure, with nothing left mapped. */
-void *tm_os_map_aligned(size_t size, size_t alignment);
+void *os_map_aligned(size_t size, size_t alignment);
 /* Map exactly [addr, addr + size) or fail (never replaces a mapping). */
-void *tm_os_map_fixed(void *addr, size_t size);
-int tm_os_unmap(void *addr, size_t size);
+void *os_map_fixed(void *addr, size_t size);
+int os_unmap(void *addr, size_t size);
 /* mbind [addr, addr + size) to a placement.  flags: 0, or MPOL_MF_MOVE and
  * friends.  Returns 0 or -1 with errno. */
-int tm_os_bind(void *addr, size_t size, const tm_placement_t *placement,
+int os_bind(void *addr, size_t size, const tm_placement_t *placement,
                unsigned flags);
 /* move_pages in batches: nodes NULL = query only. */
-long tm_os_move_pages(unsigned long count, void **pages, const int *nodes,
+long os_move_pages(unsigned long count, void **pages, const int *nodes,
                       int *status);
-int tm_os_madvise(void *addr, size_t size, int advice);
+int os_madvise(void *addr, size_t size, int advice);
 
 
 /* Is this placement usable here (non-empty mask, nodes < TM_MAX_NODES)? */
-bool tm_placement_valid(const tm_placement_t *placement);
+bool placement_valid(const tm_placement_t *placement);
 
 /* ------------------------------------------------------------------ */
 /* read_file.c: a whole file into metadata memory                       */
 /* ------------------------------------------------------------------ */
 
 /* The whole file at path in metadata memory, NUL-terminated: *len bytes in
- * a *cap-byte block (free it with tm_meta_free(buf, *cap)).  Regular files
+ * a *cap-byte block (free it with meta_free(buf, *cap)).  Regular files
  * only (what the library reads: a FIFO must not hang start-up); files over
  * max_bytes are refused.  NULL + errno, after one line at `level` naming
  * `what` ("guidance file"), the path and what was wrong. */
-char *tm_read_file(const char *path, const char *what, int level,
+char *read_file(const char *path, const char *what, int level,
                    size_t max_bytes, size_t *len, size_t *cap);
-/* tm_read_file that also accepts the types in `accept` (TM_FILE_ALLOW_*):
+/* read_file that also accepts the types in `accept` (TM_FILE_ALLOW_*):
  * the tools read pipes, e.g. <(command).  A pipe is opened non-blocking:
  * without a writer it reads as empty at once. */
-char *tm_read_file_accepting(const char *path, const char *what, int level,
+char *read_file_accepting(const char *path, const char *what, int level,
                              unsigned accept, size_t max_bytes, size_t *len,
                              size_t *cap);
 
@@ -290,61 +290,61 @@ char *tm_read_file_accepting(const char *path, const char *what, int level,
 
 /* Create path for writing: exclusively, never through a symbolic link,
  * close-on-exec (O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC).  -1 + errno. */
-int tm_file_create(const char *path, mode_t mode);
-/* Create "<final_path>.tmp.<16 random hex digits>" as tm_file_create does;
+int file_create(const char *path, mode_t mode);
+/* Create "<final_path>.tmp.<16 random hex digits>" as file_create does;
  * its name goes to tmp.  Publish it with rename(tmp, final_path). */
-int tm_file_create_temp(const char *final_path, char *tmp, size_t tmp_size,
+int file_create_temp(const char *final_path, char *tmp, size_t tmp_size,
                         mode_t mode);
 /* 64 bits an attacker cannot predict, for file names; never blocks. */
-uint64_t tm_unpredictable_bits(void);
+uint64_t unpredictable_bits(void);
 /* Open for reading with O_NONBLOCK (a FIFO without a writer cannot hang
  * us); a type not accepted fails with EISDIR or EINVAL.  O_NONBLOCK stays
  * set: for a pipe, read() may say EAGAIN. */
-int tm_file_open_read(const char *path, unsigned accept);
+int file_open_read(const char *path, unsigned accept);
 /* Open for appending (the log file): created exclusively when absent,
  * otherwise opened O_APPEND|O_NOFOLLOW|O_NONBLOCK and type-checked. */
-int tm_file_open_append(const char *path, mode_t mode, unsigned accept);
+int file_open_append(const char *path, mode_t mode, unsigned accept);
 /* Words for the errno of a refused type or link, or NULL. */
-const char *tm_file_type_error(int err);
+const char *file_type_error(int err);
 /* "a FIFO", "a directory", ...: what st_mode says a file is. */
-const char *tm_file_kind(mode_t mode);
+const char *file_kind(mode_t mode);
 
 /* ------------------------------------------------------------------ */
 /* owned_fd.c: descriptors kept inside someone else's process           */
 /* ------------------------------------------------------------------ */
 
-typedef struct tm_owned_fd {
+typedef struct owned_fd {
     int fd; /* -1: none */
     dev_t dev;
     ino_t ino;
     mode_t type;   /* st_mode & S_IFMT */
     char anon[24]; /* an anonymous inode's kind ("[eventfd]"), else "" */
-} tm_owned_fd_t;
+} owned_fd_t;
 
 /* Take fd over: move it to a high number (F_DUPFD_CLOEXEC, the original is
  * closed) and record its identity.  Returns the new number, or -1 + errno
  * with fd closed. */
-int tm_fd_own(int fd, tm_owned_fd_t *o);
-/* Is o->fd still the descriptor tm_fd_own recorded?  false once the
+int fd_own(int fd, owned_fd_t *o);
+/* Is o->fd still the descriptor fd_own recorded?  false once the
  * program closed it, or closed it and opened something else there. */
-bool tm_fd_is_ours(const tm_owned_fd_t *o);
+bool fd_is_ours(const owned_fd_t *o);
 /* Close o->fd if it is still ours and forget it; true if it was ours.  A
  * descriptor that is no longer ours is never closed. */
-bool tm_fd_release(tm_owned_fd_t *o);
+bool fd_release(owned_fd_t *o);
 /* Forget o->fd without closing it. */
-void tm_fd_forget(tm_owned_fd_t *o);
+void fd_forget(owned_fd_t *o);
 /* Descriptor numbers still free below the soft RLIMIT_NOFILE (what the
  * program's opens can still get); LONG_MAX when unlimited. */
-long tm_fd_free_count(void);
+long fd_free_count(void);
 
 /* ------------------------------------------------------------------ */
 /* meta_alloc.c: metadata memory that never comes from jemalloc         */
 /* ------------------------------------------------------------------ */
 
-void *tm_meta_alloc(size_t size);           /* zeroed; NULL on failure */
-void tm_meta_free(void *ptr, size_t size);  /* size as passed to alloc */
+void *meta_alloc(size_t size);           /* zeroed; NULL on failure */
+void meta_free(void *ptr, size_t size);  /* size as passed to alloc */
 /* In a fork child: the lock may have been held by a thread that is gone. */
-void tm_meta_fork_child(void);
+void meta_fork_child(void);
 
 /* ------------------------------------------------------------------ */
 /* extent_map.c: address -> arena id, for any thread, lock-free reads   */
@@ -368,7 +368,7 @@ typedef struct extent_set {
 #ifdef TM_DEBUG
     /* The owning arena's mutex, which every call must hold (NULL: a set
      * no arena owns, as in unit tests). */
-    const tm_mutex_t *guard;
+    const mutex_t *guard;
 #endif
 } extent_set_t;
 
@@ -411,7 +411,7 @@ size_t extent_set_check_consistency(const extent_set_t *set, unsigned id);
 #define HOOK_METADATA_RANGES 4
 typedef struct hook_arena {
     extent_hooks_t hooks;
-    tm_mutex_t lock;      /* hooks and migration of this arena take turns */
+    mutex_t lock;      /* hooks and migration of this arena take turns */
     unsigned id;          /* 1..TM_MAX_ARENAS, the extent map's value */
     tm_placement_t placement;
     extent_set_t extents;

@@ -2,8 +2,8 @@
  * invariant.c -- the thread state debug builds check rules against.
  *
  * Comments state rules such as "caller holds the arena mutex" or "profiling
- * thread only"; in --enable-debug builds these are checked (tm_mutex_*,
- * tm_assert_role in hooks.h).  This file keeps what those checks compare
+ * thread only"; in --enable-debug builds these are checked (mutex_*,
+ * debug_assert_role in hooks.h).  This file keeps what those checks compare
  * with: a token naming the calling thread, and the thread's role.  Release
  * builds compile none of it.
  */
@@ -16,18 +16,18 @@
 /* initial-exec, as the arena table's walk flag: these are read on every
  * lock and unlock, and the library is loaded at start-up, not dlopen'ed. */
 static __thread char thread_marker __attribute__((tls_model("initial-exec")));
-static __thread tm_thread_role_t thread_role
+static __thread thread_role_t thread_role
     __attribute__((tls_model("initial-exec")));
 
 /* The address of a thread-local byte: non-zero, and no two live threads
  * share it (pthread_self is not guaranteed to be an integer). */
-uintptr_t tm_thread_token(void) { return (uintptr_t)&thread_marker; }
+uintptr_t thread_token(void) { return (uintptr_t)&thread_marker; }
 
-void tm_thread_set_role(tm_thread_role_t role) { thread_role = role; }
+void thread_set_role(thread_role_t role) { thread_role = role; }
 
-tm_thread_role_t tm_thread_role(void) { return thread_role; }
+thread_role_t thread_role_current(void) { return thread_role; }
 
 #else
 /* ISO C wants a translation unit to declare something. */
-typedef int tm_invariant_release_build_t;
+typedef int invariant_release_build_t;
 #endif

@@ -1,9 +1,9 @@
 /*
  * log.c -- tiermem's one logging path.
  *
- * Library code never prints except through tm_log().  The runtime sets the
+ * Library code never prints except through log_at().  The runtime sets the
  * level and the destination once, from TIERMEM_LOG and TIERMEM_LOG_FILE.
- * tm_log formats into a stack buffer and issues a single write(2): it never
+ * log_at formats into a stack buffer and issues a single write(2): it never
  * allocates and never waits for a lock, so it is safe inside jemalloc's
  * extent hooks (which hold jemalloc's locks), inside malloc interposition
  * and in a signal handler, and one message is never interleaved with
@@ -11,7 +11,7 @@
  *
  * Three rules keep a hostile environment or a misbehaving program from
  * turning the log against its user:
- *   - values are shown bounded and printable (tm_log_shown), and every
+ *   - values are shown bounded and printable (log_shown), and every
  *     control byte left in a message is replaced, so nothing reaches a
  *     terminal as an escape sequence;
  *   - repeats are limited per call site, so a program that fails an
@@ -37,11 +37,11 @@
 static _Atomic int log_level = TM_LOG_WARN;
 static _Atomic int log_fd = LOG_TO_STDERR;
 static _Atomic bool log_fd_owned;
-static tm_owned_fd_t log_owned; /* written before log_fd_owned is set */
+static owned_fd_t log_owned; /* written before log_fd_owned is set */
 
 /* ---------------------------------------------------------------- values */
 
-const char *tm_log_shown_n(tm_shown_t *b, const char *p, size_t n)
+const char *log_shown_n(shown_t *b, const char *p, size_t n)
 {
     size_t i = 0;
     if (p == NULL)
@@ -57,11 +57,11 @@ const char *tm_log_shown_n(tm_shown_t *b, const char *p, size_t n)
     return b->s;
 }
 
-const char *tm_log_shown(tm_shown_t *b, const char *value)
+const char *log_shown(shown_t *b, const char *value)
 {
     /* strnlen: a 100 KB value is not walked past what is shown */
     size_t n = value != NULL ? strnlen(value, TM_SHOWN_MAX + 1) : 0;
-    return tm_log_shown_n(b, value, n);
+    return log_shown_n(b, value, n);
 }
 
 /* ---------------------------------------------------------------- repeats */
@@ -94,7 +94,7 @@ typedef struct repeat_slot {
 static repeat_slot_t repeat_slots[REPEAT_SLOTS + 1];
 static const _Atomic uint64_t *_Atomic test_clock;
 
-void tm_log_set_test_clock(const _Atomic uint64_t *now_ns)
+void log_set_test_clock(const _Atomic uint64_t *now_ns)
 {
     atomic_store(&test_clock, now_ns);
 }
@@ -219,30 +219,30 @@ static void repeats_forget(void)
 
 /* ------------------------------------------------------------ destination */
 
-void tm_log_configure(int level, int fd)
+void log_configure(int level, int fd)
 {
     if (level < TM_LOG_OFF)
         level = TM_LOG_OFF;
     if (level > TM_LOG_DEBUG)
         level = TM_LOG_DEBUG;
     if (atomic_exchange(&log_fd_owned, false))
-        (void)tm_fd_release(&log_owned); /* closes it only if still ours */
+        (void)fd_release(&log_owned); /* closes it only if still ours */
     atomic_store(&log_level, level);
     atomic_store(&log_fd, fd < 0 ? LOG_TO_STDERR : fd);
     repeats_forget();
 }
 
-int tm_log_configure_file(int level, int fd)
+int log_configure_file(int level, int fd)
 {
-    tm_log_configure(level, LOG_TO_STDERR);
-    if (tm_fd_own(fd, &log_owned) < 0)
+    log_configure(level, LOG_TO_STDERR);
+    if (fd_own(fd, &log_owned) < 0)
         return -1;
     atomic_store(&log_fd_owned, true);
     atomic_store(&log_fd, log_owned.fd);
     return 0;
 }
 
-int tm_log_level(void)
+int log_current_level(void)
 {
     return atomic_load_explicit(&log_level, memory_order_relaxed);
 }
@@ -297,14 +297,14 @@ static int log_destination(void)
         return -1;
     if (fd == LOG_TO_STDERR)
         return STDERR_FILENO;
-    if (atomic_load(&log_fd_owned) && !tm_fd_is_ours(&log_owned)) {
+    if (atomic_load(&log_fd_owned) && !fd_is_ours(&log_owned)) {
         log_file_lost(fd);
         return -1;
     }
     return fd;
 }
 
-int tm_log_fd(void)
+int log_current_fd(void)
 {
     int fd = atomic_load(&log_fd);
     return fd == LOG_TO_STDERR ? STDERR_FILENO : fd == LOG_NOWHERE ? -1 : fd;
@@ -378,9 +378,9 @@ static void log_line(int level, bool limited, const char *fmt, va_list ap)
     emit(fd, buf, len);
 }
 
-void tm_log(int level, const char *fmt, ...)
+void log_at(int level, const char *fmt, ...)
 {
-    if (level > tm_log_level() || level <= TM_LOG_OFF)
+    if (level > log_current_level() || level <= TM_LOG_OFF)
         return;
     int saved_errno = errno; /* logging must not disturb the caller's errno */
     va_list ap;
@@ -413,14 +413,14 @@ static void flush_slot(repeat_slot_t *s, pid_t me, int fd)
     if (atomic_load(&s->suppressed) == 0 || !slot_trylock(s, me))
         return;
     uint64_t n = atomic_exchange(&s->suppressed, 0);
-    if (n > 0 && s->used && s->level <= tm_log_level())
+    if (n > 0 && s->used && s->level <= log_current_level())
         log_unlimited(fd, s->level,
                       "%llu more messages like \"%s...\" were not shown",
                       (unsigned long long)n, s->quote);
     slot_unlock(s);
 }
 
-void tm_log_flush_repeats(void)
+void log_flush_repeats(void)
 {
     int saved_errno = errno;
     int fd = log_destination();
@@ -432,7 +432,7 @@ void tm_log_flush_repeats(void)
 
 /* In a fork child: the parent's held-back counts are the parent's to
  * report; the child would report them a second time at its exit. */
-void tm_log_fork_child(void)
+void log_fork_child(void)
 {
     for (size_t i = 0; i <= REPEAT_SLOTS; i++)
         atomic_store(&repeat_slots[i].suppressed, 0);
@@ -442,13 +442,13 @@ void tm_log_fork_child(void)
  * messages the repeat limit held back since they were last reported. */
 __attribute__((destructor)) static void log_at_exit(void)
 {
-    tm_log_flush_repeats();
+    log_flush_repeats();
 }
 
-void tm_assert_fail(const char *cond, const char *file, int line)
+void debug_assert_fail(const char *cond, const char *file, int line)
 {
     /* not limited: this is the last line the process writes */
-    int fd = tm_log_level() >= TM_LOG_ERROR ? log_destination() : -1;
+    int fd = log_current_level() >= TM_LOG_ERROR ? log_destination() : -1;
     if (fd >= 0)
         log_unlimited(fd, TM_LOG_ERROR, "invariant violated: %s at %s:%d",
                       cond, file, line);

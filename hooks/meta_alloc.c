@@ -23,10 +23,10 @@
 #define META_CLASSES (META_MAX_SHIFT - META_MIN_SHIFT + 1)
 #define META_CHUNK (256u * 1024u)
 
-typedef struct meta_free { struct meta_free *next; } meta_free_t;
+typedef struct meta_free_node { struct meta_free_node *next; } meta_free_node_t;
 
 static pthread_mutex_t meta_lock = PTHREAD_MUTEX_INITIALIZER;
-static meta_free_t *meta_free_lists[META_CLASSES];
+static meta_free_node_t *meta_free_lists[META_CLASSES];
 static char *meta_bump, *meta_bump_end;
 
 static unsigned size_class(size_t size)
@@ -43,7 +43,7 @@ static void *meta_map(size_t size)
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
-        tm_log_error("metadata mmap of %zu bytes failed: errno %d", size,
+        log_error("metadata mmap of %zu bytes failed: errno %d", size,
                      errno);
         return NULL;
     }
@@ -54,7 +54,7 @@ static void *meta_map(size_t size)
 /* Caller holds meta_lock.  Blocks are the powers of two of the classes. */
 static void *carve(size_t block)
 {
-    tm_assert(block >= ((size_t)1 << META_MIN_SHIFT) &&
+    debug_assert(block >= ((size_t)1 << META_MIN_SHIFT) &&
               block <= ((size_t)1 << META_MAX_SHIFT) &&
               (block & (block - 1)) == 0);
     if (meta_bump == NULL || (size_t)(meta_bump_end - meta_bump) < block) {
@@ -69,12 +69,12 @@ static void *carve(size_t block)
     return p;
 }
 
-void *tm_meta_alloc(size_t size)
+void *meta_alloc(size_t size)
 {
     if (size == 0)
         size = 1;
     if (size > ((size_t)1 << META_MAX_SHIFT)) {
-        size_t page = tm_os_page_size();
+        size_t page = os_page_size();
         return meta_map((size + page - 1) & ~(page - 1)); /* zeroed */
     }
     unsigned cls = size_class(size);
@@ -93,29 +93,29 @@ void *tm_meta_alloc(size_t size)
     return p;
 }
 
-void tm_meta_fork_child(void)
+void meta_fork_child(void)
 {
     pthread_mutex_init(&meta_lock, NULL);
 }
 
-void tm_meta_free(void *ptr, size_t size)
+void meta_free(void *ptr, size_t size)
 {
     if (ptr == NULL)
         return;
     if (size == 0)
         size = 1;
     if (size > ((size_t)1 << META_MAX_SHIFT)) {
-        size_t page = tm_os_page_size();
+        size_t page = os_page_size();
         size_t len = (size + page - 1) & ~(page - 1);
         if (munmap(ptr, len) != 0)
-            tm_log_error("metadata munmap(%p, %zu) failed: errno %d", ptr,
+            log_error("metadata munmap(%p, %zu) failed: errno %d", ptr,
                          size, errno);
         else
             atomic_fetch_sub(&hook_counters.metadata_bytes, len);
         return;
     }
     unsigned cls = size_class(size);
-    meta_free_t *block = ptr;
+    meta_free_node_t *block = ptr;
     pthread_mutex_lock(&meta_lock);
     block->next = meta_free_lists[cls];
     meta_free_lists[cls] = block;

@@ -1,10 +1,10 @@
 /*
  * os.c -- every system call that maps, binds, moves or unmaps memory.
  *
- * The calls go through a table (tm_os_ops_t) so tests can inject failures
+ * The calls go through a table (os_ops_t) so tests can inject failures
  * and odd results: a misaligned mmap, EFAULT from mbind, ENOMEM from mmap.
  *
- * tm_os_map_aligned is where the seed defect was (doc/design.md, "The
+ * os_map_aligned is where the seed defect was (doc/design.md, "The
  * exact aligned mapping").  It maps exactly what it returns: the head
  * before the aligned address and the tail after aligned + size are
  * unmapped byte for byte, so the caller can bind, track and later unmap
@@ -47,7 +47,7 @@ static long real_move_pages(int pid, unsigned long count, void **pages,
     return move_pages(pid, count, pages, nodes, status, flags);
 }
 
-static const tm_os_ops_t os_real = {
+static const os_ops_t os_real = {
     .mmap = real_mmap,
     .munmap = munmap,
     .mbind = real_mbind,
@@ -56,12 +56,12 @@ static const tm_os_ops_t os_real = {
 };
 
 /* The calls in use: the real ones, or a copy of a test's table. */
-static tm_os_ops_t os_injected;
-static const tm_os_ops_t *os_ops = &os_real;
+static os_ops_t os_injected;
+static const os_ops_t *os_ops = &os_real;
 
-tm_os_ops_t tm_os_set_ops(const tm_os_ops_t *ops)
+os_ops_t os_set_ops(const os_ops_t *ops)
 {
-    tm_os_ops_t old = *os_ops;
+    os_ops_t old = *os_ops;
     if (ops != NULL) {
         os_injected = *ops;
         os_ops = &os_injected;
@@ -71,9 +71,9 @@ tm_os_ops_t tm_os_set_ops(const tm_os_ops_t *ops)
     return old;
 }
 
-const tm_os_ops_t *tm_os_real_ops(void) { return &os_real; }
+const os_ops_t *os_real_ops(void) { return &os_real; }
 
-size_t tm_os_page_size(void)
+size_t os_page_size(void)
 {
     static size_t page;
     if (TM_UNLIKELY(page == 0)) {
@@ -92,12 +92,12 @@ static void *map_anonymous(void *hint, size_t size, int extra_flags)
     return p == MAP_FAILED ? NULL : p;
 }
 
-int tm_os_unmap(void *addr, size_t size)
+int os_unmap(void *addr, size_t size)
 {
     if (size == 0)
         return 0;
     if (os_ops->munmap(addr, size) != 0) {
-        tm_log_error("munmap(%p, %zu) failed: errno %d", addr, size, errno);
+        log_error("munmap(%p, %zu) failed: errno %d", addr, size, errno);
         return -1;
     }
     return 0;
@@ -110,10 +110,10 @@ static void *trim_to(char *base, size_t mapped, char *keep, size_t size)
 {
     size_t head = (size_t)(keep - base);
     size_t tail = mapped - head - size;
-    tm_assert(keep >= base && head + size <= mapped);
-    if (tm_os_unmap(base, head) != 0)
+    debug_assert(keep >= base && head + size <= mapped);
+    if (os_unmap(base, head) != 0)
         goto fail;
-    if (tm_os_unmap(keep + size, tail) != 0) {
+    if (os_unmap(keep + size, tail) != 0) {
         base = keep; /* the head is gone already */
         mapped = size + tail;
         goto fail;
@@ -121,16 +121,16 @@ static void *trim_to(char *base, size_t mapped, char *keep, size_t size)
     return keep;
 fail:;
     int err = errno;
-    if (tm_os_unmap(base, mapped) != 0)
-        tm_log_error("[%p, +%zu) stays mapped and untracked: it could be "
+    if (os_unmap(base, mapped) != 0)
+        log_error("[%p, +%zu) stays mapped and untracked: it could be "
                      "neither trimmed nor unmapped", (void *)base, mapped);
     errno = err;
     return NULL;
 }
 
-void *tm_os_map_aligned(size_t size, size_t alignment)
+void *os_map_aligned(size_t size, size_t alignment)
 {
-    size_t page = tm_os_page_size();
+    size_t page = os_page_size();
     if (size == 0 || size % page != 0 ||
         (alignment & (alignment - 1)) != 0) {
         errno = EINVAL;
@@ -145,10 +145,10 @@ void *tm_os_map_aligned(size_t size, size_t alignment)
         return p;
 
     /* Misaligned: give it back and map enough to contain an aligned run. */
-    if (tm_os_unmap(p, size) != 0) {
+    if (os_unmap(p, size) != 0) {
         /* Only vm.max_map_count exhaustion makes this fail; say so loudly,
          * since these bytes now belong to nobody. */
-        tm_log_error("[%p, +%zu) stays mapped and untracked: the misaligned "
+        log_error("[%p, +%zu) stays mapped and untracked: the misaligned "
                      "mapping could not be given back", (void *)p, size);
         return NULL;
     }
@@ -166,14 +166,14 @@ void *tm_os_map_aligned(size_t size, size_t alignment)
     return trim_to(base, mapped, aligned, size);
 }
 
-void *tm_os_map_fixed(void *addr, size_t size)
+void *os_map_fixed(void *addr, size_t size)
 {
     char *p = map_anonymous(addr, size, MAP_FIXED_NOREPLACE);
     if (p == NULL)
         return NULL;
     if (p != addr) {
         /* Kernels before 4.17 treat the flag as a hint. */
-        (void)tm_os_unmap(p, size);
+        (void)os_unmap(p, size);
         errno = EEXIST;
         return NULL;
     }
@@ -182,7 +182,7 @@ void *tm_os_map_fixed(void *addr, size_t size)
 
 /* ---------------------------------------------------------------- binding */
 
-bool tm_placement_valid(const tm_placement_t *pl)
+bool placement_valid(const tm_placement_t *pl)
 {
     if (pl == NULL || pl->nodes == 0)
         return false;
@@ -192,7 +192,7 @@ bool tm_placement_valid(const tm_placement_t *pl)
 
 static int lowest_node(uint64_t nodes) { return __builtin_ctzll(nodes); }
 
-int tm_os_bind(void *addr, size_t size, const tm_placement_t *pl,
+int os_bind(void *addr, size_t size, const tm_placement_t *pl,
                unsigned flags)
 {
     unsigned long mask[(TM_MAX_NODES + 63) / 64] = {(unsigned long)pl->nodes};
@@ -217,14 +217,14 @@ int tm_os_bind(void *addr, size_t size, const tm_placement_t *pl,
     return rc == 0 ? 0 : -1;
 }
 
-long tm_os_move_pages(unsigned long count, void **pages, const int *nodes,
+long os_move_pages(unsigned long count, void **pages, const int *nodes,
                       int *status)
 {
     return os_ops->move_pages(0, count, pages, nodes, status,
                              nodes ? MPOL_MF_MOVE : 0);
 }
 
-int tm_os_madvise(void *addr, size_t size, int advice)
+int os_madvise(void *addr, size_t size, int advice)
 {
     return os_ops->madvise(addr, size, advice);
 }

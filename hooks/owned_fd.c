@@ -17,7 +17,7 @@
  * it would close the program's file.
  *
  * The identity checks are async-signal-safe (fstat, readlink): a fork
- * child releases its copies with them.  tm_fd_free_count tells how many
+ * child releases its copies with them.  fd_free_count tells how many
  * descriptors the program has left below its limit, for a component to
  * decide whether it can afford its own.
  */
@@ -47,7 +47,7 @@ static int high_fd_base(void)
 }
 
 /* "/proc/self/fd/<fd>" into buf, without snprintf: a fork child calls
- * this (tm_fd_release), where only async-signal-safe calls are allowed. */
+ * this (fd_release), where only async-signal-safe calls are allowed. */
 static void fd_link_path(int fd, char *buf)
 {
     static const char prefix[] = "/proc/self/fd/";
@@ -84,7 +84,7 @@ static void anon_kind(int fd, char *out, size_t size)
     out[len] = '\0';
 }
 
-static bool identify(int fd, tm_owned_fd_t *o)
+static bool identify(int fd, owned_fd_t *o)
 {
     struct stat st;
     if (fstat(fd, &st) != 0)
@@ -98,7 +98,7 @@ static bool identify(int fd, tm_owned_fd_t *o)
     return true;
 }
 
-int tm_fd_own(int fd, tm_owned_fd_t *o)
+int fd_own(int fd, owned_fd_t *o)
 {
     o->fd = -1;
     if (fd < 0) {
@@ -123,7 +123,7 @@ int tm_fd_own(int fd, tm_owned_fd_t *o)
     return fd;
 }
 
-bool tm_fd_is_ours(const tm_owned_fd_t *o)
+bool fd_is_ours(const owned_fd_t *o)
 {
     if (o->fd < 0)
         return false;
@@ -143,16 +143,16 @@ bool tm_fd_is_ours(const tm_owned_fd_t *o)
     return strcmp(kind, o->anon) == 0;
 }
 
-bool tm_fd_release(tm_owned_fd_t *o)
+bool fd_release(owned_fd_t *o)
 {
-    bool ours = tm_fd_is_ours(o);
+    bool ours = fd_is_ours(o);
     if (ours)
         (void)close(o->fd); /* close errors: the descriptor is gone anyway */
     o->fd = -1;
     return ours;
 }
 
-void tm_fd_forget(tm_owned_fd_t *o)
+void fd_forget(owned_fd_t *o)
 {
     o->fd = -1;
 }
@@ -191,7 +191,7 @@ static long count_open_proc(unsigned long lim)
     return n < 0 ? -1 : count;
 }
 
-long tm_fd_free_count(void)
+long fd_free_count(void)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||

@@ -28,10 +28,10 @@
 static char *grow(char *buf, size_t len, size_t *cap, size_t limit)
 {
     size_t grown = *cap * 2 > limit + 1 ? limit + 1 : *cap * 2;
-    char *more = tm_meta_alloc(grown);
+    char *more = meta_alloc(grown);
     if (more != NULL)
         memcpy(more, buf, len);
-    tm_meta_free(buf, *cap);
+    meta_free(buf, *cap);
     *cap = grown;
     return more;
 }
@@ -50,24 +50,24 @@ static char *read_all(int fd, const char *path, const char *what, int level,
 {
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        tm_log(level, "%s %s: fstat failed: errno %d", what, path, errno);
+        log_at(level, "%s %s: fstat failed: errno %d", what, path, errno);
         return NULL;
     }
     if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max_bytes) {
-        tm_log(level, "%s %s is larger than %zu MiB; ignored", what, path,
+        log_at(level, "%s %s is larger than %zu MiB; ignored", what, path,
                max_bytes >> 20);
         errno = EFBIG;
         return NULL;
     }
     *cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 65536;
     *len = 0;
-    char *buf = tm_meta_alloc(*cap);
+    char *buf = meta_alloc(*cap);
     while (buf != NULL) {
         if (*len + 1 >= *cap) { /* keep a byte for the NUL */
             if (*cap > max_bytes) {
-                tm_log(level, "%s %s is larger than %zu MiB; ignored", what,
+                log_at(level, "%s %s is larger than %zu MiB; ignored", what,
                        path, max_bytes >> 20);
-                tm_meta_free(buf, *cap);
+                meta_free(buf, *cap);
                 errno = EFBIG;
                 return NULL;
             }
@@ -85,13 +85,13 @@ static char *read_all(int fd, const char *path, const char *what, int level,
             wait_readable(fd); /* a pipe whose writer has not written yet */
         } else if (errno != EINTR) {
             int e = errno;
-            tm_log(level, "%s %s: read failed: errno %d", what, path, e);
-            tm_meta_free(buf, *cap);
+            log_at(level, "%s %s: read failed: errno %d", what, path, e);
+            meta_free(buf, *cap);
             errno = e;
             return NULL;
         }
     }
-    tm_log_error("%s %s: no memory to read it (errno %d)", what, path, ENOMEM);
+    log_error("%s %s: no memory to read it (errno %d)", what, path, ENOMEM);
     errno = ENOMEM;
     return NULL;
 }
@@ -101,24 +101,24 @@ static char *read_all(int fd, const char *path, const char *what, int level,
 static int open_for_read(const char *path, const char *what, int level,
                          unsigned accept)
 {
-    int fd = tm_file_open_read(path, accept);
+    int fd = file_open_read(path, accept);
     if (fd >= 0)
         return fd;
     int e = errno;
     if (e == EINVAL || e == EISDIR) {
         struct stat st; /* for the message only: what it is */
-        const char *kind = stat(path, &st) == 0 ? tm_file_kind(st.st_mode)
+        const char *kind = stat(path, &st) == 0 ? file_kind(st.st_mode)
                                                 : "not a regular file";
-        tm_log(level, "%s %s is %s, not a regular file; ignored", what, path,
+        log_at(level, "%s %s is %s, not a regular file; ignored", what, path,
                kind);
     } else {
-        tm_log(level, "%s %s cannot be opened: errno %d", what, path, e);
+        log_at(level, "%s %s cannot be opened: errno %d", what, path, e);
     }
     errno = e;
     return -1;
 }
 
-char *tm_read_file_accepting(const char *path, const char *what, int level,
+char *read_file_accepting(const char *path, const char *what, int level,
                              unsigned accept, size_t max_bytes, size_t *len,
                              size_t *cap)
 {
@@ -128,13 +128,13 @@ char *tm_read_file_accepting(const char *path, const char *what, int level,
     char *buf = read_all(fd, path, what, level, max_bytes, len, cap);
     int e = errno;
     if (close(fd) != 0)
-        tm_log_warn("%s %s: close failed: errno %d", what, path, errno);
+        log_warn("%s %s: close failed: errno %d", what, path, errno);
     errno = e;
     return buf;
 }
 
-char *tm_read_file(const char *path, const char *what, int level,
+char *read_file(const char *path, const char *what, int level,
                    size_t max_bytes, size_t *len, size_t *cap)
 {
-    return tm_read_file_accepting(path, what, level, 0, max_bytes, len, cap);
+    return read_file_accepting(path, what, level, 0, max_bytes, len, cap);
 }

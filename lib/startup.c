@@ -16,9 +16,9 @@
 
 __attribute__((constructor)) static void tiermem_startup(void)
 {
-    tm_runtime_init();
+    runtime_init();
     /* exec replaces the image without exit's handlers: finish first */
-    tm_runtime_set_exec_hook(profiler_before_exec);
+    runtime_set_exec_hook(profiler_before_exec);
     /* the profiler when TIERMEM_PROFILE or TIERMEM_POLICY=online asks,
      * with the online policy as its interval hook; it stops at exit */
     policy_start_from_env();

@@ -24,7 +24,7 @@
 
 /* ------------------------------------------------------------ merging */
 
-/* Sums over sites and ranks saturate (tm_sat_add_u64): each profile's
+/* Sums over sites and ranks saturate (sat_add_u64): each profile's
  * totals fit 64 bits, their sums may not, and a wrapped sum ranks a hot
  * site as cold. */
 
@@ -46,8 +46,8 @@ static size_t guide_fold_within(guide_site_t *s, size_t n)
     size_t out = 0;
     for (size_t i = 1; i < n; i++) {
         if (guide_site_cmp(&s[out], &s[i]) == 0) {
-            s[out].bytes = tm_sat_add_u64(s[out].bytes, s[i].bytes);
-            s[out].accesses = tm_sat_add_u64(s[out].accesses, s[i].accesses);
+            s[out].bytes = sat_add_u64(s[out].bytes, s[i].bytes);
+            s[out].accesses = sat_add_u64(s[out].accesses, s[i].accesses);
         } else {
             s[++out] = s[i];
         }
@@ -75,7 +75,7 @@ static int guide_merge_sorted(guide_t *g, const guide_site_t *l, size_t nl)
             m[n] = g->sites[i++];
             if (l[j].bytes > m[n].bytes)
                 m[n].bytes = l[j].bytes;
-            m[n].accesses = tm_sat_add_u64(m[n].accesses, l[j++].accesses);
+            m[n].accesses = sat_add_u64(m[n].accesses, l[j++].accesses);
             n++;
         }
     }
@@ -84,8 +84,8 @@ static int guide_merge_sorted(guide_t *g, const guide_site_t *l, size_t nl)
     g->nsites = n;
     g->footprint = g->accesses = 0;
     for (size_t k = 0; k < n; k++) {
-        g->footprint = tm_sat_add_u64(g->footprint, m[k].bytes);
-        g->accesses = tm_sat_add_u64(g->accesses, m[k].accesses);
+        g->footprint = sat_add_u64(g->footprint, m[k].bytes);
+        g->accesses = sat_add_u64(g->accesses, m[k].accesses);
     }
     return 0;
 }
@@ -111,7 +111,7 @@ static void guide_range_samples(const profile_t *p, uint64_t first,
                 bsearch(&iv->sites[k].index, p->sites, p->nsites,
                         sizeof *p->sites, site_total_by_index);
             if (t != NULL)
-                samples[t - p->sites] = tm_sat_add_u64(
+                samples[t - p->sites] = sat_add_u64(
                     samples[t - p->sites], iv->sites[k].samples);
         }
     }
@@ -124,7 +124,7 @@ static void guide_take_header(guide_t *g, const prof_header_t *h)
         if (t >= TM_MAX_NODES)
             continue;
         g->tier_capacity[t] =
-            tm_sat_add_u64(g->tier_capacity[t], h->nodes[i].capacity);
+            sat_add_u64(g->tier_capacity[t], h->nodes[i].capacity);
         if (t + 1 > g->ntiers_seen)
             g->ntiers_seen = t + 1;
     }
@@ -150,7 +150,7 @@ int guide_add_profile(guide_t *g, const profile_t *p, uint64_t first,
         uint64_t s = ranged ? samples[i] : t->samples;
         /* site 0 collects what no site owns: guidance cannot name it */
         if (t->index == 0 || (t->key == 0 && t->explicit_id < 0)) {
-            g->unsited = tm_sat_add_u64(g->unsited, s);
+            g->unsited = sat_add_u64(g->unsited, s);
             continue;
         }
         l[n].by_id = t->explicit_id >= 0;
@@ -201,7 +201,7 @@ static bool guide_capacity_one(const char *s, guide_capacity_t *c)
         return true;
     }
     size_t bytes;
-    if (!tm_parse_size(s, &bytes))
+    if (!parse_size(s, &bytes))
         return false;
     c->kind = GUIDE_CAP_BYTES;
     c->bytes = bytes;
@@ -256,7 +256,7 @@ unsigned guide_capacities(const guide_t *g, const guide_capacity_t *c,
         }
         case GUIDE_CAP_AUTO:
             if (i >= g->ntiers_seen)
-                tm_log_warn("guide: capacity auto for tier %u, but the "
+                log_warn("guide: capacity auto for tier %u, but the "
                             "profile has %u tiers: capacity 0",
                             i, g->ntiers_seen);
             cap[i] = i < TM_MAX_NODES ? g->tier_capacity[i] : 0;
@@ -303,7 +303,7 @@ double guide_place(guide_t *g, place_policy_t policy, const uint64_t *cap,
             g->sites[i].tier = tier_of[i];
     g->approximate = r >= 0 && !ex;
     if (g->approximate)
-        tm_log_warn("guide: %s on %zu sites went past its bounds: the "
+        log_warn("guide: %s on %zu sites went past its bounds: the "
                     "placement is approximate", place_policy_name(policy),
                     g->nsites);
     if (exact != NULL)

@@ -17,7 +17,7 @@
  * on the tier its placement names (cfg.topology), else on
  * cfg.initial_tier (the slowest by default).  place_items()
  * allocates with malloc, so the greedy (hotset) selection is done here
- * over tm_meta_alloc tables instead.
+ * over meta_alloc tables instead.
  */
 #include "policy.h"
 
@@ -86,15 +86,15 @@ online_t *online_new(const online_config_t *cfg)
         errno = EINVAL;
         return NULL;
     }
-    online_t *o = tm_meta_alloc(sizeof(*o));
+    online_t *o = meta_alloc(sizeof(*o));
     if (!o)
         return NULL;
     o->cfg = *cfg;
-    o->arena = tm_meta_alloc(ONLINE_ARENA_TABLE);
-    o->order = tm_meta_alloc(ONLINE_ORDER_TABLE);
-    o->score = tm_meta_alloc(ONLINE_SCORE_TABLE);
+    o->arena = meta_alloc(ONLINE_ARENA_TABLE);
+    o->order = meta_alloc(ONLINE_ORDER_TABLE);
+    o->score = meta_alloc(ONLINE_SCORE_TABLE);
     if (!o->arena || !o->order || !o->score) {
-        tm_log_error("online: no memory for the arena tables");
+        log_error("online: no memory for the arena tables");
         online_delete(o);
         errno = ENOMEM;
         return NULL;
@@ -109,12 +109,12 @@ void online_delete(online_t *o)
     if (!o)
         return;
     if (o->arena)
-        tm_meta_free(o->arena, ONLINE_ARENA_TABLE);
+        meta_free(o->arena, ONLINE_ARENA_TABLE);
     if (o->order)
-        tm_meta_free(o->order, ONLINE_ORDER_TABLE);
+        meta_free(o->order, ONLINE_ORDER_TABLE);
     if (o->score)
-        tm_meta_free(o->score, ONLINE_SCORE_TABLE);
-    tm_meta_free(o, sizeof(*o));
+        meta_free(o->score, ONLINE_SCORE_TABLE);
+    meta_free(o, sizeof(*o));
 }
 
 /* ---------------------------------------------------------------- migrate */
@@ -125,15 +125,15 @@ static int online_migrate_default(const online_t *o, unsigned arena_id,
                                   unsigned tier)
 {
     const tm_topology_t *topo = o->cfg.topology ? o->cfg.topology
-                                                : tm_topology();
+                                                : topology_get();
     tm_placement_t to;
     if (tm_topology_tier_placement(topo, tier, TM_MODE_PREFERRED, &to) != 0) {
-        tm_log_warn("online: no placement for tier %u: errno %d", tier, errno);
+        log_warn("online: no placement for tier %u: errno %d", tier, errno);
         return -1;
     }
     arena_walk_begin();
     int rc = -1;
-    tm_arena_t *a = tm_arena_by_id(arena_id);
+    tm_arena_t *a = arena_by_id(arena_id);
     if (!a)
         errno = ENOENT;
     else
@@ -385,7 +385,7 @@ static void online_displace(online_t *o, unsigned t, size_t n, uint64_t room)
         if (room + freed < x->bytes || lost >= online_weight(o, x, t))
             continue;
         freed = online_free_room(o, t, n, room, x->bytes, true, &lost);
-        tm_assert_rule(room + freed >= x->bytes,
+        debug_assert_rule(room + freed >= x->bytes,
                        "a tier's chosen arenas fit its usable capacity");
         room = room + freed - x->bytes;
         x->target = (uint8_t)t;
@@ -463,7 +463,7 @@ static void online_move(online_t *o, online_round_t *r, unsigned id)
 {
     online_arena_t *a = &o->arena[id];
     unsigned to = a->target, from = a->tier, last = o->cfg.ntiers - 1;
-    tm_assert(to <= last && from <= last); /* online_choose set every target */
+    debug_assert(to <= last && from <= last); /* online_choose set every target */
     if (to < from && r->used[to] + a->bytes > online_usable(o, to))
         return;               /* a promotion would overfill: wait for room */
     /* A demotion into a full tier may wait for a promotion out of it, and
@@ -477,16 +477,16 @@ static void online_move(online_t *o, online_round_t *r, unsigned id)
         return;
     if (online_migrate(o, id, to) != 0) {
         o->stats.failures++;
-        tm_log_warn("online: moving arena %u (%llu bytes) from tier %u to %u "
+        log_warn("online: moving arena %u (%llu bytes) from tier %u to %u "
                     "failed: errno %d (will retry)", id,
                     (unsigned long long)a->bytes, from, to, errno);
         return;
     }
-    tm_log_info("online: arena %u (%llu bytes) tier %u -> %u", id,
+    log_info("online: arena %u (%llu bytes) tier %u -> %u", id,
                 (unsigned long long)a->bytes, from, to);
     if (r->budget >= 0.0)
         r->budget -= (double)a->bytes;
-    tm_assert_rule(r->used[from] >= a->bytes,
+    debug_assert_rule(r->used[from] >= a->bytes,
                    "a tier's used bytes count every arena on it");
     r->used[from] -= a->bytes;
     r->used[to] += a->bytes;

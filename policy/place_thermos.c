@@ -115,7 +115,7 @@ static int thermos_init(thermos_t *t, const place_ent_t *ents, size_t m)
     t->rank = malloc((m ? m : 1) * sizeof(*t->rank));
     t->fen = calloc(m + 1, sizeof(*t->fen));
     if (!t->node || !t->by_size || !t->rank || !t->fen) {
-        tm_log_warn("placement: thermos tree for %zu items: %s", m,
+        log_warn("placement: thermos tree for %zu items: %s", m,
                     strerror(errno));
         thermos_free(t);
         return -1;
@@ -290,7 +290,7 @@ double place_thermos(const place_ent_t *ents, size_t m, uint64_t cap,
         } else if (ents[k].bytes <= cap && *bounded) {
             if (t.work > t.budget) {
                 *bounded = false;
-                tm_log_warn("placement: thermos past its work bound (%llu "
+                log_warn("placement: thermos past its work bound (%llu "
                             "steps) after %zu of %zu items: the rest by "
                             "hotset's rule", (unsigned long long)t.budget,
                             k, m);

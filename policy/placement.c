@@ -129,7 +129,7 @@ static int knapsack_dp(const place_ent_t *ents, size_t m, uint64_t cap,
     unsigned char *bits = calloc(((uint64_t)m * cols + 7) / 8, 1);
     int done = 0;
     if (!val || !bits) {
-        tm_log_warn("placement: knapsack table of %zu x %zu cells: %s", m,
+        log_warn("placement: knapsack table of %zu x %zu cells: %s", m,
                     cols, strerror(errno));
         goto out;
     }
@@ -145,7 +145,7 @@ static int knapsack_dp(const place_ent_t *ents, size_t m, uint64_t cap,
             }
         }
         if (place_now() - start > max_seconds) {
-            tm_log_info("placement: knapsack past %.3g s after %zu of %zu "
+            log_info("placement: knapsack past %.3g s after %zu of %zu "
                         "rows", max_seconds, k + 1, m);
             goto out;
         }
@@ -241,7 +241,7 @@ static double knapsack_approx(const place_ent_t *ents, size_t m, uint64_t cap,
     double t = place_thermos(ents, m, cap, alt, &bounded);
     place_keep_best(pick, &best, alt, t, m);
     free(alt);
-    tm_log_info("placement: knapsack on %zu items within %llu bytes past "
+    log_info("placement: knapsack on %zu items within %llu bytes past "
                 "its exact bounds (%llu cells, %.3g s): approximate, "
                 "%.17g accesses", m, (unsigned long long)cap,
                 (unsigned long long)max_cells, max_seconds, best);
@@ -369,7 +369,7 @@ double place_items(place_policy_t policy, const place_item_t *items,
     }
     for (size_t i = 0; i < n; i++) {
         if (!(items[i].accesses >= 0) || isinf(items[i].accesses)) {
-            tm_log_warn("placement: item %zu (key 0x%016llx) has %g "
+            log_warn("placement: item %zu (key 0x%016llx) has %g "
                         "accesses", i, (unsigned long long)items[i].key,
                         items[i].accesses);
             errno = EINVAL;

@@ -126,7 +126,7 @@ char *guide_format(const guide_t *g, const char *comment, size_t *len);
  * profiling thread, rank arenas by heat per resident byte, choose the set
  * that fits the fast tiers (leaving headroom), and migrate the difference:
  * demotions first, then promotions, within a byte budget, each promotion
- * passing a cost/benefit test.  No malloc on this path (tm_meta_alloc).
+ * passing a cost/benefit test.  No malloc on this path (meta_alloc).
  * See doc/policy-online.md. */
 
 /* Move arena `arena_id` to tier `tier`: 0, or -1 with errno. */

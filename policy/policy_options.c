@@ -54,12 +54,12 @@ static bool parse_fraction(const char *v, double max, double *out)
         memcpy(num, v, len - 1);
         num[len - 1] = '\0';
         double pct;
-        if (!tm_parse_double(num, 0.0, max * 100.0, &pct))
+        if (!parse_double(num, 0.0, max * 100.0, &pct))
             return false;
         *out = pct / 100.0;
         return true;
     }
-    return tm_parse_double(v, 0.0, max, out);
+    return parse_double(v, 0.0, max, out);
 }
 
 static void parse_capacity(const char *v, policy_options_t *o)
@@ -67,7 +67,7 @@ static void parse_capacity(const char *v, policy_options_t *o)
     guide_capacity_t c[TM_MAX_NODES];
     int n = guide_capacity_parse(v, c, TM_MAX_NODES - 1);
     if (n <= 0) {
-        tm_setting_bad("TIERMEM_POLICY_CAPACITY", v,
+        setting_bad("TIERMEM_POLICY_CAPACITY", v,
                        "a list of sizes (64M), percents of the tier (50%) "
                        "or auto, one per fast tier", "auto");
         return;
@@ -80,20 +80,20 @@ static void parse_moves(char *const *env, policy_options_t *o)
 {
     const char *v;
     size_t bytes;
-    if ((v = tm_env_value(env, "TIERMEM_POLICY_BUDGET")) != NULL && *v) {
-        if (tm_parse_size(v, &bytes))
+    if ((v = env_value(env, "TIERMEM_POLICY_BUDGET")) != NULL && *v) {
+        if (parse_size(v, &bytes))
             o->budget_bytes_per_s = (double)bytes;
         else
-            tm_setting_bad("TIERMEM_POLICY_BUDGET", v,
+            setting_bad("TIERMEM_POLICY_BUDGET", v,
                            "bytes per second (256M; 0 = no limit)", "256M");
     }
-    if ((v = tm_env_value(env, "TIERMEM_POLICY_HYSTERESIS")) != NULL && *v &&
-        !tm_parse_double(v, 1.0, 1000.0, &o->hysteresis))
-        tm_setting_bad("TIERMEM_POLICY_HYSTERESIS", v,
+    if ((v = env_value(env, "TIERMEM_POLICY_HYSTERESIS")) != NULL && *v &&
+        !parse_double(v, 1.0, 1000.0, &o->hysteresis))
+        setting_bad("TIERMEM_POLICY_HYSTERESIS", v,
                        "a factor from 1 to 1000", "1.5");
-    if ((v = tm_env_value(env, "TIERMEM_POLICY_MOVE_COST")) != NULL && *v &&
-        !tm_parse_double(v, 0.0, 1e6, &o->move_cost_ns_per_byte))
-        tm_setting_bad("TIERMEM_POLICY_MOVE_COST", v,
+    if ((v = env_value(env, "TIERMEM_POLICY_MOVE_COST")) != NULL && *v &&
+        !parse_double(v, 0.0, 1e6, &o->move_cost_ns_per_byte))
+        setting_bad("TIERMEM_POLICY_MOVE_COST", v,
                        "nanoseconds per byte moved, 0 or more (0 = no "
                        "cost/benefit test)", "0.5");
 }
@@ -105,31 +105,31 @@ void policy_options_parse(char *const *env, policy_options_t *o)
     policy_options_defaults(o);
     const char *v;
     unsigned long n;
-    if ((v = tm_env_value(env, "TIERMEM_POLICY")) != NULL && *v) {
-        int k = tm_parse_enum(v, kinds, 2);
+    if ((v = env_value(env, "TIERMEM_POLICY")) != NULL && *v) {
+        int k = parse_enum(v, kinds, 2);
         if (k >= 0)
             o->kind = (policy_kind_t)k;
         else
-            tm_setting_bad("TIERMEM_POLICY", v, "none or online", "none");
+            setting_bad("TIERMEM_POLICY", v, "none or online", "none");
     }
-    if ((v = tm_env_value(env, "TIERMEM_POLICY_EVERY")) != NULL && *v) {
-        if (tm_parse_ulong(v, 1, 1000, &n))
+    if ((v = env_value(env, "TIERMEM_POLICY_EVERY")) != NULL && *v) {
+        if (parse_ulong(v, 1, 1000, &n))
             o->every = (unsigned)n;
         else
-            tm_setting_bad("TIERMEM_POLICY_EVERY", v,
+            setting_bad("TIERMEM_POLICY_EVERY", v,
                            "a number of intervals from 1 to 1000", "4");
     }
-    if ((v = tm_env_value(env, "TIERMEM_POLICY_CAPACITY")) != NULL && *v)
+    if ((v = env_value(env, "TIERMEM_POLICY_CAPACITY")) != NULL && *v)
         parse_capacity(v, o);
-    if ((v = tm_env_value(env, "TIERMEM_POLICY_HEADROOM")) != NULL && *v &&
+    if ((v = env_value(env, "TIERMEM_POLICY_HEADROOM")) != NULL && *v &&
         !parse_fraction(v, 0.9, &o->headroom))
-        tm_setting_bad("TIERMEM_POLICY_HEADROOM", v,
+        setting_bad("TIERMEM_POLICY_HEADROOM", v,
                        "a share from 0 to 0.9 (0.05 or 5%)", "0.05");
-    if ((v = tm_env_value(env, "TIERMEM_POLICY_MIN_STAY")) != NULL && *v) {
-        if (tm_parse_ulong(v, 0, 1000, &n))
+    if ((v = env_value(env, "TIERMEM_POLICY_MIN_STAY")) != NULL && *v) {
+        if (parse_ulong(v, 0, 1000, &n))
             o->min_stay = (unsigned)n;
         else
-            tm_setting_bad("TIERMEM_POLICY_MIN_STAY", v,
+            setting_bad("TIERMEM_POLICY_MIN_STAY", v,
                            "a number of decisions from 0 to 1000", "2");
     }
     parse_moves(env, o);

@@ -33,9 +33,9 @@ unsigned policy_local_ranks(char *const *env)
 {
     for (size_t i = 0; i < sizeof local_size_vars / sizeof *local_size_vars;
          i++) {
-        const char *v = tm_env_value(env, local_size_vars[i]);
+        const char *v = env_value(env, local_size_vars[i]);
         unsigned long n;
-        if (v != NULL && tm_parse_ulong(v, 1, 1u << 20, &n))
+        if (v != NULL && parse_ulong(v, 1, 1u << 20, &n))
             return (unsigned)n;
     }
     return 1;
@@ -104,22 +104,22 @@ static bool online_wire(const policy_options_t *po, const prof_options_t *pr)
 {
     (void)sites_ready(); /* the tiers are discovered with the sites */
     online_config_t cfg;
-    if (policy_online_config(po, tm_topology(), pr->interval_ns,
+    if (policy_online_config(po, topology_get(), pr->interval_ns,
                              policy_local_ranks(environ), &cfg) != 0) {
-        tm_log_info("policy: one memory tier here: the online policy has "
+        log_info("policy: one memory tier here: the online policy has "
                     "nothing to move");
         return false;
     }
     online_t *o = online_new(&cfg);
     if (o == NULL) {
-        tm_log_error("policy: the online policy could not start: errno %d",
+        log_error("policy: the online policy could not start: errno %d",
                      errno);
         return false;
     }
     /* never freed: the profiler calls the hook until the very end of the
      * process (its last interval is closed at exit) */
     profiler_set_interval_hook(online_interval_hook, o);
-    tm_log_info("policy: online, a decision every %u intervals, tier 0 "
+    log_info("policy: online, a decision every %u intervals, tier 0 "
                 "capacity %llu bytes (headroom %.0f%%), budget %.0f B/s",
                 cfg.every, (unsigned long long)cfg.cap[0],
                 cfg.headroom * 100.0, cfg.budget_bytes_per_s);
@@ -128,8 +128,8 @@ static bool online_wire(const policy_options_t *po, const prof_options_t *pr)
 
 void policy_start_from_env(void)
 {
-    tm_runtime_init();
-    prof_options_t *pr = tm_meta_alloc(sizeof *pr);
+    runtime_init();
+    prof_options_t *pr = meta_alloc(sizeof *pr);
     if (pr == NULL)
         return;
     prof_options_parse(environ, pr);
@@ -141,10 +141,10 @@ void policy_start_from_env(void)
         pr->no_file = true;
     }
     if (pr->enabled && profiler_start(pr) != 0 && online)
-        tm_log_error("policy: the profiler did not start (errno %d): the "
+        log_error("policy: the profiler did not start (errno %d): the "
                      "online policy is off", errno);
     else if (online && strcmp(profiler_sampler_name(), "none") == 0)
-        tm_log_warn("policy: no access sampler runs: the online policy sees "
+        log_warn("policy: no access sampler runs: the online policy sees "
                     "no heat and will move nothing");
-    tm_meta_free(pr, sizeof *pr);
+    meta_free(pr, sizeof *pr);
 }

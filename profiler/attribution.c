@@ -83,15 +83,15 @@ static bool attrib_reserve(void **p, size_t *bytes, size_t need)
     size_t size = *bytes ? *bytes : 4096;
     while (size < need)
         size *= 2;
-    void *fresh = tm_meta_alloc(size);
+    void *fresh = meta_alloc(size);
     if (fresh == NULL) {
-        tm_log_error("attribution: no metadata memory for %zu bytes of rows",
+        log_error("attribution: no metadata memory for %zu bytes of rows",
                      size);
         return false;
     }
     if (*p != NULL) {
         memcpy(fresh, *p, *bytes);
-        tm_meta_free(*p, *bytes);
+        meta_free(*p, *bytes);
     }
     *p = fresh;
     *bytes = size;
@@ -101,23 +101,23 @@ static bool attrib_reserve(void **p, size_t *bytes, size_t need)
 static void attrib_release(void *p, size_t bytes)
 {
     if (p != NULL)
-        tm_meta_free(p, bytes);
+        meta_free(p, bytes);
 }
 
 attrib_t *attrib_new(double halflife)
 {
-    attrib_t *a = tm_meta_alloc(sizeof *a);
+    attrib_t *a = meta_alloc(sizeof *a);
     if (a == NULL) {
-        tm_log_error("attribution: no metadata memory for its state");
+        log_error("attribution: no metadata memory for its state");
         return NULL;
     }
     /* after halflife intervals, half the weight */
     a->decay = prof_heat_decay(halflife);
-    a->counts = tm_meta_alloc(ATTRIB_IDS * sizeof *a->counts);
-    a->arenas = tm_meta_alloc(ATTRIB_IDS * sizeof *a->arenas);
-    a->arena_rows = tm_meta_alloc(TM_MAX_ARENAS * sizeof *a->arena_rows);
+    a->counts = meta_alloc(ATTRIB_IDS * sizeof *a->counts);
+    a->arenas = meta_alloc(ATTRIB_IDS * sizeof *a->arenas);
+    a->arena_rows = meta_alloc(TM_MAX_ARENAS * sizeof *a->arena_rows);
     if (a->counts == NULL || a->arenas == NULL || a->arena_rows == NULL) {
-        tm_log_error("attribution: no metadata memory for %d arena slots",
+        log_error("attribution: no metadata memory for %d arena slots",
                      ATTRIB_IDS);
         attrib_delete(a);
         return NULL;
@@ -138,7 +138,7 @@ void attrib_delete(attrib_t *a)
     attrib_release(a->site_order, a->site_order_bytes);
     attrib_release(a->res_rows, a->res_rows_bytes);
     attrib_release(a->res_pending, a->res_pending_bytes);
-    tm_meta_free(a, sizeof *a);
+    meta_free(a, sizeof *a);
 }
 
 /* ------------------------------------------------------------ samples */
@@ -224,10 +224,10 @@ static void attrib_arena_row(attrib_t *a, tm_arena_t *arena, unsigned id)
                               .kind = (uint8_t)arena->kind,
                               .owner_site = arena->owner_site,
                               .samples = st->taken};
-    tm_mutex_lock(&arena->hooked.lock);
+    mutex_lock(&arena->hooked.lock);
     row->placement = arena->hooked.placement;
     row->mapped = arena->hooked.extents.bytes;
-    tm_mutex_unlock(&arena->hooked.lock);
+    mutex_unlock(&arena->hooked.lock);
     if (arena->kind == ARENA_SHARED)
         stats_snapshot(&arena->stats, &row->stats); /* lock-free here */
     /* ARENA_SITE stats are the owner site's: filled after the walk */
@@ -257,14 +257,14 @@ static unsigned attrib_site_arena(const site_t *s)
     if (arena == NULL)
         return 0;
     unsigned id = arena->hooked.id;
-    return tm_arena_by_id(id) == arena ? id : 0;
+    return arena_by_id(id) == arena ? id : 0;
 }
 
 static void attrib_walk(attrib_t *a, uint32_t nsites)
 {
     arena_walk_begin();
     for (unsigned id = 1; id <= TM_MAX_ARENAS; id++) {
-        tm_arena_t *arena = tm_arena_by_id(id);
+        tm_arena_t *arena = arena_by_id(id);
         if (arena != NULL)
             attrib_arena_row(a, arena, id);
     }

@@ -79,7 +79,7 @@ static int perf_encode_pfm(const char *name, struct perf_event_attr *attr)
 {
     int rc = pfm_initialize();
     if (rc != PFM_SUCCESS) {
-        tm_log_debug("profiler: pfm_initialize failed: %s", pfm_strerror(rc));
+        log_debug("profiler: pfm_initialize failed: %s", pfm_strerror(rc));
         errno = ENOENT;
         return -1;
     }
@@ -90,7 +90,7 @@ static int perf_encode_pfm(const char *name, struct perf_event_attr *attr)
     rc = pfm_get_os_event_encoding(name, PFM_PLM3, PFM_OS_PERF_EVENT_EXT,
                                    &arg);
     if (rc != PFM_SUCCESS) {
-        tm_log_debug("profiler: libpfm4 cannot encode %s: %s", name,
+        log_debug("profiler: libpfm4 cannot encode %s: %s", name,
                      pfm_strerror(rc));
         errno = ENOENT;
         return -1;
@@ -108,7 +108,7 @@ static int perf_ibs_type(void)
     char buf[32];
     ssize_t n = read(fd, buf, sizeof buf - 1);
     if (close(fd) != 0)
-        tm_log_debug("profiler: close of ibs_op/type failed: errno %d", errno);
+        log_debug("profiler: close of ibs_op/type failed: errno %d", errno);
     if (n <= 0)
         return -1;
     buf[n] = '\0';

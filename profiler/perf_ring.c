@@ -27,7 +27,7 @@ static void perf_ring_copy(const perf_ring_t *ring, uint64_t pos, void *dst,
                            size_t len)
 {
     const unsigned char *data =
-        (const unsigned char *)ring->base + tm_os_page_size();
+        (const unsigned char *)ring->base + os_page_size();
     size_t off = (size_t)(pos & (ring->data_size - 1));
     size_t first = ring->data_size - off;
     if (first >= len) {

@@ -34,10 +34,10 @@ bool profile_name_choose(const prof_options_t *o, char *path, size_t size)
     exe[n > 0 ? n : 0] = '\0';
     const char *base = strrchr(exe, '/');
     base = base ? base + 1 : (exe[0] ? exe : "unknown");
-    const char *dir = tm_options.output_dir[0] ? tm_options.output_dir : ".";
-    int len = tm_options.rank >= 0
+    const char *dir = runtime_options.output_dir[0] ? runtime_options.output_dir : ".";
+    int len = runtime_options.rank >= 0
                   ? snprintf(path, size, "%s/tiermem-profile.%s.rank%d.txt",
-                             dir, base, tm_options.rank)
+                             dir, base, runtime_options.rank)
                   : snprintf(path, size, "%s/tiermem-profile.%s.%ld.txt",
                              dir, base, (long)getpid());
     return len > 0 && (size_t)len < size;
@@ -78,7 +78,7 @@ prof_writer_t *profile_name_open_unique(char *path, size_t size,
     memcpy(first, path, len + 1);
     snprintf(tag, sizeof tag, "%ld", (long)getpid());
     if (name_add(path, size, tag)) {
-        tm_log_info("profiler: another profile is being written under the "
+        log_info("profiler: another profile is being written under the "
                     "same name; this one is %s", path);
         w = profile_writer_open(path, h);
         if (w != NULL || errno != EEXIST)
@@ -86,12 +86,12 @@ prof_writer_t *profile_name_open_unique(char *path, size_t size,
     }
     memcpy(path, first, len + 1);
     snprintf(tag, sizeof tag, "%016llx",
-             (unsigned long long)tm_unpredictable_bits());
+             (unsigned long long)unpredictable_bits());
     if (!name_add(path, size, tag)) {
         errno = ENAMETOOLONG;
         return NULL;
     }
-    tm_log_warn("profiler: the profile's names are taken (planted?); this "
+    log_warn("profiler: the profile's names are taken (planted?); this "
                 "one is %s", path);
     return profile_writer_open(path, h);
 }

@@ -39,7 +39,7 @@ bool profile_parse_fail(profile_parser_t *ps, const char *fmt, ...)
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     if (!ps->failed)
-        tm_log_error("%s:%zu: %s", ps->name, ps->line, what);
+        log_error("%s:%zu: %s", ps->name, ps->line, what);
     ps->failed = true;
     return false;
 }
@@ -222,7 +222,7 @@ static bool pr_double(profile_span_t s, double *v)
     buf[s.n] = '\0';
     locale_t c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
     if (c_locale == (locale_t)0) {
-        tm_log_error("profile: newlocale of the C locale failed (errno %d)",
+        log_error("profile: newlocale of the C locale failed (errno %d)",
                      errno);
         return false;
     }

@@ -328,14 +328,14 @@ int profile_read(const char *path, profile_t *out)
     }
     memset(out, 0, sizeof *out);
     size_t cap;
-    char *text = tm_read_file_accepting(path, "profile", TM_LOG_ERROR,
+    char *text = read_file_accepting(path, "profile", TM_LOG_ERROR,
                                         TM_FILE_ALLOW_FIFO, /* <(cmd) */
                                         PROFILE_MAX_BYTES, &len, &cap);
     if (text == NULL)
         return -1;
     int rc = profile_parse(text, len, path, out);
     int e = errno;
-    tm_meta_free(text, cap);
+    meta_free(text, cap);
     errno = e;
     return rc;
 }

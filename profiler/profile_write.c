@@ -2,7 +2,7 @@
  * profile_write.c -- the profile file, written one interval at a time.
  *
  * Runs on the profiling thread, so it never calls malloc or stdio: lines
- * are formatted with snprintf into a tm_meta_alloc buffer and written with
+ * are formatted with snprintf into a meta_alloc buffer and written with
  * write(2) when the buffer fills and at the end of every interval.  The
  * file is path.partial until profile_writer_finish renames it, so a file
  * named `path` is always a finished run; an existing path.partial is never
@@ -11,7 +11,7 @@
  * keeps what it last wrote per arena and per site to know.  The format is
  * doc/profile-format.md.
  *
- * The descriptor is taken with tm_fd_own and checked before every write:
+ * The descriptor is taken with fd_own and checked before every write:
  * a program that closed it (closefrom) may have opened its own file at
  * that number, and a profile line must never land there.  A lost
  * descriptor ends the profile where it is, .partial, whole intervals
@@ -60,7 +60,7 @@ typedef struct pw_site_last {
 
 struct prof_writer {
     int fd;                 /* own.fd once owned */
-    tm_owned_fd_t own;
+    owned_fd_t own;
     bool broken;            /* a write failed: the file ends torn */
     bool lost;              /* the descriptor is no longer ours */
     uint64_t last_seq;
@@ -80,12 +80,12 @@ struct prof_writer {
  * loss is reported (once per run, by prof_fd_lost). */
 static bool pw_fd_ours(prof_writer_t *w)
 {
-    if (tm_fd_is_ours(&w->own))
+    if (fd_is_ours(&w->own))
         return true;
     if (!w->lost) {
         w->lost = true;
         prof_fd_lost(w->own.fd, "the profile being written");
-        tm_fd_forget(&w->own);
+        fd_forget(&w->own);
         w->fd = -1;
     }
     w->broken = true;
@@ -104,7 +104,7 @@ static int pw_write_all(prof_writer_t *w, const char *p, size_t n)
             continue;
         if (k <= 0) {
             int e = k < 0 ? errno : EIO;
-            tm_log_error("profile %s: write of %zu bytes to fd %d failed "
+            log_error("profile %s: write of %zu bytes to fd %d failed "
                          "(errno %d); the profile ends here", w->partial, n,
                          w->fd, e);
             w->broken = true;
@@ -140,7 +140,7 @@ static int pw_line(prof_writer_t *w, const char *fmt, ...)
     int n = vsnprintf(w->buf + w->used, PW_BUF_SIZE - w->used, fmt, ap);
     va_end(ap);
     if (n < 0 || (size_t)n >= PW_BUF_SIZE - w->used) {
-        tm_log_error("profile %s: a line did not fit the buffer",
+        log_error("profile %s: a line did not fit the buffer",
                      w->partial);
         errno = EOVERFLOW;
         return -1;
@@ -253,20 +253,20 @@ static bool pw_header_valid(const char *path, const prof_header_t *h)
         if (h->nodes[i].id >= TM_MAX_NODES)
             why = "a node id is past TM_MAX_NODES";
     if (why != NULL)
-        tm_log_error("profile %s: bad header: %s", path, why);
+        log_error("profile %s: bad header: %s", path, why);
     return why == NULL;
 }
 
 static void pw_release(prof_writer_t *w)
 {
-    (void)tm_fd_release(&w->own); /* only if still ours */
+    (void)fd_release(&w->own); /* only if still ours */
     if (w->buf != NULL)
-        tm_meta_free(w->buf, PW_BUF_SIZE);
+        meta_free(w->buf, PW_BUF_SIZE);
     if (w->arenas != NULL)
-        tm_meta_free(w->arenas, (TM_MAX_ARENAS + 1) * sizeof *w->arenas);
+        meta_free(w->arenas, (TM_MAX_ARENAS + 1) * sizeof *w->arenas);
     if (w->sites != NULL)
-        tm_meta_free(w->sites, w->nsites_cap * sizeof *w->sites);
-    tm_meta_free(w, sizeof *w);
+        meta_free(w->sites, w->nsites_cap * sizeof *w->sites);
+    meta_free(w, sizeof *w);
 }
 
 prof_writer_t *profile_writer_open(const char *path, const prof_header_t *h)
@@ -277,20 +277,20 @@ prof_writer_t *profile_writer_open(const char *path, const prof_header_t *h)
                                                               : EINVAL;
         return NULL;
     }
-    prof_writer_t *w = tm_meta_alloc(sizeof *w);
+    prof_writer_t *w = meta_alloc(sizeof *w);
     if (w == NULL) {
-        tm_log_error("profile %s: no metadata memory for the writer "
+        log_error("profile %s: no metadata memory for the writer "
                      "(errno %d)", path, errno);
         return NULL;
     }
     w->fd = w->own.fd = -1;
     memcpy(w->path, path, strlen(path) + 1);
     snprintf(w->partial, sizeof w->partial, "%s.partial", path);
-    w->buf = tm_meta_alloc(PW_BUF_SIZE);
-    w->arenas = tm_meta_alloc((TM_MAX_ARENAS + 1) * sizeof *w->arenas);
+    w->buf = meta_alloc(PW_BUF_SIZE);
+    w->arenas = meta_alloc((TM_MAX_ARENAS + 1) * sizeof *w->arenas);
     if (w->buf == NULL || w->arenas == NULL) {
         int e = errno;
-        tm_log_error("profile %s: no metadata memory for the writer "
+        log_error("profile %s: no metadata memory for the writer "
                      "(errno %d)", path, e);
         pw_release(w);
         errno = e;
@@ -299,24 +299,24 @@ prof_writer_t *profile_writer_open(const char *path, const prof_header_t *h)
     /* O_EXCL: an existing .partial is a live writer of the same name (an MPI
      * rank's fork+exec child inherits the rank) or a crashed run's
      * leftover; neither is overwritten.  The caller retries with another
-     * name on EEXIST.  tm_file_create never follows a planted link. */
-    w->fd = tm_file_create(w->partial, 0644);
+     * name on EEXIST.  file_create never follows a planted link. */
+    w->fd = file_create(w->partial, 0644);
     if (w->fd < 0) {
         int e = errno;
         if (e == EEXIST)
-            tm_log_info("profile %s: exists (another writer or a crashed "
+            log_info("profile %s: exists (another writer or a crashed "
                         "run's leftover); not overwritten", w->partial);
         else
-            tm_log_error("profile %s: cannot create it (errno %d)",
+            log_error("profile %s: cannot create it (errno %d)",
                          w->partial, e);
         pw_release(w);
         errno = e;
         return NULL;
     }
-    w->fd = tm_fd_own(w->fd, &w->own);
+    w->fd = fd_own(w->fd, &w->own);
     if (w->fd < 0) {
         int e = errno;
-        tm_log_error("profile %s: keeping its descriptor failed (errno %d)",
+        log_error("profile %s: keeping its descriptor failed (errno %d)",
                      w->partial, e);
         (void)unlink(w->partial); /* empty, and ours: O_EXCL made it */
         pw_release(w);
@@ -421,19 +421,19 @@ static int pw_sites_reserve(prof_writer_t *w, uint32_t index)
     while (cap <= index)
         cap *= 2;
     if (cap > SIZE_MAX / sizeof *w->sites) {
-        tm_log_error("profile %s: site index %" PRIu32 " is too large",
+        log_error("profile %s: site index %" PRIu32 " is too large",
                      w->partial, index);
         return -1;
     }
-    pw_site_last_t *n = tm_meta_alloc(cap * sizeof *n);
+    pw_site_last_t *n = meta_alloc(cap * sizeof *n);
     if (n == NULL) {
-        tm_log_error("profile %s: no metadata memory for %zu sites "
+        log_error("profile %s: no metadata memory for %zu sites "
                      "(errno %d)", w->partial, cap, errno);
         return -1;
     }
     if (w->sites != NULL) {
         memcpy(n, w->sites, w->nsites_cap * sizeof *n);
-        tm_meta_free(w->sites, w->nsites_cap * sizeof *n);
+        meta_free(w->sites, w->nsites_cap * sizeof *n);
     }
     w->sites = n;
     w->nsites_cap = cap;
@@ -506,7 +506,7 @@ int profile_writer_interval(prof_writer_t *w, const prof_interval_t *iv)
     }
     const char *why = pw_interval_invalid(w, iv);
     if (why != NULL) {
-        tm_log_error("profile %s: interval %" PRIu64 " not written: %s",
+        log_error("profile %s: interval %" PRIu64 " not written: %s",
                      w->partial, iv->seq, why);
         errno = EINVAL;
         return -1;
@@ -544,7 +544,7 @@ static void pw_sync_dir(const char *path)
                  path);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0 || fsync(fd) != 0)
-        tm_log_warn("profile %s: fsync of directory %s failed (errno %d)",
+        log_warn("profile %s: fsync of directory %s failed (errno %d)",
                     path, dir, errno);
     if (fd >= 0)
         close(fd);
@@ -564,11 +564,11 @@ int profile_writer_finish(prof_writer_t *w)
             e = EBADF;
         } else if (fsync(w->fd) != 0) {
             e = errno;
-            tm_log_error("profile %s: fsync of fd %d failed (errno %d)",
+            log_error("profile %s: fsync of fd %d failed (errno %d)",
                          w->partial, w->fd, e);
         } else if (rename(w->partial, w->path) != 0) {
             e = errno;
-            tm_log_error("profile %s: rename to %s failed (errno %d)",
+            log_error("profile %s: rename to %s failed (errno %d)",
                          w->partial, w->path, e);
         } else {
             pw_sync_dir(w->path);
@@ -577,10 +577,10 @@ int profile_writer_finish(prof_writer_t *w)
     } else if (!w->broken) {
         e = errno;
     } else if (w->lost) {
-        tm_log_info("profile %s: left as it is (its descriptor was lost)",
+        log_info("profile %s: left as it is (its descriptor was lost)",
                     w->partial);
     } else {
-        tm_log_warn("profile %s: not finished, an earlier write failed; "
+        log_warn("profile %s: not finished, an earlier write failed; "
                     "left as it is", w->partial);
     }
     pw_release(w);

@@ -17,7 +17,7 @@
  * eventfd; the thread closes the last, partial interval, and the stopper
  * finishes the profile file, which renames it into place.
  *
- * Descriptors: the timerfd and the eventfd are taken with tm_fd_own (high
+ * Descriptors: the timerfd and the eventfd are taken with fd_own (high
  * numbers) and checked once per wake-up; the thread also wakes at least
  * once a second (wake_timeout_ms), so a program that closed them (closefrom)
  * cannot leave it asleep on files nobody will signal.  When any descriptor
@@ -51,7 +51,7 @@ typedef struct profiler {
     bool thread_started;
     pid_t pid;               /* the process that started it */
     pthread_t thread;
-    tm_owned_fd_t timer, stop; /* the thread's wake-ups */
+    owned_fd_t timer, stop; /* the thread's wake-ups */
     _Atomic bool stop_asked;   /* set by profiler_stop before it wakes us */
     prof_options_t opts;
     sampler_t sampler;
@@ -112,11 +112,11 @@ const char *profiler_profile_path(void)
 /* Are the thread's own descriptors still ours?  Reports the first lost. */
 static bool loop_fds_ours(void)
 {
-    if (!tm_fd_is_ours(&prof.stop)) {
+    if (!fd_is_ours(&prof.stop)) {
         prof_fd_lost(prof.stop.fd, "the profiling thread's stop eventfd");
         return false;
     }
-    if (!tm_fd_is_ours(&prof.timer)) {
+    if (!fd_is_ours(&prof.timer)) {
         prof_fd_lost(prof.timer.fd, "the profiling thread's timerfd");
         return false;
     }
@@ -138,7 +138,7 @@ static int wake_timeout_ms(void)
  * was asked to be, or a trace-clock sampler has nothing left. */
 static bool interval_close(uint64_t t_end, bool last)
 {
-    tm_assert_role(TM_ROLE_PROFILER);
+    debug_assert_role(TM_ROLE_PROFILER);
     if (prof.sampling) {
         prof.sampler.ops->collect(&prof.sampler, t_end);
         if (prof.opts.trace_clock && prof.sampler.ops->done != NULL &&
@@ -165,7 +165,7 @@ static bool interval_close(uint64_t t_end, bool last)
     if (prof.writer != NULL && profile_writer_interval(prof.writer, iv) != 0 &&
         !prof.write_failed && !prof_fd_any_lost()) {
         prof.write_failed = true;
-        tm_log_error("profiler: writing interval %llu to %s failed: errno "
+        log_error("profiler: writing interval %llu to %s failed: errno "
                      "%d; later intervals may be missing",
                      (unsigned long long)iv->seq, prof.path, errno);
     }
@@ -185,7 +185,7 @@ static bool must_stop(void)
 static bool stop_wait(int timeout_ms)
 {
     bool woken = false;
-    if (!atomic_load(&prof.stop_asked) && tm_fd_is_ours(&prof.stop)) {
+    if (!atomic_load(&prof.stop_asked) && fd_is_ours(&prof.stop)) {
         struct pollfd p = {.fd = prof.stop.fd, .events = POLLIN};
         woken = poll(&p, 1, timeout_ms) > 0;
     }
@@ -198,7 +198,7 @@ static bool timer_consume(void)
     uint64_t expiries;
     if (read(prof.timer.fd, &expiries, sizeof expiries) < 0 &&
         errno != EAGAIN && errno != EINTR) {
-        tm_log_error("profiler: read of timer fd %d failed: errno %d; "
+        log_error("profiler: read of timer fd %d failed: errno %d; "
                      "profiling stops", prof.timer.fd, errno);
         return false;
     }
@@ -214,7 +214,7 @@ static void run_wall_clock(void)
                               {.fd = prof.stop.fd, .events = POLLIN}};
         int n = poll(p, 2, timeout);
         if (n < 0 && errno != EINTR) {
-            tm_log_error("profiler: poll on timer fd %d failed: errno %d; "
+            log_error("profiler: poll on timer fd %d failed: errno %d; "
                          "profiling stops", prof.timer.fd, errno);
             return;
         }
@@ -226,7 +226,7 @@ static void run_wall_clock(void)
         if (p[1].revents != 0)
             return;
         if (p[0].revents & ~POLLIN) {
-            tm_log_error("profiler: timer fd %d reports poll events %#x; "
+            log_error("profiler: timer fd %d reports poll events %#x; "
                          "profiling stops", prof.timer.fd, p[0].revents);
             return;
         }
@@ -262,7 +262,7 @@ static void run_trace_clock(void)
  * holds it while it joins us: never wait for it here). */
 static void stop_after_loss(void)
 {
-    tm_assert_role(TM_ROLE_PROFILER);
+    debug_assert_role(TM_ROLE_PROFILER);
     if (pthread_mutex_trylock(&prof.lock) != 0)
         return;
     if (prof.sampling) {
@@ -274,9 +274,9 @@ static void stop_after_loss(void)
         prof.writer = NULL;
     }
     struct itimerspec off = {{0, 0}, {0, 0}};
-    if (tm_fd_is_ours(&prof.timer) &&
+    if (fd_is_ours(&prof.timer) &&
         timerfd_settime(prof.timer.fd, 0, &off, NULL) != 0)
-        tm_log_debug("profiler: disarming timer fd %d failed: errno %d",
+        log_debug("profiler: disarming timer fd %d failed: errno %d",
                      prof.timer.fd, errno);
     pthread_mutex_unlock(&prof.lock);
 }
@@ -285,7 +285,7 @@ static void *profiler_main(void *arg)
 {
     (void)arg;
     on_profiler_thread = true;
-    tm_thread_set_role(TM_ROLE_PROFILER);
+    thread_set_role(TM_ROLE_PROFILER);
     if (prof.opts.trace_clock && prof.sampling) {
         run_trace_clock();
     } else {
@@ -306,14 +306,14 @@ static void header_fill(prof_header_t *h)
     ssize_t n = readlink("/proc/self/exe", h->exe, sizeof h->exe - 1);
     h->exe[n > 0 ? n : 0] = '\0';
     h->pid = (long)getpid();
-    h->rank = tm_options.rank;
+    h->rank = runtime_options.rank;
     memcpy(h->sampler, prof.sampler_name, sizeof h->sampler);
     h->interval_ns = prof.opts.interval_ns;
     h->halflife = prof.opts.halflife;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     h->start_unix_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-    const tm_topology_t *t = tm_topology();
+    const tm_topology_t *t = topology_get();
     for (unsigned i = 0; i < t->nnodes && i < TM_MAX_NODES; i++) {
         prof_node_t *node = &h->nodes[h->nnodes++];
         node->id = t->nodes[i].id;
@@ -327,20 +327,20 @@ static void header_fill(prof_header_t *h)
 /* Closes only what is still ours (async-signal-safe: the fork child). */
 static void fds_close(void)
 {
-    (void)tm_fd_release(&prof.timer);
-    (void)tm_fd_release(&prof.stop);
+    (void)fd_release(&prof.timer);
+    (void)fd_release(&prof.stop);
 }
 
 static int fds_open(void)
 {
     int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (fd < 0 || tm_fd_own(fd, &prof.stop) < 0) {
-        tm_log_error("profiler: eventfd failed: errno %d", errno);
+    if (fd < 0 || fd_own(fd, &prof.stop) < 0) {
+        log_error("profiler: eventfd failed: errno %d", errno);
         return -1;
     }
     fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (fd < 0 || tm_fd_own(fd, &prof.timer) < 0) {
-        tm_log_error("profiler: timerfd_create failed: errno %d", errno);
+    if (fd < 0 || fd_own(fd, &prof.timer) < 0) {
+        log_error("profiler: timerfd_create failed: errno %d", errno);
         return -1;
     }
     uint64_t ns = prof.opts.interval_ns;
@@ -351,7 +351,7 @@ static int fds_open(void)
      * it: without one the thread falls back to the wall clock */
     bool trace = prof.opts.trace_clock && prof.sampling;
     if (!trace && timerfd_settime(prof.timer.fd, 0, &its, NULL) != 0) {
-        tm_log_error("profiler: timerfd_settime(%llu ns) failed: errno %d",
+        log_error("profiler: timerfd_settime(%llu ns) failed: errno %d",
                      (unsigned long long)ns, errno);
         return -1;
     }
@@ -368,7 +368,7 @@ static int thread_start(void)
     int rc = pthread_create(&prof.thread, NULL, profiler_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
-        tm_log_error("profiler: pthread_create failed: errno %d", rc);
+        log_error("profiler: pthread_create failed: errno %d", rc);
         errno = rc;
         return -1;
     }
@@ -387,10 +387,10 @@ static void teardown(bool finish)
     if (prof.writer != NULL) {
         if (finish && !prof_fd_any_lost()) {
             if (profile_writer_finish(prof.writer) != 0)
-                tm_log_error("profiler: finishing %s failed: errno %d",
+                log_error("profiler: finishing %s failed: errno %d",
                              prof.path, errno);
             else
-                tm_log_info("profiler: profile written to %s", prof.path);
+                log_info("profiler: profile written to %s", prof.path);
         } else {
             profile_writer_abandon(prof.writer);
         }
@@ -444,7 +444,7 @@ static void profiler_fork_child(void)
 static void process_hooks_install(void)
 {
     if (atexit(profiler_at_exit) != 0)
-        tm_log_error("profiler: atexit failed; the last interval will not "
+        log_error("profiler: atexit failed; the last interval will not "
                      "be flushed at exit");
     /* Registered after the runtime's handlers, so this prefork runs before
      * theirs: a fork never waits for the profiler's lock while holding
@@ -452,7 +452,7 @@ static void process_hooks_install(void)
     int rc = pthread_atfork(profiler_prefork, profiler_postfork_parent,
                             profiler_fork_child);
     if (rc != 0)
-        tm_log_error("profiler: pthread_atfork failed: errno %d", rc);
+        log_error("profiler: pthread_atfork failed: errno %d", rc);
 }
 
 /* Settings that reach profiler_start through the API rather than the
@@ -470,7 +470,7 @@ static bool options_valid(const prof_options_t *o)
     else if (o->sampler == PROF_SAMPLER_REPLAY && o->replay[0] == '\0')
         why = "the replay sampler without a trace file";
     if (why != NULL)
-        tm_log_error("profiler: not started: %s", why);
+        log_error("profiler: not started: %s", why);
     return why == NULL;
 }
 
@@ -490,7 +490,7 @@ static int start_locked(const prof_options_t *o)
         return -1;
     prof.attrib = attrib_new(o->halflife);
     if (prof.attrib == NULL) {
-        tm_log_error("profiler: no memory for attribution");
+        log_error("profiler: no memory for attribution");
         errno = ENOMEM;
         return -1;
     }
@@ -502,20 +502,20 @@ static int start_locked(const prof_options_t *o)
         return fds_open() == 0 && prof_fd_room(0) ? thread_start() : -1;
     }
     if (!profile_name_choose(o, prof.path, sizeof prof.path)) {
-        tm_log_error("profiler: the profile path is too long");
+        log_error("profiler: the profile path is too long");
         errno = ENAMETOOLONG;
         return -1;
     }
-    prof_header_t *h = tm_meta_alloc(sizeof *h);
+    prof_header_t *h = meta_alloc(sizeof *h);
     if (h == NULL) {
         errno = ENOMEM;
         return -1;
     }
     header_fill(h);
     prof.writer = profile_name_open_unique(prof.path, sizeof prof.path, h);
-    tm_meta_free(h, sizeof *h);
+    meta_free(h, sizeof *h);
     if (prof.writer == NULL) {
-        tm_log_error("profiler: cannot create %s.partial: errno %d",
+        log_error("profiler: cannot create %s.partial: errno %d",
                      prof.path, errno);
         return -1;
     }
@@ -527,7 +527,7 @@ static int start_locked(const prof_options_t *o)
 
 int profiler_start(const prof_options_t *o)
 {
-    tm_runtime_init();
+    runtime_init();
     (void)sites_ready();
     pthread_once(&process_hooks_once, process_hooks_install);
     pthread_mutex_lock(&prof.lock);
@@ -545,14 +545,14 @@ int profiler_start(const prof_options_t *o)
             char partial[sizeof prof.path + 16];
             snprintf(partial, sizeof partial, "%s.partial", prof.path);
             if (unlink(partial) != 0)
-                tm_log_warn("profiler: removing %s failed: errno %d",
+                log_warn("profiler: removing %s failed: errno %d",
                             partial, errno);
         }
         errno = e;
     } else {
         prof.pid = getpid();
         prof.running = true;
-        tm_log_info("profiler: started, sampler %s, interval %llu ms, "
+        log_info("profiler: started, sampler %s, interval %llu ms, "
                     "profile %s", prof.sampler_name,
                     (unsigned long long)(o->interval_ns / 1000000),
                     o->no_file ? "none" : prof.path);
@@ -579,14 +579,14 @@ void profiler_stop(void)
     /* The flag alone stops the thread within wake_timeout_ms; the eventfd,
      * when it is still ours, makes it at once. */
     atomic_store(&prof.stop_asked, true);
-    if (tm_fd_is_ours(&prof.stop)) {
+    if (fd_is_ours(&prof.stop)) {
         uint64_t one = 1;
         ssize_t n;
         while ((n = write(prof.stop.fd, &one, sizeof one)) < 0 &&
                errno == EINTR)
             ;
         if (n != (ssize_t)sizeof one)
-            tm_log_debug("profiler: waking the thread (eventfd %d) failed: "
+            log_debug("profiler: waking the thread (eventfd %d) failed: "
                          "errno %d; it sees the stop flag within %d ms",
                          prof.stop.fd, errno, wake_timeout_ms());
     }

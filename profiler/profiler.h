@@ -25,7 +25,7 @@
  *   profiler_fds.c      lost descriptors, and the RLIMIT_NOFILE rule
  *
  * The rule for code that runs on the profiling thread or on a sampler's own
- * thread: no malloc and no stdio.  Memory comes from tm_meta_alloc, output
+ * thread: no malloc and no stdio.  Memory comes from meta_alloc, output
  * goes through write(2).  Two reasons.  In the preload library malloc is
  * tiermem itself, and the profiler's blocks would show up in the profile.
  * And the userfaultfd sampler write-protects arena pages: a profiler thread
@@ -133,7 +133,7 @@ struct sampler {
     const sampler_ops_t *ops;
     const char *name;   /* what the profile calls it: "pebs", "uffd", ... */
     prof_sink_t sink;   /* set by open */
-    void *state;        /* the backend's own, in tm_meta_alloc memory */
+    void *state;        /* the backend's own, in meta_alloc memory */
     double accesses_per_sample; /* memory accesses one sample of weight 1
                                    stands for, as far as the backend can
                                    tell (set by open; 0 = unknown) */
@@ -376,7 +376,7 @@ const char *profiler_profile_path(void);
 
 /* Descriptors.  Every descriptor the profiler keeps (its timerfd and
  * eventfd, the profile, the samplers' userfaultfd, eventfds and perf
- * events) is taken with tm_fd_own and checked with tm_fd_is_ours before
+ * events) is taken with fd_own and checked with fd_is_ours before
  * it is used.  One that is no longer ours (the program closed it, e.g.
  * with closefrom, and may have opened a file of its own at its number) is
  * never read, written, ioctl'd or closed again: its user reports it here,

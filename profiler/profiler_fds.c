@@ -5,7 +5,7 @@
  *
  * A program may close every descriptor it did not open (closefrom, a close
  * loop) and open files of its own at those numbers.  Every part of the
- * profiler checks its descriptors with tm_fd_is_ours before using them;
+ * profiler checks its descriptors with fd_is_ours before using them;
  * the first that finds one lost reports it here.  From then on the whole
  * run stops: the profiling thread sees prof_fd_any_lost() at its next
  * wake-up, closes the sampler, and leaves the profile .partial.  One
@@ -34,7 +34,7 @@ void prof_fd_lost(int fd, const char *what)
 {
     if (atomic_exchange(&fd_lost, true))
         return;
-    tm_log_warn("profiler: %s (descriptor %d) is no longer ours: the program "
+    log_warn("profiler: %s (descriptor %d) is no longer ours: the program "
                 "closed it (closefrom or a close loop) or opened something "
                 "else at its number; profiling stops without touching it "
                 "again, and the profile stays .partial", what, fd);
@@ -47,16 +47,16 @@ bool prof_fd_any_lost(void)
 
 bool prof_fd_room(long ours)
 {
-    long free_fds = tm_fd_free_count();
+    long free_fds = fd_free_count();
     if (free_fds - ours >= PROF_FD_MARGIN)
         return true;
     if (ours > 0)
-        tm_log_warn("profiler: not started: RLIMIT_NOFILE leaves %ld free "
+        log_warn("profiler: not started: RLIMIT_NOFILE leaves %ld free "
                     "descriptor(s); the profiler needs %ld and leaves at "
                     "least %d to the program (raise ulimit -n)", free_fds,
                     ours, PROF_FD_MARGIN);
     else
-        tm_log_warn("profiler: not started: with the profiler's descriptors "
+        log_warn("profiler: not started: with the profiler's descriptors "
                     "open, RLIMIT_NOFILE would leave the program %ld free, "
                     "fewer than %d (raise ulimit -n)", free_fds,
                     PROF_FD_MARGIN);

@@ -63,55 +63,55 @@ static void parse_numbers(char *const *env, prof_options_t *o)
 {
     const char *v;
     unsigned long n;
-    if ((v = tm_env_value(env, "TIERMEM_PROFILE_INTERVAL")) != NULL && *v) {
+    if ((v = env_value(env, "TIERMEM_PROFILE_INTERVAL")) != NULL && *v) {
         uint64_t ns;
-        if (tm_parse_duration_ns(v, &ns) && ns >= 1000000 &&
+        if (parse_duration_ns(v, &ns) && ns >= 1000000 &&
             ns <= 3600ull * 1000000000)
             o->interval_ns = ns;
         else
-            tm_setting_bad("TIERMEM_PROFILE_INTERVAL", v,
+            setting_bad("TIERMEM_PROFILE_INTERVAL", v,
                            "a duration from 1ms to 1h (e.g. 100ms, 1s)",
                            "100ms");
     }
-    if ((v = tm_env_value(env, "TIERMEM_PROFILE_HALFLIFE")) != NULL && *v &&
-        !tm_parse_double(v, 0.01, 1e6, &o->halflife))
-        tm_setting_bad("TIERMEM_PROFILE_HALFLIFE", v,
+    if ((v = env_value(env, "TIERMEM_PROFILE_HALFLIFE")) != NULL && *v &&
+        !parse_double(v, 0.01, 1e6, &o->halflife))
+        setting_bad("TIERMEM_PROFILE_HALFLIFE", v,
                        "a number of intervals from 0.01 to 1e6", "4");
-    if ((v = tm_env_value(env, "TIERMEM_PROFILE_PERIOD")) != NULL && *v) {
-        if (tm_parse_ulong(v, 1, 1ul << 40, &n))
+    if ((v = env_value(env, "TIERMEM_PROFILE_PERIOD")) != NULL && *v) {
+        if (parse_ulong(v, 1, 1ul << 40, &n))
             o->period = n;
         else
-            tm_setting_bad("TIERMEM_PROFILE_PERIOD", v,
+            setting_bad("TIERMEM_PROFILE_PERIOD", v,
                            "a number of events >= 1", "the sampler's default");
     }
-    if ((v = tm_env_value(env, "TIERMEM_PROFILE_RING_PAGES")) != NULL && *v) {
-        if (tm_parse_ulong(v, 1, 1ul << 16, &n) && (n & (n - 1)) == 0)
+    if ((v = env_value(env, "TIERMEM_PROFILE_RING_PAGES")) != NULL && *v) {
+        if (parse_ulong(v, 1, 1ul << 16, &n) && (n & (n - 1)) == 0)
             o->ring_pages = (unsigned)n;
         else
-            tm_setting_bad("TIERMEM_PROFILE_RING_PAGES", v,
+            setting_bad("TIERMEM_PROFILE_RING_PAGES", v,
                            "a power of two from 1 to 65536", "64");
     }
-    if ((v = tm_env_value(env, "TIERMEM_PROFILE_UFFD_PAGES")) != NULL && *v) {
-        if (tm_parse_ulong(v, 1, 1ul << 20, &n))
+    if ((v = env_value(env, "TIERMEM_PROFILE_UFFD_PAGES")) != NULL && *v) {
+        if (parse_ulong(v, 1, 1ul << 20, &n))
             o->uffd_pages = (unsigned)n;
         else
-            tm_setting_bad("TIERMEM_PROFILE_UFFD_PAGES", v,
+            setting_bad("TIERMEM_PROFILE_UFFD_PAGES", v,
                            "a page count from 1", "16");
     }
-    if ((v = tm_env_value(env, "TIERMEM_PROFILE_RESIDENCY_EVERY")) != NULL &&
+    if ((v = env_value(env, "TIERMEM_PROFILE_RESIDENCY_EVERY")) != NULL &&
         *v) {
-        if (tm_parse_ulong(v, 0, 1ul << 20, &n))
+        if (parse_ulong(v, 0, 1ul << 20, &n))
             o->residency_every = (unsigned)n;
         else
-            tm_setting_bad("TIERMEM_PROFILE_RESIDENCY_EVERY", v,
+            setting_bad("TIERMEM_PROFILE_RESIDENCY_EVERY", v,
                            "a number of intervals (0 = never)", "10");
     }
-    if ((v = tm_env_value(env, "TIERMEM_PROFILE_RESIDENCY_PAGES")) != NULL &&
+    if ((v = env_value(env, "TIERMEM_PROFILE_RESIDENCY_PAGES")) != NULL &&
         *v) {
-        if (tm_parse_ulong(v, 1, 1ul << 30, &n))
+        if (parse_ulong(v, 1, 1ul << 30, &n))
             o->residency_pages = n;
         else
-            tm_setting_bad("TIERMEM_PROFILE_RESIDENCY_PAGES", v,
+            setting_bad("TIERMEM_PROFILE_RESIDENCY_PAGES", v,
                            "a page count from 1", "1024");
     }
 }
@@ -124,7 +124,7 @@ static void copy_setting(const char *name, const char *v, const char *want,
         memcpy(dst, v, len + 1);
         return;
     }
-    tm_setting_bad(name, v, want, "none");
+    setting_bad(name, v, want, "none");
     dst[0] = '\0';
 }
 
@@ -151,7 +151,7 @@ static void parse_event(const char *v, prof_options_t *o)
                      "an event name that fits (127 bytes)", o->event,
                      sizeof o->event);
     else
-        tm_setting_bad("TIERMEM_PROFILE_EVENT", v,
+        setting_bad("TIERMEM_PROFILE_EVENT", v,
                        "a libpfm4 event name (A-Z a-z 0-9 _ . : = , / + -)",
                        "the sampler's default");
 }
@@ -160,9 +160,9 @@ static void parse_event(const char *v, prof_options_t *o)
  * current directory): not for a set-user-ID or set-group-ID program. */
 static void refuse_profile_if_secure(prof_options_t *o)
 {
-    if (!o->enabled || !tm_secure_process())
+    if (!o->enabled || !secure_process())
         return;
-    tm_log_warn("TIERMEM_PROFILE is ignored: a set-user-ID or set-group-ID "
+    log_warn("TIERMEM_PROFILE is ignored: a set-user-ID or set-group-ID "
                 "program writes no profile");
     o->enabled = false;
 }
@@ -174,9 +174,9 @@ static void parse_profile_file(const char *v, prof_options_t *o)
     exe[n > 0 ? n : 0] = '\0';
     const char *base = strrchr(exe, '/');
     base = base ? base + 1 : (exe[0] ? exe : "unknown");
-    if (!tm_expand_path(v, tm_options.rank, (long)getpid(), base, o->file,
+    if (!expand_path(v, runtime_options.rank, (long)getpid(), base, o->file,
                         sizeof o->file)) {
-        tm_setting_bad("TIERMEM_PROFILE_FILE", v,
+        setting_bad("TIERMEM_PROFILE_FILE", v,
                        "a path that fits, with only %r, %p, %e and %%",
                        "the default name");
         o->file[0] = '\0';
@@ -187,45 +187,45 @@ void prof_options_parse(char *const *env, prof_options_t *o)
 {
     prof_options_defaults(o);
     const char *v;
-    if ((v = tm_env_value(env, "TIERMEM_PROFILE")) != NULL && *v &&
-        !tm_parse_bool(v, &o->enabled))
-        tm_setting_bad("TIERMEM_PROFILE", v,
+    if ((v = env_value(env, "TIERMEM_PROFILE")) != NULL && *v &&
+        !parse_bool(v, &o->enabled))
+        setting_bad("TIERMEM_PROFILE", v,
                        "1, on, yes, true, 0, off, no or false", "off");
-    if ((v = tm_env_value(env, "TIERMEM_PROFILE_SAMPLER")) != NULL && *v) {
-        int k = tm_parse_enum(v, sampler_names, NSAMPLERS);
+    if ((v = env_value(env, "TIERMEM_PROFILE_SAMPLER")) != NULL && *v) {
+        int k = parse_enum(v, sampler_names, NSAMPLERS);
         if (k >= 0)
             o->sampler = (prof_sampler_kind_t)k;
         else
-            tm_setting_bad("TIERMEM_PROFILE_SAMPLER", v,
+            setting_bad("TIERMEM_PROFILE_SAMPLER", v,
                            "one of auto, pebs, ibs, faults, uffd, replay, none",
                            "auto");
     }
     refuse_profile_if_secure(o);
     parse_numbers(env, o);
-    if ((v = tm_env_value(env, "TIERMEM_PROFILE_EVENT")) != NULL && *v)
+    if ((v = env_value(env, "TIERMEM_PROFILE_EVENT")) != NULL && *v)
         parse_event(v, o);
-    if ((v = tm_env_value(env, "TIERMEM_PROFILE_REPLAY")) != NULL && *v &&
-        !tm_path_setting_refused("TIERMEM_PROFILE_REPLAY", v))
+    if ((v = env_value(env, "TIERMEM_PROFILE_REPLAY")) != NULL && *v &&
+        !path_setting_refused("TIERMEM_PROFILE_REPLAY", v))
         copy_setting("TIERMEM_PROFILE_REPLAY", v, "a path that fits",
                      o->replay, sizeof o->replay);
-    if ((v = tm_env_value(env, "TIERMEM_PROFILE_CLOCK")) != NULL && *v) {
+    if ((v = env_value(env, "TIERMEM_PROFILE_CLOCK")) != NULL && *v) {
         static const char *const clocks[] = {"wall", "trace"};
-        int k = tm_parse_enum(v, clocks, 2);
+        int k = parse_enum(v, clocks, 2);
         if (k >= 0)
             o->trace_clock = k == 1;
         else
-            tm_setting_bad("TIERMEM_PROFILE_CLOCK", v, "wall or trace", "wall");
+            setting_bad("TIERMEM_PROFILE_CLOCK", v, "wall or trace", "wall");
     }
-    if ((v = tm_env_value(env, "TIERMEM_PROFILE_FILE")) != NULL && *v &&
-        !tm_path_setting_refused("TIERMEM_PROFILE_FILE", v))
+    if ((v = env_value(env, "TIERMEM_PROFILE_FILE")) != NULL && *v &&
+        !path_setting_refused("TIERMEM_PROFILE_FILE", v))
         parse_profile_file(v, o);
     if (o->sampler == PROF_SAMPLER_REPLAY && o->replay[0] == '\0') {
-        tm_log_warn("TIERMEM_PROFILE_SAMPLER=replay needs "
+        log_warn("TIERMEM_PROFILE_SAMPLER=replay needs "
                     "TIERMEM_PROFILE_REPLAY (a trace file); using none");
         o->sampler = PROF_SAMPLER_NONE;
     }
     if (o->trace_clock && o->sampler != PROF_SAMPLER_REPLAY) {
-        tm_log_warn("TIERMEM_PROFILE_CLOCK=trace applies to the replay "
+        log_warn("TIERMEM_PROFILE_CLOCK=trace applies to the replay "
                     "sampler only; using wall");
         o->trace_clock = false;
     }

@@ -20,7 +20,7 @@ void residency_sample_all(attrib_t *at, size_t max_pages)
     int first_errno = 0;
     arena_walk_begin();
     for (unsigned id = 1; id <= TM_MAX_ARENAS; id++) {
-        tm_arena_t *a = tm_arena_by_id(id);
+        tm_arena_t *a = arena_by_id(id);
         if (a == NULL)
             continue;
         tm_residency_t r;
@@ -33,6 +33,6 @@ void residency_sample_all(attrib_t *at, size_t max_pages)
     }
     arena_walk_end();
     if (failed)
-        tm_log_warn("profiler: residency of %u arenas could not be measured "
+        log_warn("profiler: residency of %u arenas could not be measured "
                     "(first errno %d)", failed, first_errno);
 }

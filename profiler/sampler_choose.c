@@ -37,7 +37,7 @@ bool prof_sampler_choose(const prof_options_t *o, prof_sink_t sink,
         if (ok || o->sampler == PROF_SAMPLER_FAULTS)
             break;
         /* the perf sampler's own warning already said why, once */
-        tm_log_info("profiler: falling back to the userfaultfd sampler "
+        log_info("profiler: falling back to the userfaultfd sampler "
                     "(writes only; see doc/profiler-uffd.md)");
         /* fall through */
     case PROF_SAMPLER_UFFD:
@@ -50,7 +50,7 @@ bool prof_sampler_choose(const prof_options_t *o, prof_sink_t sink,
         break;
     }
     if (!ok && o->sampler != PROF_SAMPLER_NONE)
-        tm_log_warn("profiler: no access sampler could start; profiling "
+        log_warn("profiler: no access sampler could start; profiling "
                     "allocation counters and residency only");
     const char *chosen = ok ? s->name : "none";
     size_t len = strlen(chosen);

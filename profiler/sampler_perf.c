@@ -19,14 +19,14 @@
  * libpfm4 recognises a PMU from CPUID even on machines (VMs, containers)
  * where perf_event_open of any hardware event fails with ENOENT.
  *
- * Descriptors: every event is taken with tm_fd_own.  collect reads the
+ * Descriptors: every event is taken with fd_own.  collect reads the
  * rings, which are mappings and need no descriptor, but it checks each
  * ring's event once per interval so that a program that closed ours
  * (closefrom) stops profiling at once (prof_fd_lost); close disables and
  * closes only the events still ours.
  *
  * Runs on the profiling thread: no malloc, no stdio.  State and the tid
- * lists live in tm_meta_alloc memory; /proc/self/task is read with
+ * lists live in meta_alloc memory; /proc/self/task is read with
  * getdents64.  (libpfm4's encoder may allocate, once, in open, before any
  * sample is taken; the faults sampler does not use it.)
  */
@@ -55,7 +55,7 @@
 typedef struct perf_cpu_ring {
     int cpu;
     int fd;          /* the event the ring is mapped from; -1 until then */
-    tm_owned_fd_t own; /* that event's identity (its fds[] entry's copy) */
+    owned_fd_t own; /* that event's identity (its fds[] entry's copy) */
     size_t map_len;
     perf_ring_t ring;
 } perf_cpu_ring_t;
@@ -66,9 +66,9 @@ typedef struct perf_state {
     char event[128];              /* the name logged */
     struct perf_event_attr attr;  /* as accepted by the first open */
     size_t ring_pages;
-    perf_cpu_ring_t *rings;       /* one per online CPU (tm_meta_alloc) */
+    perf_cpu_ring_t *rings;       /* one per online CPU (meta_alloc) */
     size_t nrings;
-    tm_owned_fd_t *fds;           /* every event, fds_cap entries */
+    owned_fd_t *fds;           /* every event, fds_cap entries */
     size_t nfds, fds_cap;
     size_t nthreads;              /* threads with events */
     perf_ring_counts_t total;
@@ -108,7 +108,7 @@ static int perf_probe_open(perf_state_t *st, pid_t tid, int cpu)
                 int fd = perf_event_open_tid(attr, tid, cpu);
                 if (fd >= 0) {
                     if (!it)
-                        tm_log_warn("profiler: kernel refused inherit_thread;"
+                        log_warn("profiler: kernel refused inherit_thread;"
                                     " forked children will feed the parent's"
                                     " %s rings", perf_kind_name(st->kind));
                     st->filter_kernel = no_ex;
@@ -124,14 +124,14 @@ static int perf_probe_open(perf_state_t *st, pid_t tid, int cpu)
 
 /* mmap the ring of cpu r from event fd; 0 or -1 (logged). */
 static int perf_ring_map(perf_state_t *st, perf_cpu_ring_t *r,
-                         const tm_owned_fd_t *own)
+                         const owned_fd_t *own)
 {
     int fd = own->fd;
-    size_t page = tm_os_page_size();
+    size_t page = os_page_size();
     size_t len = (1 + st->ring_pages) * page;
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
-        tm_log_error("profiler: mmap of a %zu-byte perf ring (fd %d, cpu %d)"
+        log_error("profiler: mmap of a %zu-byte perf ring (fd %d, cpu %d)"
                      " failed: errno %d (%s)", len, fd, r->cpu, errno,
                      strerror(errno));
         return -1;
@@ -146,20 +146,20 @@ static int perf_ring_map(perf_state_t *st, perf_cpu_ring_t *r,
 }
 
 /* Keep fd in the table (grown by copying); -1 when out of memory. */
-static int perf_fds_add(perf_state_t *st, const tm_owned_fd_t *own)
+static int perf_fds_add(perf_state_t *st, const owned_fd_t *own)
 {
     if (st->nfds == st->fds_cap) {
         size_t cap = st->fds_cap ? st->fds_cap * 2 : 256;
-        tm_owned_fd_t *n = tm_meta_alloc(cap * sizeof *n);
+        owned_fd_t *n = meta_alloc(cap * sizeof *n);
         if (n == NULL) {
-            tm_log_error("profiler: no metadata memory for %zu perf fds",
+            log_error("profiler: no metadata memory for %zu perf fds",
                          cap);
             errno = ENOMEM;
             return -1;
         }
         if (st->fds != NULL) {
             memcpy(n, st->fds, st->nfds * sizeof *n);
-            tm_meta_free(st->fds, st->fds_cap * sizeof *n);
+            meta_free(st->fds, st->fds_cap * sizeof *n);
         }
         st->fds = n;
         st->fds_cap = cap;
@@ -171,13 +171,13 @@ static int perf_fds_add(perf_state_t *st, const tm_owned_fd_t *own)
 /* Route event fd into cpu r's ring: map the ring from it if it is the
  * first, else redirect it there.  0 or -1 (logged). */
 static int perf_attach_ring(perf_state_t *st, perf_cpu_ring_t *r,
-                            const tm_owned_fd_t *own)
+                            const owned_fd_t *own)
 {
     int fd = own->fd;
     if (r->fd < 0)
         return perf_ring_map(st, r, own);
     if (ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, r->fd) != 0) {
-        tm_log_error("profiler: PERF_EVENT_IOC_SET_OUTPUT of fd %d to the"
+        log_error("profiler: PERF_EVENT_IOC_SET_OUTPUT of fd %d to the"
                      " cpu %d ring (fd %d) failed: errno %d (%s)", fd,
                      r->cpu, r->fd, errno, strerror(errno));
         return -1;
@@ -199,20 +199,20 @@ static int perf_add_thread(perf_state_t *st, pid_t tid)
             if (errno == ESRCH)
                 return 0; /* exited since we listed it */
             if (!first)
-                tm_log_error("profiler: perf_event_open(%s) for tid %d,"
+                log_error("profiler: perf_event_open(%s) for tid %d,"
                              " cpu %d failed: errno %d (%s)", st->event,
                              (int)tid, r->cpu, errno, strerror(errno));
             return -1;
         }
-        tm_owned_fd_t own;
-        if (tm_fd_own(fd, &own) < 0) {
-            tm_log_error("profiler: keeping perf fd %d (tid %d, cpu %d) "
+        owned_fd_t own;
+        if (fd_own(fd, &own) < 0) {
+            log_error("profiler: keeping perf fd %d (tid %d, cpu %d) "
                          "failed: errno %d", fd, (int)tid, r->cpu, errno);
             return -1;
         }
         if (perf_fds_add(st, &own) != 0) {
             int e = errno;
-            (void)tm_fd_release(&own);
+            (void)fd_release(&own);
             errno = e;
             return -1;
         }
@@ -254,9 +254,9 @@ static int perf_cpus_init(perf_state_t *st)
     }
     if (count == 0)
         cpus[count++] = 0;
-    st->rings = tm_meta_alloc(count * sizeof *st->rings);
+    st->rings = meta_alloc(count * sizeof *st->rings);
     if (st->rings == NULL) {
-        tm_log_error("profiler: no metadata memory for %zu perf rings",
+        log_error("profiler: no metadata memory for %zu perf rings",
                      count);
         errno = ENOMEM;
         return -1;
@@ -285,7 +285,7 @@ static int perf_add_all_threads(perf_state_t *st)
 {
     int dfd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
-        tm_log_error("profiler: open /proc/self/task failed: errno %d (%s)",
+        log_error("profiler: open /proc/self/task failed: errno %d (%s)",
                      errno, strerror(errno));
         return -1;
     }
@@ -294,7 +294,7 @@ static int perf_add_all_threads(perf_state_t *st)
     for (;;) {
         long n = syscall(SYS_getdents64, dfd, buf, sizeof buf);
         if (n < 0) {
-            tm_log_error("profiler: getdents64 of /proc/self/task failed:"
+            log_error("profiler: getdents64 of /proc/self/task failed:"
                          " errno %d (%s)", errno, strerror(errno));
             rc = -1;
         }
@@ -343,16 +343,16 @@ static void perf_release(perf_state_t *st)
     for (size_t i = 0; i < st->nrings; i++) {
         perf_cpu_ring_t *r = &st->rings[i];
         if (r->fd >= 0 && munmap(r->ring.base, r->map_len) != 0)
-            tm_log_error("profiler: munmap of the cpu %d perf ring (fd %d)"
+            log_error("profiler: munmap of the cpu %d perf ring (fd %d)"
                          " failed: errno %d", r->cpu, r->fd, errno);
     }
     for (size_t i = 0; i < st->nfds; i++)
-        (void)tm_fd_release(&st->fds[i]); /* only those still ours */
+        (void)fd_release(&st->fds[i]); /* only those still ours */
     if (st->rings != NULL)
-        tm_meta_free(st->rings, st->nrings * sizeof *st->rings);
+        meta_free(st->rings, st->nrings * sizeof *st->rings);
     if (st->fds != NULL)
-        tm_meta_free(st->fds, st->fds_cap * sizeof *st->fds);
-    tm_meta_free(st, sizeof *st);
+        meta_free(st->fds, st->fds_cap * sizeof *st->fds);
+    meta_free(st, sizeof *st);
 }
 
 static size_t perf_ring_pages(unsigned want)
@@ -368,9 +368,9 @@ static size_t perf_ring_pages(unsigned want)
 static int perf_open(sampler_t *s, const prof_options_t *o,
                      const prof_sink_t *sink)
 {
-    perf_state_t *st = tm_meta_alloc(sizeof *st);
+    perf_state_t *st = meta_alloc(sizeof *st);
     if (st == NULL) {
-        tm_log_error("profiler: no metadata memory for the perf sampler");
+        log_error("profiler: no metadata memory for the perf sampler");
         errno = ENOMEM;
         return -1;
     }
@@ -385,7 +385,7 @@ static int perf_open(sampler_t *s, const prof_options_t *o,
     if (perf_event_for_kind(st->kind, o, &st->attr, st->event,
                             sizeof st->event) != 0) {
         int e = errno;
-        tm_log(level, "profiler: %s sampling unavailable: no event %s here"
+        log_at(level, "profiler: %s sampling unavailable: no event %s here"
                     " (libpfm4 or sysfs does not know it) -- falling back",
                     perf_kind_name(st->kind), st->event);
         perf_release(st);
@@ -396,7 +396,7 @@ static int perf_open(sampler_t *s, const prof_options_t *o,
     if (perf_cpus_init(st) != 0 || perf_add_all_threads(st) != 0 ||
         st->nthreads == 0) {
         int e = errno ? errno : ENOENT;
-        tm_log(level, "profiler: %s sampling unavailable: perf_event_open(%s)"
+        log_at(level, "profiler: %s sampling unavailable: perf_event_open(%s)"
                     " failed: errno %d (%s)%s -- falling back",
                     perf_kind_name(st->kind), st->event, e, strerror(e),
                     e == ENOENT && st->kind != PROF_SAMPLER_FAULTS
@@ -413,7 +413,7 @@ static int perf_open(sampler_t *s, const prof_options_t *o,
         st->user_sink = *sink;
         s->sink = (prof_sink_t){perf_user_sample, perf_user_lost, st};
     }
-    tm_log_info("profiler: %s sampling with %s, period %llu, %zu thread(s),"
+    log_info("profiler: %s sampling with %s, period %llu, %zu thread(s),"
                 " %zu CPU rings of %zu pages", s->name, st->event,
                 (unsigned long long)st->attr.sample_period, st->nthreads,
                 st->nrings, st->ring_pages);
@@ -427,7 +427,7 @@ static bool perf_rings_ours(perf_state_t *st)
 {
     for (size_t i = 0; i < st->nrings; i++) {
         perf_cpu_ring_t *r = &st->rings[i];
-        if (r->fd >= 0 && !tm_fd_is_ours(&r->own)) {
+        if (r->fd >= 0 && !fd_is_ours(&r->own)) {
             prof_fd_lost(r->fd, "a perf event of the sampler");
             st->dead = true;
             return false;
@@ -450,7 +450,7 @@ static void perf_collect(sampler_t *s, uint64_t t_end_ns)
         if (st->rings[i].fd >= 0)
             perf_ring_drain(&st->rings[i].ring, &s->sink, &c);
     if (c.lost || c.throttles || c.malformed)
-        tm_log_debug("profiler: %s interval: %llu samples, %llu lost,"
+        log_debug("profiler: %s interval: %llu samples, %llu lost,"
                      " %llu throttles, %llu malformed", s->name,
                      (unsigned long long)c.samples,
                      (unsigned long long)c.lost,
@@ -458,7 +458,7 @@ static void perf_collect(sampler_t *s, uint64_t t_end_ns)
                      (unsigned long long)c.malformed);
     if (c.throttles && !st->throttle_reported) {
         st->throttle_reported = true;
-        tm_log_info("profiler: the kernel throttled %s sampling (period"
+        log_info("profiler: the kernel throttled %s sampling (period"
                     " %llu); raise TIERMEM_PROFILE_PERIOD to avoid it",
                     s->name, (unsigned long long)st->attr.sample_period);
     }
@@ -477,19 +477,19 @@ static void perf_close(sampler_t *s)
      * disable here would stop the parent's sampling. */
     if (getpid() == st->owner) {
         for (size_t i = 0; i < st->nfds; i++) {
-            tm_owned_fd_t *o = &st->fds[i];
+            owned_fd_t *o = &st->fds[i];
             if (o->fd < 0)
                 continue;
-            if (!tm_fd_is_ours(o)) {
+            if (!fd_is_ours(o)) {
                 prof_fd_lost(o->fd, "a perf event of the sampler");
-                tm_fd_forget(o);
+                fd_forget(o);
             } else if (ioctl(o->fd, PERF_EVENT_IOC_DISABLE, 0) != 0) {
-                tm_log_warn("profiler: disabling perf fd %d failed:"
+                log_warn("profiler: disabling perf fd %d failed:"
                             " errno %d", o->fd, errno);
             }
         }
         perf_collect(s, 0);
-        tm_log_debug("profiler: %s totals: %llu samples, %llu lost,"
+        log_debug("profiler: %s totals: %llu samples, %llu lost,"
                      " %llu throttles", s->name,
                      (unsigned long long)st->total.samples,
                      (unsigned long long)st->total.lost,
@@ -509,7 +509,7 @@ static void perf_fork_child(sampler_t *s)
     if (st == NULL)
         return;
     for (size_t i = 0; i < st->nfds; i++)
-        (void)tm_fd_release(&st->fds[i]); /* async-signal-safe */
+        (void)fd_release(&st->fds[i]); /* async-signal-safe */
     s->state = NULL;
 }
 

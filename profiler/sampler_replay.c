@@ -232,13 +232,13 @@ static int replay_parse_header(const char *path, const char *p,
     size_t n = replay_tokens(p, end, t, 2);
     uint64_t v;
     if (n != 2 || !replay_tok_is(t[0], REPLAY_MAGIC)) {
-        tm_log_error("replay: %s:1: not a trace (the first line must be "
+        log_error("replay: %s:1: not a trace (the first line must be "
                      "\"" REPLAY_MAGIC " %d\")", path, REPLAY_VERSION);
         errno = EINVAL;
         return -1;
     }
     if (!replay_u64(t[1], false, &v) || v != REPLAY_VERSION) {
-        tm_log_error("replay: %s:1: trace version %.*s is not supported "
+        log_error("replay: %s:1: trace version %.*s is not supported "
                      "(this tiermem reads version %d)", path, (int)t[1].n,
                      t[1].p, REPLAY_VERSION);
         errno = EINVAL;
@@ -255,10 +255,10 @@ static bool replay_alloc_tables(replay_state_t *st, size_t lines)
     st->recs_bytes = (lines ? lines : 1) * sizeof *st->recs;
     st->sels_bytes = slots * sizeof *st->sels;
     st->sel_mask = slots - 1;
-    st->recs = tm_meta_alloc(st->recs_bytes);
-    st->sels = tm_meta_alloc(st->sels_bytes);
+    st->recs = meta_alloc(st->recs_bytes);
+    st->sels = meta_alloc(st->sels_bytes);
     if (st->recs == NULL || st->sels == NULL) {
-        tm_log_error("replay: no memory for %zu trace lines of %s", lines,
+        log_error("replay: no memory for %zu trace lines of %s", lines,
                      st->path);
         return false;
     }
@@ -276,7 +276,7 @@ static void replay_bound_gap(replay_state_t *st, uint32_t line,
     if (st->max_gap_ns != 0 && gap > st->max_gap_ns) {
         uint64_t cut = gap - st->max_gap_ns;
         if (st->gaps_shortened++ == 0)
-            tm_log_warn("replay: %s:%u: %.3f ms after the previous sample, "
+            log_warn("replay: %s:%u: %.3f ms after the previous sample, "
                         "more than the trace clock's %u empty intervals "
                         "(%.3f ms): the gap is shortened, and this and later "
                         "samples replay %.3f ms earlier (further gaps are "
@@ -315,7 +315,7 @@ static int replay_parse(replay_state_t *st, const char *text, size_t len)
         if (what == NULL && r->t_ns < last_t)
             what = "time goes backwards (times must not decrease)";
         if (what != NULL) {
-            tm_log_warn("replay: %s:%u: %s; line skipped", st->path, line,
+            log_warn("replay: %s:%u: %s; line skipped", st->path, line,
                         what);
             continue;
         }
@@ -357,12 +357,12 @@ static site_t *replay_find_site(replay_sel_t *sel)
 static tm_arena_t *replay_arena(replay_sel_t *sel)
 {
     if (sel->kind == REPLAY_ARENA)
-        return tm_arena_by_id((unsigned)sel->value);
+        return arena_by_id((unsigned)sel->value);
     site_t *s = replay_find_site(sel);
     if (s == NULL)
         return NULL;
     tm_arena_t *a = atomic_load_explicit(&s->arena, memory_order_acquire);
-    return a != NULL && tm_arena_by_id(a->hooked.id) == a ? a : NULL;
+    return a != NULL && arena_by_id(a->hooked.id) == a ? a : NULL;
 }
 
 /* The arena's ranges for this collect (cached); NULL if out of memory. */
@@ -373,11 +373,11 @@ static replay_ranges_t *replay_ranges(replay_state_t *st, tm_arena_t *a)
     if (c->id == id && c->ranges != NULL)
         return c;
     if (c->ranges != NULL)
-        tm_meta_free(c->ranges, c->bytes);
+        meta_free(c->ranges, c->bytes);
     *c = (replay_ranges_t){.id = id};
-    tm_mutex_lock(&a->hooked.lock);
+    mutex_lock(&a->hooked.lock);
     c->ranges = arena_ranges(a, &c->count, &c->bytes);
-    tm_mutex_unlock(&a->hooked.lock);
+    mutex_unlock(&a->hooked.lock);
     if (c->ranges == NULL)
         return NULL; /* logged by arena_ranges */
     for (size_t i = 0; i < c->count; i++)
@@ -389,7 +389,7 @@ static void replay_cache_drop(replay_state_t *st)
 {
     for (unsigned i = 0; i < REPLAY_CACHE; i++) {
         if (st->cache[i].ranges != NULL)
-            tm_meta_free(st->cache[i].ranges, st->cache[i].bytes);
+            meta_free(st->cache[i].ranges, st->cache[i].bytes);
         st->cache[i] = (replay_ranges_t){0};
     }
 }
@@ -413,7 +413,7 @@ static void replay_unresolved(sampler_t *s, const replay_rec_t *r,
     if (s->sink.lost != NULL)
         s->sink.lost(s->sink.ctx, r->count);
     if (st->unresolved_logged++ < REPLAY_LOG_UNRESOLVED)
-        tm_log_info("replay: %s:%u: %s; %u sample(s) counted as lost%s",
+        log_info("replay: %s:%u: %s; %u sample(s) counted as lost%s",
                     st->path, r->line, why, r->count,
                     st->unresolved_logged == REPLAY_LOG_UNRESOLVED
                         ? " (further ones are not logged)"
@@ -446,23 +446,23 @@ static void replay_free(replay_state_t *st)
         return;
     replay_cache_drop(st);
     if (st->recs != NULL)
-        tm_meta_free(st->recs, st->recs_bytes);
+        meta_free(st->recs, st->recs_bytes);
     if (st->sels != NULL)
-        tm_meta_free(st->sels, st->sels_bytes);
-    tm_meta_free(st, sizeof *st);
+        meta_free(st->sels, st->sels_bytes);
+    meta_free(st, sizeof *st);
 }
 
 static int replay_open(sampler_t *s, const prof_options_t *o,
                        const prof_sink_t *sink)
 {
     if (o->replay[0] == '\0') {
-        tm_log_error("replay: no trace file (set TIERMEM_PROFILE_REPLAY)");
+        log_error("replay: no trace file (set TIERMEM_PROFILE_REPLAY)");
         errno = EINVAL;
         return -1;
     }
-    replay_state_t *st = tm_meta_alloc(sizeof *st);
+    replay_state_t *st = meta_alloc(sizeof *st);
     if (st == NULL) {
-        tm_log_error("replay: no memory for the sampler's state");
+        log_error("replay: no memory for the sampler's state");
         errno = ENOMEM;
         return -1;
     }
@@ -473,20 +473,20 @@ static int replay_open(sampler_t *s, const prof_options_t *o,
     if (o->trace_clock)
         st->max_gap_ns = REPLAY_MAX_GAP_INTERVALS * o->interval_ns;
     size_t len = 0, bytes = 0;
-    char *text = tm_read_file(st->path, "replay: trace", TM_LOG_ERROR,
+    char *text = read_file(st->path, "replay: trace", TM_LOG_ERROR,
                               REPLAY_MAX_BYTES, &len, &bytes);
     int rc = text ? replay_parse(st, text, len) : -1;
     int err = errno;
     if (text != NULL)
-        tm_meta_free(text, bytes);
+        meta_free(text, bytes);
     if (rc != 0) {
         replay_free(st);
         errno = err;
         return -1;
     }
-    tm_log_info("replay: %s: %zu sample lines", st->path, st->nrecs);
+    log_info("replay: %s: %zu sample lines", st->path, st->nrecs);
     if (st->gaps_shortened != 0)
-        tm_log_info("replay: %s: %zu gap(s) longer than %u intervals "
+        log_info("replay: %s: %zu gap(s) longer than %u intervals "
                     "shortened, %.3f ms of trace time skipped in all",
                     st->path, st->gaps_shortened, REPLAY_MAX_GAP_INTERVALS,
                     (double)st->skipped_ns / 1e6);
@@ -521,7 +521,7 @@ static void replay_close(sampler_t *s)
 {
     replay_state_t *st = s->state;
     if (st != NULL && st->unresolved != 0)
-        tm_log_info("replay: %s: %llu sample(s) could not be resolved and "
+        log_info("replay: %s: %llu sample(s) could not be resolved and "
                     "were counted as lost", st->path,
                     (unsigned long long)st->unresolved);
     replay_free(st);

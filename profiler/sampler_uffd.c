@@ -22,7 +22,7 @@
  * message of R-1 can never un-protect a page picked again in R.
  *
  * Descriptors: the userfaultfd and the service thread's three eventfds are
- * taken with tm_fd_own; collect checks them before each round's ioctls.
+ * taken with fd_own; collect checks them before each round's ioctls.
  * When one is lost (the program closed it), the sampler shuts down at
  * once, touching only what is still ours, and reports it (prof_fd_lost).
  *
@@ -58,13 +58,13 @@
 static void uffd_warn_unavailable(int err)
 {
     if (err == EPERM || err == EACCES)
-        tm_log_warn("uffd sampler: userfaultfd not permitted (errno %d): it "
+        log_warn("uffd sampler: userfaultfd not permitted (errno %d): it "
                     "needs root (CAP_SYS_PTRACE) or sysctl "
                     "vm.unprivileged_userfaultfd=1", err);
     else if (err == ENOSYS)
-        tm_log_warn("uffd sampler: this kernel has no userfaultfd (ENOSYS)");
+        log_warn("uffd sampler: this kernel has no userfaultfd (ENOSYS)");
     else
-        tm_log_warn("uffd sampler: userfaultfd failed: errno %d", err);
+        log_warn("uffd sampler: userfaultfd failed: errno %d", err);
 }
 
 /* A userfaultfd that reports write-protect faults, or -1 with errno. */
@@ -82,14 +82,14 @@ static int uffd_create(void)
     struct uffdio_api api = {.api = UFFD_API, .features = 0};
     if (ioctl(fd, UFFDIO_API, &api) != 0) {
         int err = errno;
-        tm_log_warn("uffd sampler: UFFDIO_API on fd %d failed: errno %d", fd,
+        log_warn("uffd sampler: UFFDIO_API on fd %d failed: errno %d", fd,
                     err);
         close(fd);
         errno = err;
         return -1;
     }
     if (!(api.features & UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
-        tm_log_warn("uffd sampler: this kernel's userfaultfd cannot "
+        log_warn("uffd sampler: this kernel's userfaultfd cannot "
                     "write-protect (no UFFD_FEATURE_PAGEFAULT_FLAG_WP)");
         close(fd);
         errno = ENOTSUP;
@@ -103,23 +103,23 @@ static int uffd_create(void)
  * safe, for the fork child. */
 static void uffd_fds_release(uffd_state_t *st)
 {
-    tm_owned_fd_t *fds[] = {&st->stop, &st->sync, &st->ack, &st->uffd};
+    owned_fd_t *fds[] = {&st->stop, &st->sync, &st->ack, &st->uffd};
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
-        (void)tm_fd_release(fds[i]);
+        (void)fd_release(fds[i]);
 }
 
 /* The sampler's memory, and its descriptors that are still ours. */
 static void uffd_state_free(uffd_state_t *st)
 {
     if (st->pages)
-        tm_meta_free(st->pages, st->cap * sizeof st->pages[0]);
+        meta_free(st->pages, st->cap * sizeof st->pages[0]);
     if (st->blocks)
-        tm_meta_free(st->blocks, st->nblock_slots * sizeof st->blocks[0]);
+        meta_free(st->blocks, st->nblock_slots * sizeof st->blocks[0]);
     for (int i = 0; i < 2; i++)
         if (st->regs[i])
-            tm_meta_free(st->regs[i], UFFD_REG_SLOTS * sizeof(uffd_reg_t));
+            meta_free(st->regs[i], UFFD_REG_SLOTS * sizeof(uffd_reg_t));
     uffd_fds_release(st);
-    tm_meta_free(st, sizeof *st);
+    meta_free(st, sizeof *st);
 }
 
 static int uffd_open_fds(uffd_state_t *st)
@@ -127,19 +127,19 @@ static int uffd_open_fds(uffd_state_t *st)
     int fd = uffd_create();
     if (fd < 0)
         return -1;
-    if (tm_fd_own(fd, &st->uffd) < 0) {
+    if (fd_own(fd, &st->uffd) < 0) {
         int err = errno;
-        tm_log_warn("uffd sampler: keeping userfaultfd %d failed: errno %d",
+        log_warn("uffd sampler: keeping userfaultfd %d failed: errno %d",
                     fd, err);
         errno = err;
         return -1;
     }
-    tm_owned_fd_t *efd[] = {&st->stop, &st->sync, &st->ack};
+    owned_fd_t *efd[] = {&st->stop, &st->sync, &st->ack};
     for (int i = 0; i < 3; i++) {
         fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (fd < 0 || tm_fd_own(fd, efd[i]) < 0) {
+        if (fd < 0 || fd_own(fd, efd[i]) < 0) {
             int err = errno;
-            tm_log_warn("uffd sampler: eventfd failed: errno %d", err);
+            log_warn("uffd sampler: eventfd failed: errno %d", err);
             errno = err;
             return -1;
         }
@@ -150,15 +150,15 @@ static int uffd_open_fds(uffd_state_t *st)
 static int uffd_open(sampler_t *s, const prof_options_t *o,
                      const prof_sink_t *sink)
 {
-    uffd_state_t *st = tm_meta_alloc(sizeof *st);
+    uffd_state_t *st = meta_alloc(sizeof *st);
     if (st == NULL) {
-        tm_log_warn("uffd sampler: no metadata memory for its state");
+        log_warn("uffd sampler: no metadata memory for its state");
         errno = ENOMEM;
         return -1;
     }
     st->uffd.fd = st->stop.fd = st->sync.fd = st->ack.fd = -1;
     st->sink = *sink;
-    st->page = tm_os_page_size();
+    st->page = os_page_size();
     st->budget = o->uffd_pages ? o->uffd_pages : UFFD_DEFAULT_PAGES;
     atomic_store(&st->weight, 1);
     /* A walk picks at most budget + 1 pages when nothing grows between its
@@ -166,13 +166,13 @@ static int uffd_open(sampler_t *s, const prof_options_t *o,
     st->cap = (size_t)st->budget + 64;
     for (st->nblock_slots = 64; st->nblock_slots < 2 * st->cap;)
         st->nblock_slots *= 2;
-    st->pages = tm_meta_alloc(st->cap * sizeof st->pages[0]);
-    st->blocks = tm_meta_alloc(st->nblock_slots * sizeof st->blocks[0]);
-    st->regs[0] = tm_meta_alloc(UFFD_REG_SLOTS * sizeof(uffd_reg_t));
-    st->regs[1] = tm_meta_alloc(UFFD_REG_SLOTS * sizeof(uffd_reg_t));
+    st->pages = meta_alloc(st->cap * sizeof st->pages[0]);
+    st->blocks = meta_alloc(st->nblock_slots * sizeof st->blocks[0]);
+    st->regs[0] = meta_alloc(UFFD_REG_SLOTS * sizeof(uffd_reg_t));
+    st->regs[1] = meta_alloc(UFFD_REG_SLOTS * sizeof(uffd_reg_t));
     int err = ENOMEM;
     if (!st->pages || !st->blocks || !st->regs[0] || !st->regs[1]) {
-        tm_log_warn("uffd sampler: no metadata memory for %zu pages", st->cap);
+        log_warn("uffd sampler: no metadata memory for %zu pages", st->cap);
         goto fail;
     }
     if (uffd_open_fds(st) != 0 || uffd_service_start(st) != 0) {
@@ -187,7 +187,7 @@ static int uffd_open(sampler_t *s, const prof_options_t *o,
      * access, and a program that writes a page sequentially makes one
      * per cache line; the line count is the estimate */
     s->accesses_per_sample = (double)st->page / 64.0;
-    tm_log_info("uffd sampler: fd %d, %u pages per interval", st->uffd.fd,
+    log_info("uffd sampler: fd %d, %u pages per interval", st->uffd.fd,
                 st->budget);
     return 0;
 fail:
@@ -264,12 +264,12 @@ static bool uffd_register(uffd_state_t *st, unsigned id,
     int err = errno;
     if (uffd_vanished_error(err)) {
         st->vanished++;
-        tm_log_debug("uffd sampler: arena %u range %#lx+%zu gone while "
+        log_debug("uffd sampler: arena %u range %#lx+%zu gone while "
                      "registering: errno %d", id, (unsigned long)r->start,
                      r->size, err);
     } else if (!st->warned_register) {
         st->warned_register = true;
-        tm_log_warn("uffd sampler: registering arena %u range %#lx+%zu on fd "
+        log_warn("uffd sampler: registering arena %u range %#lx+%zu on fd "
                     "%d failed: errno %d%s (reported once)", id,
                     (unsigned long)r->start, r->size, st->uffd.fd, err,
                     err == EBUSY ? " (another userfaultfd owns it)" : "");
@@ -291,7 +291,7 @@ static void uffd_unprotect_previous(uffd_state_t *st)
             st->vanished++; /* its extent was unmapped meanwhile */
         else if (!st->warned_protect) {
             st->warned_protect = true;
-            tm_log_warn("uffd sampler: un-protecting page %#lx on fd %d "
+            log_warn("uffd sampler: un-protecting page %#lx on fd %d "
                         "failed: errno %d (reported once)",
                         (unsigned long)st->pages[i], st->uffd.fd, errno);
         }
@@ -305,12 +305,12 @@ static uint64_t uffd_total_pages(const uffd_state_t *st)
 {
     uint64_t bytes = 0;
     for (unsigned id = 1; id <= TM_MAX_ARENAS; id++) {
-        tm_arena_t *a = tm_arena_by_id(id);
+        tm_arena_t *a = arena_by_id(id);
         if (a == NULL)
             continue;
-        tm_mutex_lock(&a->hooked.lock);
+        mutex_lock(&a->hooked.lock);
         bytes += a->hooked.extents.bytes;
-        tm_mutex_unlock(&a->hooked.lock);
+        mutex_unlock(&a->hooked.lock);
     }
     return bytes / st->page;
 }
@@ -366,7 +366,7 @@ static bool uffd_protect_page(uffd_state_t *st, unsigned id,
         if (!uffd_vanished_error(err)) {
             if (!st->warned_protect) {
                 st->warned_protect = true;
-                tm_log_warn("uffd sampler: protecting arena %u page %#lx on "
+                log_warn("uffd sampler: protecting arena %u page %#lx on "
                             "fd %d failed: errno %d (reported once)", id,
                             (unsigned long)page, st->uffd.fd, err);
             }
@@ -394,7 +394,7 @@ static void uffd_protect_range(uffd_state_t *st, const tm_arena_t *a,
         if (st->npages == st->cap) {
             if (!st->warned_full) {
                 st->warned_full = true;
-                tm_log_debug("uffd sampler: arenas grew during the walk; "
+                log_debug("uffd sampler: arenas grew during the walk; "
                              "pages past %zu skipped", st->cap);
             }
             return;
@@ -413,18 +413,18 @@ static void uffd_protect_range(uffd_state_t *st, const tm_arena_t *a,
 static void uffd_protect_arena(uffd_state_t *st, tm_arena_t *a,
                                uffd_walk_t *w)
 {
-    tm_mutex_lock(&a->hooked.lock);
+    mutex_lock(&a->hooked.lock);
     size_t count, bytes;
     extent_range_t *ranges =
         a->hooked.creating ? NULL : arena_ranges(a, &count, &bytes);
     if (ranges != NULL) {
         for (size_t i = 0; i < count; i++)
             uffd_protect_range(st, a, &ranges[i], w);
-        tm_meta_free(ranges, bytes);
+        meta_free(ranges, bytes);
     } else {
         w->seen += a->hooked.extents.bytes / st->page;
     }
-    tm_mutex_unlock(&a->hooked.lock);
+    mutex_unlock(&a->hooked.lock);
 }
 
 static void uffd_shutdown(uffd_state_t *st);
@@ -433,7 +433,7 @@ static void uffd_shutdown(uffd_state_t *st);
  * Reports the first lost one (the service thread only flags its finds). */
 static bool uffd_fds_ours(uffd_state_t *st)
 {
-    const tm_owned_fd_t *own[4] = {&st->uffd, &st->sync, &st->ack,
+    const owned_fd_t *own[4] = {&st->uffd, &st->sync, &st->ack,
                                    &st->stop};
     static const char *const what[4] = {
         "the uffd sampler's userfaultfd",
@@ -441,7 +441,7 @@ static bool uffd_fds_ours(uffd_state_t *st)
         "the uffd sampler's drain-answer eventfd",
         "the uffd sampler's stop eventfd"};
     for (int i = 0; i < 4; i++)
-        if (!tm_fd_is_ours(own[i])) {
+        if (!fd_is_ours(own[i])) {
             prof_fd_lost(own[i]->fd, what[i]);
             return false;
         }
@@ -483,7 +483,7 @@ static void uffd_collect(sampler_t *s, uint64_t t_end_ns)
     atomic_store_explicit(&st->weight, (uint32_t)w.stride,
                           memory_order_relaxed);
     for (unsigned id = 1; id <= TM_MAX_ARENAS; id++) {
-        tm_arena_t *a = tm_arena_by_id(id);
+        tm_arena_t *a = arena_by_id(id);
         if (a != NULL)
             uffd_protect_arena(st, a, &w);
     }
@@ -500,10 +500,10 @@ static void uffd_unregister_all(uffd_state_t *st)
 {
     arena_walk_begin();
     for (unsigned id = 1; id <= TM_MAX_ARENAS; id++) {
-        tm_arena_t *a = tm_arena_by_id(id);
+        tm_arena_t *a = arena_by_id(id);
         if (a == NULL)
             continue;
-        tm_mutex_lock(&a->hooked.lock);
+        mutex_lock(&a->hooked.lock);
         size_t count, bytes;
         extent_range_t *ranges = arena_ranges(a, &count, &bytes);
         for (size_t i = 0; ranges != NULL && i < count; i++) {
@@ -511,13 +511,13 @@ static void uffd_unregister_all(uffd_state_t *st)
                                      .len = ranges[i].size};
             if (ioctl(st->uffd.fd, UFFDIO_UNREGISTER, &r) != 0 &&
                 !uffd_vanished_error(errno))
-                tm_log_warn("uffd sampler: unregistering arena %u range "
+                log_warn("uffd sampler: unregistering arena %u range "
                             "%#lx+%zu failed: errno %d", id,
                             (unsigned long)r.start, ranges[i].size, errno);
         }
         if (ranges != NULL)
-            tm_meta_free(ranges, bytes);
-        tm_mutex_unlock(&a->hooked.lock);
+            meta_free(ranges, bytes);
+        mutex_unlock(&a->hooked.lock);
     }
     arena_walk_end();
 }
@@ -533,9 +533,9 @@ static void uffd_shutdown(uffd_state_t *st)
     /* The service thread still runs through all of this (unless it gave
      * up), serving (or, once a range is unregistered, waking) any writer
      * that faults meanwhile; un-protecting wakes the rest. */
-    if (tm_fd_is_ours(&st->uffd)) {
+    if (fd_is_ours(&st->uffd)) {
         uffd_unprotect_previous(st);
-        if (tm_fd_is_ours(&st->uffd))
+        if (fd_is_ours(&st->uffd))
             uffd_unregister_all(st);
     }
     st->npages = 0;
@@ -552,7 +552,7 @@ static void uffd_close(sampler_t *s)
         return;
     if (!st->dead)
         uffd_shutdown(st);
-    tm_log_info("uffd sampler: %llu write faults served, %llu rounds, %llu "
+    log_info("uffd sampler: %llu write faults served, %llu rounds, %llu "
                 "registrations, %llu ioctls on vanished ranges, %llu rounds "
                 "skipped", (unsigned long long)atomic_load(&st->faults),
                 (unsigned long long)st->round,

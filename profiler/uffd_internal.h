@@ -28,11 +28,11 @@ typedef struct uffd_reg {
 } uffd_reg_t;
 
 typedef struct uffd_state {
-    /* All four taken with tm_fd_own; the service thread checks them after
+    /* All four taken with fd_own; the service thread checks them after
      * each wake-up, collect before each batch of ioctls. */
-    tm_owned_fd_t uffd;
-    tm_owned_fd_t stop;        /* eventfd: the service thread should exit */
-    tm_owned_fd_t sync, ack;   /* eventfds: drain request and its answer */
+    owned_fd_t uffd;
+    owned_fd_t stop;        /* eventfd: the service thread should exit */
+    owned_fd_t sync, ack;   /* eventfds: drain request and its answer */
     _Atomic bool stopping;     /* the service thread should exit (also
                                   when stop is no longer ours to write) */
     _Atomic bool fd_lost;      /* the service thread found one not ours */

@@ -90,7 +90,7 @@ bool uffd_vanished_error(int err)
 /* Service thread: remember an error for the profiling thread to log. */
 static void uffd_record_error(uffd_state_t *st, int kind, int err)
 {
-    tm_assert_role(TM_ROLE_UFFD_SERVICE);
+    debug_assert_role(TM_ROLE_UFFD_SERVICE);
     int zero = 0;
     atomic_compare_exchange_strong(&st->err_first[kind], &zero, err ? err : -1);
     atomic_fetch_add(&st->err_count[kind], 1);
@@ -101,13 +101,13 @@ static void uffd_record_error(uffd_state_t *st, int kind, int err)
 void uffd_report_errors(uffd_state_t *st)
 {
     /* the service thread never logs: it must not wait on anything */
-    tm_assert_rule(tm_thread_role() != TM_ROLE_UFFD_SERVICE,
+    debug_assert_rule(thread_role_current() != TM_ROLE_UFFD_SERVICE,
                    "the uffd service thread never logs");
     for (int k = 0; k < UFFD_ERR_KINDS; k++) {
         uint64_t n = atomic_load(&st->err_count[k]);
         if (n == st->err_logged[k])
             continue;
-        tm_log(st->err_logged[k] ? TM_LOG_DEBUG : TM_LOG_WARN,
+        log_at(st->err_logged[k] ? TM_LOG_DEBUG : TM_LOG_WARN,
                "uffd sampler: fd %d: %s: %llu times (%llu in all), first "
                "errno %d", st->uffd.fd, uffd_err_what[k],
                (unsigned long long)(n - st->err_logged[k]),
@@ -123,7 +123,7 @@ void uffd_report_errors(uffd_state_t *st)
  * unregistered by close or unmapped), wake the writer explicitly. */
 static void uffd_serve_fault(uffd_state_t *st, const struct uffd_msg *m)
 {
-    tm_assert_role(TM_ROLE_UFFD_SERVICE);
+    debug_assert_role(TM_ROLE_UFFD_SERVICE);
     uintptr_t page = (uintptr_t)m->arg.pagefault.address & ~(st->page - 1);
     if (m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) {
         uint32_t w = atomic_load_explicit(&st->weight, memory_order_relaxed);
@@ -170,14 +170,14 @@ typedef struct uffd_usable {
  * thread never logs). */
 static bool uffd_service_fds_ours(uffd_state_t *st, uffd_usable_t *u)
 {
-    if (!tm_fd_is_ours(&st->uffd)) {
+    if (!fd_is_ours(&st->uffd)) {
         atomic_store(&st->fd_lost, true);
         return false;
     }
-    const tm_owned_fd_t *own[3] = {&st->sync, &st->ack, &st->stop};
+    const owned_fd_t *own[3] = {&st->sync, &st->ack, &st->stop};
     bool *ok[3] = {&u->sync, &u->ack, &u->stop};
     for (int i = 0; i < 3; i++)
-        if (*ok[i] && !tm_fd_is_ours(own[i])) {
+        if (*ok[i] && !fd_is_ours(own[i])) {
             *ok[i] = false;
             atomic_store(&st->fd_lost, true);
         }
@@ -247,7 +247,7 @@ static bool uffd_service_once(uffd_state_t *st, uffd_usable_t *u, bool *stop)
 static void *uffd_service_main(void *arg)
 {
     uffd_state_t *st = arg;
-    tm_thread_set_role(TM_ROLE_UFFD_SERVICE);
+    thread_set_role(TM_ROLE_UFFD_SERVICE);
     uffd_usable_t usable = {true, true, true};
     bool stop = false;
     for (unsigned failures = 0; !stop;) {
@@ -272,14 +272,14 @@ int uffd_service_start(uffd_state_t *st)
     sigfillset(&all);
     int rc = pthread_sigmask(SIG_SETMASK, &all, &old);
     if (rc != 0) {
-        tm_log_warn("uffd sampler: pthread_sigmask failed: errno %d", rc);
+        log_warn("uffd sampler: pthread_sigmask failed: errno %d", rc);
         errno = rc;
         return -1;
     }
     rc = pthread_create(&st->thread, NULL, uffd_service_main, st);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
-        tm_log_warn("uffd sampler: cannot start the fault-service thread: "
+        log_warn("uffd sampler: cannot start the fault-service thread: "
                     "errno %d", rc);
         errno = rc;
         return -1;
@@ -298,12 +298,12 @@ void uffd_service_stop(uffd_state_t *st)
      * is still ours, at once. */
     atomic_store(&st->stopping, true);
     uint64_t one = 1;
-    while (tm_fd_is_ours(&st->stop) &&
+    while (fd_is_ours(&st->stop) &&
            write(st->stop.fd, &one, sizeof one) < 0 && errno == EINTR)
         ;
     int rc = pthread_join(st->thread, NULL);
     if (rc != 0)
-        tm_log_error("uffd sampler: joining the fault-service thread failed: "
+        log_error("uffd sampler: joining the fault-service thread failed: "
                      "errno %d", rc);
     st->thread_started = false;
 }
@@ -315,7 +315,7 @@ void uffd_service_stop(uffd_state_t *st)
 bool uffd_service_sync_wait(uffd_state_t *st)
 {
     /* waiting for itself would always time out */
-    tm_assert_rule(tm_thread_role() != TM_ROLE_UFFD_SERVICE,
+    debug_assert_rule(thread_role_current() != TM_ROLE_UFFD_SERVICE,
                    "the uffd service thread does not wait for its own sync");
     atomic_store(&st->sync_req, st->round);
     uint64_t one = 1, v;
@@ -337,7 +337,7 @@ bool uffd_service_sync_wait(uffd_state_t *st)
     st->sync_timeouts++;
     if (!st->warned_sync) {
         st->warned_sync = true;
-        tm_log_warn("uffd sampler: fd %d: the fault-service thread did not "
+        log_warn("uffd sampler: fd %d: the fault-service thread did not "
                     "drain its queue within %d ms; round %llu not sampled "
                     "(reported once)", st->uffd.fd, UFFD_SYNC_TIMEOUT_MS,
                     (unsigned long long)st->round);

@@ -39,7 +39,7 @@ static void *new_failed(const void *caller, size_t size, size_t align)
         (void (*)(void))dlsym(RTLD_DEFAULT, "_ZSt17__throw_bad_allocv");
     if (throw_bad_alloc != NULL)
         throw_bad_alloc();
-    tm_log_error("operator new(%zu) failed and std::bad_alloc cannot be "
+    log_error("operator new(%zu) failed and std::bad_alloc cannot be "
                  "thrown (no libstdc++); aborting", size);
     abort();
 }

@@ -54,7 +54,7 @@ static bool stat_read(const char *name, size_t *out)
     }
     if (rc != 0) {
         if (!atomic_exchange(&stats_failure_logged, true))
-            tm_log_warn("heap statistics: jemalloc mallctl(%s) failed: "
+            log_warn("heap statistics: jemalloc mallctl(%s) failed: "
                         "error %d (built without --enable-stats?); reported "
                         "as 0 (reported once)", name, rc);
         return false;
@@ -93,7 +93,7 @@ static void heap_read(const char *prefix, heap_figures_t *h)
     snprintf(name, sizeof name, "%s.pactive", prefix);
     size_t pages = 0;
     if (stat_read(name, &pages))
-        h->active = pages * tm_os_page_size();
+        h->active = pages * os_page_size();
     snprintf(name, sizeof name, "%s.small.allocated", prefix);
     (void)stat_read(name, &h->small_bytes);
     snprintf(name, sizeof name, "%s.large.allocated", prefix);
@@ -192,7 +192,7 @@ OVERRIDE int malloc_trim(size_t pad)
     uint64_t purges = atomic_load(&hook_counters.purges);
     int rc = mallctl("arena." ALL_ARENAS ".purge", NULL, NULL, NULL, 0);
     if (rc != 0) {
-        tm_log_warn("malloc_trim: jemalloc arena.%s.purge failed: error %d",
+        log_warn("malloc_trim: jemalloc arena.%s.purge failed: error %d",
                     ALL_ARENAS, rc);
         return 0;
     }
@@ -211,14 +211,14 @@ typedef struct arena_view {
 static bool arena_view(unsigned id, arena_view_t *v)
 {
     arena_walk_begin();
-    tm_arena_t *a = tm_arena_by_id(id);
+    tm_arena_t *a = arena_by_id(id);
     if (a != NULL) {
         v->id = id;
         v->je_index = a->je_index;
         v->kind = a->kind;
-        tm_mutex_lock(&a->hooked.lock);
+        mutex_lock(&a->hooked.lock);
         v->tracked = a->hooked.extents.bytes;
-        tm_mutex_unlock(&a->hooked.lock);
+        mutex_unlock(&a->hooked.lock);
     }
     arena_walk_end();
     return a != NULL;

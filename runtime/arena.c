@@ -35,7 +35,7 @@ static pthread_mutex_t walk_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool slot_taken[TM_MAX_ARENAS + 1];
 static _Atomic bool foreign_free_logged;
 
-_Atomic uint64_t tm_migrations, tm_migrate_failures;
+_Atomic uint64_t arena_migrations, arena_migrate_failures;
 
 tm_placement_t tm_placement_node(tm_mode_t mode, unsigned node)
 {
@@ -48,14 +48,14 @@ static __thread bool walking __attribute__((tls_model("initial-exec")));
 void arena_walk_begin(void)
 {
     /* a nested begin would wait for ever on walk_lock, which it holds */
-    tm_assert_rule(!walking, "arena walks do not nest");
+    debug_assert_rule(!walking, "arena walks do not nest");
     pthread_mutex_lock(&walk_lock);
     walking = true;
 }
 
 void arena_walk_end(void)
 {
-    tm_assert_rule(walking, "an arena walk ends on the thread that began it");
+    debug_assert_rule(walking, "an arena walk ends on the thread that began it");
     walking = false;
     pthread_mutex_unlock(&walk_lock);
 }
@@ -89,7 +89,7 @@ void arena_table_postfork_child(void)
     pthread_mutex_unlock(&walk_lock);
 }
 
-tm_arena_t *tm_arena_by_id(unsigned id)
+tm_arena_t *arena_by_id(unsigned id)
 {
     if (id == 0 || id > TM_MAX_ARENAS)
         return NULL;
@@ -122,7 +122,7 @@ static void slot_release(unsigned id)
 static tm_arena_t *arena_new(unsigned id, const tm_placement_t *placement,
                              arena_kind_t kind, uint32_t owner)
 {
-    tm_arena_t *a = tm_meta_alloc(sizeof *a);
+    tm_arena_t *a = meta_alloc(sizeof *a);
     if (a == NULL)
         return NULL;
     /* set before the table publishes the arena: readers never see a
@@ -134,7 +134,7 @@ static tm_arena_t *arena_new(unsigned id, const tm_placement_t *placement,
     a->serial = atomic_fetch_add(&serials, 1) + 1;
     if (hook_arena_init(&a->hooked, id, placement) != 0) {
         int err = errno;
-        tm_meta_free(a, sizeof *a);
+        meta_free(a, sizeof *a);
         errno = err;
         return NULL;
     }
@@ -147,7 +147,7 @@ static void arena_delete(tm_arena_t *a)
     unsigned id = a->hooked.id;
     hook_arena_fini(&a->hooked);
     slot_release(id);
-    tm_meta_free(a, sizeof *a);
+    meta_free(a, sizeof *a);
 }
 
 tm_arena_t *tm_arena_create(const tm_placement_t *placement)
@@ -158,9 +158,9 @@ tm_arena_t *tm_arena_create(const tm_placement_t *placement)
 tm_arena_t *arena_create(const tm_placement_t *placement, arena_kind_t kind,
                          uint32_t owner)
 {
-    tm_runtime_init();
-    if (!tm_placement_valid(placement)) {
-        tm_log_warn("arena create: invalid placement (mode %d, nodes %#llx)",
+    runtime_init();
+    if (!placement_valid(placement)) {
+        log_warn("arena create: invalid placement (mode %d, nodes %#llx)",
                     placement ? (int)placement->mode : -1,
                     placement ? (unsigned long long)placement->nodes : 0ULL);
         errno = EINVAL;
@@ -168,7 +168,7 @@ tm_arena_t *arena_create(const tm_placement_t *placement, arena_kind_t kind,
     }
     unsigned id = slot_reserve();
     if (id == 0) {
-        tm_log_warn("arena create: all %d arena slots are in use",
+        log_warn("arena create: all %d arena slots are in use",
                     TM_MAX_ARENAS);
         errno = EAGAIN;
         return NULL;
@@ -184,16 +184,16 @@ tm_arena_t *arena_create(const tm_placement_t *placement, arena_kind_t kind,
     unsigned index;
     size_t sz = sizeof index;
     pthread_mutex_lock(&create_lock);
-    tm_mutex_lock(&a->hooked.lock);
+    mutex_lock(&a->hooked.lock);
     a->hooked.creating = true; /* what jemalloc maps now is metadata */
-    tm_mutex_unlock(&a->hooked.lock);
+    mutex_unlock(&a->hooked.lock);
     int rc = mallctl("arenas.create", &index, &sz, &hooks, sizeof hooks);
-    tm_mutex_lock(&a->hooked.lock);
+    mutex_lock(&a->hooked.lock);
     a->hooked.creating = false;
-    tm_mutex_unlock(&a->hooked.lock);
+    mutex_unlock(&a->hooked.lock);
     pthread_mutex_unlock(&create_lock);
     if (rc != 0) {
-        tm_log_error("arena %u: jemalloc arenas.create failed: error %d", id,
+        log_error("arena %u: jemalloc arenas.create failed: error %d", id,
                      rc);
         arena_delete(a); /* unmaps whatever creation had mapped */
         errno = rc;
@@ -201,7 +201,7 @@ tm_arena_t *arena_create(const tm_placement_t *placement, arena_kind_t kind,
     }
     a->je_index = index;
     a->flags_uncached = MALLOCX_ARENA(index) | MALLOCX_TCACHE_NONE;
-    tm_log_debug("arena %u: created as jemalloc arena %u on nodes %#llx", id,
+    log_debug("arena %u: created as jemalloc arena %u on nodes %#llx", id,
                  index, (unsigned long long)placement->nodes);
     return a;
 }
@@ -219,12 +219,12 @@ int tm_arena_destroy(tm_arena_t *a)
     snprintf(cmd, sizeof cmd, "arena.%u.destroy", a->je_index);
     int rc = mallctl(cmd, NULL, NULL, NULL, 0);
     if (rc != 0) {
-        tm_log_error("arena %u: jemalloc %s failed: error %d", a->hooked.id,
+        log_error("arena %u: jemalloc %s failed: error %d", a->hooked.id,
                      cmd, rc);
         errno = rc;
         return -1;
     }
-    tm_assert_rule(!walking, "a walker does not destroy arenas");
+    debug_assert_rule(!walking, "a walker does not destroy arenas");
     pthread_mutex_lock(&walk_lock);
     arena_delete(a);
     pthread_mutex_unlock(&walk_lock);
@@ -309,10 +309,10 @@ void *tm_arena_aligned_alloc(tm_arena_t *a, size_t alignment, size_t size)
 
 static int free_flags(unsigned id)
 {
-    thread_tcaches_t *t = tm_thread_tcaches;
+    thread_tcaches_t *t = tcaches_here;
     int f = t ? atomic_load_explicit(&t->flags[id], memory_order_relaxed) : 0;
     if (TM_UNLIKELY(f == 0)) {
-        tm_arena_t *a = tm_arena_by_id(id);
+        tm_arena_t *a = arena_by_id(id);
         f = a ? tcache_flags_slow(a) : MALLOCX_TCACHE_NONE;
     }
     return f & TCACHE_FLAGS_MASK;
@@ -321,7 +321,7 @@ static int free_flags(unsigned id)
 static void report_foreign(const void *ptr, const char *what)
 {
     if (!atomic_exchange(&foreign_free_logged, true))
-        tm_log_error("%s(%p): not a tiermem allocation; ignored (reported "
+        log_error("%s(%p): not a tiermem allocation; ignored (reported "
                      "once)", what, ptr);
 }
 
@@ -339,7 +339,7 @@ void tm_free(void *ptr)
         block_report_interior(ptr, id, "tm_free");
         return;
     }
-    tm_arena_t *a = tm_arena_by_id(id);
+    tm_arena_t *a = arena_by_id(id);
     if (a != NULL && a->kind != ARENA_USER) /* keep the site's stats right */
         site_account_free(a, ptr, usable);
     arena_free_known(ptr, id, usable);
@@ -349,7 +349,7 @@ void tm_free(void *ptr)
  * the hazard site_account_free set.  Inline: every free passes here. */
 static inline void arena_hazard_release(void)
 {
-    thread_tcaches_t *t = tm_thread_tcaches;
+    thread_tcaches_t *t = tcaches_here;
     if (TM_UNLIKELY(t == NULL ||
                     atomic_load_explicit(&t->hazard, memory_order_relaxed)))
         arena_hazard_clear();
@@ -421,7 +421,7 @@ size_t tm_usable_size(const void *ptr)
 
 tm_arena_t *tm_arena_of(const void *ptr)
 {
-    return tm_arena_by_id(extent_map_lookup(ptr));
+    return arena_by_id(extent_map_lookup(ptr));
 }
 
 unsigned tm_arena_id(const tm_arena_t *a) { return a->hooked.id; }
@@ -430,9 +430,9 @@ unsigned tm_arena_jemalloc_index(const tm_arena_t *a) { return a->je_index; }
 tm_placement_t tm_arena_placement(const tm_arena_t *a)
 {
     tm_arena_t *m = (tm_arena_t *)a; /* the lock is not part of the value */
-    tm_mutex_lock(&m->hooked.lock);
+    mutex_lock(&m->hooked.lock);
     tm_placement_t p = m->hooked.placement;
-    tm_mutex_unlock(&m->hooked.lock);
+    mutex_unlock(&m->hooked.lock);
     return p;
 }
 
@@ -451,7 +451,7 @@ void tm_stats_get(tm_stats_t *out)
         .splits = atomic_load(&c->splits),
         .merges = atomic_load(&c->merges),
         .purges = atomic_load(&c->purges),
-        .migrations = atomic_load(&tm_migrations),
-        .migrate_failures = atomic_load(&tm_migrate_failures),
+        .migrations = atomic_load(&arena_migrations),
+        .migrate_failures = atomic_load(&arena_migrate_failures),
     };
 }

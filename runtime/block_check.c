@@ -49,7 +49,7 @@ static bool ctl_read(const char *name, void *out, size_t size)
     size_t sz = size;
     int rc = mallctl(name, out, &sz, NULL, 0);
     if (rc != 0 || sz != size) {
-        tm_log_warn("block check: jemalloc mallctl(%s) failed: error %d", name,
+        log_warn("block check: jemalloc mallctl(%s) failed: error %d", name,
                     rc);
         return false;
     }
@@ -123,12 +123,12 @@ static int bin_of(size_t size)
  * of the extent set is. */
 static bool extent_starts_at(unsigned id, uintptr_t start, size_t size)
 {
-    tm_arena_t *a = tm_arena_by_id(id);
+    tm_arena_t *a = arena_by_id(id);
     if (a == NULL)
         return false;
-    tm_mutex_lock(&a->hooked.lock);
+    mutex_lock(&a->hooked.lock);
     bool ok = extent_set_contains(&a->hooked.extents, start, size);
-    tm_mutex_unlock(&a->hooked.lock);
+    mutex_unlock(&a->hooked.lock);
     return ok;
 }
 
@@ -182,6 +182,6 @@ static _Atomic bool interior_logged;
 void block_report_interior(const void *ptr, unsigned id, const char *what)
 {
     if (!atomic_exchange(&interior_logged, true))
-        tm_log_warn("%s(%p): not the start of a block of arena %u (a pointer "
+        log_warn("%s(%p): not the start of a block of arena %u (a pointer "
                     "into a block?); ignored (reported once)", what, ptr, id);
 }

@@ -44,7 +44,7 @@ static void *next(const char *name)
 {
     void *f = dlsym(RTLD_NEXT, name);
     if (f == NULL)
-        tm_log_error("exec: the C library's %s was not found", name);
+        log_error("exec: the C library's %s was not found", name);
     return f;
 }
 
@@ -60,7 +60,7 @@ OVERRIDE int execve(const char *path, char *const argv[], char *const envp[])
     execve_fn f = libc_execve ? libc_execve : (execve_fn)next("execve");
     if (f == NULL)
         return errno = ENOSYS, -1;
-    tm_runtime_before_exec();
+    runtime_before_exec();
     return f(path, argv, envp);
 }
 
@@ -69,7 +69,7 @@ OVERRIDE int execvpe(const char *file, char *const argv[], char *const envp[])
     execvpe_fn f = libc_execvpe ? libc_execvpe : (execvpe_fn)next("execvpe");
     if (f == NULL)
         return errno = ENOSYS, -1;
-    tm_runtime_before_exec();
+    runtime_before_exec();
     return f(file, argv, envp);
 }
 
@@ -78,7 +78,7 @@ OVERRIDE int fexecve(int fd, char *const argv[], char *const envp[])
     fexecve_fn f = libc_fexecve ? libc_fexecve : (fexecve_fn)next("fexecve");
     if (f == NULL)
         return errno = ENOSYS, -1;
-    tm_runtime_before_exec();
+    runtime_before_exec();
     return f(fd, argv, envp);
 }
 

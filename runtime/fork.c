@@ -46,8 +46,8 @@ static void postfork_parent(void)
 
 static void postfork_child(void)
 {
-    tm_meta_fork_child();
-    tm_log_fork_child();
+    meta_fork_child();
+    log_fork_child();
     tcache_postfork_child();
     arena_table_postfork_child();
     ledger_postfork_child();
@@ -55,10 +55,10 @@ static void postfork_child(void)
     sites_postfork_child();
 }
 
-void tm_fork_handlers_install(void)
+void fork_handlers_install(void)
 {
     int rc = pthread_atfork(prefork, postfork_parent, postfork_child);
     if (rc != 0)
-        tm_log_error("pthread_atfork failed: error %d; a fork during a "
+        log_error("pthread_atfork failed: error %d; a fork during a "
                      "migration may leave the child's arena locked", rc);
 }

@@ -35,7 +35,7 @@ void front_cache_init_classes(void)
                 /* A jemalloc built with other size classes: a table that
                  * does not fit would hand out blocks too small, so run
                  * without front caches instead. */
-                tm_log_warn("jemalloc's size classes up to %d bytes do not "
+                log_warn("jemalloc's size classes up to %d bytes do not "
                             "fit the front cache; running without it",
                             FRONT_MAX_SIZE);
                 front_nclasses = 0;
@@ -52,7 +52,7 @@ front_cache_t *front_cache_new(void)
 {
     if (front_nclasses == 0)
         return NULL; /* disabled: see front_cache_init_classes */
-    front_cache_t *fc = tm_meta_alloc(sizeof *fc);
+    front_cache_t *fc = meta_alloc(sizeof *fc);
     if (fc == NULL)
         return NULL;
     for (unsigned c = 0; c < front_nclasses; c++) {
@@ -70,7 +70,7 @@ void front_cache_delete(front_cache_t *fc)
     for (unsigned c = 0; c < front_nclasses; c++)
         for (uint32_t i = 0; i < fc->bin[c].count; i++)
             dallocx(fc->bin[c].slot[i], MALLOCX_TCACHE_NONE);
-    tm_meta_free(fc, sizeof *fc);
+    meta_free(fc, sizeof *fc);
 }
 
 /* Fill half the bin and return one more block; NULL + ENOMEM if jemalloc
@@ -78,7 +78,7 @@ void front_cache_delete(front_cache_t *fc)
 void *front_cache_refill(front_bin_t *bin, size_t class_size, int flags)
 {
     /* called when the bin is empty; cap fits the slot array */
-    tm_assert(bin->count == 0 && bin->cap <= FRONT_MAX_SLOTS);
+    debug_assert(bin->count == 0 && bin->cap <= FRONT_MAX_SLOTS);
     uint32_t want = bin->cap / 2;
     while (bin->count < want) {
         void *p = mallocx(class_size, flags);
@@ -95,7 +95,7 @@ void *front_cache_refill(front_bin_t *bin, size_t class_size, int flags)
 /* Give the older half of a full bin back to the tcache. */
 void front_cache_spill(front_bin_t *bin, int free_flags)
 {
-    tm_assert(bin->count <= bin->cap && bin->cap <= FRONT_MAX_SLOTS);
+    debug_assert(bin->count <= bin->cap && bin->cap <= FRONT_MAX_SLOTS);
     uint32_t half = bin->count / 2;
     for (uint32_t i = 0; i < half; i++)
         dallocx(bin->slot[i], free_flags);

@@ -11,7 +11,7 @@
  * lines could mean something else.
  *
  * The text need not be NUL-terminated and may be any bytes: every access
- * stays inside [text, text + len).  Rules live in tm_meta_alloc memory,
+ * stays inside [text, text + len).  Rules live in meta_alloc memory,
  * sorted by selector so a lookup is a binary search; nothing here uses
  * malloc, because the preload library loads guidance while it is the
  * process's malloc.
@@ -45,10 +45,10 @@ typedef struct span {
 
 typedef struct parser {
     const char *name; /* for messages: name_shown's text */
-    tm_shown_t name_shown;
+    shown_t name_shown;
     size_t line;      /* 1-based number of the current line */
     size_t reported;  /* malformed lines logged so far */
-    tm_guidance_t *g;
+    guidance_t *g;
 } parser_t;
 
 /* ---------------------------------------------------------------- lexing */
@@ -144,20 +144,20 @@ static bool span_hex(span_t f, uint64_t *out)
 }
 
 /* A field as it may appear in a log line: printable, bounded. */
-static const char *shown(span_t f, tm_shown_t *buf)
+static const char *shown(span_t f, shown_t *buf)
 {
-    return tm_log_shown_n(buf, f.p, f.n);
+    return log_shown_n(buf, f.p, f.n);
 }
 
 /* ---------------------------------------------------------------- lines */
 
 static void malformed(parser_t *ps, const char *why, span_t field)
 {
-    tm_shown_t buf;
+    shown_t buf;
     ps->g->rejected++;
     if (++ps->reported > GUIDANCE_MAX_REPORTED)
         return;
-    tm_log_warn("%s:%zu: %s (\"%s\"); line skipped", ps->name, ps->line, why,
+    log_warn("%s:%zu: %s (\"%s\"); line skipped", ps->name, ps->line, why,
                 shown(field, &buf));
 }
 
@@ -165,11 +165,11 @@ static void malformed(parser_t *ps, const char *why, span_t field)
 static bool header_ok(parser_t *ps, span_t line)
 {
     span_t f[3];
-    tm_shown_t buf;
+    shown_t buf;
     size_t n = split_fields(line, f, 2);
     if (!span_is(f[0], "tiermem-guidance")) {
         bool sicm = f[0].n >= 5 && memcmp(f[0].p, "=====", 5) == 0;
-        tm_log_warn("%s:%zu: the first line must be \"tiermem-guidance 1\", "
+        log_warn("%s:%zu: the first line must be \"tiermem-guidance 1\", "
                     "not \"%s\"%s; guidance file ignored", ps->name,
                     ps->line, shown(line, &buf),
                     sicm ? " (this looks like a SICM guidance file; see "
@@ -178,14 +178,14 @@ static bool header_ok(parser_t *ps, span_t line)
     }
     uint64_t version;
     if (n != 2) {
-        tm_log_warn("%s:%zu: header \"%s\" is not \"tiermem-guidance "
+        log_warn("%s:%zu: header \"%s\" is not \"tiermem-guidance "
                     "VERSION\"; guidance file ignored", ps->name, ps->line,
                     shown(line, &buf));
         return false;
     }
     if (span_dec(f[1], UINT32_MAX, &version) && version == 1)
         return true;
-    tm_log_warn("%s:%zu: guidance format version %s is not supported (this "
+    log_warn("%s:%zu: guidance format version %s is not supported (this "
                 "tiermem reads version 1); guidance file ignored", ps->name,
                 ps->line, shown(f[1], &buf));
     return false;
@@ -208,7 +208,7 @@ static bool parse_mode(span_t f, tm_mode_t *mode)
  * many").  NULL if it is good, else what is wrong, with *bad set to the
  * text at fault. */
 static const char *parse_rule(span_t line, const span_t *f, size_t n,
-                              tm_guidance_rule_t *r, span_t *bad)
+                              guidance_rule_t *r, span_t *bad)
 {
     uint64_t v;
     *bad = line;
@@ -248,26 +248,26 @@ static const char *parse_rule(span_t line, const span_t *f, size_t n,
 
 /* Append a rule, doubling the array in metadata memory.  False when the
  * cap is reached or memory ran out (logged). */
-static bool push(parser_t *ps, const tm_guidance_rule_t *r)
+static bool push(parser_t *ps, const guidance_rule_t *r)
 {
-    tm_guidance_t *g = ps->g;
+    guidance_t *g = ps->g;
     if (g->count == g->cap) {
         if (g->cap >= GUIDANCE_MAX_RULES) {
-            tm_log_warn("%s:%zu: more than %zu rules; this line and the rest "
+            log_warn("%s:%zu: more than %zu rules; this line and the rest "
                         "are ignored", ps->name, ps->line, g->cap);
             return false;
         }
         size_t cap = g->cap ? g->cap * 2 : GUIDANCE_FIRST_CAP;
-        tm_guidance_rule_t *rules = tm_meta_alloc(cap * sizeof *rules);
+        guidance_rule_t *rules = meta_alloc(cap * sizeof *rules);
         if (rules == NULL) {
-            tm_log_error("%s:%zu: no memory for %zu guidance rules (errno "
+            log_error("%s:%zu: no memory for %zu guidance rules (errno "
                          "%d); the rest are ignored", ps->name, ps->line, cap,
                          errno);
             return false;
         }
         if (g->count > 0)
             memcpy(rules, g->rules, g->count * sizeof *rules);
-        tm_meta_free(g->rules, g->cap * sizeof *rules);
+        meta_free(g->rules, g->cap * sizeof *rules);
         g->rules = rules;
         g->cap = cap;
     }
@@ -275,7 +275,7 @@ static bool push(parser_t *ps, const tm_guidance_rule_t *r)
     return true;
 }
 
-static int rule_cmp(const tm_guidance_rule_t *a, const tm_guidance_rule_t *b)
+static int rule_cmp(const guidance_rule_t *a, const guidance_rule_t *b)
 {
     if (a->by_id != b->by_id)
         return a->by_id ? 1 : -1;
@@ -284,7 +284,7 @@ static int rule_cmp(const tm_guidance_rule_t *a, const tm_guidance_rule_t *b)
 
 /* Merge the sorted runs src[lo, mid) and src[mid, hi) into dst; a tie takes
  * the left (earlier) rule first, which keeps file order among equals. */
-static void merge(const tm_guidance_rule_t *src, tm_guidance_rule_t *dst,
+static void merge(const guidance_rule_t *src, guidance_rule_t *dst,
                   size_t lo, size_t mid, size_t hi)
 {
     size_t i = lo, j = mid, k = lo;
@@ -298,17 +298,17 @@ static void merge(const tm_guidance_rule_t *src, tm_guidance_rule_t *dst,
 
 /* A stable bottom-up merge sort.  Not qsort: glibc's qsort may malloc, and
  * stability is what makes "the last rule wins" cheap. */
-static void sort_rules(tm_guidance_rule_t *a, tm_guidance_rule_t *tmp,
+static void sort_rules(guidance_rule_t *a, guidance_rule_t *tmp,
                        size_t n)
 {
-    tm_guidance_rule_t *src = a, *dst = tmp;
+    guidance_rule_t *src = a, *dst = tmp;
     for (size_t width = 1; width < n; width *= 2) {
         for (size_t lo = 0; lo < n; lo += 2 * width) {
             size_t mid = lo + width < n ? lo + width : n;
             size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
             merge(src, dst, lo, mid, hi);
         }
-        tm_guidance_rule_t *t = src;
+        guidance_rule_t *t = src;
         src = dst;
         dst = t;
     }
@@ -319,17 +319,17 @@ static void sort_rules(tm_guidance_rule_t *a, tm_guidance_rule_t *tmp,
 /* Sort, then keep only the last rule of each run of equal selectors. */
 static bool finish_rules(parser_t *ps)
 {
-    tm_guidance_t *g = ps->g;
+    guidance_t *g = ps->g;
     if (g->count < 2)
         return true;
-    tm_guidance_rule_t *tmp = tm_meta_alloc(g->count * sizeof *tmp);
+    guidance_rule_t *tmp = meta_alloc(g->count * sizeof *tmp);
     if (tmp == NULL) {
-        tm_log_error("%s: no memory to sort %zu guidance rules (errno %d); "
+        log_error("%s: no memory to sort %zu guidance rules (errno %d); "
                      "guidance file ignored", ps->name, g->count, errno);
         return false;
     }
     sort_rules(g->rules, tmp, g->count);
-    tm_meta_free(tmp, g->count * sizeof *tmp);
+    meta_free(tmp, g->count * sizeof *tmp);
     size_t kept = 0;
     for (size_t i = 0; i < g->count; i++)
         if (i + 1 == g->count || rule_cmp(&g->rules[i], &g->rules[i + 1]))
@@ -340,17 +340,17 @@ static bool finish_rules(parser_t *ps)
 
 /* ---------------------------------------------------------------- entry points */
 
-void tm_guidance_free(tm_guidance_t *g)
+void guidance_free(guidance_t *g)
 {
     if (g == NULL)
         return;
-    tm_meta_free(g->rules, g->cap * sizeof *g->rules);
+    meta_free(g->rules, g->cap * sizeof *g->rules);
     memset(g, 0, sizeof *g);
 }
 
-static long reject(tm_guidance_t *g)
+static long reject(guidance_t *g)
 {
-    tm_guidance_free(g);
+    guidance_free(g);
     return -1;
 }
 
@@ -361,7 +361,7 @@ static bool parse_rules(parser_t *ps, const char *pos, const char *end)
         span_t line = next_line(&pos, end), f[RULE_FIELDS_MAX + 1], bad;
         /* f holds one field more than a rule has, to quote the extra one */
         const char *hash = memchr(line.p, '#', line.n);
-        tm_guidance_rule_t r;
+        guidance_rule_t r;
         ps->line++;
         if (hash != NULL)
             line.n = (size_t)(hash - line.p);
@@ -375,16 +375,16 @@ static bool parse_rules(parser_t *ps, const char *pos, const char *end)
             break;
     }
     if (ps->reported > GUIDANCE_MAX_REPORTED)
-        tm_log_warn("%s: %zu more malformed lines not shown", ps->name,
+        log_warn("%s: %zu more malformed lines not shown", ps->name,
                     ps->reported - GUIDANCE_MAX_REPORTED);
     return finish_rules(ps);
 }
 
-long tm_guidance_parse(const char *text, size_t len, const char *name,
-                       tm_guidance_t *g)
+long guidance_parse(const char *text, size_t len, const char *name,
+                       guidance_t *g)
 {
     parser_t ps = {.g = g};
-    ps.name = tm_log_shown(&ps.name_shown, name != NULL ? name : "guidance");
+    ps.name = log_shown(&ps.name_shown, name != NULL ? name : "guidance");
     memset(g, 0, sizeof *g);
     if (text == NULL) { /* nothing to read: a file without a header */
         text = "";
@@ -405,38 +405,38 @@ long tm_guidance_parse(const char *text, size_t len, const char *name,
             return reject(g);
         if (!parse_rules(&ps, pos, end))
             return reject(g);
-        tm_log_info("%s: %zu guidance rules, %zu malformed lines skipped",
+        log_info("%s: %zu guidance rules, %zu malformed lines skipped",
                     ps.name, g->count, g->rejected);
         return (long)g->count;
     }
-    tm_log_warn("%s: no \"tiermem-guidance 1\" header (the file has no rules "
+    log_warn("%s: no \"tiermem-guidance 1\" header (the file has no rules "
                 "either); guidance file ignored", ps.name);
     return -1;
 }
 
-long tm_guidance_load(const char *path, tm_guidance_t *g)
+long guidance_load(const char *path, guidance_t *g)
 {
     memset(g, 0, sizeof *g);
     if (path == NULL || *path == '\0') {
-        tm_log_warn("guidance file: empty path: errno %d", EINVAL);
+        log_warn("guidance file: empty path: errno %d", EINVAL);
         return -1;
     }
     size_t len = 0, cap = 0;
-    char *buf = tm_read_file(path, "guidance file", TM_LOG_WARN,
+    char *buf = read_file(path, "guidance file", TM_LOG_WARN,
                              GUIDANCE_MAX_BYTES, &len, &cap);
     if (buf == NULL)
         return -1;
-    long kept = tm_guidance_parse(buf, len, path, g);
-    tm_meta_free(buf, cap);
+    long kept = guidance_parse(buf, len, path, g);
+    meta_free(buf, cap);
     return kept;
 }
 
-const tm_guidance_rule_t *tm_guidance_find(const tm_guidance_t *g,
+const guidance_rule_t *guidance_find(const guidance_t *g,
                                            bool by_id, uint64_t key)
 {
     if (g == NULL || g->rules == NULL)
         return NULL;
-    tm_guidance_rule_t want = {.by_id = by_id, .key = key};
+    guidance_rule_t want = {.by_id = by_id, .key = key};
     size_t lo = 0, hi = g->count;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;

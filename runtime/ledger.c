@@ -10,7 +10,7 @@
  *
  * Layout: 64 shards chosen by pointer hash, each an open-addressing table
  * (linear probing, tombstones) behind its own mutex, grown by rehashing
- * into tm_meta_alloc memory at half load.
+ * into meta_alloc memory at half load.
  */
 #include "config.h"
 
@@ -68,10 +68,10 @@ static bool shard_grow(ledger_shard_t *sh)
     size_t cap = sh->cap ? sh->cap : LEDGER_INITIAL;
     while (live * 2 >= cap)
         cap *= 2;
-    ledger_slot_t *tab = tm_meta_alloc(cap * sizeof *tab);
+    ledger_slot_t *tab = meta_alloc(cap * sizeof *tab);
     if (tab == NULL) {
         if (!atomic_exchange(&grow_failed_logged, true))
-            tm_log_error("ledger: no memory to grow a shard to %zu slots; "
+            log_error("ledger: no memory to grow a shard to %zu slots; "
                          "some blocks will be counted as site 0's", cap);
         return false;
     }
@@ -79,7 +79,7 @@ static bool shard_grow(ledger_shard_t *sh)
         if (sh->slot[i].ptr > SLOT_TOMB)
             slot_put(tab, cap, sh->slot[i].ptr, sh->slot[i].site);
     if (sh->slot)
-        tm_meta_free(sh->slot, sh->cap * sizeof *sh->slot);
+        meta_free(sh->slot, sh->cap * sizeof *sh->slot);
     sh->slot = tab;
     sh->cap = cap;
     sh->used = live;

@@ -122,7 +122,7 @@ static void move_collected(migrate_ctx_t *c)
     for (unsigned attempt = 0; c->npages > 0; attempt++) {
         for (unsigned i = 0; i < c->npages; i++)
             nodes[i] = c->target_nodes[i % c->ntarget];
-        if (tm_os_move_pages(c->npages, c->pages, nodes, c->status) < 0) {
+        if (os_move_pages(c->npages, c->pages, nodes, c->status) < 0) {
             int err = errno;
             for (unsigned i = 0; i < c->npages; i++)
                 note_failed_page(c, c->pages[i], err);
@@ -188,7 +188,7 @@ static void verify_after(migrate_ctx_t *c, const extent_range_t *r)
     }
     move_collected(c);
 
-    size_t page = tm_os_page_size(), moved;
+    size_t page = os_page_size(), moved;
     switch (c->before_rule) {
     case BEFORE_ALL_OFF: /* everything now on the target has moved */
         moved = c->on_after;
@@ -213,12 +213,12 @@ static void migrate_range(migrate_ctx_t *c, const extent_range_t *r,
     tm_migrate_report_t *rep = c->rep;
     rep->bytes_mapped += r->size;
     count_before(c, r);
-    if (tm_os_bind((void *)r->start, r->size, to,
+    if (os_bind((void *)r->start, r->size, to,
                    MPOL_MF_MOVE | MPOL_MF_STRICT) != 0 &&
         errno != EIO) {
         rep->extents_failed++;
         note_error(rep, errno);
-        tm_log_error("arena %u: mbind(MPOL_MF_MOVE) of [%p, +%zu) to nodes "
+        log_error("arena %u: mbind(MPOL_MF_MOVE) of [%p, +%zu) to nodes "
                      "%#llx failed: errno %d", arena_id, (void *)r->start,
                      r->size, (unsigned long long)to->nodes, errno);
         return;
@@ -232,7 +232,7 @@ static void migrate_range(migrate_ctx_t *c, const extent_range_t *r,
 static before_rule_t before_rule(const hook_arena_t *h, size_t stray_pages,
                                  const tm_placement_t *to)
 {
-    tm_mutex_assert_owner(&h->lock);
+    mutex_assert_owner(&h->lock);
     if (h->placement.mode != TM_MODE_BIND || h->unbound || stray_pages)
         return BEFORE_WALK;
     if ((h->placement.nodes & to->nodes) == 0)
@@ -248,7 +248,7 @@ int tm_arena_migrate(tm_arena_t *a, const tm_placement_t *to,
     tm_migrate_report_t local;
     tm_migrate_report_t *rep = report ? report : &local;
     memset(rep, 0, sizeof *rep);
-    if (a == NULL || !tm_placement_valid(to)) {
+    if (a == NULL || !placement_valid(to)) {
         errno = EINVAL;
         return -1;
     }
@@ -258,15 +258,15 @@ int tm_arena_migrate(tm_arena_t *a, const tm_placement_t *to,
             c.target_nodes[c.ntarget++] = (int)n;
 
     hook_arena_t *h = &a->hooked;
-    tm_mutex_lock(&h->lock);
+    mutex_lock(&h->lock);
     c.before_rule = before_rule(h, a->stray_pages, to);
     h->placement = *to; /* new extents follow the target from now on */
     size_t count, bytes;
     extent_range_t *ranges = arena_ranges(a, &count, &bytes);
     if (ranges == NULL) {
         h->unbound = h->extents.count;
-        tm_mutex_unlock(&h->lock);
-        atomic_fetch_add(&tm_migrate_failures, 1);
+        mutex_unlock(&h->lock);
+        atomic_fetch_add(&arena_migrate_failures, 1);
         rep->error = ENOMEM;
         errno = ENOMEM;
         return -1;
@@ -276,13 +276,13 @@ int tm_arena_migrate(tm_arena_t *a, const tm_placement_t *to,
     h->unbound = rep->extents_failed;
     /* unsure figures make the next migration look at every page */
     a->stray_pages = rep->pages_failed + (c.walk_failed ? 1 : 0);
-    tm_mutex_unlock(&h->lock);
-    tm_meta_free(ranges, bytes);
+    mutex_unlock(&h->lock);
+    meta_free(ranges, bytes);
 
-    atomic_fetch_add(&tm_migrations, 1);
+    atomic_fetch_add(&arena_migrations, 1);
     if (rep->extents_failed == 0 && rep->pages_failed == 0 && !c.walk_failed)
         return 0;
-    atomic_fetch_add(&tm_migrate_failures, 1);
+    atomic_fetch_add(&arena_migrate_failures, 1);
     errno = rep->error ? rep->error : EIO;
     return -1;
 }

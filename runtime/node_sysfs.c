@@ -149,7 +149,7 @@ static ssize_t read_node_attr(const char *dir, unsigned id, const char *name,
     }
     ssize_t len = read_text(path, buf, size);
     if (len < 0)
-        tm_log_debug("tiers: cannot read %s: %s", path, strerror(errno));
+        log_debug("tiers: cannot read %s: %s", path, strerror(errno));
     return len;
 }
 
@@ -227,12 +227,12 @@ static int list_node_ids(const char *dir, unsigned *ids, unsigned *n)
     }
     ssize_t got = read_text(path, buf, sizeof buf);
     if (got < 0) {
-        tm_log_debug("tiers: cannot read %s (%s); scanning %s", path,
+        log_debug("tiers: cannot read %s (%s); scanning %s", path,
                      strerror(errno), dir);
         return scan_node_dirs(dir, ids, n);
     }
     if (!node_list_parse(buf, buf + got, ids, SYSFS_MAX_IDS, n)) {
-        tm_log_warn("tiers: cannot parse %s (\"%.64s\"); scanning %s", path,
+        log_warn("tiers: cannot parse %s (\"%.64s\"); scanning %s", path,
                     buf, dir);
         return scan_node_dirs(dir, ids, n);
     }
@@ -255,7 +255,7 @@ static void add_nodes(tm_topology_t *t, const unsigned *ids, unsigned n)
         t->nodes[t->nnodes++].id = ids[i];
     }
     if (skipped)
-        tm_log_warn("tiers: ignoring %u NUMA node(s) from node %u up: "
+        log_warn("tiers: ignoring %u NUMA node(s) from node %u up: "
                     "tiermem supports nodes 0..%d only",
                     skipped, first_skipped, TM_MAX_NODES - 1);
 }
@@ -364,7 +364,7 @@ int node_sysfs_read(const char *dir, tm_topology_t *t)
         return -1;
     add_nodes(t, ids, n);
     if (t->nnodes == 0) {
-        tm_log_debug("tiers: no usable NUMA node under %s", dir);
+        log_debug("tiers: no usable NUMA node under %s", dir);
         errno = ENOENT;
         return -1;
     }

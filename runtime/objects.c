@@ -68,7 +68,7 @@ static void exe_path_load(void)
 {
     ssize_t n = readlink("/proc/self/exe", exe_path, sizeof exe_path - 1);
     if (n < 0) {
-        tm_log_info("objects: readlink /proc/self/exe failed: errno %d", errno);
+        log_info("objects: readlink /proc/self/exe failed: errno %d", errno);
         n = 0;
     }
     exe_path[n] = '\0';
@@ -97,7 +97,7 @@ static int object_intern(const char *path, uintptr_t base)
             return (int)i;
     if (n == OBJECTS_MAX) {
         if (!atomic_exchange(&full_logged, true))
-            tm_log_warn("objects: more than %d loaded objects; frames in "
+            log_warn("objects: more than %d loaded objects; frames in "
                         "the rest are keyed by address", OBJECTS_MAX);
         return -1;
     }
@@ -203,15 +203,15 @@ static void snapshot_rebuild(dl_generation_t gen)
     size_t cap = 4 * OBJECTS_MAX;
     size_t seg_bytes = sizeof(snapshot_t) + cap * sizeof(segment_t);
     size_t raw_bytes = OBJECTS_MAX * sizeof(raw_object_t);
-    snapshot_t *s = tm_meta_alloc(seg_bytes);
-    raw_object_t *raw = tm_meta_alloc(raw_bytes);
+    snapshot_t *s = meta_alloc(seg_bytes);
+    raw_object_t *raw = meta_alloc(raw_bytes);
     if (s == NULL || raw == NULL) {
-        tm_log_error("objects: no memory for a snapshot (%zu bytes)",
+        log_error("objects: no memory for a snapshot (%zu bytes)",
                      seg_bytes + raw_bytes);
         if (s)
-            tm_meta_free(s, seg_bytes);
+            meta_free(s, seg_bytes);
         if (raw)
-            tm_meta_free(raw, raw_bytes);
+            meta_free(raw, raw_bytes);
         return;
     }
     collect_t c = {raw, 0, s->seg, 0, cap};
@@ -220,8 +220,8 @@ static void snapshot_rebuild(dl_generation_t gen)
     snapshot_t *old = atomic_load(&current);
     if (old != NULL && old->adds == gen.adds && old->subs == gen.subs) {
         pthread_mutex_unlock(&objects_lock); /* another thread was first */
-        tm_meta_free(s, seg_bytes);
-        tm_meta_free(raw, raw_bytes);
+        meta_free(s, seg_bytes);
+        meta_free(raw, raw_bytes);
         return;
     }
     int index[OBJECTS_MAX];
@@ -238,7 +238,7 @@ static void snapshot_rebuild(dl_generation_t gen)
     s->subs = gen.subs;
     atomic_store_explicit(&current, s, memory_order_release);
     pthread_mutex_unlock(&objects_lock);
-    tm_meta_free(raw, raw_bytes);
+    meta_free(raw, raw_bytes);
 }
 
 static const segment_t *snapshot_find(const snapshot_t *s, uintptr_t addr)

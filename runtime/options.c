@@ -2,7 +2,7 @@
  * options.c -- the runtime's settings, read from the environment once.
  *
  * Every TIERMEM_* variable, and the SICM SH_* name it stands for, is parsed
- * here into tm_options; doc/configuration.md lists them all.  A bad value
+ * here into runtime_options; doc/configuration.md lists them all.  A bad value
  * never stops the program: it gets one warning that names the variable, the
  * value and the default kept.  A TIERMEM_* name that tiermem does not know
  * gets a warning too, because a mistyped name would otherwise do nothing
@@ -10,8 +10,8 @@
  *
  * This file runs inside the preload library while that library is the
  * process's malloc, possibly before it has finished initialising, so nothing
- * here allocates: values are copied into the fixed buffers of tm_options,
- * messages are formatted into stack buffers by tm_log, and the executable's
+ * here allocates: values are copied into the fixed buffers of runtime_options,
+ * messages are formatted into stack buffers by log_at, and the executable's
  * name comes from readlink into a stack buffer.
  */
 #include "config.h"
@@ -54,8 +54,8 @@ static const char default_wrappers[][TM_WRAPPER_NAME_MAX] = {
 #define NDEFAULT_WRAPPERS                                                     \
     (sizeof default_wrappers / sizeof default_wrappers[0])
 
-/* A static initialiser, so tm_options holds the defaults before any code
- * runs: the preload library may need them before tm_options_load. */
+/* A static initialiser, so runtime_options holds the defaults before any code
+ * runs: the preload library may need them before options_load. */
 #define OPTIONS_DEFAULTS                                                      \
     {                                                                         \
         .layout = TM_LAYOUT_PER_SITE,                                         \
@@ -74,10 +74,10 @@ static const char default_wrappers[][TM_WRAPPER_NAME_MAX] = {
         .rank = -1,                                                           \
     }
 
-static const tm_options_t options_defaults = OPTIONS_DEFAULTS;
-tm_options_t tm_options = OPTIONS_DEFAULTS;
+static const options_t options_defaults = OPTIONS_DEFAULTS;
+options_t runtime_options = OPTIONS_DEFAULTS;
 
-void tm_options_defaults(tm_options_t *out)
+void options_set_defaults(options_t *out)
 {
     *out = options_defaults;
 }
@@ -202,13 +202,13 @@ static bool match_other(env_view_t *v, const char *entry, size_t len,
  * many SH_ settings tiermem has no use for, so those are only noted. */
 static void unknown_name(const char *entry, size_t len)
 {
-    tm_shown_t s;
+    shown_t s;
     if (len >= 8 && memcmp(entry, "TIERMEM_", 8) == 0)
-        tm_log_warn("unknown setting %s ignored (see doc/configuration.md)",
-                    tm_log_shown_n(&s, entry, len));
+        log_warn("unknown setting %s ignored (see doc/configuration.md)",
+                    log_shown_n(&s, entry, len));
     else if (len >= 3 && memcmp(entry, "SH_", 3) == 0)
-        tm_log_info("SICM setting %s has no tiermem equivalent; ignored",
-                    tm_log_shown_n(&s, entry, len));
+        log_info("SICM setting %s has no tiermem equivalent; ignored",
+                    log_shown_n(&s, entry, len));
 }
 
 static void collect(char *const *env, env_view_t *v)
@@ -231,10 +231,10 @@ static bool pick(const env_view_t *v, int i, const char **var,
 {
     const char *tm = v->value[i][0], *sh = v->value[i][1];
     if (tm != NULL && sh != NULL) {
-        tm_shown_t a, b;
-        tm_log_info("%s=%s is ignored: %s=%s is set and wins",
-                    settings[i].alias, tm_log_shown(&a, sh), settings[i].name,
-                    tm_log_shown(&b, tm));
+        shown_t a, b;
+        log_info("%s=%s is ignored: %s=%s is set and wins",
+                    settings[i].alias, log_shown(&a, sh), settings[i].name,
+                    log_shown(&b, tm));
     }
     *var = tm != NULL ? settings[i].name : settings[i].alias;
     *value = tm != NULL ? tm : sh;
@@ -257,7 +257,7 @@ static const tm_mode_t mode_values[] = {TM_MODE_PREFERRED, TM_MODE_BIND,
  */
 static const struct sicm_layout {
     const char *name;
-    tm_layout_t layout;
+    layout_t layout;
     bool exact;
 } sicm_layouts[] = {
     {"SHARED_SITE_ARENAS", TM_LAYOUT_PER_SITE, true},
@@ -274,26 +274,26 @@ static const struct sicm_layout {
     {"EXCLUSIVE_COMPRESS_ARENAS", TM_LAYOUT_PER_THREAD, false},
 };
 
-static void set_sicm_layout(const char *value, tm_options_t *out)
+static void set_sicm_layout(const char *value, options_t *out)
 {
-    tm_shown_t s;
+    shown_t s;
     for (size_t i = 0; i < sizeof sicm_layouts / sizeof *sicm_layouts; i++) {
         const struct sicm_layout *l = &sicm_layouts[i];
         if (strcasecmp(value, l->name) != 0)
             continue;
         out->layout = l->layout;
         if (!l->exact)
-            tm_log_info("SH_ARENA_LAYOUT=%s has no exact tiermem "
+            log_info("SH_ARENA_LAYOUT=%s has no exact tiermem "
                         "equivalent; using %s", l->name,
                         layout_names[l->layout]);
         return;
     }
-    tm_log_warn("SH_ARENA_LAYOUT=%s is not a SICM layout tiermem maps "
+    log_warn("SH_ARENA_LAYOUT=%s is not a SICM layout tiermem maps "
                 "(SHARED_SITE_ARENAS, EXCLUSIVE_*ARENAS, BIG_SMALL_ARENAS); "
-                "using per-site", tm_log_shown(&s, value));
+                "using per-site", log_shown(&s, value));
 }
 
-static void set_layout(const env_view_t *v, tm_options_t *out)
+static void set_layout(const env_view_t *v, options_t *out)
 {
     const char *var, *value;
     if (!pick(v, S_LAYOUT, &var, &value))
@@ -302,13 +302,13 @@ static void set_layout(const env_view_t *v, tm_options_t *out)
         set_sicm_layout(value, out);
         return;
     }
-    int i = tm_parse_enum(value, layout_names, 3);
-    tm_shown_t s;
+    int i = parse_enum(value, layout_names, 3);
+    shown_t s;
     if (i >= 0)
-        out->layout = (tm_layout_t)i;
+        out->layout = (layout_t)i;
     else
-        tm_log_warn("%s=%s is not one of per-site, per-thread, big-small; "
-                    "using per-site", var, tm_log_shown(&s, value));
+        log_warn("%s=%s is not one of per-site, per-thread, big-small; "
+                    "using per-site", var, log_shown(&s, value));
 }
 
 /* A whole number in [min, max] into *out, or one warning and the default. */
@@ -319,12 +319,12 @@ static void set_number(const env_view_t *v, int id, unsigned long min,
     unsigned long n;
     if (!pick(v, id, &var, &value))
         return;
-    tm_shown_t s;
-    if (tm_parse_ulong(value, min, max, &n))
+    shown_t s;
+    if (parse_ulong(value, min, max, &n))
         *out = (unsigned)n;
     else
-        tm_log_warn("%s=%s is not a whole number from %lu to %lu; using %u",
-                    var, tm_log_shown(&s, value), min, max, *out);
+        log_warn("%s=%s is not a whole number from %lu to %lu; using %u",
+                    var, log_shown(&s, value), min, max, *out);
 }
 
 /* A size of at least min bytes, or one warning and the default. */
@@ -334,12 +334,12 @@ static void set_size(const env_view_t *v, int id, size_t min, size_t *out)
     size_t n;
     if (!pick(v, id, &var, &value))
         return;
-    tm_shown_t s;
-    if (tm_parse_size(value, &n) && n >= min)
+    shown_t s;
+    if (parse_size(value, &n) && n >= min)
         *out = n;
     else
-        tm_log_warn("%s=%s is not a size%s such as 4096, 64K or 2M; "
-                    "using %zu", var, tm_log_shown(&s, value),
+        log_warn("%s=%s is not a size%s such as 4096, 64K or 2M; "
+                    "using %zu", var, log_shown(&s, value),
                     min > 0 ? " above 0" : "", *out);
 }
 
@@ -406,7 +406,7 @@ static bool wrapper_parse(const char *p, wrapper_list_t *l, const char **bad,
     }
 }
 
-static void set_wrappers(const env_view_t *v, tm_options_t *out)
+static void set_wrappers(const env_view_t *v, options_t *out)
 {
     const char *var, *value, *bad;
     size_t badlen;
@@ -419,86 +419,86 @@ static void set_wrappers(const env_view_t *v, tm_options_t *out)
             wrapper_add(&l, default_wrappers[i], strlen(default_wrappers[i]));
         p++;
     }
-    tm_shown_t s, b;
+    shown_t s, b;
     if (wrapper_parse(p, &l, &bad, &badlen)) {
         out->nwrappers = l.n;
         memcpy(out->wrappers, l.names, sizeof l.names);
     } else if (badlen == 0) {
-        tm_log_warn("%s=%s names more than %d functions; using the default "
-                    "list", var, tm_log_shown(&s, value), TM_MAX_WRAPPERS);
+        log_warn("%s=%s names more than %d functions; using the default "
+                    "list", var, log_shown(&s, value), TM_MAX_WRAPPERS);
     } else {
         char name[TM_WRAPPER_NAME_MAX + 1];
         size_t n = badlen < TM_WRAPPER_NAME_MAX ? badlen : TM_WRAPPER_NAME_MAX;
         memcpy(name, bad, n);
         name[n] = '\0';
-        tm_log_warn("%s=%s: \"%s\" is not a function name (1-%d of A-Z a-z "
+        log_warn("%s=%s: \"%s\" is not a function name (1-%d of A-Z a-z "
                     "0-9 _ . $ :); using the default list", var,
-                    tm_log_shown(&s, value), tm_log_shown(&b, name),
+                    log_shown(&s, value), log_shown(&b, name),
                     TM_WRAPPER_NAME_MAX - 1);
     }
 }
 
 /* ---------------------------------------------------------------- target */
 
-static void describe_target(const tm_target_t *t, char *buf, size_t n)
+static void describe_target(const target_t *t, char *buf, size_t n)
 {
     snprintf(buf, n, "%s %u", t->kind == TM_TARGET_NODE ? "node" : "tier",
              t->index);
 }
 
-static void set_target(const env_view_t *v, tm_options_t *out)
+static void set_target(const env_view_t *v, options_t *out)
 {
-    tm_target_t *t = &out->default_target;
+    target_t *t = &out->default_target;
     const char *var, *value;
     unsigned long n;
-    tm_shown_t s;
+    shown_t s;
     char was[32];
     if (pick(v, S_DEFAULT_TIER, &var, &value)) {
-        if (tm_parse_ulong(value, 0, MAX_NODE_OR_TIER, &n))
+        if (parse_ulong(value, 0, MAX_NODE_OR_TIER, &n))
             t->index = (unsigned)n;
         else
-            tm_log_warn("%s=%s is not a tier index from 0 to %d; using "
-                        "tier %u", var, tm_log_shown(&s, value),
+            log_warn("%s=%s is not a tier index from 0 to %d; using "
+                        "tier %u", var, log_shown(&s, value),
                         MAX_NODE_OR_TIER, t->index);
     }
     if (pick(v, S_DEFAULT_NODE, &var, &value)) {
         describe_target(t, was, sizeof was);
-        if (!tm_parse_ulong(value, 0, MAX_NODE_OR_TIER, &n)) {
-            tm_log_warn("%s=%s is not a node number from 0 to %d; using %s",
-                        var, tm_log_shown(&s, value), MAX_NODE_OR_TIER, was);
+        if (!parse_ulong(value, 0, MAX_NODE_OR_TIER, &n)) {
+            log_warn("%s=%s is not a node number from 0 to %d; using %s",
+                        var, log_shown(&s, value), MAX_NODE_OR_TIER, was);
         } else {
             if (v->value[S_DEFAULT_TIER][0] != NULL)
-                tm_log_info("%s=%lu overrides TIERMEM_DEFAULT_TIER (%s)",
+                log_info("%s=%lu overrides TIERMEM_DEFAULT_TIER (%s)",
                             var, n, was);
             t->kind = TM_TARGET_NODE;
             t->index = (unsigned)n;
         }
     }
     if (pick(v, S_MODE, &var, &value)) {
-        int i = tm_parse_enum(value, mode_names, 3);
+        int i = parse_enum(value, mode_names, 3);
         if (i >= 0)
             t->mode = mode_values[i];
         else
-            tm_log_warn("%s=%s is not one of preferred, bind, interleave; "
-                        "using preferred", var, tm_log_shown(&s, value));
+            log_warn("%s=%s is not one of preferred, bind, interleave; "
+                        "using preferred", var, log_shown(&s, value));
     }
 }
 
 /* ---------------------------------------------------------------- rank, paths */
 
-static void set_rank(const env_view_t *v, tm_options_t *out)
+static void set_rank(const env_view_t *v, options_t *out)
 {
     for (size_t i = 0; i < NRANK_VARS; i++) {
         unsigned long n;
-        tm_shown_t s;
+        shown_t s;
         if (v->rank[i] == NULL)
             continue;
-        if (tm_parse_ulong(v->rank[i], 0, INT_MAX, &n)) {
+        if (parse_ulong(v->rank[i], 0, INT_MAX, &n)) {
             out->rank = (int)n;
             return;
         }
-        tm_log_warn("%s=%s is not an MPI rank (0 to %d); ignored",
-                    rank_vars[i], tm_log_shown(&s, v->rank[i]), INT_MAX);
+        log_warn("%s=%s is not an MPI rank (0 to %d); ignored",
+                    rank_vars[i], log_shown(&s, v->rank[i]), INT_MAX);
     }
 }
 
@@ -509,7 +509,7 @@ static bool exe_name(char *buf, size_t n)
     char path[4096];
     ssize_t len = readlink("/proc/self/exe", path, sizeof path);
     if (len < 0 || (size_t)len >= sizeof path) {
-        tm_log_warn("readlink(/proc/self/exe) failed (errno %d); %%e in "
+        log_warn("readlink(/proc/self/exe) failed (errno %d); %%e in "
                     "TIERMEM_GUIDANCE expands to \"unknown\"",
                     len < 0 ? errno : ENAMETOOLONG);
         snprintf(buf, n, "unknown");
@@ -540,7 +540,7 @@ static bool uses_exe(const char *p)
     return false;
 }
 
-/* The first % directive that tm_expand_path rejects, or NULL. */
+/* The first % directive that expand_path rejects, or NULL. */
 static const char *bad_percent(const char *p)
 {
     for (; *p != '\0'; p++)
@@ -552,54 +552,54 @@ static const char *bad_percent(const char *p)
     return NULL;
 }
 
-static void set_guidance(const env_view_t *v, tm_options_t *out)
+static void set_guidance(const env_view_t *v, options_t *out)
 {
     const char *var, *value;
     if (!pick(v, S_GUIDANCE, &var, &value) || *value == '\0' ||
-        tm_path_setting_refused(var, value))
+        path_setting_refused(var, value))
         return;
     char exe[256] = "unknown";
     if (uses_exe(value))
         exe_name(exe, sizeof exe);
-    if (tm_expand_path(value, out->rank, (long)getpid(), exe, out->guidance,
+    if (expand_path(value, out->rank, (long)getpid(), exe, out->guidance,
                        sizeof out->guidance))
         return;
-    tm_shown_t s;
+    shown_t s;
     const char *bad = bad_percent(value);
     if (bad != NULL && bad[1] == '\0')
-        tm_log_warn("%s=%s ends in a lone %%; no guidance used", var,
-                    tm_log_shown(&s, value));
+        log_warn("%s=%s ends in a lone %%; no guidance used", var,
+                    log_shown(&s, value));
     else if (bad != NULL)
-        tm_log_warn("%s=%s: %%%c is not one of %%r %%p %%e %%%%; no guidance "
-                    "used", var, tm_log_shown(&s, value),
+        log_warn("%s=%s: %%%c is not one of %%r %%p %%e %%%%; no guidance "
+                    "used", var, log_shown(&s, value),
                     bad[1] >= 0x20 && bad[1] < 0x7f ? bad[1] : '?');
     else
-        tm_log_warn("%s=%s is longer than %d bytes once expanded; no "
-                    "guidance used", var, tm_log_shown(&s, value),
+        log_warn("%s=%s is longer than %d bytes once expanded; no "
+                    "guidance used", var, log_shown(&s, value),
                     TM_PATH_MAX - 1);
 }
 
-static void set_output_dir(const env_view_t *v, tm_options_t *out)
+static void set_output_dir(const env_view_t *v, options_t *out)
 {
     const char *var, *value;
     if (!pick(v, S_OUTPUT_DIR, &var, &value) ||
-        (*value != '\0' && tm_path_setting_refused(var, value)))
+        (*value != '\0' && path_setting_refused(var, value)))
         return;
     size_t len = strlen(value);
-    tm_shown_t s;
+    shown_t s;
     if (len < sizeof out->output_dir)
         memcpy(out->output_dir, value, len + 1);
     else
-        tm_log_warn("%s=%s is longer than %d bytes; writing nothing", var,
-                    tm_log_shown(&s, value), TM_PATH_MAX - 1);
+        log_warn("%s=%s is longer than %d bytes; writing nothing", var,
+                    log_shown(&s, value), TM_PATH_MAX - 1);
 }
 
 /* ---------------------------------------------------------------- entry points */
 
-void tm_options_parse(char *const *env, tm_options_t *out)
+void options_parse(char *const *env, options_t *out)
 {
     env_view_t v;
-    tm_options_defaults(out);
+    options_set_defaults(out);
     if (env == NULL)
         return;
     collect(env, &v);
@@ -617,7 +617,7 @@ void tm_options_parse(char *const *env, tm_options_t *out)
     set_output_dir(&v, out);
 }
 
-void tm_options_load(void)
+void options_load(void)
 {
-    tm_options_parse(environ, &tm_options);
+    options_parse(environ, &runtime_options);
 }

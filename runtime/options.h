@@ -5,7 +5,7 @@
  * Included by runtime.h; the runtime layer's one public header stays
  * runtime.h.  options.c reads the environment once at start-up; guidance.c
  * parses guidance files.  Both are pure parsers over memory the caller owns
- * or tm_meta_alloc memory: they never allocate through malloc, because the
+ * or meta_alloc memory: they never allocate through malloc, because the
  * preload library calls them while it is itself the process's malloc.
  */
 #ifndef TM_OPTIONS_H
@@ -19,12 +19,12 @@
 
 /* ---------------------------------------------------------------- values */
 
-typedef enum tm_layout {
+typedef enum site_layout {
     TM_LAYOUT_PER_SITE = 0,   /* one arena per site, shared by all threads */
     TM_LAYOUT_PER_THREAD,     /* one arena per thread */
     TM_LAYOUT_BIG_SMALL,      /* own arena once a site's bytes pass a
                                  threshold; small sites share one */
-} tm_layout_t;
+} layout_t;
 
 #define TM_MAX_STACK_DEPTH 16
 #define TM_MAX_WRAPPERS 32
@@ -33,18 +33,18 @@ typedef enum tm_layout {
 
 /* Where an arena goes when nothing else says: a tier (index into the
  * discovered topology, 0 = fastest) or one node, with a mode. */
-typedef struct tm_target {
+typedef struct place_target {
     enum { TM_TARGET_TIER = 0, TM_TARGET_NODE } kind;
     unsigned index;   /* tier index or node id */
     tm_mode_t mode;   /* TM_MODE_PREFERRED unless configured */
-} tm_target_t;
+} target_t;
 
-typedef struct tm_options {
-    tm_layout_t layout;          /* TIERMEM_LAYOUT / SH_ARENA_LAYOUT */
+typedef struct runtime_options {
+    layout_t layout;          /* TIERMEM_LAYOUT / SH_ARENA_LAYOUT */
     unsigned stack_depth;        /* TIERMEM_STACK_DEPTH: 1..16, default 2 */
     unsigned nwrappers;          /* TIERMEM_WRAPPERS: comma-separated names */
     char wrappers[TM_MAX_WRAPPERS][TM_WRAPPER_NAME_MAX];
-    tm_target_t default_target;  /* TIERMEM_DEFAULT_TIER | TIERMEM_DEFAULT_NODE
+    target_t default_target;  /* TIERMEM_DEFAULT_TIER | TIERMEM_DEFAULT_NODE
                                     (SH_DEFAULT_NODE), TIERMEM_MODE */
     size_t small_size;           /* TIERMEM_SMALL_SIZE: requests below this skip
                                     site lookup (0 = never skip) */
@@ -56,21 +56,21 @@ typedef struct tm_options {
     char output_dir[TM_PATH_MAX];/* TIERMEM_OUTPUT_DIR; "" = write nothing */
     int rank;                    /* MPI rank from OMPI_COMM_WORLD_RANK, PMI_RANK,
                                     PMIX_RANK, SLURM_PROCID; -1 if none */
-} tm_options_t;
+} options_t;
 
-/* The settings in force; filled by tm_options_load, defaults before. */
-extern tm_options_t tm_options;
+/* The settings in force; filled by options_load, defaults before. */
+extern options_t runtime_options;
 
 /* Fill `out` from an environment (NULL-terminated "NAME=value" array, like
  * environ).  Every bad value logs one warning naming the variable, the value
  * and the default used, and the default is kept.  Never fails. */
-void tm_options_parse(char *const *env, tm_options_t *out);
+void options_parse(char *const *env, options_t *out);
 
-/* tm_options_parse(environ, &tm_options).  Called once by tm_runtime_init. */
-void tm_options_load(void);
+/* options_parse(environ, &runtime_options).  Called once by runtime_init. */
+void options_load(void);
 
 /* The defaults, for tests and documentation. */
-void tm_options_defaults(tm_options_t *out);
+void options_set_defaults(options_t *out);
 
 /* ---------------------------------------------------------------- parsers
  * The typed parsers under the settings, exposed for tests and fuzzing.  Each
@@ -78,38 +78,38 @@ void tm_options_defaults(tm_options_t *out);
 
 /* "4096", "64K", "2M", "1G", "1T" (binary units, case-insensitive, optional
  * trailing B/iB); overflow is invalid. */
-bool tm_parse_size(const char *s, size_t *out);
+bool parse_size(const char *s, size_t *out);
 /* Decimal, within [min, max]. */
-bool tm_parse_ulong(const char *s, unsigned long min, unsigned long max,
+bool parse_ulong(const char *s, unsigned long min, unsigned long max,
                     unsigned long *out);
 /* One of names[0..n) case-insensitively; returns its index or -1. */
-int tm_parse_enum(const char *s, const char *const *names, size_t n);
+int parse_enum(const char *s, const char *const *names, size_t n);
 
 /* setting_env.c: what every layer's settings share. */
 /* The value of NAME in env (NULL-terminated "NAME=value" array), or NULL. */
-const char *tm_env_value(char *const *env, const char *name);
+const char *env_value(char *const *env, const char *name);
 /* One warning: "NAME=value is not WANT; using DFLT" (value made printable). */
-void tm_setting_bad(const char *name, const char *value, const char *want,
+void setting_bad(const char *name, const char *value, const char *want,
                     const char *dflt);
 /* Is this a set-user-ID/set-group-ID (AT_SECURE) process?  Its settings
  * that name paths are ignored, as secure_getenv would. */
-bool tm_secure_process(void);
+bool secure_process(void);
 /* For tests: 1 or 0 pretends, -1 asks the kernel again. */
-void tm_secure_process_override(int secure);
+void secure_process_override(int secure);
 /* A path setting that is set (value != NULL) in a secure process: one
  * warning naming it, and true: the caller ignores it. */
-bool tm_path_setting_refused(const char *name, const char *value);
+bool path_setting_refused(const char *name, const char *value);
 /* 1|on|yes|true and 0|off|no|false, case-insensitively. */
-bool tm_parse_bool(const char *s, bool *out);
+bool parse_bool(const char *s, bool *out);
 /* A finite number within [lo, hi], all of s. */
-bool tm_parse_double(const char *s, double lo, double hi, double *out);
+bool parse_double(const char *s, double lo, double hi, double *out);
 /* "250ms", "1s", "500us", "100ns"; a bare number is milliseconds. */
-bool tm_parse_duration_ns(const char *s, uint64_t *out);
+bool parse_duration_ns(const char *s, uint64_t *out);
 
 /* Expand %r (rank, or "0" with no rank), %p (pid), %e (executable's base
  * name) and %% in pattern into out (size outsz).  False if it does not fit
  * or a % is followed by anything else. */
-bool tm_expand_path(const char *pattern, int rank, long pid, const char *exe,
+bool expand_path(const char *pattern, int rank, long pid, const char *exe,
                     char *out, size_t outsz);
 
 /* ---------------------------------------------------------------- guidance
@@ -122,35 +122,35 @@ bool tm_expand_path(const char *pattern, int rank, long pid, const char *exe,
  *     key 9f3c0e1d2a4b5c6d node 1 bind
  *     id 12 node 1 preferred        (explicit site ids from sh_* calls)
  */
-typedef struct tm_guidance_rule {
+typedef struct guidance_rule {
     bool by_id;        /* selector is an explicit site id, else a stack key */
     uint64_t key;      /* stack key, or the id when by_id */
-    tm_target_t target;
-} tm_guidance_rule_t;
+    target_t target;
+} guidance_rule_t;
 
-typedef struct tm_guidance {
+typedef struct guidance_file {
     size_t count, cap;
-    tm_guidance_rule_t *rules;   /* tm_meta_alloc memory, sorted for lookup */
+    guidance_rule_t *rules;   /* meta_alloc memory, sorted for lookup */
     size_t rejected;             /* malformed lines skipped */
-} tm_guidance_t;
+} guidance_t;
 
 /* Parse text[0..len) (need not be NUL-terminated) into g (zeroed by the
  * caller).  A malformed line logs "name:line: what is wrong" and is skipped;
  * a missing or wrong header rejects the whole file.  A later rule for the
  * same selector replaces an earlier one.  Returns the number of rules kept,
  * or -1 if the file as a whole was rejected (g is then empty). */
-long tm_guidance_parse(const char *text, size_t len, const char *name,
-                       tm_guidance_t *g);
+long guidance_parse(const char *text, size_t len, const char *name,
+                       guidance_t *g);
 
-/* Read and parse a file (read with open/read into tm_meta_alloc memory).
- * Returns as tm_guidance_parse; -1 also when the file cannot be read (logged
+/* Read and parse a file (read with open/read into meta_alloc memory).
+ * Returns as guidance_parse; -1 also when the file cannot be read (logged
  * with errno). */
-long tm_guidance_load(const char *path, tm_guidance_t *g);
+long guidance_load(const char *path, guidance_t *g);
 
 /* The rule for a stack key or an explicit id, or NULL. */
-const tm_guidance_rule_t *tm_guidance_find(const tm_guidance_t *g,
+const guidance_rule_t *guidance_find(const guidance_t *g,
                                            bool by_id, uint64_t key);
 
-void tm_guidance_free(tm_guidance_t *g);
+void guidance_free(guidance_t *g);
 
 #endif /* TM_OPTIONS_H */

@@ -53,7 +53,7 @@ static unsigned unit_shift(char c)
     }
 }
 
-bool tm_parse_size(const char *s, size_t *out)
+bool parse_size(const char *s, size_t *out)
 {
     unsigned long long v;
     if (s == NULL || !digits(&s, SIZE_MAX, &v))
@@ -72,7 +72,7 @@ bool tm_parse_size(const char *s, size_t *out)
     return true;
 }
 
-bool tm_parse_ulong(const char *s, unsigned long min, unsigned long max,
+bool parse_ulong(const char *s, unsigned long min, unsigned long max,
                     unsigned long *out)
 {
     unsigned long long v;
@@ -84,7 +84,7 @@ bool tm_parse_ulong(const char *s, unsigned long min, unsigned long max,
     return true;
 }
 
-int tm_parse_enum(const char *s, const char *const *names, size_t n)
+int parse_enum(const char *s, const char *const *names, size_t n)
 {
     if (s == NULL)
         return -1;
@@ -105,7 +105,7 @@ static bool append(char *out, size_t outsz, size_t *n, const char *s,
     return true;
 }
 
-bool tm_expand_path(const char *pattern, int rank, long pid, const char *exe,
+bool expand_path(const char *pattern, int rank, long pid, const char *exe,
                     char *out, size_t outsz)
 {
     if (out == NULL || outsz == 0)

@@ -21,7 +21,7 @@
 long pages_query(uintptr_t start, size_t size, size_t stride,
                  page_visit_fn visit, void *ctx)
 {
-    size_t page = tm_os_page_size();
+    size_t page = os_page_size();
     size_t npages = size / page;
     void *pages[QUERY_BATCH];
     int status[QUERY_BATCH];
@@ -32,8 +32,8 @@ long pages_query(uintptr_t start, size_t size, size_t stride,
         unsigned long n = 0;
         for (; i < npages && n < QUERY_BATCH; i += stride)
             pages[n++] = (void *)(start + i * page);
-        if (tm_os_move_pages(n, pages, NULL, status) != 0) {
-            tm_log_error("move_pages query of %lu pages at %p failed: "
+        if (os_move_pages(n, pages, NULL, status) != 0) {
+            log_error("move_pages query of %lu pages at %p failed: "
                          "errno %d", n, pages[0], errno);
             return -1;
         }
@@ -46,13 +46,13 @@ long pages_query(uintptr_t start, size_t size, size_t stride,
 
 extent_range_t *arena_ranges(tm_arena_t *a, size_t *count, size_t *bytes)
 {
-    tm_mutex_assert_owner(&a->hooked.lock);
+    mutex_assert_owner(&a->hooked.lock);
     size_t n = a->hooked.extents.count;
     *count = 0;
     *bytes = (n ? n : 1) * sizeof(extent_range_t);
-    extent_range_t *ranges = tm_meta_alloc(*bytes);
+    extent_range_t *ranges = meta_alloc(*bytes);
     if (ranges == NULL) {
-        tm_log_error("arena %u: no memory to list %zu extents", a->hooked.id,
+        log_error("arena %u: no memory to list %zu extents", a->hooked.id,
                      n);
         return NULL;
     }
@@ -82,13 +82,13 @@ int tm_arena_residency(tm_arena_t *a, size_t max_pages, tm_residency_t *out)
         return -1;
     }
     memset(out, 0, sizeof *out);
-    size_t page = tm_os_page_size();
+    size_t page = os_page_size();
     int rc = 0;
-    tm_mutex_lock(&a->hooked.lock);
+    mutex_lock(&a->hooked.lock);
     size_t count, bytes;
     extent_range_t *ranges = arena_ranges(a, &count, &bytes);
     if (ranges == NULL) {
-        tm_mutex_unlock(&a->hooked.lock);
+        mutex_unlock(&a->hooked.lock);
         errno = ENOMEM;
         return -1;
     }
@@ -117,7 +117,7 @@ int tm_arena_residency(tm_arena_t *a, size_t max_pages, tm_residency_t *out)
             out->pages_queried += (size_t)q;
         skip = (left + out->stride - 1) / out->stride * out->stride - left;
     }
-    tm_mutex_unlock(&a->hooked.lock);
-    tm_meta_free(ranges, bytes);
+    mutex_unlock(&a->hooked.lock);
+    meta_free(ranges, bytes);
     return rc;
 }

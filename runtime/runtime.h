@@ -51,14 +51,14 @@ struct tm_arena {
 
 /* Reads the environment once (TIERMEM_LOG, TIERMEM_LOG_FILE); idempotent,
  * thread-safe, called by every entry point that needs it. */
-void tm_runtime_init(void);
+void runtime_init(void);
 
 /* exec replaces the process image without running atexit handlers, so
  * what the layers above flush at exit (the profile) would be left
  * unfinished.  The preload library's exec functions call
- * tm_runtime_before_exec first; the library's start-up sets the hook. */
-void tm_runtime_set_exec_hook(void (*fn)(void));
-void tm_runtime_before_exec(void);
+ * runtime_before_exec first; the library's start-up sets the hook. */
+void runtime_set_exec_hook(void (*fn)(void));
+void runtime_before_exec(void);
 
 /* ---------------------------------------------------------------- arena.c */
 
@@ -68,10 +68,10 @@ tm_arena_t *arena_create(const tm_placement_t *placement, arena_kind_t kind,
                          uint32_t owner);
 
 /* The arena with this id (1..TM_MAX_ARENAS), or NULL. */
-tm_arena_t *tm_arena_by_id(unsigned id);
+tm_arena_t *arena_by_id(unsigned id);
 
 /* A walk over the arena table by another layer (profiler, policy): between
- * begin and end no arena is freed, so tm_arena_by_id's results stay valid.
+ * begin and end no arena is freed, so arena_by_id's results stay valid.
  * Walks do not nest.  A walker must not create or destroy arenas, nor wait
  * on a thread that might (destroy waits for the walk to end). */
 void arena_walk_begin(void);
@@ -89,7 +89,7 @@ void arena_table_postfork_child(void);
 void arena_free_known(void *ptr, unsigned id, size_t usable);
 
 /* Runtime counters, read by tm_stats_get. */
-extern _Atomic uint64_t tm_migrations, tm_migrate_failures;
+extern _Atomic uint64_t arena_migrations, arena_migrate_failures;
 
 /* ---------------------------------------------------------------- block_check.c */
 
@@ -131,7 +131,7 @@ long pages_query(uintptr_t start, size_t size, size_t stride,
                  page_visit_fn visit, void *ctx);
 
 /* The arena's extents as coalesced ranges, in metadata memory the caller
- * frees with tm_meta_free(ranges, *bytes).  Caller holds the arena mutex. */
+ * frees with meta_free(ranges, *bytes).  Caller holds the arena mutex. */
 extent_range_t *arena_ranges(tm_arena_t *arena, size_t *count, size_t *bytes);
 
 /* ---------------------------------------------------------------- tcache.c */
@@ -157,7 +157,7 @@ struct thread_tcaches {
 
 #define TCACHE_AFTER_USES 32
 
-extern __thread thread_tcaches_t *tm_thread_tcaches
+extern __thread thread_tcaches_t *tcaches_here
     __attribute__((tls_model("initial-exec")));
 
 int tcache_flags_slow(tm_arena_t *arena);
@@ -165,7 +165,7 @@ int tcache_flags_slow(tm_arena_t *arena);
 /* mallocx flags for allocating from `arena` on this thread. */
 static inline int tcache_alloc_flags(tm_arena_t *arena)
 {
-    thread_tcaches_t *t = tm_thread_tcaches;
+    thread_tcaches_t *t = tcaches_here;
     if (TM_LIKELY(t != NULL)) {
         int f = atomic_load_explicit(&t->flags[arena->hooked.id],
                                      memory_order_relaxed);
@@ -202,7 +202,7 @@ void tcache_postfork_child(void);
 /* ---------------------------------------------------------------- fork.c */
 
 /* Register the fork handlers (once; called at start-up). */
-void tm_fork_handlers_install(void);
+void fork_handlers_install(void);
 
 /* ---------------------------------------------------------------- front_cache.c */
 
@@ -243,7 +243,7 @@ void front_cache_spill(front_bin_t *bin, int free_flags);
 
 static inline front_cache_t *front_cache_get(unsigned id)
 {
-    thread_tcaches_t *t = tm_thread_tcaches;
+    thread_tcaches_t *t = tcaches_here;
     return t ? atomic_load_explicit(&t->front[id], memory_order_relaxed)
              : NULL;
 }
@@ -271,9 +271,9 @@ int node_sysfs_read(const char *dir, tm_topology_t *t);
 
 /* Discover the process's tiers (once, as the sites start); -1 with errno
  * when the nodes cannot be read (then the topology stays empty). */
-int tm_topology_load(void);
-/* The process's tiers, as tm_topology_load found them (empty before). */
-const tm_topology_t *tm_topology(void);
+int topology_load(void);
+/* The process's tiers, as topology_load found them (empty before). */
+const tm_topology_t *topology_get(void);
 
 /* ---------------------------------------------------------------- objects.c */
 
@@ -338,7 +338,7 @@ typedef struct site {
  * sites past TIERMEM_MAX_SITES. */
 #define SITE_UNSITED 0
 
-/* One-time set-up of sites, layouts and guidance (after tm_runtime_init).
+/* One-time set-up of sites, layouts and guidance (after runtime_init).
  * Returns false while the calling thread is itself initialising. */
 bool sites_ready(void);
 uint64_t site_explicit_key(int id);

@@ -26,7 +26,7 @@ static const char *const level_names[] = {"off", "error", "warn", "info",
 static int parse_log_level(const char *value, bool *ok)
 {
     *ok = true;
-    int i = tm_parse_enum(value, level_names, TM_LOG_DEBUG + 1);
+    int i = parse_enum(value, level_names, TM_LOG_DEBUG + 1);
     if (i >= 0)
         return i;
     if (value[0] >= '0' && value[0] <= '4' && value[1] == '\0')
@@ -41,20 +41,20 @@ static int parse_log_level(const char *value, bool *ok)
  * open never blocks (O_NONBLOCK) and never follows a symbolic link. */
 static void open_log_file(int level, const char *path)
 {
-    tm_shown_t s;
-    if (tm_path_setting_refused("TIERMEM_LOG_FILE", path))
+    shown_t s;
+    if (path_setting_refused("TIERMEM_LOG_FILE", path))
         return;
-    int fd = tm_file_open_append(path, 0644, TM_FILE_ALLOW_CHARDEV);
-    if (fd >= 0 && tm_log_configure_file(level, fd) == 0)
+    int fd = file_open_append(path, 0644, TM_FILE_ALLOW_CHARDEV);
+    if (fd >= 0 && log_configure_file(level, fd) == 0)
         return;
     int err = errno;
-    const char *why = tm_file_type_error(err);
+    const char *why = file_type_error(err);
     if (why != NULL)
-        tm_log_warn("TIERMEM_LOG_FILE=%s %s; logging to stderr",
-                    tm_log_shown(&s, path), why);
+        log_warn("TIERMEM_LOG_FILE=%s %s; logging to stderr",
+                    log_shown(&s, path), why);
     else
-        tm_log_warn("TIERMEM_LOG_FILE=%s cannot be opened (errno %d); "
-                    "logging to stderr", tm_log_shown(&s, path), err);
+        log_warn("TIERMEM_LOG_FILE=%s cannot be opened (errno %d); "
+                    "logging to stderr", log_shown(&s, path), err);
 }
 
 static void runtime_init_once(void)
@@ -64,19 +64,19 @@ static void runtime_init_once(void)
     const char *v = getenv("TIERMEM_LOG");
     if (v != NULL && *v != '\0')
         level = parse_log_level(v, &level_ok);
-    tm_log_configure(level, -1);
+    log_configure(level, -1);
     const char *path = getenv("TIERMEM_LOG_FILE");
     if (path != NULL && *path != '\0')
         open_log_file(level, path);
-    tm_options_load();
+    options_load();
     front_cache_init_classes(); /* also initialises jemalloc */
-    tm_fork_handlers_install();
+    fork_handlers_install();
     if (!level_ok)
-        tm_setting_bad("TIERMEM_LOG", v,
+        setting_bad("TIERMEM_LOG", v,
                        "one of off, error, warn, info, debug, 0-4", "warn");
 }
 
-void tm_runtime_init(void)
+void runtime_init(void)
 {
     (void)pthread_once(&runtime_once, runtime_init_once);
 }
@@ -85,12 +85,12 @@ void tm_runtime_init(void)
 
 static void (*_Atomic exec_hook)(void);
 
-void tm_runtime_set_exec_hook(void (*fn)(void))
+void runtime_set_exec_hook(void (*fn)(void))
 {
     atomic_store(&exec_hook, fn);
 }
 
-void tm_runtime_before_exec(void)
+void runtime_before_exec(void)
 {
     void (*fn)(void) = atomic_load(&exec_hook);
     if (fn != NULL)

@@ -6,9 +6,9 @@
  * The profiler's and the policy's settings are read by their own layers
  * (profiler_options.c, policy_options.c), with the same rule as the
  * runtime's: a bad value gets one warning naming the variable, the value
- * (through tm_log_shown) and the default kept, and never stops the program.
+ * (through log_shown) and the default kept, and never stops the program.
  * In a set-user-ID or set-group-ID process the settings that name paths
- * are ignored, as secure_getenv would (tm_path_setting_refused).
+ * are ignored, as secure_getenv would (path_setting_refused).
  */
 #include "config.h"
 
@@ -20,7 +20,7 @@
 
 #include "runtime.h"
 
-const char *tm_env_value(char *const *env, const char *name)
+const char *env_value(char *const *env, const char *name)
 {
     size_t len = strlen(name);
     for (; env != NULL && *env != NULL; env++)
@@ -29,11 +29,11 @@ const char *tm_env_value(char *const *env, const char *name)
     return NULL;
 }
 
-void tm_setting_bad(const char *name, const char *value, const char *want,
+void setting_bad(const char *name, const char *value, const char *want,
                     const char *dflt)
 {
-    tm_shown_t s;
-    tm_log_warn("%s=%s is not %s; using %s", name, tm_log_shown(&s, value),
+    shown_t s;
+    log_warn("%s=%s is not %s; using %s", name, log_shown(&s, value),
                 want, dflt);
 }
 
@@ -41,7 +41,7 @@ void tm_setting_bad(const char *name, const char *value, const char *want,
 
 static _Atomic int secure_override = -1;
 
-void tm_secure_process_override(int secure)
+void secure_process_override(int secure)
 {
     atomic_store(&secure_override, secure < 0 ? -1 : secure != 0);
 }
@@ -49,7 +49,7 @@ void tm_secure_process_override(int secure)
 /* AT_SECURE is what glibc's secure_getenv asks: set for set-user-ID and
  * set-group-ID programs and those with file capabilities, whose
  * environment comes from a less privileged user. */
-bool tm_secure_process(void)
+bool secure_process(void)
 {
     int o = atomic_load(&secure_override);
     if (o >= 0)
@@ -57,16 +57,16 @@ bool tm_secure_process(void)
     return getauxval(AT_SECURE) != 0;
 }
 
-bool tm_path_setting_refused(const char *name, const char *value)
+bool path_setting_refused(const char *name, const char *value)
 {
-    if (value == NULL || !tm_secure_process())
+    if (value == NULL || !secure_process())
         return false;
-    tm_log_warn("%s is ignored: a set-user-ID or set-group-ID program takes "
+    log_warn("%s is ignored: a set-user-ID or set-group-ID program takes "
                 "no paths from the environment", name);
     return true;
 }
 
-bool tm_parse_bool(const char *s, bool *out)
+bool parse_bool(const char *s, bool *out)
 {
     static const char *const yes[] = {"1", "on", "yes", "true"};
     static const char *const no[] = {"0", "off", "no", "false"};
@@ -81,7 +81,7 @@ bool tm_parse_bool(const char *s, bool *out)
 
 /* strtod follows LC_NUMERIC: settings are read at start-up, before the
  * program's main can have set a locale, so "0.1" means what it says. */
-bool tm_parse_double(const char *s, double lo, double hi, double *out)
+bool parse_double(const char *s, double lo, double hi, double *out)
 {
     char *end;
     double v = strtod(s, &end);
@@ -91,7 +91,7 @@ bool tm_parse_double(const char *s, double lo, double hi, double *out)
     return true;
 }
 
-bool tm_parse_duration_ns(const char *s, uint64_t *out)
+bool parse_duration_ns(const char *s, uint64_t *out)
 {
     static const struct {
         const char *unit;
@@ -105,7 +105,7 @@ bool tm_parse_duration_ns(const char *s, uint64_t *out)
     memcpy(digits, s, n);
     digits[n] = '\0';
     unsigned long v;
-    if (!tm_parse_ulong(digits, 0, 999999999999ul, &v))
+    if (!parse_ulong(digits, 0, 999999999999ul, &v))
         return false;
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
         if (strcasecmp(s + n, units[i].unit) == 0) {

@@ -30,7 +30,7 @@
 
 _Atomic(site_t *) sites_unsited;
 
-static site_t *sites;            /* [tm_options.max_sites] */
+static site_t *sites;            /* [runtime_options.max_sites] */
 /* key hash -> site, [slot_mask + 1].  A slot is filled once: key first,
  * then the site pointer with release; readers load the pointer with
  * acquire and then compare the key.  Keys past the site limit map to site
@@ -46,7 +46,7 @@ static size_t slot_mask;
 static _Atomic uint32_t nsites;
 static pthread_mutex_t sites_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static tm_guidance_t guidance;
+static guidance_t guidance;
 static tm_placement_t default_placement;
 static _Atomic(tm_arena_t *) shared_arena;
 static _Atomic unsigned site_arenas; /* arenas made for sites and threads */
@@ -54,9 +54,9 @@ static _Atomic bool sites_full_logged, arenas_full_logged;
 
 /* ------------------------------------------------------------ placement */
 
-static bool target_placement(const tm_target_t *t, tm_placement_t *out)
+static bool target_placement(const target_t *t, tm_placement_t *out)
 {
-    const tm_topology_t *topo = tm_topology();
+    const tm_topology_t *topo = topology_get();
     if (t->kind == TM_TARGET_NODE) {
         for (unsigned i = 0; i < topo->nnodes; i++)
             if (topo->nodes[i].id == t->index) {
@@ -75,13 +75,13 @@ static bool target_placement(const tm_target_t *t, tm_placement_t *out)
 
 static void default_placement_init(void)
 {
-    if (target_placement(&tm_options.default_target, &default_placement))
+    if (target_placement(&runtime_options.default_target, &default_placement))
         return;
-    tm_log_warn("default %s %u does not exist on this machine; using tier 0",
-                tm_options.default_target.kind == TM_TARGET_NODE ? "node"
+    log_warn("default %s %u does not exist on this machine; using tier 0",
+                runtime_options.default_target.kind == TM_TARGET_NODE ? "node"
                                                                  : "tier",
-                tm_options.default_target.index);
-    tm_target_t t = {TM_TARGET_TIER, 0, TM_MODE_PREFERRED};
+                runtime_options.default_target.index);
+    target_t t = {TM_TARGET_TIER, 0, TM_MODE_PREFERRED};
     if (!target_placement(&t, &default_placement))
         default_placement = tm_placement_node(TM_MODE_PREFERRED, 0);
 }
@@ -89,20 +89,20 @@ static void default_placement_init(void)
 /* Guidance for this site, or the default. */
 static tm_placement_t site_placement(const site_t *s)
 {
-    const tm_guidance_rule_t *r =
+    const guidance_rule_t *r =
         s->explicit_id >= 0
-            ? tm_guidance_find(&guidance, true, (uint64_t)s->explicit_id)
-            : tm_guidance_find(&guidance, false, s->key);
+            ? guidance_find(&guidance, true, (uint64_t)s->explicit_id)
+            : guidance_find(&guidance, false, s->key);
     tm_placement_t p;
     if (r == NULL)
         return default_placement;
     if (target_placement(&r->target, &p)) {
-        tm_log_info("site %u (key %#llx): guidance places it on nodes %#llx",
+        log_info("site %u (key %#llx): guidance places it on nodes %#llx",
                     s->index, (unsigned long long)s->key,
                     (unsigned long long)p.nodes);
         return p;
     }
-    tm_log_warn("site %u (key %#llx): guidance names %s %u, which does not "
+    log_warn("site %u (key %#llx): guidance names %s %u, which does not "
                 "exist; using the default", s->index,
                 (unsigned long long)s->key,
                 r->target.kind == TM_TARGET_NODE ? "node" : "tier",
@@ -150,7 +150,7 @@ static void arena_no_decay(tm_arena_t *a)
                  knobs[i]);
         int rc = mallctl(cmd, NULL, NULL, &zero, sizeof zero);
         if (rc != 0)
-            tm_log_info("arena %u: %s failed (error %d); freed pages wait "
+            log_info("arena %u: %s failed (error %d); freed pages wait "
                         "for jemalloc's decay", tm_arena_id(a), cmd, rc);
     }
 }
@@ -164,7 +164,7 @@ static tm_arena_t *arena_for(const tm_placement_t *p, arena_kind_t kind,
 {
     unsigned n = atomic_fetch_add(&site_arenas, 1);
     tm_arena_t *a = NULL;
-    if (n < tm_options.max_arenas) {
+    if (n < runtime_options.max_arenas) {
         a = arena_create(p, kind, owner);
         if (a == NULL && site_arenas_reclaim(false, NULL) > 0)
             a = arena_create(p, kind, owner);
@@ -172,11 +172,11 @@ static tm_arena_t *arena_for(const tm_placement_t *p, arena_kind_t kind,
     if (a == NULL) {
         atomic_fetch_sub(&site_arenas, 1);
         /* a failed creation was logged by arena_create: not the limit */
-        if (n >= tm_options.max_arenas &&
+        if (n >= runtime_options.max_arenas &&
             !atomic_exchange(&arenas_full_logged, true))
-            tm_log_warn("arena limit reached (%u arenas, TIERMEM_MAX_ARENAS "
+            log_warn("arena limit reached (%u arenas, TIERMEM_MAX_ARENAS "
                         "%u): further sites share one arena",
-                        n, tm_options.max_arenas);
+                        n, runtime_options.max_arenas);
         return NULL;
     }
     return a;
@@ -194,9 +194,9 @@ static tm_arena_t *site_arena_create(site_t *s, tm_arena_t *current)
     pthread_mutex_lock(&s->lock);
     tm_arena_t *a = atomic_load(&s->arena);
     if (a == current) {
-        if (current == NULL && tm_options.layout == TM_LAYOUT_PER_SITE)
+        if (current == NULL && runtime_options.layout == TM_LAYOUT_PER_SITE)
             site_reclaim_idle(atomic_load(&site_arenas) >=
-                              tm_options.max_arenas);
+                              runtime_options.max_arenas);
         tm_placement_t p = site_placement(s);
         a = arena_for(&p, current ? ARENA_SHARED : ARENA_SITE, s->index);
         if (a == NULL) {
@@ -266,7 +266,7 @@ static tm_arena_t *thread_arena_take(void)
     }
     int rc = pthread_setspecific(thread_key, a);
     if (rc != 0)
-        tm_log_warn("per-thread arena %u: pthread_setspecific failed "
+        log_warn("per-thread arena %u: pthread_setspecific failed "
                     "(error %d); it will not be recycled", tm_arena_id(a), rc);
     return a;
 }
@@ -294,7 +294,7 @@ static tm_arena_t *site_arena_guarded(site_t *s)
 
 tm_arena_t *site_arena(site_t *s)
 {
-    if (tm_options.layout == TM_LAYOUT_PER_THREAD) {
+    if (runtime_options.layout == TM_LAYOUT_PER_THREAD) {
         tm_arena_t *a = thread_arena;
         if (TM_UNLIKELY(a == NULL)) {
             if (thread_arena_done) /* exiting: don't take one from the pool */
@@ -303,11 +303,11 @@ tm_arena_t *site_arena(site_t *s)
         }
         return a;
     }
-    if (tm_options.layout == TM_LAYOUT_PER_SITE && s->index != SITE_UNSITED)
+    if (runtime_options.layout == TM_LAYOUT_PER_SITE && s->index != SITE_UNSITED)
         return site_arena_guarded(s);
     tm_arena_t *a = atomic_load_explicit(&s->arena, memory_order_acquire);
     if (TM_UNLIKELY(a == NULL)) {
-        if (tm_options.layout == TM_LAYOUT_BIG_SMALL && s->index != 0) {
+        if (runtime_options.layout == TM_LAYOUT_BIG_SMALL && s->index != 0) {
             tm_arena_t *sh = shared_arena_get();
             tm_arena_t *expect = NULL;
             atomic_compare_exchange_strong(&s->arena, &expect, sh);
@@ -316,12 +316,12 @@ tm_arena_t *site_arena(site_t *s)
             a = site_arena_create(s, NULL);
         }
     }
-    if (tm_options.layout == TM_LAYOUT_BIG_SMALL && s->index != 0 &&
+    if (runtime_options.layout == TM_LAYOUT_BIG_SMALL && s->index != 0 &&
         a == atomic_load_explicit(&shared_arena, memory_order_relaxed) &&
         atomic_load_explicit(&s->stats.peak, memory_order_relaxed) >=
-            tm_options.big_small_threshold &&
+            runtime_options.big_small_threshold &&
         !atomic_load_explicit(&s->promote_failed, memory_order_relaxed)) {
-        tm_log_debug("site %u: peak %llu bytes passed the big/small "
+        log_debug("site %u: peak %llu bytes passed the big/small "
                      "threshold; own arena", s->index,
                      (unsigned long long)atomic_load(&s->stats.peak));
         a = site_arena_create(s, a);
@@ -350,7 +350,7 @@ void site_account_alloc(site_t *s, tm_arena_t *a, void *ptr, size_t usable)
             ledger_insert(ptr, s->index);
     }
     /* counted in live before the hazard goes: see reclaim_unpublish */
-    if (tm_options.layout == TM_LAYOUT_PER_SITE && s->index != SITE_UNSITED)
+    if (runtime_options.layout == TM_LAYOUT_PER_SITE && s->index != SITE_UNSITED)
         arena_hazard_clear();
 }
 
@@ -423,11 +423,11 @@ static site_t *site_new(uint64_t key, int explicit_id,
                         const stack_trace_t *trace, size_t slot)
 {
     uint32_t n = atomic_load_explicit(&nsites, memory_order_relaxed);
-    if (n >= tm_options.max_sites) {
+    if (n >= runtime_options.max_sites) {
         if (!atomic_exchange(&sites_full_logged, true))
-            tm_log_warn("site limit reached (TIERMEM_MAX_SITES %u): further "
+            log_warn("site limit reached (TIERMEM_MAX_SITES %u): further "
                         "call stacks are counted as site 0",
-                        tm_options.max_sites);
+                        runtime_options.max_sites);
         slot_fill(slot, key, &sites[SITE_UNSITED]);
         return &sites[SITE_UNSITED];
     }
@@ -462,13 +462,13 @@ site_t *site_find(uint64_t key, int explicit_id, const stack_trace_t *trace)
 static bool table_init(void)
 {
     size_t nslots = 1;
-    while (nslots < 4 * (size_t)tm_options.max_sites)
+    while (nslots < 4 * (size_t)runtime_options.max_sites)
         nslots <<= 1;
-    sites = tm_meta_alloc(tm_options.max_sites * sizeof *sites);
-    slots = tm_meta_alloc(nslots * sizeof *slots);
+    sites = meta_alloc(runtime_options.max_sites * sizeof *sites);
+    slots = meta_alloc(nslots * sizeof *slots);
     if (sites == NULL || slots == NULL) {
-        tm_log_error("sites: cannot map the site table (%u sites)",
-                     tm_options.max_sites);
+        log_error("sites: cannot map the site table (%u sites)",
+                     runtime_options.max_sites);
         return false;
     }
     slot_mask = nslots - 1;
@@ -479,11 +479,11 @@ static bool table_init(void)
 
 static void guidance_init(void)
 {
-    if (tm_options.guidance[0] == '\0')
+    if (runtime_options.guidance[0] == '\0')
         return;
-    long n = tm_guidance_load(tm_options.guidance, &guidance);
+    long n = guidance_load(runtime_options.guidance, &guidance);
     if (n >= 0)
-        tm_log_info("guidance %s: %ld rules", tm_options.guidance, n);
+        log_info("guidance %s: %ld rules", runtime_options.guidance, n);
 }
 
 static pthread_once_t sites_once = PTHREAD_ONCE_INIT;
@@ -492,26 +492,26 @@ static __thread bool initialising __attribute__((tls_model("initial-exec")));
 
 static void sites_init_once(void)
 {
-    tm_runtime_init();
-    if (tm_topology_load() != 0)
-        tm_log_warn("sites: no NUMA topology (errno %d); one node assumed",
+    runtime_init();
+    if (topology_load() != 0)
+        log_warn("sites: no NUMA topology (errno %d); one node assumed",
                     errno);
     default_placement_init();
     guidance_init();
     int rc = pthread_key_create(&thread_key, thread_arena_release);
     if (rc != 0)
-        tm_log_warn("sites: pthread_key_create failed (error %d); per-thread "
+        log_warn("sites: pthread_key_create failed (error %d); per-thread "
                     "arenas will not be recycled", rc);
     if (!table_init())
         return;
     site_stats_init(&sites[SITE_UNSITED].stats);
-    if (tm_options.layout != TM_LAYOUT_PER_THREAD)
+    if (runtime_options.layout != TM_LAYOUT_PER_THREAD)
         site_arena(&sites[SITE_UNSITED]);
     stack_warm_up();
     atomic_store_explicit(&sites_unsited, &sites[SITE_UNSITED],
                           memory_order_release);
-    if (tm_options.output_dir[0] != '\0' && atexit(site_report_at_exit) != 0)
-        tm_log_warn("sites: atexit failed; no site table will be written");
+    if (runtime_options.output_dir[0] != '\0' && atexit(site_report_at_exit) != 0)
+        log_warn("sites: atexit failed; no site table will be written");
     atomic_store_explicit(&sites_ok, true, memory_order_release);
 }
 

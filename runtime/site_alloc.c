@@ -71,11 +71,11 @@ static site_t *site_pick(const void *caller, int site_id, size_t size)
         return site_id == 0 ? site_get(SITE_UNSITED)
                             : site_find(site_explicit_key(site_id), site_id,
                                         NULL);
-    if (size < tm_options.small_size || in_site_logic)
+    if (size < runtime_options.small_size || in_site_logic)
         return site_get(SITE_UNSITED);
     in_site_logic++;
     stack_trace_t trace;
-    uint64_t key = stack_key(caller, tm_options.stack_depth, &trace);
+    uint64_t key = stack_key(caller, runtime_options.stack_depth, &trace);
     site_t *s = site_find(key, -1, &trace);
     in_site_logic--;
     return s;
@@ -103,8 +103,8 @@ static size_t usable_of(void *p, size_t size)
  * it needs no site or layout logic.  NULL if it does not apply. */
 static inline tm_arena_t *small_arena(int site_id, size_t size)
 {
-    if (site_id >= 0 || size >= tm_options.small_size ||
-        tm_options.layout == TM_LAYOUT_PER_THREAD)
+    if (site_id >= 0 || size >= runtime_options.small_size ||
+        runtime_options.layout == TM_LAYOUT_PER_THREAD)
         return NULL;
     site_t *s0 = atomic_load_explicit(&sites_unsited, memory_order_acquire);
     return s0 ? atomic_load_explicit(&s0->arena, memory_order_acquire) : NULL;
@@ -184,7 +184,7 @@ void *site_aligned(const void *caller, int site_id, size_t align, size_t size)
 static tm_arena_t *owner_of(const void *ptr, unsigned *id)
 {
     *id = extent_map_lookup(ptr);
-    return *id ? tm_arena_by_id(*id) : NULL;
+    return *id ? arena_by_id(*id) : NULL;
 }
 
 static _Atomic bool foreign_logged;
@@ -192,7 +192,7 @@ static _Atomic bool foreign_logged;
 static void foreign(const void *ptr, const char *what)
 {
     if (!atomic_exchange(&foreign_logged, true))
-        tm_log_warn("%s(%p): not a block tiermem handed out; ignored "
+        log_warn("%s(%p): not a block tiermem handed out; ignored "
                     "(reported once)", what, ptr);
 }
 

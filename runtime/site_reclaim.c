@@ -43,9 +43,9 @@ void site_reclaim_register(tm_arena_t *a)
 
 static size_t arena_mapped(tm_arena_t *a)
 {
-    tm_mutex_lock(&a->hooked.lock);
+    mutex_lock(&a->hooked.lock);
     size_t bytes = a->hooked.extents.bytes;
-    tm_mutex_unlock(&a->hooked.lock);
+    mutex_unlock(&a->hooked.lock);
     return bytes;
 }
 
@@ -94,7 +94,7 @@ static size_t reclaim_one(unsigned i, bool idle_only, const tm_arena_t *keep)
         if (tm_arena_destroy(a) == 0) {
             site_arena_destroyed();
             reclaim_list[i] = reclaim_list[--reclaim_n];
-            tm_log_debug("site %u: arena %u reclaimed (%zu bytes unmapped)",
+            log_debug("site %u: arena %u reclaimed (%zu bytes unmapped)",
                          s->index, id, bytes);
         } else {
             atomic_store(&s->arena, a); /* logged by tm_arena_destroy */

@@ -116,7 +116,7 @@ static void write_site(out_t *o, const site_t *s)
 static void write_arenas(out_t *o)
 {
     for (unsigned id = 1; id <= TM_MAX_ARENAS; id++) {
-        tm_arena_t *a = tm_arena_by_id(id);
+        tm_arena_t *a = arena_by_id(id);
         if (a == NULL || a->kind == ARENA_USER)
             continue;
         tm_alloc_stats_t st;
@@ -140,8 +140,8 @@ static void write_table(out_t *o)
     out_printf(o, "# tiermem site table, format 1\n");
     out_printf(o, "# exe %s pid %ld rank %d layout %s depth %u\n",
                exe[0] && site_table_object_ok(exe) ? exe : "?",
-               (long)getpid(), tm_options.rank,
-               layout_names[tm_options.layout], tm_options.stack_depth);
+               (long)getpid(), runtime_options.rank,
+               layout_names[runtime_options.layout], runtime_options.stack_depth);
     uint32_t count = site_count();
     for (uint32_t i = 0; i < count; i++)
         write_site(o, site_get(i));
@@ -159,11 +159,11 @@ int site_report_write(const char *path)
      * through a link, and renamed over the final name (rename replaces a
      * planted link, it does not follow it). */
     char tmp[TM_PATH_MAX + 32];
-    out_t o = {.fd = tm_file_create_temp(path, tmp, sizeof tmp,
+    out_t o = {.fd = file_create_temp(path, tmp, sizeof tmp,
                                          SITE_TABLE_MODE)};
     if (o.fd < 0) {
         int e = errno;
-        tm_log_warn("site table: cannot create a temporary file beside %s: "
+        log_warn("site table: cannot create a temporary file beside %s: "
                     "errno %d", path, e);
         errno = e;
         return -1;
@@ -175,7 +175,7 @@ int site_report_write(const char *path)
     if (o.err == 0 && rename(tmp, path) != 0)
         o.err = errno;
     if (o.err != 0) {
-        tm_log_warn("site table: writing %s failed: errno %d", path, o.err);
+        log_warn("site table: writing %s failed: errno %d", path, o.err);
         (void)unlink(tmp);
         errno = o.err;
         return -1;
@@ -190,16 +190,16 @@ void site_report_at_exit(void)
     exe[n > 0 ? n : 0] = '\0';
     const char *base = strrchr(exe, '/');
     base = base ? base + 1 : (exe[0] ? exe : "unknown");
-    int len = tm_options.rank >= 0
+    int len = runtime_options.rank >= 0
                   ? snprintf(path, sizeof path, "%s/tiermem-sites.%s.rank%d.txt",
-                             tm_options.output_dir, base, tm_options.rank)
+                             runtime_options.output_dir, base, runtime_options.rank)
                   : snprintf(path, sizeof path, "%s/tiermem-sites.%s.%ld.txt",
-                             tm_options.output_dir, base, (long)getpid());
+                             runtime_options.output_dir, base, (long)getpid());
     if (len < 0 || (size_t)len >= sizeof path) {
-        tm_log_warn("site table: the path under %s is too long",
-                    tm_options.output_dir);
+        log_warn("site table: the path under %s is too long",
+                    runtime_options.output_dir);
         return;
     }
     if (site_report_write(path) == 0)
-        tm_log_info("site table written to %s", path);
+        log_info("site table written to %s", path);
 }

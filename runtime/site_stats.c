@@ -124,7 +124,7 @@ static void delta_register(stats_delta_t *d)
     pthread_mutex_unlock(&delta_lock);
     if (pthread_setspecific(delta_key, d) != 0) {
         /* nobody would unlink it at exit: count without the block */
-        tm_log_warn("site 0 counters: pthread_setspecific failed; this "
+        log_warn("site 0 counters: pthread_setspecific failed; this "
                     "thread counts into the shared counters");
         delta_thread_exit(d);
     }
@@ -186,7 +186,7 @@ void site_stats_init(site_stats_t *site0_stats)
     site0 = site0_stats;
     int rc = pthread_key_create(&delta_key, delta_thread_exit);
     if (rc != 0)
-        tm_log_warn("site 0 counters: pthread_key_create failed (error %d); "
+        log_warn("site 0 counters: pthread_key_create failed (error %d); "
                     "threads' last counts are lost at exit", rc);
     atomic_store(&delta_key_ok, rc == 0);
 }

@@ -554,7 +554,7 @@ int site_table_read(const char *path, site_table_t *out)
     memset(out, 0, sizeof *out);
     /* debug level: the reason goes to out->error, for the caller to show.
      * Pipes too: the tools read <(command) as any command-line tool does. */
-    char *buf = tm_read_file_accepting(path, "site table", TM_LOG_DEBUG,
+    char *buf = read_file_accepting(path, "site table", TM_LOG_DEBUG,
                                        TM_FILE_ALLOW_FIFO,
                                        SITE_TABLE_MAX_BYTES, &len, &cap);
     if (buf == NULL) {
@@ -566,7 +566,7 @@ int site_table_read(const char *path, site_table_t *out)
     }
     int rc = site_table_parse(buf, len, path, out);
     int e = errno;
-    tm_meta_free(buf, cap);
+    meta_free(buf, cap);
     errno = e;
     return rc;
 }

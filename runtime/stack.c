@@ -55,13 +55,13 @@ static ip_table_t *ip_table_get(void)
     pthread_mutex_lock(&ip_table_lock);
     t = atomic_load(&ip_tables);
     if (t == NULL || t->unloads != unloads) {
-        ip_table_t *n = tm_meta_alloc(sizeof *n);
+        ip_table_t *n = meta_alloc(sizeof *n);
         if (n != NULL) {
             n->unloads = unloads;
             atomic_store_explicit(&ip_tables, n, memory_order_release);
             t = n;
         } else {
-            tm_log_error("stack: no memory for the address cache");
+            log_error("stack: no memory for the address cache");
         }
     }
     pthread_mutex_unlock(&ip_table_lock);
@@ -82,8 +82,8 @@ static size_t ip_slot(uintptr_t ip)
 
 static bool name_is_wrapper(const char *name)
 {
-    for (unsigned i = 0; i < tm_options.nwrappers; i++)
-        if (strcmp(name, tm_options.wrappers[i]) == 0)
+    for (unsigned i = 0; i < runtime_options.nwrappers; i++)
+        if (strcmp(name, runtime_options.wrappers[i]) == 0)
             return true;
     return false;
 }
@@ -93,7 +93,7 @@ static bool name_is_wrapper(const char *name)
  * wrapper (in a static function) is not mistaken for it. */
 static bool ip_in_wrapper(uintptr_t ip)
 {
-    if (tm_options.nwrappers == 0)
+    if (runtime_options.nwrappers == 0)
         return false;
     Dl_info info;
     const ElfW(Sym) *sym = NULL;

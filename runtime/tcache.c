@@ -23,10 +23,10 @@
 
 #include "runtime.h"
 
-__thread thread_tcaches_t *tm_thread_tcaches
+__thread thread_tcaches_t *tcaches_here
     __attribute__((tls_model("initial-exec")));
 
-static tm_mutex_t registry_lock = TM_MUTEX_INITIALIZER;
+static mutex_t registry_lock = TM_MUTEX_INITIALIZER;
 static thread_tcaches_t *registry_head;
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
@@ -46,7 +46,7 @@ static void tcache_destroy(int flags)
     tc = (unsigned)flags_tcache(flags);
     int rc = mallctl("tcache.destroy", NULL, NULL, &tc, sizeof tc);
     if (rc != 0)
-        tm_log_error("tcache.destroy(%u) failed: error %d", tc, rc);
+        log_error("tcache.destroy(%u) failed: error %d", tc, rc);
 }
 
 /* Set when this thread's table is released: glibc frees thread state
@@ -58,7 +58,7 @@ static void thread_exit(void *arg)
 {
     thread_tcaches_t *t = arg;
     thread_exited = true;
-    tm_mutex_lock(&registry_lock);
+    mutex_lock(&registry_lock);
     for (unsigned id = 1; id <= TM_MAX_ARENAS; id++) {
         front_cache_delete(atomic_exchange(&t->front[id], NULL));
         tcache_destroy(atomic_exchange(&t->flags[id], 0));
@@ -69,53 +69,53 @@ static void thread_exit(void *arg)
         registry_head = t->next;
     if (t->next)
         t->next->prev = t->prev;
-    tm_mutex_unlock(&registry_lock);
-    if (tm_thread_tcaches == t)
-        tm_thread_tcaches = NULL;
-    tm_meta_free(t, sizeof *t);
+    mutex_unlock(&registry_lock);
+    if (tcaches_here == t)
+        tcaches_here = NULL;
+    meta_free(t, sizeof *t);
 }
 
 static void make_exit_key(void)
 {
     int rc = pthread_key_create(&exit_key, thread_exit);
     if (rc != 0)
-        tm_log_error("pthread_key_create failed: error %d; thread caches "
+        log_error("pthread_key_create failed: error %d; thread caches "
                      "will not be released at thread exit", rc);
 }
 
 static thread_tcaches_t *thread_table(void)
 {
-    thread_tcaches_t *t = tm_thread_tcaches;
+    thread_tcaches_t *t = tcaches_here;
     if (t != NULL)
         return t;
     if (thread_exited)
         return NULL; /* uncached from here to the thread's end */
     (void)pthread_once(&exit_key_once, make_exit_key);
-    t = tm_meta_alloc(sizeof *t);
+    t = meta_alloc(sizeof *t);
     if (t == NULL)
         return NULL;
-    tm_mutex_lock(&registry_lock);
+    mutex_lock(&registry_lock);
     t->next = registry_head;
     if (registry_head)
         registry_head->prev = t;
     registry_head = t;
-    tm_mutex_unlock(&registry_lock);
+    mutex_unlock(&registry_lock);
     (void)pthread_setspecific(exit_key, t);
-    tm_thread_tcaches = t;
+    tcaches_here = t;
     return t;
 }
 
 /* Caller holds registry_lock: a destroy's flush must see the new pair. */
 static int create_flags(tm_arena_t *arena)
 {
-    tm_mutex_assert_owner(&registry_lock);
+    mutex_assert_owner(&registry_lock);
     unsigned tc;
     size_t sz = sizeof tc;
     int rc = mallctl("tcache.create", &tc, &sz, NULL, 0);
     if (rc == 0)
         return MALLOCX_ARENA(arena->je_index) | MALLOCX_TCACHE(tc);
     if (!atomic_exchange(&exhausted_logged, true))
-        tm_log_warn("tcache.create failed (error %d): arena %u and later "
+        log_warn("tcache.create failed (error %d): arena %u and later "
                     "(thread, arena) pairs allocate without a thread cache",
                     rc, arena->hooked.id);
     return arena->flags_uncached;
@@ -130,12 +130,12 @@ int tcache_flags_slow(tm_arena_t *arena)
      * arena).  Most sites allocate a few large blocks, so a pair gets them
      * only once it has been used TCACHE_AFTER_USES times; until then it
      * allocates uncached.  uses[] belongs to this thread: no lock. */
-    tm_assert(t == tm_thread_tcaches); /* uses[] is this thread's */
+    debug_assert(t == tcaches_here); /* uses[] is this thread's */
     if (t->uses[arena->hooked.id] < TCACHE_AFTER_USES) {
         t->uses[arena->hooked.id]++;
         return arena->flags_uncached;
     }
-    tm_mutex_lock(&registry_lock);
+    mutex_lock(&registry_lock);
     int f = atomic_load(&t->flags[arena->hooked.id]);
     if (f == 0) {
         f = create_flags(arena);
@@ -143,22 +143,22 @@ int tcache_flags_slow(tm_arena_t *arena)
         /* no front cache (out of metadata memory) only costs speed */
         atomic_store(&t->front[arena->hooked.id], front_cache_new());
     }
-    tm_mutex_unlock(&registry_lock);
+    mutex_unlock(&registry_lock);
     return f;
 }
 
-void tcache_prefork(void) { tm_mutex_lock(&registry_lock); }
-void tcache_postfork_parent(void) { tm_mutex_unlock(&registry_lock); }
-void tcache_postfork_child(void) { tm_mutex_unlock(&registry_lock); }
+void tcache_prefork(void) { mutex_lock(&registry_lock); }
+void tcache_postfork_parent(void) { mutex_unlock(&registry_lock); }
+void tcache_postfork_child(void) { mutex_unlock(&registry_lock); }
 
 void tcache_forget_arena(unsigned id)
 {
-    tm_mutex_lock(&registry_lock);
+    mutex_lock(&registry_lock);
     for (thread_tcaches_t *t = registry_head; t != NULL; t = t->next) {
         front_cache_delete(atomic_exchange(&t->front[id], NULL));
         tcache_destroy(atomic_exchange(&t->flags[id], 0));
     }
-    tm_mutex_unlock(&registry_lock);
+    mutex_unlock(&registry_lock);
 }
 
 /* ---------------------------------------------------------------- hazards */
@@ -171,7 +171,7 @@ static __thread bool tableless_hazard __attribute__((tls_model("initial-exec")))
 
 void arena_hazard_set(tm_arena_t *arena)
 {
-    thread_tcaches_t *t = tm_thread_tcaches;
+    thread_tcaches_t *t = tcaches_here;
     if (t == NULL)
         t = thread_table();
     if (TM_LIKELY(t != NULL)) {
@@ -189,7 +189,7 @@ void arena_hazard_set(tm_arena_t *arena)
 
 void arena_hazard_clear(void)
 {
-    thread_tcaches_t *t = tm_thread_tcaches;
+    thread_tcaches_t *t = tcaches_here;
     if (TM_LIKELY(t != NULL)) {
         if (atomic_load_explicit(&t->hazard, memory_order_relaxed) != NULL)
             atomic_store_explicit(&t->hazard, NULL, memory_order_release);
@@ -203,9 +203,9 @@ void arena_hazard_clear(void)
 bool arena_hazard_held(const tm_arena_t *arena)
 {
     bool held = atomic_load(&tableless_hazards) != 0;
-    tm_mutex_lock(&registry_lock);
+    mutex_lock(&registry_lock);
     for (thread_tcaches_t *t = registry_head; t != NULL && !held; t = t->next)
         held = atomic_load(&t->hazard) == arena;
-    tm_mutex_unlock(&registry_lock);
+    mutex_unlock(&registry_lock);
     return held;
 }

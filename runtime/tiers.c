@@ -138,7 +138,7 @@ static void order_by_hmat(tm_topology_t *t)
         uint64_t bw = ref->read_bandwidth_mbps * HMAT_SCORE_ONE /
                       n->read_bandwidth_mbps;
         key[i] = (lat + bw) / 2;
-        tm_log_debug("tiers: node %u HMAT score %llu/%llu", n->id,
+        log_debug("tiers: node %u HMAT score %llu/%llu", n->id,
                      (unsigned long long)key[i], HMAT_SCORE_ONE);
     }
     group_by_key(t, key, HMAT_TIER_PCT);
@@ -167,9 +167,9 @@ static bool parse_env_tiers(tm_topology_t *t, const char *s, char *why,
             end = seg + strlen(seg);
         unsigned ids[SYSFS_MAX_IDS], n;
         if (!node_list_parse(seg, end, ids, SYSFS_MAX_IDS, &n)) {
-            tm_shown_t shown;
+            shown_t shown;
             snprintf(why, whylen, "cannot parse tier \"%s\"",
-                     tm_log_shown_n(&shown, seg, (size_t)(end - seg)));
+                     log_shown_n(&shown, seg, (size_t)(end - seg)));
             return false;
         }
         if (n == 0) {
@@ -196,10 +196,10 @@ static bool parse_env_tiers(tm_topology_t *t, const char *s, char *why,
     }
     if (present & ~named) {
         char list[256];
-        tm_shown_t shown;
+        shown_t shown;
         format_mask(present & ~named, list, sizeof list);
-        tm_log_warn("%s=\"%s\" does not name node(s) %s; they form the "
-                    "last tier", TIERS_ENV, tm_log_shown(&shown, s), list);
+        log_warn("%s=\"%s\" does not name node(s) %s; they form the "
+                    "last tier", TIERS_ENV, log_shown(&shown, s), list);
         t->tiers[t->ntiers++].nodes = present & ~named;
     }
     return true;
@@ -211,11 +211,11 @@ static bool order_from_env(tm_topology_t *t)
     if (!s || !*s)
         return false;
     char why[128];
-    tm_shown_t shown;
+    shown_t shown;
     if (parse_env_tiers(t, s, why, sizeof why))
         return true;
-    tm_log_warn("%s=\"%s\" is not usable (%s); using the automatic tier "
-                "order instead", TIERS_ENV, tm_log_shown(&shown, s), why);
+    log_warn("%s=\"%s\" is not usable (%s); using the automatic tier "
+                "order instead", TIERS_ENV, log_shown(&shown, s), why);
     t->ntiers = 0;
     return false;
 }
@@ -255,7 +255,7 @@ static void sum_tiers(tm_topology_t *t)
 
 static void log_tiers(const tm_topology_t *t)
 {
-    if (tm_log_level() < TM_LOG_INFO)
+    if (log_current_level() < TM_LOG_INFO)
         return;
     char buf[768];
     size_t len = 0;
@@ -268,7 +268,7 @@ static void log_tiers(const tm_topology_t *t)
             break;
         len += (size_t)w;
     }
-    tm_log_info("tiers: %u node(s), %u tier(s) by %s, fastest first:%s",
+    log_info("tiers: %u node(s), %u tier(s) by %s, fastest first:%s",
                 t->nnodes, t->ntiers, t->source, buf);
 }
 
@@ -276,16 +276,16 @@ static void log_tiers(const tm_topology_t *t)
 /* The process's tiers                                                  */
 /* ------------------------------------------------------------------ */
 
-/* Discovered once, by tm_topology_load when the sites start, and read-only
+/* Discovered once, by topology_load when the sites start, and read-only
  * after: placements, the profile header and the online policy read it. */
 static tm_topology_t process_topology;
 
-int tm_topology_load(void)
+int topology_load(void)
 {
     return tm_topology_discover(&process_topology);
 }
 
-const tm_topology_t *tm_topology(void)
+const tm_topology_t *topology_get(void)
 {
     return &process_topology;
 }
@@ -296,7 +296,7 @@ const tm_topology_t *tm_topology(void)
 
 int tm_topology_discover_at(const char *sysfs_node_dir, tm_topology_t *out)
 {
-    tm_runtime_init(); /* TIERMEM_LOG, if this is the first tiermem call */
+    runtime_init(); /* TIERMEM_LOG, if this is the first tiermem call */
     if (!sysfs_node_dir || !out) {
         errno = EINVAL;
         return -1;

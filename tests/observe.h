@@ -69,7 +69,7 @@ static void log_reset(int level)
 {
     CHECK(ftruncate(log_fd, 0) == 0);
     CHECK(lseek(log_fd, 0, SEEK_SET) == 0);
-    tm_log_configure(level, log_fd);
+    log_configure(level, log_fd);
 }
 
 /* Everything logged since log_reset, NUL-terminated. */

@@ -10,7 +10,7 @@
 #include "options.h"
 
 /* Parse an environment given as NULL-terminated "NAME=value" arguments. */
-static inline void parse(tm_options_t *o, ...)
+static inline void parse(options_t *o, ...)
 {
     char *env[64];
     size_t n = 0;
@@ -20,7 +20,7 @@ static inline void parse(tm_options_t *o, ...)
         env[n++] = s;
     va_end(ap);
     env[n] = NULL;
-    tm_options_parse(env, o);
+    options_parse(env, o);
 }
 
 #endif /* TM_OPTIONS_UTIL_H */

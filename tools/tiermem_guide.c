@@ -154,8 +154,8 @@ static void print_summary(const guide_t *g, const guide_opts_t *o,
             if (g->sites[i].tier == t) {
                 sites++;
                 /* saturating: a hostile profile's sums pass 2^64 */
-                bytes = tm_sat_add_u64(bytes, g->sites[i].bytes);
-                acc = tm_sat_add_u64(acc, g->sites[i].accesses);
+                bytes = sat_add_u64(bytes, g->sites[i].bytes);
+                acc = sat_add_u64(acc, g->sites[i].accesses);
             }
         char capbuf[32] = "the rest";
         if (t + 1 < ntiers)
@@ -200,7 +200,7 @@ static int write_replacing(const char *path, const char *text, size_t len)
 {
     size_t tmp_size = strlen(path) + 32;
     char *tmp = malloc(tmp_size);
-    int fd = tmp ? tm_file_create_temp(path, tmp, tmp_size, 0666) : -1;
+    int fd = tmp ? file_create_temp(path, tmp, tmp_size, 0666) : -1;
     if (fd < 0) {
         fprintf(stderr, "tiermem-guide: cannot create a temporary file "
                         "beside %s: %s\n", path, strerror(errno));
@@ -275,7 +275,7 @@ static int write_through_link(const char *path, const struct stat *lst,
         return write_in_place(path, text, len); /* /dev/fd/N: no real path */
     if (!S_ISREG(st.st_mode)) {
         fprintf(stderr, "tiermem-guide: %s leads to %s\n", path,
-                tm_file_kind(st.st_mode));
+                file_kind(st.st_mode));
         return 1;
     }
     char *real = realpath(path, NULL); /* the file itself, no link left */
@@ -312,7 +312,7 @@ static int write_output(const char *path, const char *text, size_t len)
     if (S_ISFIFO(lst.st_mode) || S_ISCHR(lst.st_mode))
         return write_in_place(path, text, len);
     fprintf(stderr, "tiermem-guide: %s is %s\n", path,
-            tm_file_kind(lst.st_mode));
+            file_kind(lst.st_mode));
     return 1;
 }
 
@@ -332,7 +332,7 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc != 0)
         return rc;
-    tm_log_configure(TM_LOG_WARN, 2);
+    log_configure(TM_LOG_WARN, 2);
     guide_t g;
     memset(&g, 0, sizeof g);
     for (int i = optind; i < argc; i++) {

@@ -43,7 +43,7 @@ static uint64_t total_samples(const profile_t *p)
 {
     uint64_t n = 0;
     for (size_t i = 0; i < p->nintervals; i++)
-        n = tm_sat_add_u64(n, p->intervals[i].samples);
+        n = sat_add_u64(n, p->intervals[i].samples);
     return n;
 }
 

@@ -5,9 +5,9 @@
  * whose first byte is 0x01..0x1f names a known variable (the rest of the
  * entry is its value), so the fuzzer reaches every setting without having
  * to guess the names; tests/fuzz/options.dict helps as well.  After
- * tm_options_parse every field must be in its documented range and every
+ * options_parse every field must be in its documented range and every
  * string terminated; each value is also fed to the typed parsers and to
- * tm_expand_path, and the number parsers are checked against strtoull.
+ * expand_path, and the number parsers are checked against strtoull.
  */
 #include "config.h"
 
@@ -44,7 +44,7 @@ static bool terminated(const char *s, size_t n)
     return memchr(s, '\0', n) != NULL;
 }
 
-static void check_options(const tm_options_t *o)
+static void check_options(const options_t *o)
 {
     if (o->layout > TM_LAYOUT_BIG_SMALL || o->stack_depth < 1 ||
         o->stack_depth > TM_MAX_STACK_DEPTH || o->nwrappers > TM_MAX_WRAPPERS)
@@ -56,7 +56,7 @@ static void check_options(const tm_options_t *o)
                       "0123456789_.$:") != strlen(w))
             abort();
     }
-    const tm_target_t *t = &o->default_target;
+    const target_t *t = &o->default_target;
     if (t->index > 63 || t->mode < TM_MODE_BIND ||
         t->mode > TM_MODE_INTERLEAVE ||
         (t->kind != TM_TARGET_TIER && t->kind != TM_TARGET_NODE))
@@ -69,7 +69,7 @@ static void check_options(const tm_options_t *o)
         abort();
 }
 
-/* tm_parse_ulong agrees with strtoull on plain digit strings. */
+/* parse_ulong agrees with strtoull on plain digit strings. */
 static void check_numbers(const char *v)
 {
     unsigned long u;
@@ -78,14 +78,14 @@ static void check_numbers(const char *v)
     errno = 0;
     unsigned long long ref = digits ? strtoull(v, NULL, 10) : 0;
     bool fits = digits && errno != ERANGE && ref <= ULONG_MAX;
-    bool ok = tm_parse_ulong(v, 0, ULONG_MAX, &u);
+    bool ok = parse_ulong(v, 0, ULONG_MAX, &u);
     if (ok != fits || (ok && u != ref))
         abort();
-    if (tm_parse_ulong(v, 5, 100, &u) && (u < 5 || u > 100))
+    if (parse_ulong(v, 5, 100, &u) && (u < 5 || u > 100))
         abort();
-    if (digits && tm_parse_size(v, &sz) != fits)
+    if (digits && parse_size(v, &sz) != fits)
         abort();
-    if (digits && fits && tm_parse_size(v, &sz) && sz != ref)
+    if (digits && fits && parse_size(v, &sz) && sz != ref)
         abort();
 }
 
@@ -96,12 +96,12 @@ static void check_value(const char *v, int rank)
     char out[1024];
     size_t sizes[] = {1, 7, 64, sizeof out};
     check_numbers(v);
-    int e = tm_parse_enum(v, words, 3);
+    int e = parse_enum(v, words, 3);
     if (e < -1 || e > 2)
         abort();
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
         memset(out, 'X', sizeof out);
-        bool ok = tm_expand_path(v, rank, 12345, "exe", out, sizes[i]);
+        bool ok = expand_path(v, rank, 12345, "exe", out, sizes[i]);
         if (!terminated(out, sizes[i]) || (!ok && out[0] != '\0'))
             abort();
     }
@@ -139,8 +139,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (store == NULL)
         return 0;
     size_t n = build_env(data, size, store, env);
-    tm_options_t o;
-    tm_options_parse(env, &o);
+    options_t o;
+    options_parse(env, &o);
     check_options(&o);
     for (size_t i = 0; i < n; i++) {
         const char *eq = strchr(env[i], '=');

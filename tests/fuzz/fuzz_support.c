@@ -26,6 +26,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         abort();
-    tm_log_configure(TM_LOG_DEBUG, fd);
+    log_configure(TM_LOG_DEBUG, fd);
     return 0;
 }

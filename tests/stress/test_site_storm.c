@@ -137,7 +137,7 @@ static size_t arenas_inconsistent(void)
     size_t problems = 0;
     arena_walk_begin(); /* no arena is freed under us */
     for (unsigned id = 1; id <= TM_MAX_ARENAS; id++) {
-        tm_arena_t *a = tm_arena_by_id(id);
+        tm_arena_t *a = arena_by_id(id);
         if (a != NULL)
             problems += extent_check_consistency(&a->hooked);
     }
@@ -209,7 +209,7 @@ static int run_layout(void)
     }
     CHECK_MSG(bad == 0, "%u sites with blocks left", bad);
     for (unsigned id = 1; id <= TM_MAX_ARENAS; id++) {
-        tm_arena_t *a = tm_arena_by_id(id);
+        tm_arena_t *a = arena_by_id(id);
         tm_alloc_stats_t st;
         if (a == NULL)
             continue;
@@ -221,8 +221,8 @@ static int run_layout(void)
     }
     CHECK(total_allocs > (uint64_t)ops); /* the counters counted */
     CHECK(arenas_inconsistent() == 0);
-    printf("%s: %u sites, %llu allocations\n", tm_options.layout == 0 ? "per-site"
-           : tm_options.layout == 1 ? "per-thread" : "big-small",
+    printf("%s: %u sites, %llu allocations\n", runtime_options.layout == 0 ? "per-site"
+           : runtime_options.layout == 1 ? "per-thread" : "big-small",
            tm_site_count(), (unsigned long long)total_allocs);
     return tm_test_done("test_site_storm layout");
 }

@@ -137,7 +137,7 @@ static _Atomic long long os_net_bytes;
 
 static void *count_mmap(void *a, size_t l, int p, int f, int fd, off_t o)
 {
-    void *r = tm_os_real_ops()->mmap(a, l, p, f, fd, o);
+    void *r = os_real_ops()->mmap(a, l, p, f, fd, o);
     if (r != MAP_FAILED)
         atomic_fetch_add(&os_net_bytes, (long long)l);
     return r;
@@ -145,7 +145,7 @@ static void *count_mmap(void *a, size_t l, int p, int f, int fd, off_t o)
 
 static int count_munmap(void *a, size_t l)
 {
-    int r = tm_os_real_ops()->munmap(a, l);
+    int r = os_real_ops()->munmap(a, l);
     if (r == 0)
         atomic_fetch_sub(&os_net_bytes, (long long)l);
     return r;
@@ -231,13 +231,13 @@ static void check_tracked_is_mapped(void)
     size_t n = 0;
     for (int i = 0; i < NARENAS; i++) {
         tm_arena_t *a = arenas[i];
-        tm_mutex_lock(&a->hooked.lock);
+        mutex_lock(&a->hooked.lock);
         size_t count, bytes;
         extent_range_t *r = arena_ranges(a, &count, &bytes);
         for (size_t k = 0; r && k < count && n < MAX_TRACKED; k++)
             tracked[n++] = r[k];
-        tm_mutex_unlock(&a->hooked.lock);
-        tm_meta_free(r, bytes);
+        mutex_unlock(&a->hooked.lock);
+        meta_free(r, bytes);
     }
     qsort(tracked, n, sizeof tracked[0], by_start);
     size_t unmapped = 0, untracked = 0;
@@ -263,10 +263,10 @@ int main(void)
     hook_set_consistency_period(64);
     tm_placement_t node0 = tm_placement_node(TM_MODE_BIND, 0);
     pthread_barrier_init(&barrier, NULL, NTHREADS + 1);
-    tm_os_ops_t ops = *tm_os_real_ops();
+    os_ops_t ops = *os_real_ops();
     ops.mmap = count_mmap;
     ops.munmap = count_munmap;
-    tm_os_set_ops(&ops);
+    os_set_ops(&ops);
     pthread_t threads[NTHREADS], mig;
     REQUIRE(pthread_create(&mig, NULL, migrator, NULL) == 0);
     for (int i = 0; i < NARENAS; i++)

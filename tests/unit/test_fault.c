@@ -25,7 +25,7 @@ static void *inj_mmap(void *a, size_t l, int p, int f, int fd, off_t o)
         errno = fail_mmap;
         return MAP_FAILED;
     }
-    return tm_os_real_ops()->mmap(a, l, p, f, fd, o);
+    return os_real_ops()->mmap(a, l, p, f, fd, o);
 }
 
 static long inj_mbind(void *a, unsigned long l, int m, const unsigned long *n,
@@ -35,7 +35,7 @@ static long inj_mbind(void *a, unsigned long l, int m, const unsigned long *n,
         errno = fail_mbind;
         return -1;
     }
-    return tm_os_real_ops()->mbind(a, l, m, n, mx, fl);
+    return os_real_ops()->mbind(a, l, m, n, mx, fl);
 }
 
 /* fake_node: queries report resident pages on this node instead;
@@ -56,7 +56,7 @@ static long inj_move_pages(int pid, unsigned long c, void **p, const int *n,
             s[i] = fake_move_status;
         return 0;
     }
-    long rc = tm_os_real_ops()->move_pages(pid, c, p, n, s, fl);
+    long rc = os_real_ops()->move_pages(pid, c, p, n, s, fl);
     if (rc == 0 && n == NULL && fake_node >= 0)
         for (unsigned long i = 0; i < c; i++)
             if (s[i] >= 0)
@@ -211,13 +211,13 @@ static void test_migrate_failures(tm_arena_t *a)
 int main(void)
 {
     node0 = tm_placement_node(TM_MODE_BIND, 0);
-    tm_runtime_init();
-    tm_log_configure(TM_LOG_OFF, -1); /* the failures are the point here */
-    tm_os_ops_t ops = *tm_os_real_ops();
+    runtime_init();
+    log_configure(TM_LOG_OFF, -1); /* the failures are the point here */
+    os_ops_t ops = *os_real_ops();
     ops.mmap = inj_mmap;
     ops.mbind = inj_mbind;
     ops.move_pages = inj_move_pages;
-    tm_os_set_ops(&ops);
+    os_set_ops(&ops);
 
     test_create_fails();
     tm_arena_t *a = tm_arena_create(&node0);
@@ -230,6 +230,6 @@ int main(void)
     tm_stats_t s;
     tm_stats_get(&s);
     CHECK(s.extents == 0 && s.bytes_mapped == 0);
-    tm_os_set_ops(NULL);
+    os_set_ops(NULL);
     return tm_test_done(__FILE__);
 }

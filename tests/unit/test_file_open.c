@@ -71,18 +71,18 @@ static void test_create_refuses_planted_names(void)
     REQUIRE_VOID(symlink(gone, dangling) == 0);
 
     errno = 0;
-    int fd = tm_file_create(link, 0644);
+    int fd = file_create(link, 0644);
     CHECK_MSG(fd < 0 && (errno == EEXIST || errno == ELOOP),
               "a link to a file: fd %d errno %d", fd, errno);
     CHECK(holds(target, TARGET_TEXT));
 
     errno = 0;
-    fd = tm_file_create(file, 0644);
+    fd = file_create(file, 0644);
     CHECK_MSG(fd < 0 && errno == EEXIST, "an existing file: fd %d", fd);
     CHECK(holds(file, "existing\n"));
 
     errno = 0;
-    fd = tm_file_create(dangling, 0644);
+    fd = file_create(dangling, 0644);
     CHECK_MSG(fd < 0 && (errno == EEXIST || errno == ELOOP),
               "a dangling link: fd %d errno %d", fd, errno);
     CHECK(!exists(gone)); /* the link's target was not created */
@@ -93,7 +93,7 @@ static void test_create_mode_and_cloexec(void)
     char path[300];
     path_in(path, sizeof path, "fresh");
     mode_t old = umask(027);
-    int fd = tm_file_create(path, 0666);
+    int fd = file_create(path, 0666);
     umask(old);
     REQUIRE_VOID(fd >= 0);
     struct stat st;
@@ -117,8 +117,8 @@ static void test_temp_names_unpredictable(void)
 {
     char final[300], t1[340], t2[340];
     path_in(final, sizeof final, "table.txt");
-    int a = tm_file_create_temp(final, t1, sizeof t1, 0644);
-    int b = tm_file_create_temp(final, t2, sizeof t2, 0644);
+    int a = file_create_temp(final, t1, sizeof t1, 0644);
+    int b = file_create_temp(final, t2, sizeof t2, 0644);
     REQUIRE_VOID(a >= 0 && b >= 0);
     CHECK_MSG(strcmp(t1, t2) != 0, "two temporaries named %s", t1);
     CHECK_MSG(temp_name_ok(final, t1) && temp_name_ok(final, t2), "%s %s",
@@ -128,7 +128,7 @@ static void test_temp_names_unpredictable(void)
     close(b);
     char small[8];
     errno = 0;
-    CHECK(tm_file_create_temp(final, small, sizeof small, 0644) < 0 &&
+    CHECK(file_create_temp(final, small, sizeof small, 0644) < 0 &&
           errno == ENAMETOOLONG);
 }
 
@@ -142,38 +142,38 @@ static void test_open_read_types(void)
 
     alarm(10); /* an open that blocks on the FIFO dies here, not hangs */
     errno = 0;
-    int fd = tm_file_open_read(fifo, 0);
+    int fd = file_open_read(fifo, 0);
     CHECK_MSG(fd < 0 && errno == EINVAL, "a FIFO: fd %d errno %d", fd, errno);
-    fd = tm_file_open_read(fifo, TM_FILE_ALLOW_FIFO);
+    fd = file_open_read(fifo, TM_FILE_ALLOW_FIFO);
     CHECK(fd >= 0); /* a tool may read a pipe; it did not block */
     if (fd >= 0)
         close(fd);
     size_t len = 0, cap = 0;
     errno = 0;
-    char *buf = tm_read_file(fifo, "test file", TM_LOG_DEBUG, 1 << 20, &len,
+    char *buf = read_file(fifo, "test file", TM_LOG_DEBUG, 1 << 20, &len,
                              &cap);
     CHECK(buf == NULL && errno == EINVAL);
     /* No writer: read as empty at once. */
-    buf = tm_read_file_accepting(fifo, "test file", TM_LOG_DEBUG,
+    buf = read_file_accepting(fifo, "test file", TM_LOG_DEBUG,
                                  TM_FILE_ALLOW_FIFO, 1 << 20, &len, &cap);
     CHECK(buf != NULL && len == 0);
     if (buf != NULL)
-        tm_meta_free(buf, cap);
+        meta_free(buf, cap);
     alarm(0);
 
     errno = 0;
-    fd = tm_file_open_read(dir, 0);
+    fd = file_open_read(dir, 0);
     CHECK_MSG(fd < 0 && errno == EISDIR, "a directory: fd %d", fd);
     errno = 0;
-    CHECK(tm_file_open_read("/dev/null", 0) < 0 && errno == EINVAL);
-    fd = tm_file_open_read(file, 0);
+    CHECK(file_open_read("/dev/null", 0) < 0 && errno == EINVAL);
+    fd = file_open_read(file, 0);
     CHECK(fd >= 0);
     if (fd >= 0)
         close(fd);
-    buf = tm_read_file(file, "test file", TM_LOG_DEBUG, 1 << 20, &len, &cap);
+    buf = read_file(file, "test file", TM_LOG_DEBUG, 1 << 20, &len, &cap);
     CHECK(buf != NULL && len == 6 && strcmp(buf, "hello\n") == 0);
     if (buf != NULL)
-        tm_meta_free(buf, cap);
+        meta_free(buf, cap);
 }
 
 /* Is descriptor fd of process pid open read-only (/proc/pid/fdinfo)? */
@@ -229,7 +229,7 @@ static void test_read_pipe_with_slow_writer(void)
         close(holder);
         alarm(20);
         size_t len = 0, cap = 0;
-        char *buf = tm_read_file_accepting(fifo, "test pipe", TM_LOG_DEBUG,
+        char *buf = read_file_accepting(fifo, "test pipe", TM_LOG_DEBUG,
                                            TM_FILE_ALLOW_FIFO, 1 << 20, &len,
                                            &cap);
         _exit(buf != NULL && len == 6 && strcmp(buf, "abcdef") == 0 ? 0 : 3);
@@ -281,7 +281,7 @@ static void remove_dir(void)
 
 int main(void)
 {
-    tm_log_configure(TM_LOG_ERROR, 2);
+    log_configure(TM_LOG_ERROR, 2);
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     snprintf(dir, sizeof dir, "%s/test_file_open.XXXXXX", base);
     REQUIRE(mkdtemp(dir) != NULL);

@@ -37,7 +37,7 @@ static long slow_move_pages(int pid, unsigned long c, void **p, const int *n,
         for (int i = 0; i < 20000 && !atomic_load(&forked); i++)
             usleep(1000);
     }
-    return tm_os_real_ops()->move_pages(pid, c, p, n, s, fl);
+    return os_real_ops()->move_pages(pid, c, p, n, s, fl);
 }
 
 static void *migrate_slowly(void *arg)
@@ -54,9 +54,9 @@ int main(void)
     REQUIRE(a != NULL);
     char *p = tm_arena_malloc(a, 8 * MiB);
     memset(p, 1, 8 * MiB);
-    tm_os_ops_t ops = *tm_os_real_ops();
+    os_ops_t ops = *os_real_ops();
     ops.move_pages = slow_move_pages;
-    tm_os_set_ops(&ops);
+    os_set_ops(&ops);
 
     pthread_t t;
     REQUIRE(pthread_create(&t, NULL, migrate_slowly, a) == 0);
@@ -82,7 +82,7 @@ int main(void)
               "child: %s %d", WIFSIGNALED(status) ? "signal" : "exit",
               WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
     pthread_join(t, NULL);
-    tm_os_set_ops(NULL);
+    os_set_ops(NULL);
     tm_free(p);
     CHECK(tm_arena_destroy(a) == 0);
     return tm_test_done(__FILE__);

@@ -1,8 +1,8 @@
 /*
  * test_guidance.c -- the guidance file parser (runtime/guidance.c).
  *
- * Cases feed tm_guidance_parse texts with every kind of line the format
- * allows and forbids, and check the rules tm_guidance_find returns and the
+ * Cases feed guidance_parse texts with every kind of line the format
+ * allows and forbids, and check the rules guidance_find returns and the
  * "name:line:" messages in the log, which is pointed at a temporary file.
  * One case places the text against an inaccessible page, so a read past
  * its end would crash; a property test compares lookups in a large random
@@ -21,17 +21,17 @@
 #include "../tm_test.h"
 #include "../observe.h"
 
-static long parse_str(const char *text, const char *name, tm_guidance_t *g)
+static long parse_str(const char *text, const char *name, guidance_t *g)
 {
     memset(g, 0, sizeof *g);
-    return tm_guidance_parse(text, strlen(text), name, g);
+    return guidance_parse(text, strlen(text), name, g);
 }
 
 /* The rule for a selector is there with this target. */
-static bool has_rule(const tm_guidance_t *g, bool by_id, uint64_t key,
+static bool has_rule(const guidance_t *g, bool by_id, uint64_t key,
                      int kind, unsigned index, tm_mode_t mode)
 {
-    const tm_guidance_rule_t *r = tm_guidance_find(g, by_id, key);
+    const guidance_rule_t *r = guidance_find(g, by_id, key);
     return r != NULL && r->by_id == by_id && r->key == key &&
            (int)r->target.kind == kind && r->target.index == index &&
            r->target.mode == mode;
@@ -56,7 +56,7 @@ static void test_good_file(void)
         "ID 7 TIER 1 BIND\n"
         "# the end, without a newline\n"
         "key a tier 3";
-    tm_guidance_t g;
+    guidance_t g;
     log_reset(TM_LOG_WARN);
     CHECK(parse_str(text, "good.txt", &g) == 8);
     CHECK(g.count == 8 && g.rejected == 0);
@@ -73,20 +73,20 @@ static void test_good_file(void)
     CHECK(has_rule(&g, true, 7, TM_TARGET_TIER, 1, TM_MODE_BIND));
     CHECK(has_rule(&g, false, 0xa, TM_TARGET_TIER, 3, TM_MODE_PREFERRED));
     /* ids and keys are separate name spaces */
-    CHECK(tm_guidance_find(&g, false, 12) == NULL);
-    CHECK(tm_guidance_find(&g, true, 0) == NULL);
-    CHECK(tm_guidance_find(&g, false, 0x9f3c0e1d2a4b5c6cULL) == NULL);
+    CHECK(guidance_find(&g, false, 12) == NULL);
+    CHECK(guidance_find(&g, true, 0) == NULL);
+    CHECK(guidance_find(&g, false, 0x9f3c0e1d2a4b5c6cULL) == NULL);
     CHECK_MSG(log_count("warning", NULL) == 0, "log: %s", log_text());
     /* sorted, one rule per selector */
     for (size_t i = 1; i < g.count; i++)
         CHECK(g.rules[i - 1].by_id < g.rules[i].by_id ||
               (g.rules[i - 1].by_id == g.rules[i].by_id &&
                g.rules[i - 1].key < g.rules[i].key));
-    tm_guidance_free(&g);
+    guidance_free(&g);
     CHECK(g.count == 0 && g.cap == 0 && g.rules == NULL);
-    CHECK(tm_guidance_find(&g, false, 0xa) == NULL);
-    CHECK(tm_guidance_find(NULL, false, 0xa) == NULL);
-    tm_guidance_free(NULL);
+    CHECK(guidance_find(&g, false, 0xa) == NULL);
+    CHECK(guidance_find(NULL, false, 0xa) == NULL);
+    guidance_free(NULL);
 }
 
 static void test_duplicates(void)
@@ -98,14 +98,14 @@ static void test_duplicates(void)
                                "id 5 node 3\n"
                                "key 0x000010 tier 4\n" /* the last one */
                                "id 6 tier 1\n";
-    tm_guidance_t g;
+    guidance_t g;
     log_reset(TM_LOG_WARN);
     CHECK(parse_str(text, "dup.txt", &g) == 3);
     CHECK(has_rule(&g, false, 0x10, TM_TARGET_TIER, 4, TM_MODE_PREFERRED));
     CHECK(has_rule(&g, true, 5, TM_TARGET_NODE, 3, TM_MODE_PREFERRED));
     CHECK(has_rule(&g, true, 6, TM_TARGET_TIER, 1, TM_MODE_PREFERRED));
     CHECK(log_count("warning", NULL) == 0);
-    tm_guidance_free(&g);
+    guidance_free(&g);
 }
 
 /* Each bad line: skipped, one warning "name:LINE:" quoting the field. */
@@ -137,14 +137,14 @@ static void test_malformed_lines(void)
         strcat(text, bad[i].line);
         strcat(text, "\nkey 0x77 tier 1\n");
     }
-    tm_guidance_t g;
+    guidance_t g;
     log_reset(TM_LOG_WARN);
     long n = parse_str(text, "bad.txt", &g);
     size_t nbad = sizeof bad / sizeof *bad;
     CHECK_MSG(n == 1, "kept %ld", n);
     CHECK(g.rejected == nbad);
     CHECK(has_rule(&g, false, 0x77, TM_TARGET_TIER, 1, TM_MODE_PREFERRED));
-    CHECK(tm_guidance_find(&g, false, 1) == NULL);
+    CHECK(guidance_find(&g, false, 1) == NULL);
     for (size_t i = 0; i < nbad; i++) {
         char where[32];
         snprintf(where, sizeof where, "bad.txt:%zu: ", 2 + 2 * i);
@@ -154,12 +154,12 @@ static void test_malformed_lines(void)
     }
     CHECK_MSG(log_count("warning", NULL) == nbad, "%u warnings for %zu bad lines",
               log_count("warning", NULL), nbad);
-    tm_guidance_free(&g);
+    guidance_free(&g);
 }
 
 static void test_header(void)
 {
-    tm_guidance_t g;
+    guidance_t g;
     log_reset(TM_LOG_WARN);
     CHECK(parse_str("# only comments\n\n  # and blanks\n", "empty.txt",
                     &g) == -1);
@@ -167,7 +167,7 @@ static void test_header(void)
           1);
     CHECK(parse_str("", "empty.txt", &g) == -1);
     memset(&g, 0, sizeof g);
-    CHECK(tm_guidance_parse(NULL, 0, NULL, &g) == -1);
+    CHECK(guidance_parse(NULL, 0, NULL, &g) == -1);
     log_reset(TM_LOG_WARN);
     CHECK(parse_str("# v2\ntiermem-guidance 2\nkey 1 tier 0\n", "v2.txt",
                     &g) == -1);
@@ -201,7 +201,7 @@ static void test_header(void)
     CHECK(parse_str("\xEF\xBB\xBFtiermem-guidance 1\r\nid 1 tier 1\r\n",
                     "bom.txt", &g) == 1);
     CHECK(log_count("warning", NULL) == 0);
-    tm_guidance_free(&g);
+    guidance_free(&g);
 }
 
 /* The text ends exactly at an inaccessible page: any read past len faults.
@@ -225,20 +225,20 @@ static void test_bounds(void)
         "#",
     };
     static const long want[] = {1, 2, 1, 1, 2, -1, 0, -1, -1};
-    tm_log_configure(TM_LOG_OFF, log_fd);
+    log_configure(TM_LOG_OFF, log_fd);
     for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
         size_t len = strlen(texts[i]);
         char *text = map + page - len;
         memcpy(text, texts[i], len);
-        tm_guidance_t g = {0};
-        long n = tm_guidance_parse(text, len, "edge", &g);
+        guidance_t g = {0};
+        long n = guidance_parse(text, len, "edge", &g);
         CHECK_MSG(n == want[i], "text %zu: %ld rules, want %ld", i, n,
                   want[i]);
-        tm_guidance_free(&g);
+        guidance_free(&g);
     }
     /* len 0 at the very end of the page */
-    tm_guidance_t g = {0};
-    CHECK(tm_guidance_parse(map + page, 0, "edge", &g) == -1);
+    guidance_t g = {0};
+    CHECK(guidance_parse(map + page, 0, "edge", &g) == -1);
     CHECK(munmap(map, 2 * page) == 0);
 }
 
@@ -258,16 +258,16 @@ static void test_garbage(void)
     const char tail[] = "\nkey 2 tier 1\n\xff\xfe\n";
     memcpy(text + n, tail, sizeof tail - 1);
     n += sizeof tail - 1;
-    tm_guidance_t g = {0};
+    guidance_t g = {0};
     log_reset(TM_LOG_WARN);
-    CHECK(tm_guidance_parse(text, n, "bin", &g) == 1);
+    CHECK(guidance_parse(text, n, "bin", &g) == 1);
     CHECK(g.rejected == 4);
     CHECK(has_rule(&g, false, 2, TM_TARGET_TIER, 1, TM_MODE_PREFERRED));
-    CHECK(tm_guidance_find(&g, false, 1) == NULL);
+    CHECK(guidance_find(&g, false, 1) == NULL);
     CHECK(log_count("warning", "bin:2: ", NULL) == 1);
     CHECK(log_count("warning", "bin:4: ", "...\")", NULL) == 1); /* quoted, bounded */
     CHECK(strlen(log_text()) < 2000);
-    tm_guidance_free(&g);
+    guidance_free(&g);
 }
 
 /* Thousands of bad lines: a bounded log, and the rest counted. */
@@ -278,7 +278,7 @@ static void test_flood(void)
     for (int i = 0; i < 5000; i++)
         n += (size_t)sprintf(text + n, "junk\n");
     strcpy(text + n, "key 5 tier 5\n");
-    tm_guidance_t g;
+    guidance_t g;
     log_reset(TM_LOG_WARN);
     CHECK(parse_str(text, "flood", &g) == 1);
     CHECK(g.rejected == 5000);
@@ -286,19 +286,19 @@ static void test_flood(void)
     CHECK(log_count("warning", "flood:21: ", NULL) == 1);
     CHECK(log_count("warning", "flood:22: ", NULL) == 0);
     CHECK(log_count("warning", "flood: 4980 more malformed lines not shown", NULL) == 1);
-    tm_guidance_free(&g);
+    guidance_free(&g);
 }
 
 /* A large file with duplicates agrees with a plain last-wins scan. */
 static void test_random(void)
 {
     enum { RULES = 100000, KEYS = 30000 };
-    static tm_guidance_rule_t ref[RULES];
+    static guidance_rule_t ref[RULES];
     static char text[RULES * 48];
     uint64_t seed = 0x9e3779b97f4a7c15ULL;
     size_t n = (size_t)sprintf(text, "tiermem-guidance 1\n");
     for (int i = 0; i < RULES; i++) {
-        tm_guidance_rule_t *r = &ref[i];
+        guidance_rule_t *r = &ref[i];
         uint64_t x = tm_test_rand(&seed);
         r->by_id = x & 1;
         r->key = r->by_id ? (x >> 8) % KEYS : ((x >> 8) % KEYS) * 0x9e37ULL;
@@ -313,9 +313,9 @@ static void test_random(void)
             r->target.kind == TM_TARGET_NODE ? "node" : "tier",
             r->target.index, modes[r->target.mode]);
     }
-    tm_guidance_t g = {0};
+    guidance_t g = {0};
     log_reset(TM_LOG_WARN);
-    long kept = tm_guidance_parse(text, n, "random", &g);
+    long kept = guidance_parse(text, n, "random", &g);
     CHECK(kept > 0 && kept <= 2 * KEYS);
     CHECK(g.rejected == 0);
     unsigned wrong = 0, checked = 0;
@@ -324,11 +324,11 @@ static void test_random(void)
         bool by_id = x & 1;
         uint64_t key = by_id ? (x >> 8) % (KEYS + 100)
                              : ((x >> 8) % (KEYS + 100)) * 0x9e37ULL;
-        const tm_guidance_rule_t *want = NULL;
+        const guidance_rule_t *want = NULL;
         for (int i = RULES - 1; i >= 0 && want == NULL; i--)
             if (ref[i].by_id == by_id && ref[i].key == key)
                 want = &ref[i];
-        const tm_guidance_rule_t *got = tm_guidance_find(&g, by_id, key);
+        const guidance_rule_t *got = guidance_find(&g, by_id, key);
         checked++;
         if (want == NULL ? got != NULL
                          : got == NULL ||
@@ -338,7 +338,7 @@ static void test_random(void)
             wrong++;
     }
     CHECK_MSG(wrong == 0, "%u of %u lookups disagree", wrong, checked);
-    tm_guidance_free(&g);
+    guidance_free(&g);
 }
 
 static void test_load(void)
@@ -352,26 +352,26 @@ static void test_load(void)
     REQUIRE_VOID(fd >= 0);
     CHECK(write(fd, text, sizeof text - 1) == (ssize_t)(sizeof text - 1));
     CHECK(close(fd) == 0);
-    tm_guidance_t g;
+    guidance_t g;
     log_reset(TM_LOG_WARN);
-    CHECK(tm_guidance_load(path, &g) == 2);
+    CHECK(guidance_load(path, &g) == 2);
     CHECK(has_rule(&g, false, 0xbeef, TM_TARGET_TIER, 1, TM_MODE_PREFERRED));
     CHECK(has_rule(&g, true, 3, TM_TARGET_NODE, 0, TM_MODE_BIND));
     char where[160];
     snprintf(where, sizeof where, "%s:4: ", path);
     CHECK_MSG(log_count("warning", where, "\"zz\"", NULL) == 1, "log: %s", log_text());
-    tm_guidance_free(&g);
+    guidance_free(&g);
     /* a missing file, a directory, an empty path: -1, logged with errno */
     char missing[160];
     snprintf(missing, sizeof missing, "%s/none.txt", dir);
     log_reset(TM_LOG_WARN);
-    CHECK(tm_guidance_load(missing, &g) == -1);
+    CHECK(guidance_load(missing, &g) == -1);
     CHECK(g.count == 0 && g.rules == NULL);
     CHECK_MSG(log_count("warning", missing, "cannot be opened", "errno 2", NULL) == 1,
               "log: %s", log_text());
-    CHECK(tm_guidance_load(dir, &g) == -1);
+    CHECK(guidance_load(dir, &g) == -1);
     CHECK(log_count("warning", dir, "is a directory", NULL) == 1);
-    CHECK(tm_guidance_load("", &g) == -1);
+    CHECK(guidance_load("", &g) == -1);
     /* a pipe: refused with one warning, never read (inside the library a
      * FIFO could hang start-up; regular files only) */
     int pfd[2];
@@ -380,7 +380,7 @@ static void test_load(void)
     CHECK(close(pfd[1]) == 0);
     char fdpath[64];
     snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", pfd[0]);
-    CHECK(tm_guidance_load(fdpath, &g) == -1);
+    CHECK(guidance_load(fdpath, &g) == -1);
     CHECK(g.count == 0 && g.rules == NULL);
     CHECK(log_count("warning", fdpath, "is a FIFO, not a regular file",
                     NULL) == 1);
@@ -399,12 +399,12 @@ static void test_no_malloc(void)
     for (int i = 0; i < 500; i++)
         n += (size_t)sprintf(text + n, "key %x tier %d\nbad line %d\n",
                              i * 7919, i % 64, i);
-    tm_guidance_t g = {0};
+    guidance_t g = {0};
     log_reset(TM_LOG_DEBUG);
     uint64_t before = thread_allocated();
-    long kept = tm_guidance_parse(text, n, "nomalloc", &g);
-    tm_guidance_free(&g);
-    long missing = tm_guidance_load("/nonexistent/guidance.txt", &g);
+    long kept = guidance_parse(text, n, "nomalloc", &g);
+    guidance_free(&g);
+    long missing = guidance_load("/nonexistent/guidance.txt", &g);
     uint64_t after = thread_allocated();
     CHECK(kept == 500 && missing == -1);
     CHECK_MSG(after == before, "guidance parsing allocated %llu bytes",
@@ -426,7 +426,7 @@ int main(void)
     test_load();
     test_no_malloc();
 
-    tm_log_configure(TM_LOG_WARN, -1);
+    log_configure(TM_LOG_WARN, -1);
     CHECK(close(log_fd) == 0);
     return tm_test_done(__FILE__);
 }

@@ -233,22 +233,22 @@ static void test_format_parses(void)
     CHECK(strstr(text, "key 0x00000000000000aa tier 0") != NULL);
     CHECK(strstr(text, "key 0x0000000000000000") == NULL);
     CHECK(strstr(text, "1234567812345678") == NULL);
-    tm_guidance_t r;
+    guidance_t r;
     memset(&r, 0, sizeof r);
-    CHECK(tm_guidance_parse(text, len, "guide", &r) == 4);
+    CHECK(guidance_parse(text, len, "guide", &r) == 4);
     CHECK(r.rejected == 0);
     static const struct { bool by_id; uint64_t key; unsigned tier; } want[] = {
         {false, KA, 0}, {false, KC, 0}, {false, KB, 1}, {true, 12, 1}};
     for (size_t i = 0; i < 4; i++) {
-        const tm_guidance_rule_t *x = tm_guidance_find(&r, want[i].by_id,
+        const guidance_rule_t *x = guidance_find(&r, want[i].by_id,
                                                        want[i].key);
         CHECK(x != NULL && x->target.kind == TM_TARGET_TIER &&
               x->target.index == want[i].tier &&
               x->target.mode == TM_MODE_PREFERRED);
     }
-    CHECK(tm_guidance_find(&r, false, 0) == NULL);
-    CHECK(tm_guidance_find(&r, false, 12) == NULL);
-    tm_guidance_free(&r);
+    CHECK(guidance_find(&r, false, 0) == NULL);
+    CHECK(guidance_find(&r, false, 12) == NULL);
+    guidance_free(&r);
     free(text);
     guide_free(&g);
 
@@ -258,14 +258,14 @@ static void test_format_parses(void)
     REQUIRE_VOID(text != NULL);
     CHECK(strcmp(text, "tiermem-guidance 1\n") == 0);
     memset(&r, 0, sizeof r);
-    CHECK(tm_guidance_parse(text, len, "empty", &r) == 0);
-    tm_guidance_free(&r);
+    CHECK(guidance_parse(text, len, "empty", &r) == 0);
+    guidance_free(&r);
     free(text);
 }
 
 int main(void)
 {
-    tm_log_configure(TM_LOG_ERROR, 2);
+    log_configure(TM_LOG_ERROR, 2);
     test_merge();
     test_capacity_parse();
     test_placement();

@@ -3,7 +3,7 @@
  *
  * Any build: the consistency walk (extent_check_consistency) passes on a
  * healthy arena and finds a page mapped to the wrong arena and overlapping
- * records; tm_mutex locks and unlocks.
+ * records; mutex locks and unlocks.
  * --enable-debug builds: a child that breaks a rule (an extent set used
  * without its arena's mutex, a nested arena walk, a role-only function on
  * the wrong thread, an unlock by a non-holder, a hook finding its set and
@@ -51,14 +51,14 @@ static void test_consistency_walk(void)
     CHECK(extent_check_consistency(&a->hooked) == 0);
 
     /* One page of a tracked extent mapped to nobody: found. */
-    tm_mutex_lock(&a->hooked.lock);
+    mutex_lock(&a->hooked.lock);
     extent_range_t r;
     REQUIRE_VOID(extent_set_first(&a->hooked.extents, &r));
     extent_map_remove((void *)r.start, PAGE);
     size_t problems =
         extent_set_check_consistency(&a->hooked.extents, a->hooked.id);
     REQUIRE_VOID(extent_map_insert((void *)r.start, PAGE, a->hooked.id) == 0);
-    tm_mutex_unlock(&a->hooked.lock);
+    mutex_unlock(&a->hooked.lock);
     CHECK_MSG(problems == 1, "%zu problems for one unmapped page", problems);
     CHECK(extent_check_consistency(&a->hooked) == 0);
 
@@ -85,15 +85,15 @@ static void test_consistency_walk(void)
 
 static void test_mutex(void)
 {
-    tm_mutex_t mu;
-    REQUIRE_VOID(tm_mutex_init(&mu) == 0);
-    tm_mutex_lock(&mu);
-    CHECK(tm_mutex_owned(&mu));
-    tm_mutex_unlock(&mu);
+    mutex_t mu;
+    REQUIRE_VOID(mutex_init(&mu) == 0);
+    mutex_lock(&mu);
+    CHECK(mutex_owned(&mu));
+    mutex_unlock(&mu);
 #ifdef TM_DEBUG
-    CHECK(!tm_mutex_owned(&mu));
+    CHECK(!mutex_owned(&mu));
 #endif
-    tm_mutex_destroy(&mu);
+    mutex_destroy(&mu);
 }
 
 #ifdef TM_DEBUG
@@ -110,7 +110,7 @@ static void expect_abort(const char *what, void (*breaker)(void),
     REQUIRE_VOID(pid >= 0);
     if (pid == 0) {
         signal(SIGABRT, SIG_DFL);
-        tm_log_configure(TM_LOG_ERROR, fd);
+        log_configure(TM_LOG_ERROR, fd);
         breaker();
         _exit(0); /* the rule was not checked */
     }
@@ -158,13 +158,13 @@ static void nested_walk(void)
 
 static void unlock_not_held(void)
 {
-    static tm_mutex_t mu = TM_MUTEX_INITIALIZER;
-    tm_mutex_unlock(&mu);
+    static mutex_t mu = TM_MUTEX_INITIALIZER;
+    mutex_unlock(&mu);
 }
 
 static void profiler_role_elsewhere(void)
 {
-    tm_assert_role(TM_ROLE_PROFILER);
+    debug_assert_role(TM_ROLE_PROFILER);
 }
 
 /* The map loses a page of a tracked extent; with the hooks' walk after
@@ -173,12 +173,12 @@ static void hooks_find_map_apart(void)
 {
     void *blocks[4];
     tm_arena_t *a = child_arena();
-    tm_mutex_lock(&a->hooked.lock);
+    mutex_lock(&a->hooked.lock);
     extent_range_t r;
     if (!extent_set_first(&a->hooked.extents, &r))
         _exit(3);
     extent_map_remove((void *)(r.start + r.size - PAGE), PAGE);
-    tm_mutex_unlock(&a->hooked.lock);
+    mutex_unlock(&a->hooked.lock);
     hook_set_consistency_period(1);
     for (int round = 0; round < 64; round++) {
         for (size_t i = 0; i < 4; i++)
@@ -205,10 +205,10 @@ static void test_rules_abort(void)
                  "each extent of an arena's set is mapped to that arena");
 
     /* and a rule kept does not abort */
-    tm_thread_set_role(TM_ROLE_PROFILER);
-    tm_assert_role(TM_ROLE_PROFILER);
-    CHECK(tm_thread_role() == TM_ROLE_PROFILER);
-    tm_thread_set_role(TM_ROLE_PROGRAM);
+    thread_set_role(TM_ROLE_PROFILER);
+    debug_assert_role(TM_ROLE_PROFILER);
+    CHECK(thread_role_current() == TM_ROLE_PROFILER);
+    thread_set_role(TM_ROLE_PROGRAM);
 }
 #endif
 
@@ -221,7 +221,7 @@ int main(void)
 #else
     printf("test_invariants: NOTE: release build: the debug-only checks "
            "(a broken rule aborts) are not compiled in; only the "
-           "consistency walk and tm_mutex were tested.  Build with "
+           "consistency walk and mutex were tested.  Build with "
            "--enable-debug to test the rules.\n");
 #endif
     return tm_test_done("test_invariants");

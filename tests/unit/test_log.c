@@ -3,7 +3,7 @@
  *
  * What a hostile environment or a misbehaving program must not get out of
  * tiermem's log: a flood of lines (the repeat limit), control bytes or
- * unbounded values on the terminal (tm_log_shown and the line filter), and
+ * unbounded values on the terminal (log_shown and the line filter), and
  * writes into a file the program opened under a descriptor number tiermem
  * used to hold (the owned log file).  The log goes to a temporary file the
  * test reads back; the repeat limit reads a clock the test sets, so nothing
@@ -42,7 +42,7 @@ static void capture(int level)
 {
     CHECK(ftruncate(log_fd, 0) == 0);
     CHECK(lseek(log_fd, 0, SEEK_SET) == 0);
-    tm_log_configure(level, log_fd);
+    log_configure(level, log_fd);
 }
 
 /* Everything logged since capture(), NUL-terminated. */
@@ -87,23 +87,23 @@ static bool printable(const char *text, size_t len)
 
 static void test_shown(void)
 {
-    tm_shown_t s;
-    CHECK(strcmp(tm_log_shown(&s, "per-site"), "per-site") == 0);
-    CHECK(strcmp(tm_log_shown(&s, ""), "") == 0);
-    CHECK(strcmp(tm_log_shown(&s, NULL), "") == 0);
-    CHECK(strcmp(tm_log_shown(&s, "a\ab\x1b[2Jc\x7f\xff"), "a?b?[2Jc??") == 0);
+    shown_t s;
+    CHECK(strcmp(log_shown(&s, "per-site"), "per-site") == 0);
+    CHECK(strcmp(log_shown(&s, ""), "") == 0);
+    CHECK(strcmp(log_shown(&s, NULL), "") == 0);
+    CHECK(strcmp(log_shown(&s, "a\ab\x1b[2Jc\x7f\xff"), "a?b?[2Jc??") == 0);
     /* exactly 64 bytes: shown whole; 65: cut, with the marker */
     char v[100001];
     memset(v, 'x', 64);
     v[64] = '\0';
-    CHECK(strcmp(tm_log_shown(&s, v), v) == 0);
+    CHECK(strcmp(log_shown(&s, v), v) == 0);
     memset(v, 'y', sizeof v - 1);
     v[sizeof v - 1] = '\0';
-    const char *t = tm_log_shown(&s, v);
+    const char *t = log_shown(&s, v);
     CHECK(strlen(t) == 64 + 3 && strcmp(t + 64, "...") == 0);
     CHECK(strspn(t, "y") == 64);
-    CHECK(strcmp(tm_log_shown_n(&s, "ab\0cd", 5), "ab?cd") == 0);
-    CHECK(strcmp(tm_log_shown_n(&s, "abc", 2), "ab") == 0);
+    CHECK(strcmp(log_shown_n(&s, "ab\0cd", 5), "ab?cd") == 0);
+    CHECK(strcmp(log_shown_n(&s, "abc", 2), "ab") == 0);
 }
 
 /* A hostile value in a message: bounded, printable, and the text after it
@@ -114,19 +114,19 @@ static void test_hostile_values(void)
     memset(v, 'z', sizeof v - 1);
     v[sizeof v - 1] = '\0';
     memcpy(v, "\x1b[2J\a\x1b]0;owned\a", 14);
-    tm_shown_t s;
+    shown_t s;
     capture(TM_LOG_WARN);
-    tm_log_warn("TIERMEM_X=%s; TAIL", tm_log_shown(&s, v));
+    log_warn("TIERMEM_X=%s; TAIL", log_shown(&s, v));
     size_t len;
     const char *text = captured(&len);
     CHECK_MSG(printable(text, len), "control byte in: %s", text);
     CHECK(lines_with("; TAIL") == 1);
     CHECK(lines_with("TIERMEM_X=?[2J??]0;ownedzz") == 1);
     CHECK(len < 200);
-    /* a caller that forgot tm_log_shown: control bytes still never pass,
+    /* a caller that forgot log_shown: control bytes still never pass,
      * and a message too long for a line ends in the marker */
     capture(TM_LOG_WARN);
-    tm_log_warn("raw %s end", v);
+    log_warn("raw %s end", v);
     text = captured(&len);
     CHECK_MSG(printable(text, len), "control byte in: %s", text);
     CHECK(len <= 1024 && lines_with("...") == 1 && text[len - 1] == '\n');
@@ -139,17 +139,17 @@ static void test_hostile_values(void)
 
 static void warn_alloc_failed(size_t size)
 {
-    tm_log_warn("test: an allocation of %zu bytes failed", size);
+    log_warn("test: an allocation of %zu bytes failed", size);
 }
 
 static void warn_other(int i)
 {
-    tm_log_warn("test: another call site (%d)", i);
+    log_warn("test: another call site (%d)", i);
 }
 
 static void warn_varied(int i)
 {
-    tm_log_warn("test: varied message %d", i);
+    log_warn("test: varied message %d", i);
 }
 
 static void test_repeats(void)
@@ -174,31 +174,31 @@ static void test_repeats(void)
     CHECK(lines_with("varied message") == TM_LOG_BURST);
     CHECK(lines_with("varied message 0") == 1);
     /* the summary: one line for the site with unreported messages */
-    tm_log_flush_repeats();
+    log_flush_repeats();
     CHECK_MSG(lines_with("980 more messages like \"test: varied message") ==
                   1, "%s", captured(NULL));
     CHECK(lines_with("more messages like") == 1);
-    tm_log_flush_repeats(); /* nothing more to report */
+    log_flush_repeats(); /* nothing more to report */
     CHECK(lines_with("more messages like") == 1);
     /* debug lines are not limited */
     capture(TM_LOG_DEBUG);
     for (int i = 0; i < 50; i++)
-        tm_log_debug("test: debug line");
+        log_debug("test: debug line");
     CHECK(lines_with("debug line") == 50);
     /* errors are limited like warnings */
     for (int i = 0; i < 50; i++)
-        tm_log_error("test: error line");
+        log_error("test: error line");
     CHECK(lines_with("error line") == 1);
     /* and nothing is held back below the level in force */
     capture(TM_LOG_ERROR);
     for (int i = 0; i < 50; i++)
         warn_alloc_failed(1);
-    tm_log_flush_repeats();
+    log_flush_repeats();
     CHECK(lines_with("") == 0);
 }
 
 /* A fork child does not report the parent's held-back messages again
- * (runtime/fork.c's child handler calls tm_log_fork_child). */
+ * (runtime/fork.c's child handler calls log_fork_child). */
 static void test_fork_child(void)
 {
     capture(TM_LOG_WARN);
@@ -206,14 +206,14 @@ static void test_fork_child(void)
         warn_varied(i);
     pid_t pid = fork();
     if (pid == 0) {
-        tm_log_flush_repeats(); /* as its exit would */
+        log_flush_repeats(); /* as its exit would */
         _exit(0);
     }
     REQUIRE_VOID(pid > 0);
     int status;
     CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status));
     CHECK_MSG(lines_with("more messages like") == 0, "%s", captured(NULL));
-    tm_log_flush_repeats();
+    log_flush_repeats();
     CHECK(lines_with("10 more messages like") == 1);
 }
 
@@ -235,7 +235,7 @@ static void test_repeats_threads(void)
     for (int i = 0; i < 4; i++)
         CHECK(pthread_join(t[i], NULL) == 0);
     CHECK_MSG(lines_with("") == 1, "%u lines", lines_with(""));
-    tm_log_flush_repeats();
+    log_flush_repeats();
     CHECK(lines_with("39999 more messages like") == 1);
 }
 
@@ -261,11 +261,11 @@ static void test_reused_descriptor(void)
     REQUIRE_VOID(a >= 0);
     int keep = dup(a); /* the test's own view of file A */
     REQUIRE_VOID(keep >= 0);
-    REQUIRE_VOID(tm_log_configure_file(TM_LOG_WARN, a) == 0);
-    int fd = tm_log_fd();
+    REQUIRE_VOID(log_configure_file(TM_LOG_WARN, a) == 0);
+    int fd = log_current_fd();
     CHECK(fd > 2 && fd != keep);
     CHECK(fcntl(a, F_GETFD) < 0 || a == fd); /* the original is closed */
-    tm_log_warn("test: into file A");
+    log_warn("test: into file A");
     CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
     /* closefrom(), then an open that reuses the number */
     CHECK(close(fd) == 0);
@@ -275,19 +275,19 @@ static void test_reused_descriptor(void)
         CHECK(dup2(b, fd) == fd);
         CHECK(close(b) == 0);
     }
-    tm_log_warn("test: must not reach file B");
-    tm_log_error("test: nor this one");
-    tm_log_flush_repeats();
+    log_warn("test: must not reach file B");
+    log_error("test: nor this one");
+    log_flush_repeats();
     struct stat st;
     CHECK(fstat(fd, &st) == 0 && st.st_size == 0);
-    CHECK(tm_log_fd() == -1);
+    CHECK(log_current_fd() == -1);
     char text[256] = "";
     ssize_t n = pread(keep, text, sizeof text - 1, 0);
     text[n > 0 ? n : 0] = '\0';
     CHECK(strstr(text, "into file A") != NULL);
     CHECK(strstr(text, "must not") == NULL);
     /* reconfiguring never closes the descriptor that is not ours */
-    tm_log_configure(TM_LOG_WARN, log_fd);
+    log_configure(TM_LOG_WARN, log_fd);
     CHECK(fcntl(fd, F_GETFD) >= 0);
     CHECK(close(fd) == 0);
     CHECK(close(keep) == 0);
@@ -299,19 +299,19 @@ static void test_release(void)
     char path[] = "/tmp/tm_test_log_c.XXXXXX";
     int c = temp_file(path);
     REQUIRE_VOID(c >= 0);
-    REQUIRE_VOID(tm_log_configure_file(TM_LOG_WARN, c) == 0);
-    int fd = tm_log_fd();
-    tm_log_configure(TM_LOG_WARN, log_fd);
+    REQUIRE_VOID(log_configure_file(TM_LOG_WARN, c) == 0);
+    int fd = log_current_fd();
+    log_configure(TM_LOG_WARN, log_fd);
     CHECK(fcntl(fd, F_GETFD) < 0 && errno == EBADF);
 }
 
 int main(void)
 {
-    tm_runtime_init(); /* installs the fork handlers; captures replace its log */
+    runtime_init(); /* installs the fork handlers; captures replace its log */
     log_fd = mkstemp(log_path);
     REQUIRE(log_fd >= 0);
     CHECK(unlink(log_path) == 0);
-    tm_log_set_test_clock(&test_now);
+    log_set_test_clock(&test_now);
 
     test_shown();
     test_hostile_values();
@@ -321,8 +321,8 @@ int main(void)
     test_reused_descriptor();
     test_release();
 
-    tm_log_set_test_clock(NULL);
-    tm_log_configure(TM_LOG_WARN, -1);
+    log_set_test_clock(NULL);
+    log_configure(TM_LOG_WARN, -1);
     CHECK(close(log_fd) == 0);
     return tm_test_done(__FILE__);
 }

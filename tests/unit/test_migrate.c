@@ -28,9 +28,9 @@ static int policy_at(void *p)
 
 static size_t arena_bytes(tm_arena_t *a)
 {
-    tm_mutex_lock(&a->hooked.lock);
+    mutex_lock(&a->hooked.lock);
     size_t b = a->hooked.extents.bytes;
-    tm_mutex_unlock(&a->hooked.lock);
+    mutex_unlock(&a->hooked.lock);
     return b;
 }
 

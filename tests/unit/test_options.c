@@ -1,8 +1,8 @@
 /*
  * test_options.c -- the environment settings (runtime/options.c).
  *
- * Each case hands tm_options_parse a made-up environment and checks the
- * parsed values.  The log is pointed at a temporary file (tm_log_configure)
+ * Each case hands options_parse a made-up environment and checks the
+ * parsed values.  The log is pointed at a temporary file (log_configure)
  * so the test can read back exactly what was logged: a bad value must give
  * one warning naming the variable, the value and the default kept.  The
  * no-malloc rule is checked with jemalloc's per-thread allocation counter.
@@ -29,7 +29,7 @@
 /* Helpers                                                              */
 /* ------------------------------------------------------------------ */
 
-static bool same_options(const tm_options_t *a, const tm_options_t *b)
+static bool same_options(const options_t *a, const options_t *b)
 {
     if (a->nwrappers != b->nwrappers)
         return false;
@@ -86,95 +86,95 @@ static void test_parse_size(void)
     };
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
         size_t v = 12345;
-        CHECK_MSG(tm_parse_size(good[i].s, &v) && v == good[i].v,
-                  "tm_parse_size(\"%s\") = %zu, want %zu", good[i].s, v,
+        CHECK_MSG(parse_size(good[i].s, &v) && v == good[i].v,
+                  "parse_size(\"%s\") = %zu, want %zu", good[i].s, v,
                   good[i].v);
     }
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         size_t v = 12345;
-        CHECK_MSG(!tm_parse_size(bad[i], &v) && v == 12345,
-                  "tm_parse_size(\"%s\") accepted (%zu)", bad[i], v);
+        CHECK_MSG(!parse_size(bad[i], &v) && v == 12345,
+                  "parse_size(\"%s\") accepted (%zu)", bad[i], v);
     }
     size_t v;
-    CHECK(!tm_parse_size(NULL, &v));
+    CHECK(!parse_size(NULL, &v));
 }
 
 static void test_parse_ulong(void)
 {
     unsigned long v = 99;
-    CHECK(tm_parse_ulong("0", 0, 10, &v) && v == 0);
-    CHECK(tm_parse_ulong("10", 0, 10, &v) && v == 10);
-    CHECK(tm_parse_ulong("0010", 0, 10, &v) && v == 10);
-    CHECK(tm_parse_ulong("18446744073709551615", 0, ULONG_MAX, &v) &&
+    CHECK(parse_ulong("0", 0, 10, &v) && v == 0);
+    CHECK(parse_ulong("10", 0, 10, &v) && v == 10);
+    CHECK(parse_ulong("0010", 0, 10, &v) && v == 10);
+    CHECK(parse_ulong("18446744073709551615", 0, ULONG_MAX, &v) &&
           v == ULONG_MAX);
     v = 99;
-    CHECK(!tm_parse_ulong("11", 0, 10, &v) && v == 99);
-    CHECK(!tm_parse_ulong("4", 5, 10, &v) && v == 99);
-    CHECK(!tm_parse_ulong("18446744073709551616", 0, ULONG_MAX, &v));
-    CHECK(!tm_parse_ulong("", 0, 10, &v));
-    CHECK(!tm_parse_ulong("-1", 0, 10, &v));
-    CHECK(!tm_parse_ulong("+1", 0, 10, &v));
-    CHECK(!tm_parse_ulong(" 1", 0, 10, &v));
-    CHECK(!tm_parse_ulong("1 ", 0, 10, &v));
-    CHECK(!tm_parse_ulong("1x", 0, 10, &v));
-    CHECK(!tm_parse_ulong("0x1", 0, 10, &v));
-    CHECK(!tm_parse_ulong(NULL, 0, 10, &v));
+    CHECK(!parse_ulong("11", 0, 10, &v) && v == 99);
+    CHECK(!parse_ulong("4", 5, 10, &v) && v == 99);
+    CHECK(!parse_ulong("18446744073709551616", 0, ULONG_MAX, &v));
+    CHECK(!parse_ulong("", 0, 10, &v));
+    CHECK(!parse_ulong("-1", 0, 10, &v));
+    CHECK(!parse_ulong("+1", 0, 10, &v));
+    CHECK(!parse_ulong(" 1", 0, 10, &v));
+    CHECK(!parse_ulong("1 ", 0, 10, &v));
+    CHECK(!parse_ulong("1x", 0, 10, &v));
+    CHECK(!parse_ulong("0x1", 0, 10, &v));
+    CHECK(!parse_ulong(NULL, 0, 10, &v));
     CHECK(v == 99);
 }
 
 static void test_parse_enum(void)
 {
     static const char *const names[] = {"preferred", "bind", "interleave"};
-    CHECK(tm_parse_enum("preferred", names, 3) == 0);
-    CHECK(tm_parse_enum("BIND", names, 3) == 1);
-    CHECK(tm_parse_enum("Interleave", names, 3) == 2);
-    CHECK(tm_parse_enum("bin", names, 3) == -1);
-    CHECK(tm_parse_enum("binds", names, 3) == -1);
-    CHECK(tm_parse_enum("", names, 3) == -1);
-    CHECK(tm_parse_enum(NULL, names, 3) == -1);
-    CHECK(tm_parse_enum("bind", names, 1) == -1);
+    CHECK(parse_enum("preferred", names, 3) == 0);
+    CHECK(parse_enum("BIND", names, 3) == 1);
+    CHECK(parse_enum("Interleave", names, 3) == 2);
+    CHECK(parse_enum("bin", names, 3) == -1);
+    CHECK(parse_enum("binds", names, 3) == -1);
+    CHECK(parse_enum("", names, 3) == -1);
+    CHECK(parse_enum(NULL, names, 3) == -1);
+    CHECK(parse_enum("bind", names, 1) == -1);
 }
 
 static void test_expand_path(void)
 {
     char out[64];
-    CHECK(tm_expand_path("/g/%r.%p.%e", 7, 1234, "app", out, sizeof out) &&
+    CHECK(expand_path("/g/%r.%p.%e", 7, 1234, "app", out, sizeof out) &&
           strcmp(out, "/g/7.1234.app") == 0);
-    CHECK(tm_expand_path("%r", -1, 1, "a", out, sizeof out) &&
+    CHECK(expand_path("%r", -1, 1, "a", out, sizeof out) &&
           strcmp(out, "0") == 0);
-    CHECK(tm_expand_path("%%r%%", 3, 1, "a", out, sizeof out) &&
+    CHECK(expand_path("%%r%%", 3, 1, "a", out, sizeof out) &&
           strcmp(out, "%r%") == 0);
-    CHECK(tm_expand_path("", 3, 1, "a", out, sizeof out) &&
+    CHECK(expand_path("", 3, 1, "a", out, sizeof out) &&
           strcmp(out, "") == 0);
-    CHECK(tm_expand_path("%e", 0, 1, NULL, out, sizeof out) &&
+    CHECK(expand_path("%e", 0, 1, NULL, out, sizeof out) &&
           strcmp(out, "unknown") == 0);
-    CHECK(tm_expand_path("x%r", 2147483647, 1, "a", out, sizeof out) &&
+    CHECK(expand_path("x%r", 2147483647, 1, "a", out, sizeof out) &&
           strcmp(out, "x2147483647") == 0);
     /* bad directives, and a lone % at the end */
     strcpy(out, "junk");
-    CHECK(!tm_expand_path("/g/%x", 0, 1, "a", out, sizeof out) &&
+    CHECK(!expand_path("/g/%x", 0, 1, "a", out, sizeof out) &&
           out[0] == '\0');
-    CHECK(!tm_expand_path("/g/%", 0, 1, "a", out, sizeof out));
-    CHECK(!tm_expand_path("%R", 0, 1, "a", out, sizeof out));
+    CHECK(!expand_path("/g/%", 0, 1, "a", out, sizeof out));
+    CHECK(!expand_path("%R", 0, 1, "a", out, sizeof out));
     /* exactly fitting: 7 characters + NUL in 8 bytes; 8 do not */
     char small[8];
-    CHECK(tm_expand_path("abc%p", 0, 1234, "a", small, sizeof small) &&
+    CHECK(expand_path("abc%p", 0, 1234, "a", small, sizeof small) &&
           strcmp(small, "abc1234") == 0);
-    CHECK(!tm_expand_path("abcd%p", 0, 1234, "a", small, sizeof small) &&
+    CHECK(!expand_path("abcd%p", 0, 1234, "a", small, sizeof small) &&
           small[0] == '\0');
-    CHECK(!tm_expand_path("%e", 0, 1, "12345678", small, sizeof small));
-    CHECK(!tm_expand_path("a", 0, 1, "a", small, 0));
-    CHECK(!tm_expand_path(NULL, 0, 1, "a", small, sizeof small));
+    CHECK(!expand_path("%e", 0, 1, "12345678", small, sizeof small));
+    CHECK(!expand_path("a", 0, 1, "a", small, 0));
+    CHECK(!expand_path(NULL, 0, 1, "a", small, sizeof small));
 }
 
 /* ------------------------------------------------------------------ */
 /* Settings                                                             */
 /* ------------------------------------------------------------------ */
 
-static void test_defaults(const tm_options_t *before_load)
+static void test_defaults(const options_t *before_load)
 {
-    tm_options_t d;
-    tm_options_defaults(&d);
+    options_t d;
+    options_set_defaults(&d);
     CHECK(d.layout == TM_LAYOUT_PER_SITE);
     CHECK(d.stack_depth == 2);
     CHECK(d.nwrappers == NEXPECTED_WRAPPERS);
@@ -191,21 +191,21 @@ static void test_defaults(const tm_options_t *before_load)
     CHECK(d.max_sites == 65536);
     CHECK(d.guidance[0] == '\0' && d.output_dir[0] == '\0');
     CHECK(d.rank == -1);
-    /* the global holds the defaults before tm_options_load runs */
+    /* the global holds the defaults before options_load runs */
     CHECK(same_options(before_load, &d));
     /* an empty environment, and none at all, give the defaults silently */
-    tm_options_t o;
+    options_t o;
     log_reset(TM_LOG_DEBUG);
     parse(&o, NULL);
     CHECK(same_options(&o, &d));
-    tm_options_parse(NULL, &o);
+    options_parse(NULL, &o);
     CHECK(same_options(&o, &d));
     CHECK_MSG(log_text()[0] == '\0', "logged: %s", log_text());
 }
 
 static void test_good_values(void)
 {
-    tm_options_t o;
+    options_t o;
     log_reset(TM_LOG_WARN);
     parse(&o, "TIERMEM_LAYOUT=Per-Thread", "TIERMEM_STACK_DEPTH=16",
           "TIERMEM_DEFAULT_TIER=3", "TIERMEM_MODE=interleave",
@@ -233,8 +233,8 @@ static void test_good_values(void)
           o.default_target.mode == TM_MODE_BIND);
     CHECK_MSG(log_count("warning", NULL) == 0, "logged: %s", log_text());
     /* empty numbers mean "unset", as for TIERMEM_LOG: no warning */
-    tm_options_t d;
-    tm_options_defaults(&d);
+    options_t d;
+    options_set_defaults(&d);
     parse(&o, "TIERMEM_STACK_DEPTH=", "TIERMEM_LAYOUT=", "TIERMEM_MODE=",
           "TIERMEM_MAX_SITES=", NULL);
     CHECK(same_options(&o, &d));
@@ -277,8 +277,8 @@ static void test_bad_values(void)
         {"SH_ARENA_LAYOUT=SHARED_DEVICE_ARENAS", NULL, "using per-site"},
         {"SH_ARENA_LAYOUT=per-thread", NULL, "using per-site"},
     };
-    tm_options_t d, o;
-    tm_options_defaults(&d);
+    options_t d, o;
+    options_set_defaults(&d);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char var[64];
         const char *e = cases[i].entry;
@@ -299,7 +299,7 @@ static void test_bad_values(void)
 
 static void test_too_long(void)
 {
-    tm_options_t o;
+    options_t o;
     /* 1023 bytes fit the 1024-byte buffers; 1024 do not */
     char *dir = repeat(0, "TIERMEM_OUTPUT_DIR=/", 'd', 1022);
     log_reset(TM_LOG_WARN);
@@ -334,7 +334,7 @@ static void test_too_long(void)
 
 static void test_sicm_names(void)
 {
-    static const struct { const char *entry; tm_layout_t layout; bool exact; }
+    static const struct { const char *entry; layout_t layout; bool exact; }
         layouts[] = {
             {"SH_ARENA_LAYOUT=SHARED_SITE_ARENAS", TM_LAYOUT_PER_SITE, true},
             {"SH_ARENA_LAYOUT=EXCLUSIVE_ARENAS", TM_LAYOUT_PER_THREAD, true},
@@ -346,7 +346,7 @@ static void test_sicm_names(void)
             {"SH_ARENA_LAYOUT=EXCLUSIVE_DEVICE_ARENAS", TM_LAYOUT_PER_THREAD,
              false},
         };
-    tm_options_t o;
+    options_t o;
     for (size_t i = 0; i < sizeof layouts / sizeof *layouts; i++) {
         log_reset(TM_LOG_INFO);
         parse(&o, (char *)layouts[i].entry, NULL);
@@ -372,7 +372,7 @@ static void test_sicm_names(void)
 /* TIERMEM_ beats SH_, whichever comes first, and says so at info level. */
 static void test_precedence(void)
 {
-    tm_options_t o;
+    options_t o;
     log_reset(TM_LOG_INFO);
     parse(&o, "SH_ARENA_LAYOUT=EXCLUSIVE_ARENAS", "TIERMEM_LAYOUT=big-small",
           NULL);
@@ -400,7 +400,7 @@ static void test_precedence(void)
 
 static void test_target(void)
 {
-    tm_options_t o;
+    options_t o;
     log_reset(TM_LOG_INFO);
     parse(&o, "TIERMEM_DEFAULT_TIER=2", "TIERMEM_DEFAULT_NODE=1", NULL);
     CHECK(o.default_target.kind == TM_TARGET_NODE &&
@@ -423,7 +423,7 @@ static void test_target(void)
 
 static void test_wrappers(void)
 {
-    tm_options_t o;
+    options_t o;
     log_reset(TM_LOG_WARN);
     parse(&o, "TIERMEM_WRAPPERS=", NULL);
     CHECK(o.nwrappers == 0);
@@ -476,7 +476,7 @@ static void test_wrappers(void)
 
 static void test_unknown_names(void)
 {
-    tm_options_t o;
+    options_t o;
     log_reset(TM_LOG_WARN);
     parse(&o, "TIERMEM_STAK_DEPTH=4", "TIERMEM_LOG=info",
           "TIERMEM_LOG_FILE=/tmp/x", "TIERMEM_TIERS=0;1", "SH_PROFILE_ALL=1",
@@ -496,7 +496,7 @@ static void test_unknown_names(void)
 
 static void test_rank(void)
 {
-    tm_options_t o;
+    options_t o;
     log_reset(TM_LOG_WARN);
     parse(&o, NULL);
     CHECK(o.rank == -1);
@@ -527,7 +527,7 @@ static void test_guidance_path(void)
     REQUIRE_VOID(n > 0);
     exe[n] = '\0';
     const char *base = strrchr(exe, '/') + 1;
-    tm_options_t o;
+    options_t o;
     log_reset(TM_LOG_WARN);
     parse(&o, "TIERMEM_GUIDANCE=/tmp/g.%r.%p.%e.%%", "PMI_RANK=12", NULL);
     snprintf(want, sizeof want, "/tmp/g.12.%ld.%s.%%", (long)getpid(), base);
@@ -540,23 +540,23 @@ static void test_guidance_path(void)
     CHECK(log_count("warning", NULL) == 0);
 }
 
-/* tm_options_load reads the real environment into the global. */
+/* options_load reads the real environment into the global. */
 static void test_load(void)
 {
     log_reset(TM_LOG_WARN);
     CHECK(setenv("TIERMEM_STACK_DEPTH", "7", 1) == 0);
     CHECK(setenv("SH_MAX_SITES", "4096", 1) == 0);
     CHECK(setenv("TIERMEM_STACK_DEPHT", "7", 1) == 0);
-    tm_options_load();
-    CHECK(tm_options.stack_depth == 7);
-    CHECK(tm_options.max_sites == 4096);
+    options_load();
+    CHECK(runtime_options.stack_depth == 7);
+    CHECK(runtime_options.max_sites == 4096);
     CHECK(log_count("warning", "unknown setting TIERMEM_STACK_DEPHT",
                     NULL) == 1);
     unsetenv("TIERMEM_STACK_DEPTH");
     unsetenv("SH_MAX_SITES");
     unsetenv("TIERMEM_STACK_DEPHT");
-    tm_options_load();
-    CHECK(tm_options.stack_depth == 2 && tm_options.max_sites == 65536);
+    options_load();
+    CHECK(runtime_options.stack_depth == 2 && runtime_options.max_sites == 65536);
 }
 
 /* Parsing, warnings and info messages included, allocates nothing. */
@@ -564,7 +564,7 @@ static void test_no_malloc(void)
 {
     if (!malloc_is_counted())
         return;
-    tm_options_t o;
+    options_t o;
     log_reset(TM_LOG_DEBUG);
     uint64_t before = thread_allocated();
     parse(&o, "TIERMEM_LAYOUT=x", "SH_ARENA_LAYOUT=EXCLUSIVE_SITE_ARENAS",
@@ -574,14 +574,14 @@ static void test_no_malloc(void)
           "PMI_RANK=1", "TIERMEM_SMALL_SIZE=1Q", "TIERMEM_OUTPUT_DIR=/o",
           NULL);
     uint64_t after = thread_allocated();
-    CHECK_MSG(after == before, "tm_options_parse allocated %llu bytes",
+    CHECK_MSG(after == before, "options_parse allocated %llu bytes",
               (unsigned long long)(after - before));
     CHECK(log_count("warning", NULL) >= 5);
 }
 
 int main(void)
 {
-    tm_options_t before_load = tm_options;
+    options_t before_load = runtime_options;
     REQUIRE(log_open());
 
     test_parse_size();
@@ -602,7 +602,7 @@ int main(void)
     test_load();
     test_no_malloc();
 
-    tm_log_configure(TM_LOG_WARN, -1);
+    log_configure(TM_LOG_WARN, -1);
     CHECK(close(log_fd) == 0);
     return tm_test_done(__FILE__);
 }

@@ -6,7 +6,7 @@
  * order, the profiler's event name, TIERMEM_LOG and TIERMEM_LOG_FILE at
  * start-up); a log file that is a FIFO must not block start-up; and a
  * set-user-ID program must ignore every setting that names a path
- * (tm_secure_process_override stands in for AT_SECURE).
+ * (secure_process_override stands in for AT_SECURE).
  */
 #include "config.h"
 
@@ -38,7 +38,7 @@ static bool log_printable(void)
 /* Values with ESC and BEL are shown with '?', wherever they are read. */
 static void test_escaped_values(void)
 {
-    tm_options_t o;
+    options_t o;
     log_reset(TM_LOG_WARN);
     parse(&o, "TIERMEM_MODE=" HOSTILE, "TIERMEM_GUIDANCE=/t/%" HOSTILE,
           "TIERMEM_" HOSTILE "=1", NULL);
@@ -51,7 +51,7 @@ static void test_escaped_values(void)
     CHECK(log_printable());
     /* the tier order (runtime/tiers.c) */
     tm_topology_t t;
-    tm_runtime_init(); /* discovery starts the runtime, which sets the log */
+    runtime_init(); /* discovery starts the runtime, which sets the log */
     log_reset(TM_LOG_WARN);
     CHECK(setenv("TIERMEM_TIERS", HOSTILE ";0", 1) == 0);
     CHECK(tm_topology_discover(&t) == 0);
@@ -74,7 +74,7 @@ static void test_escaped_values(void)
     CHECK(strcmp(po.event, "MEM_LOAD_RETIRED.L3_MISS:u") == 0);
 }
 
-/* tm_runtime_init in a child whose stderr is the log file, with the given
+/* runtime_init in a child whose stderr is the log file, with the given
  * TIERMEM_LOG and TIERMEM_LOG_FILE; false if the child did not finish
  * (a log file that blocked the start-up). */
 static bool init_child(const char *level, const char *file, bool secure)
@@ -90,9 +90,9 @@ static bool init_child(const char *level, const char *file, bool secure)
             setenv("TIERMEM_LOG", level, 1);
         if (file != NULL)
             setenv("TIERMEM_LOG_FILE", file, 1);
-        tm_secure_process_override(secure);
-        tm_runtime_init();
-        tm_log_error("child: started");
+        secure_process_override(secure);
+        runtime_init();
+        log_error("child: started");
         _exit(0);
     }
     int status;
@@ -149,16 +149,16 @@ static void test_log_settings(void)
 /* In a set-user-ID program every setting that names a path is ignored. */
 static void test_secure_paths(void)
 {
-    tm_options_t o;
+    options_t o;
     prof_options_t po;
     char *env[] = {"TIERMEM_GUIDANCE=/tmp/g", "SH_GUIDANCE_FILE=/tmp/s",
                    "TIERMEM_OUTPUT_DIR=/tmp/o", "TIERMEM_PROFILE=1",
                    "TIERMEM_PROFILE_FILE=/tmp/p", "TIERMEM_PROFILE_REPLAY=/t",
                    NULL};
-    tm_secure_process_override(1);
-    CHECK(tm_secure_process());
+    secure_process_override(1);
+    CHECK(secure_process());
     log_reset(TM_LOG_WARN);
-    tm_options_parse(env, &o);
+    options_parse(env, &o);
     prof_options_parse(env, &po);
     CHECK(o.guidance[0] == '\0' && o.output_dir[0] == '\0');
     CHECK(!po.enabled && po.file[0] == '\0' && po.replay[0] == '\0');
@@ -173,13 +173,13 @@ static void test_secure_paths(void)
                             NULL) == 1,
               "log: %s", log_text());
     char *sicm[] = {"SH_GUIDANCE_FILE=/tmp/s", NULL};
-    tm_options_parse(sicm, &o);
+    options_parse(sicm, &o);
     CHECK(o.guidance[0] == '\0');
     CHECK(log_count("warning", "SH_GUIDANCE_FILE is ignored", NULL) == 1);
     /* the kernel's answer for this test: not secure, the paths are used */
-    tm_secure_process_override(-1);
-    CHECK(!tm_secure_process());
-    tm_options_parse(env, &o);
+    secure_process_override(-1);
+    CHECK(!secure_process());
+    options_parse(env, &o);
     prof_options_parse(env, &po);
     CHECK(strcmp(o.guidance, "/tmp/g") == 0);
     CHECK(strcmp(o.output_dir, "/tmp/o") == 0);
@@ -193,7 +193,7 @@ int main(void)
     test_log_settings(); /* first: the children's start-up must not have run */
     test_escaped_values();
     test_secure_paths();
-    tm_log_configure(TM_LOG_WARN, -1);
+    log_configure(TM_LOG_WARN, -1);
     CHECK(close(log_fd) == 0);
     return tm_test_done(__FILE__);
 }

@@ -52,7 +52,7 @@ static void *inj_mmap(void *addr, size_t len, int prot, int flags, int fd,
                       off_t off)
 {
     if (addr != NULL || inj_align == 0)
-        return tm_os_real_ops()->mmap(addr, len, prot, flags, fd, off);
+        return os_real_ops()->mmap(addr, len, prot, flags, fd, off);
     size_t offset = inj_calls++ == 0 ? inj_first_offset : inj_second_offset;
     void *p = place_at_offset(len, inj_align, offset);
     inj_last_base = (uintptr_t)p;
@@ -93,7 +93,7 @@ static bool check_mapping(uintptr_t base, size_t mapped, char *p, size_t size,
         ok &= maps_bytes_in(e, base + mapped) == 0;
     }
     tm_placement_t node0 = tm_placement_node(TM_MODE_BIND, 0);
-    ok &= tm_os_bind(p, size, &node0, 0) == 0;
+    ok &= os_bind(p, size, &node0, 0) == 0;
     ok &= bound_to_node0(p) && bound_to_node0(p + size - page);
     return ok;
 }
@@ -122,13 +122,13 @@ static void test_seed_regression(void)
     size_t size = 64 * page, align = 2u << 20;
     /* first mapping one page off, second mapping 5 pages off */
     inject(align, page, 5 * page);
-    char *p = tm_os_map_aligned(size, align);
+    char *p = os_map_aligned(size, align);
     uintptr_t base = inj_last_base;
     size_t mapped = inj_last_len;
     CHECK(inj_calls == 2);
     CHECK(mapped == size + align);
     CHECK(check_mapping(base, mapped, p, size, align));
-    CHECK(tm_os_unmap(p, size) == 0);
+    CHECK(os_unmap(p, size) == 0);
     CHECK(maps_bytes_in((uintptr_t)p, (uintptr_t)p + size) == 0);
 
     /* The old algorithm fails the same checks: mbind over its length hits
@@ -138,7 +138,7 @@ static void test_seed_regression(void)
     char *q = seed_map_aligned(size, align, &bound);
     tm_placement_t node0 = tm_placement_node(TM_MODE_BIND, 0);
     errno = 0;
-    CHECK(tm_os_bind(q, bound, &node0, 0) == -1 && errno == EFAULT);
+    CHECK(os_bind(q, bound, &node0, 0) == -1 && errno == EFAULT);
     CHECK(maps_bytes_in((uintptr_t)q, (uintptr_t)q + bound) != bound);
     munmap(q, bound);
 }
@@ -149,10 +149,10 @@ static void test_second_mapping_aligned(void)
 {
     size_t size = 16 * page, align = 1u << 20;
     inject(align, 3 * page, 0);
-    char *p = tm_os_map_aligned(size, align);
+    char *p = os_map_aligned(size, align);
     CHECK((uintptr_t)p == inj_last_base);
     CHECK(check_mapping(inj_last_base, inj_last_len, p, size, align));
-    CHECK(tm_os_unmap(p, size) == 0);
+    CHECK(os_unmap(p, size) == 0);
 }
 
 /* First mapping aligned: no second mapping at all. */
@@ -160,10 +160,10 @@ static void test_first_mapping_aligned(void)
 {
     size_t size = 8 * page, align = 64 * page;
     inject(align, 0, 0);
-    char *p = tm_os_map_aligned(size, align);
+    char *p = os_map_aligned(size, align);
     CHECK(inj_calls == 1);
     CHECK(check_mapping(0, 0, p, size, align));
-    CHECK(tm_os_unmap(p, size) == 0);
+    CHECK(os_unmap(p, size) == 0);
 }
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
@@ -183,7 +183,7 @@ static void test_property(void)
         if (rng() % 8 == 0)
             second = align - page;
         inject(align, first, second);
-        char *p = tm_os_map_aligned(size, align);
+        char *p = os_map_aligned(size, align);
         uintptr_t base = inj_calls == 2 ? inj_last_base : 0;
         if (!check_mapping(base, inj_last_len, p, size, align)) {
             if (bad++ < 5)
@@ -192,7 +192,7 @@ static void test_property(void)
                         (void *)p);
             continue;
         }
-        tm_os_unmap(p, size);
+        os_unmap(p, size);
         if (maps_bytes_in((uintptr_t)p, (uintptr_t)p + size) != 0)
             bad++;
     }
@@ -221,9 +221,9 @@ static void test_hook_path(void)
     CHECK(extent_map_lookup(p + size - 1) == tm_arena_id(a));
     CHECK(extent_map_lookup(p + size) != tm_arena_id(a));
     CHECK(extent_map_lookup(p - 1) != tm_arena_id(a));
-    tm_mutex_lock(&a->hooked.lock);
+    mutex_lock(&a->hooked.lock);
     CHECK(extent_set_contains(&a->hooked.extents, (uintptr_t)p, size));
-    tm_mutex_unlock(&a->hooked.lock);
+    mutex_unlock(&a->hooked.lock);
     /* dalloc opts out (the arena keeps its address space while it lives);
      * the extent stays mapped and tracked until the arena is destroyed */
     CHECK(h->dalloc(h, p, size, true, a->je_index) == true);
@@ -236,15 +236,15 @@ static void test_hook_path(void)
 
 int main(void)
 {
-    page = tm_os_page_size();
-    tm_os_ops_t ops = *tm_os_real_ops();
+    page = os_page_size();
+    os_ops_t ops = *os_real_ops();
     ops.mmap = inj_mmap;
-    tm_os_set_ops(&ops);
+    os_set_ops(&ops);
     test_seed_regression();
     test_second_mapping_aligned();
     test_first_mapping_aligned();
     test_property();
     test_hook_path();
-    tm_os_set_ops(NULL);
+    os_set_ops(NULL);
     return tm_test_done(__FILE__);
 }

@@ -41,7 +41,7 @@ static ino_t ino_of(int fd)
     return fstat(fd, &st) == 0 ? st.st_ino : 0;
 }
 
-/* What tm_fd_own aims for: the top quarter below min(limit, 1024). */
+/* What fd_own aims for: the top quarter below min(limit, 1024). */
 static int high_base(void)
 {
     struct rlimit rl;
@@ -60,17 +60,17 @@ static void test_own_kinds(void)
                   timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC),
                   file_new("kinds")};
     const char *names[4] = {"pipe", "eventfd", "timerfd", "file"};
-    tm_owned_fd_t o[4];
+    owned_fd_t o[4];
     for (int i = 0; i < 4; i++) {
         REQUIRE_VOID(raw[i] >= 0);
-        int fd = tm_fd_own(raw[i], &o[i]);
+        int fd = fd_own(raw[i], &o[i]);
         CHECK_MSG(fd >= high_base() && fd == o[i].fd, "%s: owned as %d",
                   names[i], fd);
         CHECK_MSG(!is_open(raw[i]), "%s: low number %d still open",
                   names[i], raw[i]);
         CHECK_MSG(fcntl(fd, F_GETFD) == FD_CLOEXEC, "%s: not close-on-exec",
                   names[i]);
-        CHECK_MSG(tm_fd_is_ours(&o[i]), "%s: not ours right away",
+        CHECK_MSG(fd_is_ours(&o[i]), "%s: not ours right away",
                   names[i]);
     }
     CHECK(strcmp(o[1].anon, "[eventfd]") == 0);
@@ -79,29 +79,29 @@ static void test_own_kinds(void)
     /* released while ours: closed */
     for (int i = 0; i < 4; i++) {
         int fd = o[i].fd;
-        CHECK(tm_fd_release(&o[i]) && !is_open(fd) && o[i].fd == -1);
+        CHECK(fd_release(&o[i]) && !is_open(fd) && o[i].fd == -1);
     }
     close(pipefd[1]);
-    tm_owned_fd_t bad;
+    owned_fd_t bad;
     errno = 0;
-    CHECK(tm_fd_own(-1, &bad) == -1 && errno == EBADF && bad.fd == -1);
+    CHECK(fd_own(-1, &bad) == -1 && errno == EBADF && bad.fd == -1);
     errno = 0;
-    CHECK(tm_fd_own(raw[3], &bad) == -1 && bad.fd == -1); /* closed */
+    CHECK(fd_own(raw[3], &bad) == -1 && bad.fd == -1); /* closed */
 }
 
 /* The program closed ours, then opened its own at the same number (dup2):
  * not ours, and releasing it leaves the program's descriptor alone. */
 static void replaced_by(const char *what, int (*make)(void))
 {
-    tm_owned_fd_t o;
-    int fd = tm_fd_own(eventfd(0, EFD_CLOEXEC), &o);
+    owned_fd_t o;
+    int fd = fd_own(eventfd(0, EFD_CLOEXEC), &o);
     REQUIRE_VOID(fd >= 0);
     int theirs = make();
     REQUIRE_VOID(theirs >= 0);
     REQUIRE_VOID(dup2(theirs, fd) == fd); /* closes ours, reuses the number */
-    CHECK_MSG(!tm_fd_is_ours(&o), "an eventfd replaced by %s looks ours",
+    CHECK_MSG(!fd_is_ours(&o), "an eventfd replaced by %s looks ours",
               what);
-    CHECK(!tm_fd_release(&o));
+    CHECK(!fd_release(&o));
     CHECK_MSG(is_open(fd) && ino_of(fd) == ino_of(theirs),
               "release closed the program's %s at %d", what, fd);
     CHECK(o.fd == -1);
@@ -127,13 +127,13 @@ static void test_replaced(void)
     replaced_by("a pipe", make_pipe);
 
     /* a file replaced by another file */
-    tm_owned_fd_t o;
-    int fd = tm_fd_own(file_new("ours"), &o);
+    owned_fd_t o;
+    int fd = fd_own(file_new("ours"), &o);
     REQUIRE_VOID(fd >= 0);
     int theirs = file_new("theirs2");
     REQUIRE_VOID(theirs >= 0 && dup2(theirs, fd) == fd);
-    CHECK(!tm_fd_is_ours(&o));
-    CHECK(!tm_fd_release(&o) && is_open(fd));
+    CHECK(!fd_is_ours(&o));
+    CHECK(!fd_release(&o) && is_open(fd));
     close(fd);
     close(theirs);
 }
@@ -141,22 +141,22 @@ static void test_replaced(void)
 /* Closed and left closed (closefrom): not ours, nothing to close. */
 static void test_closed(void)
 {
-    tm_owned_fd_t o;
-    int fd = tm_fd_own(eventfd(0, EFD_CLOEXEC), &o);
+    owned_fd_t o;
+    int fd = fd_own(eventfd(0, EFD_CLOEXEC), &o);
     REQUIRE_VOID(fd >= 0);
     REQUIRE_VOID(close(fd) == 0);
-    CHECK(!tm_fd_is_ours(&o));
+    CHECK(!fd_is_ours(&o));
     /* the program opens something at the number after our check */
     int theirs = file_new("later");
     REQUIRE_VOID(theirs >= 0 && dup2(theirs, fd) == fd);
-    CHECK(!tm_fd_release(&o) && is_open(fd));
+    CHECK(!fd_release(&o) && is_open(fd));
     close(fd);
     close(theirs);
     /* forget: not closed even though ours */
-    fd = tm_fd_own(eventfd(0, EFD_CLOEXEC), &o);
+    fd = fd_own(eventfd(0, EFD_CLOEXEC), &o);
     REQUIRE_VOID(fd >= 0);
-    tm_fd_forget(&o);
-    CHECK(o.fd == -1 && is_open(fd) && !tm_fd_is_ours(&o));
+    fd_forget(&o);
+    CHECK(o.fd == -1 && is_open(fd) && !fd_is_ours(&o));
     close(fd);
 }
 
@@ -166,23 +166,23 @@ static void test_low_limit(void)
 {
     struct rlimit old;
     REQUIRE_VOID(getrlimit(RLIMIT_NOFILE, &old) == 0);
-    long before = tm_fd_free_count();
+    long before = fd_free_count();
     CHECK(before > 0);
     struct rlimit low = {.rlim_cur = 100, .rlim_max = old.rlim_max};
     REQUIRE_VOID(setrlimit(RLIMIT_NOFILE, &low) == 0);
-    long free0 = tm_fd_free_count();
+    long free0 = fd_free_count();
     int extra = dup(0);
-    long free1 = tm_fd_free_count();
+    long free1 = fd_free_count();
     CHECK_MSG(free0 > 0 && free0 < 100 && free1 == free0 - 1,
               "free %ld, then %ld after one more open", free0, free1);
-    tm_owned_fd_t o;
-    int fd = tm_fd_own(eventfd(0, EFD_CLOEXEC), &o);
+    owned_fd_t o;
+    int fd = fd_own(eventfd(0, EFD_CLOEXEC), &o);
     CHECK_MSG(fd >= 75 && fd < 100, "owned at %d under a limit of 100", fd);
-    CHECK(tm_fd_free_count() == free1 - 1);
-    tm_fd_release(&o);
+    CHECK(fd_free_count() == free1 - 1);
+    fd_release(&o);
     close(extra);
     REQUIRE_VOID(setrlimit(RLIMIT_NOFILE, &old) == 0);
-    CHECK(tm_fd_free_count() == before);
+    CHECK(fd_free_count() == before);
 }
 
 int main(void)

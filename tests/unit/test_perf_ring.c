@@ -64,7 +64,7 @@ static struct perf_event_mmap_page *meta(test_ring_t *t)
 /* A ring whose counters both start at `start` (free-running). */
 static void ring_init(test_ring_t *t, uint64_t sample_type, uint64_t start)
 {
-    size_t page = tm_os_page_size();
+    size_t page = os_page_size();
     void *p = NULL;
     if (posix_memalign(&p, page, page + DATA_SIZE) != 0)
         abort();
@@ -85,7 +85,7 @@ static void ring_free(test_ring_t *t)
 
 static void ring_put(test_ring_t *t, const void *src, size_t len)
 {
-    unsigned char *data = (unsigned char *)t->ring.base + tm_os_page_size();
+    unsigned char *data = (unsigned char *)t->ring.base + os_page_size();
     for (size_t i = 0; i < len; i++)
         data[(t->head + i) & (DATA_SIZE - 1)] = ((const unsigned char *)src)[i];
     t->head += len;

@@ -349,7 +349,7 @@ static void test_moves_real_arenas(void)
     o.residency_every = 1;
     snprintf(o.replay, sizeof o.replay, "%s", trace);
 
-    uint64_t migrations0 = atomic_load(&tm_migrations);
+    uint64_t migrations0 = atomic_load(&arena_migrations);
     pthread_t th;
     REQUIRE_VOID(pthread_create(&th, NULL, churn, &e) == 0);
     profiler_set_interval_hook(e2e_hook, &e);
@@ -380,7 +380,7 @@ static void test_moves_real_arenas(void)
               "%s", log_text());
     CHECK(st.failures == 0 && st.promotions == 1);
     CHECK(online_tier_of(e.online, a) == 1 && online_tier_of(e.online, b) == 0);
-    CHECK(atomic_load(&tm_migrations) - migrations0 == st.moves);
+    CHECK(atomic_load(&arena_migrations) - migrations0 == st.moves);
     /* the real arenas were rebound: created BIND, moved PREFERRED */
     CHECK(tm_arena_placement(e.arena[0]).mode == TM_MODE_PREFERRED);
     CHECK(tm_arena_placement(e.arena[1]).mode == TM_MODE_PREFERRED);
@@ -397,7 +397,7 @@ int main(void)
 {
     REQUIRE(mkdtemp(dir) != NULL);
     REQUIRE(log_open());
-    tm_runtime_init();
+    runtime_init();
     test_defaults();
     test_good_values();
     test_bad_values();

@@ -248,7 +248,7 @@ static void test_options(void)
     prof_options_parse(replay_without_file, &o);
     CHECK(o.sampler == PROF_SAMPLER_NONE);
     CHECK(log_count("warning", "TIERMEM_PROFILE_REPLAY", NULL) == 1);
-    tm_log_configure(TM_LOG_WARN, -1);
+    log_configure(TM_LOG_WARN, -1);
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -443,7 +443,7 @@ static void test_bad_options(void)
     profile_options_in(&o, dir, "bad.txt", PROF_SAMPLER_REPLAY);
     CHECK(profiler_start(&o) == -1 && errno == EINVAL);
     CHECK(log_count("error", "not started", NULL) == 3);
-    tm_log_configure(TM_LOG_WARN, -1);
+    log_configure(TM_LOG_WARN, -1);
     CHECK(!profiler_running());
     char partial[TM_PATH_MAX + 16];
     snprintf(partial, sizeof partial, "%s.partial", o.file);
@@ -578,7 +578,7 @@ static void test_fallback(void)
         CHECK(log_count("warning", "falling back", NULL) == 1);
     }
     profiler_stop();
-    tm_log_configure(TM_LOG_WARN, -1);
+    log_configure(TM_LOG_WARN, -1);
     profile_t prof;
     REQUIRE_VOID(profile_read(o.file, &prof) == 0);
     CHECK(prof.complete);

@@ -127,7 +127,7 @@ static void files_check(program_files_t *pf)
         path_in_dir(path, sizeof path, name);
         size_t len;
         size_t cap;
-        char *got = tm_read_file(path, "test file", TM_LOG_ERROR, 64u << 20,
+        char *got = read_file(path, "test file", TM_LOG_ERROR, 64u << 20,
                                  &len, &cap);
         REQUIRE_VOID(got != NULL);
         size_t want_len = 0;
@@ -142,7 +142,7 @@ static void files_check(program_files_t *pf)
         CHECK_MSG(same && len == want_len,
                   "%s: %zu bytes, the program wrote %zu in %lu lines", path,
                   len, want_len, pf->lines[i]);
-        tm_meta_free(got, cap);
+        meta_free(got, cap);
     }
 }
 
@@ -392,7 +392,7 @@ static bool limit_leaving(long free_fds, struct rlimit *old)
         return false;
     struct rlimit low = *old;
     for (int round = 0; round < 8; round++) {
-        long now = tm_fd_free_count();
+        long now = fd_free_count();
         if (now == free_fds)
             return true;
         low.rlim_cur = (rlim_t)((long)low.rlim_cur + free_fds - now);
@@ -414,7 +414,7 @@ static void start_under_limit(long free_fds, prof_sampler_kind_t kind,
     errno = 0;
     int rc = profiler_start(&o);
     int err = errno;
-    long free_after = tm_fd_free_count();
+    long free_after = fd_free_count();
     if (rc == 0)
         profiler_stop();
     CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0);
@@ -517,7 +517,7 @@ int main(void)
 {
     REQUIRE(mkdtemp(dir) != NULL);
     REQUIRE(log_open());
-    tm_runtime_init(); /* its log settings first: then the test's capture */
+    runtime_init(); /* its log settings first: then the test's capture */
     test_kernel_uffd_close();
     test_rlimit();
     test_profile_replaced();

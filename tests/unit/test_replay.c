@@ -275,6 +275,6 @@ int main(void)
     log_reset(TM_LOG_WARN);
     test_bad_files();
     test_far_gap();
-    tm_log_configure(TM_LOG_WARN, -1);
+    log_configure(TM_LOG_WARN, -1);
     return tm_test_done("test_replay");
 }

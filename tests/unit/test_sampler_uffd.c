@@ -636,7 +636,7 @@ static void test_service_errors(void)
     REQUIRE_VOID(sampler_open_pages(&s, 1u << 20) == 0);
     s.ops->collect(&s, 1);
     CHECK(thread_count() == tasks0 + 1);
-    tm_log_configure(TM_LOG_WARN, lp[1]);
+    log_configure(TM_LOG_WARN, lp[1]);
     int ufd = fd_named("anon_inode:[userfaultfd]");
     int dir = open("/", O_RDONLY | O_DIRECTORY);
     REQUIRE_VOID(ufd >= 0 && dir >= 0);
@@ -657,7 +657,7 @@ static void test_service_errors(void)
     ssize_t n = read(lp[0], logbuf, sizeof logbuf - 1);
     logbuf[n > 0 ? n : 0] = '\0';
     s.ops->close(&s);
-    tm_log_configure(TM_LOG_WARN, -1);
+    log_configure(TM_LOG_WARN, -1);
     printf("service errors: threads %d -> %d; collect logged: %.300s\n",
            tasks0 + 1, tasks1, logbuf);
     CHECK_MSG(tasks1 == tasks0, "the service thread did not stop");

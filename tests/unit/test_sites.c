@@ -205,7 +205,7 @@ static void scenario_sh_abi(void)
     free(glibc_block);
     /* the public names are the same functions */
     void *t = tm_site_malloc(5, 50000);
-    CHECK(t && tm_arena_of(t) == tm_arena_by_id(info_of_id(5).arena_id));
+    CHECK(t && tm_arena_of(t) == arena_by_id(info_of_id(5).arena_id));
     tm_free(t);
     CHECK(info_of_id(5).stats.live == 0);
 }
@@ -230,7 +230,7 @@ static void scenario_keys(void)
     tm_free(d[0]);
     tm_free(d[1]);
     /* small requests skip the walk: site 0 */
-    tm_options.small_size = 4096;
+    runtime_options.small_size = 4096;
     void *small = direct_alloc(100);
     tm_site_info_t i0;
     CHECK(tm_site_info(0, &i0) == 0 &&
@@ -285,7 +285,7 @@ static void scenario_wrappers(void)
     site_t *sa = site_of_ptr_arena(a[0]), *sb = site_of_ptr_arena(b);
     CHECK(sa && sb && sa->key != sb->key && sa->trace.depth == 1);
     /* depth 2 walks the stack and skips the wrapper there too */
-    tm_options.stack_depth = 2;
+    runtime_options.stack_depth = 2;
     void *a2 = caller_a(64), *b2 = caller_b(64);
     site_t *s2 = site_of_ptr_arena(a2);
     CHECK(s2 && s2->trace.depth == 2 && s2 != sa);

@@ -5,7 +5,7 @@
  * directory, in the exact formats the kernel writes (meminfo lines, SLIT
  * rows, the HMAT access0/initiators attributes QEMU's hmat-lb produces),
  * and checks the tier masks tm_topology_discover_at derives from it.
- * Warnings are captured through tm_log_configure so the test can count
+ * Warnings are captured through log_configure so the test can count
  * them.  The real machine's topology is checked for consistency only.
  */
 #include "config.h"
@@ -516,8 +516,8 @@ int main(void)
     REQUIRE(log_fd >= 0);
     /* Discovery starts the runtime, which configures logging once from
      * TIERMEM_LOG; start it first so the capture below stays in place. */
-    tm_runtime_init();
-    tm_log_configure(TM_LOG_WARN, log_fd);
+    runtime_init();
+    log_configure(TM_LOG_WARN, log_fd);
 
     test_single();
     test_distance();
@@ -530,7 +530,7 @@ int main(void)
     test_placement();
     test_real_machine();
 
-    tm_log_configure(TM_LOG_WARN, -1);
+    log_configure(TM_LOG_WARN, -1);
     CHECK(close(log_fd) == 0);
     CHECK(nftw(root, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0);
     CHECK(access(root, F_OK) != 0);
