@@ -46,7 +46,7 @@
 #include <unistd.h>
 
 #include "bench_util.h"
-#include "runtime.h"
+#include "sites.h"
 #include "tiermem.h"
 
 /* glibc exports its allocator under these names whatever `malloc` binds to. */

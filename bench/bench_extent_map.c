@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 #include "bench_util.h"
-#include "hooks.h"
+#include "extent.h"
 
 #define MAX_PAGES 16 /* extents of 1..16 pages */
 #define MAX_GAP 4    /* gaps of 1..4 pages */

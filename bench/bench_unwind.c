@@ -62,7 +62,7 @@
 #include <string.h>
 
 #include "bench_util.h"
-#include "runtime.h"
+#include "sites.h"
 
 extern void *__libc_malloc(size_t size);
 extern void __libc_free(void *ptr);

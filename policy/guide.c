@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hooks.h"
+#include "base.h"
 #include "policy.h"
 
 /* ------------------------------------------------------------ merging */

@@ -24,8 +24,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "hooks.h"
-#include "runtime.h"
+#include "base.h"
+#include "sites.h"
 
 #define ONLINE_NONE 0xffu   /* tier byte: arena not known */
 

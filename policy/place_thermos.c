@@ -34,7 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hooks.h"
+#include "base.h"
 #include "place_internal.h"
 
 /* Relative margin on accesses lost: summation error is below n * 2^-53

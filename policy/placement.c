@@ -36,7 +36,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "hooks.h"
+#include "base.h"
 #include "place_internal.h"
 #include "policy.h"
 

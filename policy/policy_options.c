@@ -13,7 +13,7 @@
  *                              (0.5)
  *
  * As everywhere in tiermem: a bad value gets one warning naming the
- * variable, the value and the default kept.  runtime/options.c lists these
+ * variable, the value and the default kept.  settings/options.c lists these
  * names too, so its unknown-setting check knows them.
  */
 #include "config.h"

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "profiler.h"
-#include "runtime.h"
+#include "sites.h"
 
 /* o->file, or tiermem-profile.<exe>.<pid|rankN>.txt in the output dir. */
 bool profile_name_choose(const prof_options_t *o, char *path, size_t size)

@@ -38,7 +38,7 @@
 
 #include <math.h>
 
-#include "runtime.h"
+#include "sites.h"
 
 /* ================================================================ settings
  * profiler_options.c.  All read once from the environment; a bad value

@@ -19,7 +19,7 @@
  * variable, the value and the default kept, and never stops the program.
  * A set-user-ID or set-group-ID program ignores the paths, and
  * TIERMEM_PROFILE itself: it would write a file where its caller says.
- * The names are also listed in runtime/options.c so its unknown-setting
+ * The names are also listed in settings/options.c so its unknown-setting
  * check knows them.
  */
 #include "config.h"

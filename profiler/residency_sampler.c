@@ -2,7 +2,7 @@
  * residency_sampler.c -- where every arena's pages are, once in a while.
  *
  * Resident bytes per arena and node come from move_pages status queries
- * (runtime/residency.c): every page of a small arena, every k-th page of a
+ * (arena/residency.c): every page of a small arena, every k-th page of a
  * big one, so one pass costs at most max_pages queries per arena whatever
  * the footprint.  The profiling thread runs a pass every
  * TIERMEM_PROFILE_RESIDENCY_EVERY intervals; attribution puts the figures

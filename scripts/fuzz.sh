@@ -17,8 +17,8 @@
 #   2 for a usage or build problem.
 #
 # The targets are compiled from the sources directly, with
-# -fsanitize=fuzzer,address,undefined: the parsers, hooks/log.c,
-# hooks/meta_alloc.c and hooks/os.c (page size), nothing of jemalloc.
+# -fsanitize=fuzzer,address,undefined: the parsers, base/log.c,
+# base/meta_alloc.c and base/os.c (page size), nothing of jemalloc.
 # libFuzzer ships with clang's runtime libraries; on Debian 12 that is the
 # package libclang-rt-14-dev, which `clang` only recommends.
 set -euo pipefail
@@ -50,13 +50,13 @@ printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n)\n{ (
 flags=(-g -O1 -std=c11 -Wall -Wextra -Werror
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
     -fno-omit-frame-pointer -DHAVE_CONFIG_H
-    -I"$build" -I"$root/include" -I"$root/hooks" -I"$root/runtime"
-    -I"$root/profiler")
-sources=("$root/runtime/options.c" "$root/runtime/parse.c" "$root/runtime/guidance.c"
-    "$root/profiler/profile_read.c" "$root/hooks/read_file.c" "$root/profiler/profile_parse.c"
-    "$root/runtime/site_table_read.c"
-    "$root/hooks/file_open.c" "$root/hooks/log.c" "$root/hooks/owned_fd.c" "$root/runtime/setting_env.c"
-    "$root/hooks/meta_alloc.c" "$root/hooks/os.c"
+    -I"$build" -I"$root/include" -I"$root/base" -I"$root/extent" -I"$root/settings"
+    -I"$root/arena" -I"$root/sites" -I"$root/profiler")
+sources=("$root/settings/options.c" "$root/settings/parse.c" "$root/settings/settings_init.c" "$root/sites/guidance.c"
+    "$root/profiler/profile_read.c" "$root/base/read_file.c" "$root/profiler/profile_parse.c"
+    "$root/sites/site_table_read.c"
+    "$root/base/file_open.c" "$root/base/log.c" "$root/base/owned_fd.c" "$root/settings/setting_env.c"
+    "$root/base/meta_alloc.c" "$root/base/os.c"
     "$root/tests/fuzz/fuzz_support.c")
 
 targets=(guidance options profile site_table)

@@ -2,7 +2,7 @@
  * observe.h -- what tiermem logged, and whether it called malloc, for the
  * tests of code that must do neither silently (settings, guidance).
  *
- * The log (hooks/log.c) goes to a temporary file (log_open); log_text()
+ * The log (base/log.c) goes to a temporary file (log_open); log_text()
  * reads back everything written since log_reset(), and log_count() counts
  * the lines of one level that contain given words.  thread_allocated() is
  * jemalloc's count of bytes this thread allocated.  Include after
@@ -20,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "hooks.h"
+#include "base.h"
 
 static int log_fd = -1;
 

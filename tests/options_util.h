@@ -7,7 +7,7 @@
 
 #include <stdarg.h>
 
-#include "options.h"
+#include "settings.h"
 
 /* Parse an environment given as NULL-terminated "NAME=value" arguments. */
 static inline void parse(options_t *o, ...)

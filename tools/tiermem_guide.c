@@ -24,7 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "hooks.h"
+#include "base.h"
 #include "policy.h"
 
 #define GUIDE_MAX_TIERS 64   /* the guidance format's tiers: 0..63 */

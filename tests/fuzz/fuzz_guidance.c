@@ -15,8 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "hooks.h"
-#include "options.h"
+#include "sites.h"
+#include "sites.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

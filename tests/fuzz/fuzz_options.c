@@ -18,8 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "hooks.h"
-#include "options.h"
+#include "base.h"
+#include "settings.h"
 
 #define MAX_ENTRIES 64
 

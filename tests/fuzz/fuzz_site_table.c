@@ -1,6 +1,6 @@
 /*
  * fuzz_site_table.c -- libFuzzer target for the site table reader
- * (runtime/site_table_read.c).
+ * (sites/site_table_read.c).
  *
  * The input is the file's bytes, exactly: libFuzzer's buffer has no NUL
  * after it, so AddressSanitizer catches any read past the end.  A parse
@@ -9,15 +9,15 @@
  * knows, has no control byte and fits SITE_TABLE_LINE_MAX; sites and
  * arenas ascend; frames are numbered 0, 1, ... under their site; objects
  * are absolute paths; the function field lies inside its line.  Link with
- * runtime/site_table_read.c, hooks/read_file.c, hooks/log.c,
- * hooks/meta_alloc.c, hooks/os.c and tests/fuzz/fuzz_support.c.
+ * sites/site_table_read.c, base/read_file.c, base/log.c,
+ * base/meta_alloc.c, base/os.c and tests/fuzz/fuzz_support.c.
  */
 #include "config.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime.h"
+#include "sites.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -13,7 +13,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 
-#include "hooks.h"
+#include "extent.h"
 
 hook_counters_t hook_counters;
 

@@ -282,7 +282,8 @@ build_initramfs() {
         # shellcheck disable=SC2086
         # Unstripped copies stay in guest-work/bin for addr2line (crashes).
         if gcc -std=c11 -static -O2 -g -Wall -Wextra -Werror ${TM_GUEST_CFLAGS:-} \
-            -I "$SRC_ROOT/include" -I "$SRC_ROOT/hooks" -I "$SRC_ROOT/runtime" \
+            -I "$SRC_ROOT/include" -I "$SRC_ROOT/base" -I "$SRC_ROOT/extent" \
+            -I "$SRC_ROOT/settings" -I "$SRC_ROOT/arena" -I "$SRC_ROOT/sites" \
             -I "$SRC_ROOT/profiler" -I "$GUEST_DIR" \
             -o "$WORK/bin/$name" "$src" "$LIBTIERMEM" \
             -ljemalloc -lnuma -lpfm -lpthread -lm -ldl >>"$LOGDIR/build.log" 2>&1; then

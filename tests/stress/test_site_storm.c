@@ -18,7 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runtime.h"
+#include "sites.h"
 #include "../tm_test.h"
 
 #define SLOTS 256

@@ -21,7 +21,7 @@
 #include <sys/mman.h>
 #include <stdint.h>
 
-#include "runtime.h"
+#include "sites.h"
 #include "../tm_test.h"
 #include "../maps_util.h"
 

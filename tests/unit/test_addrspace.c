@@ -24,7 +24,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "runtime.h"
+#include "sites.h"
 #include "../tm_test.h"
 
 #if defined(__SANITIZE_ADDRESS__)

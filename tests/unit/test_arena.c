@@ -7,7 +7,7 @@
 #include <numaif.h>
 #include <stdint.h>
 
-#include "runtime.h"
+#include "sites.h"
 #include "../tm_test.h"
 #include "../maps_util.h"
 

@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#include "runtime.h"
+#include "sites.h"
 #include "../tm_test.h"
 
 #define PER_SIZE 24 /* blocks of each size: several slabs of the big classes */

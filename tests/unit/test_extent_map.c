@@ -6,7 +6,7 @@
 
 #include <sys/mman.h>
 
-#include "hooks.h"
+#include "extent.h"
 #include "../tm_test.h"
 
 #define PAGE 4096u

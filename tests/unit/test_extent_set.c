@@ -8,7 +8,7 @@
  */
 #include "config.h"
 
-#include "hooks.h"
+#include "extent.h"
 #include "../tm_test.h"
 
 #define PAGE 4096u

@@ -10,7 +10,7 @@
 
 #include <sys/mman.h>
 
-#include "runtime.h"
+#include "sites.h"
 #include "../tm_test.h"
 #include "../maps_util.h"
 

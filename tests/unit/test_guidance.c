@@ -1,5 +1,5 @@
 /*
- * test_guidance.c -- the guidance file parser (runtime/guidance.c).
+ * test_guidance.c -- the guidance file parser (sites/guidance.c).
  *
  * Cases feed guidance_parse texts with every kind of line the format
  * allows and forbids, and check the rules guidance_find returns and the
@@ -16,8 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "hooks.h"
-#include "options.h"
+#include "sites.h"
+#include "sites.h"
 #include "../tm_test.h"
 #include "../observe.h"
 

@@ -14,8 +14,8 @@
 
 #include <unistd.h>
 
-#include "hooks.h"
-#include "options.h"
+#include "sites.h"
+#include "sites.h"
 #include "policy.h"
 #include "../tm_test.h"
 

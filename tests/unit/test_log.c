@@ -1,5 +1,5 @@
 /*
- * test_log.c -- the one logging path (hooks/log.c).
+ * test_log.c -- the one logging path (base/log.c).
  *
  * What a hostile environment or a misbehaving program must not get out of
  * tiermem's log: a flood of lines (the repeat limit), control bytes or
@@ -18,8 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "hooks.h"
-#include "runtime.h"
+#include "base.h"
+#include "sites.h"
 #include "../tm_test.h"
 
 #define SECOND 1000000000ull
@@ -198,7 +198,7 @@ static void test_repeats(void)
 }
 
 /* A fork child does not report the parent's held-back messages again
- * (runtime/fork.c's child handler calls log_fork_child). */
+ * (sites/fork.c's child handler calls log_fork_child). */
 static void test_fork_child(void)
 {
     capture(TM_LOG_WARN);

@@ -12,7 +12,7 @@
 
 #include <numaif.h>
 
-#include "runtime.h"
+#include "sites.h"
 #include "../tm_test.h"
 
 #define MiB ((size_t)1 << 20)

@@ -1,5 +1,5 @@
 /*
- * test_options.c -- the environment settings (runtime/options.c).
+ * test_options.c -- the environment settings (settings/options.c).
  *
  * Each case hands options_parse a made-up environment and checks the
  * parsed values.  The log is pointed at a temporary file (log_configure)
@@ -17,10 +17,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "hooks.h"
-#include "options.h"
+#include "base.h"
+#include "settings.h"
 #include "profiler.h"
-#include "runtime.h"
+#include "sites.h"
 #include "../tm_test.h"
 #include "../observe.h"
 #include "../options_util.h"

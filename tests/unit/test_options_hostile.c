@@ -15,10 +15,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "hooks.h"
-#include "options.h"
+#include "base.h"
+#include "settings.h"
 #include "profiler.h"
-#include "runtime.h"
+#include "sites.h"
 #include "../tm_test.h"
 #include "../observe.h"
 #include "../options_util.h"
@@ -49,7 +49,7 @@ static void test_escaped_values(void)
                             NULL) == 1,
               "log: %s", log_text());
     CHECK(log_printable());
-    /* the tier order (runtime/tiers.c) */
+    /* the tier order (arena/tiers.c) */
     tm_topology_t t;
     runtime_init(); /* discovery starts the runtime, which sets the log */
     log_reset(TM_LOG_WARN);

@@ -16,8 +16,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "hooks.h"
-#include "runtime.h"
+#include "extent.h"
+#include "sites.h"
 #include "../tm_test.h"
 #include "../maps_util.h"
 

@@ -1,6 +1,6 @@
 /*
  * test_owned_fd.c -- descriptors tiermem keeps in someone else's process
- * (hooks/owned_fd.c): moved to high numbers, recognised after the program
+ * (base/owned_fd.c): moved to high numbers, recognised after the program
  * closed them or opened something else at their number, and never closed
  * once they are not ours.  Also the free-descriptor count the profiler's
  * RLIMIT_NOFILE rule uses.
@@ -17,7 +17,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include "hooks.h"
+#include "base.h"
 #include "../tm_test.h"
 
 static char dir[] = "/tmp/tm_test_owned_fd.XXXXXX";

@@ -13,7 +13,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "runtime.h"
+#include "sites.h"
 #include "../tm_test.h"
 
 #define HEADER "# tiermem site table, format 1\n"

@@ -16,8 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "hooks.h"
-#include "runtime.h"
+#include "base.h"
+#include "sites.h"
 #include "tiermem.h"
 #include "../tm_test.h"
 

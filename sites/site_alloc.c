@@ -1,0 +1,288 @@
+/*
+ * site_alloc.c -- allocation by site: the code under sh_* and the malloc
+ * interposition.
+ *
+ * The path of one allocation: pick the site (an explicit id, site 0 for a
+ * request below TIERMEM_SMALL_SIZE, else the stack key), the site's arena
+ * for this layout, allocate there, account the usable size.  A free finds
+ * the arena through the extent map, and the site through the arena (or the
+ * ledger, for shared arenas).
+ *
+ * Two situations never reach a site:
+ *   - allocations during tiermem's own start-up, and before it: they come
+ *     from a static bootstrap buffer and are never freed (see boot_*);
+ *   - allocations made while this thread is already inside the site logic
+ *     (the unwinder and dladdr may allocate): they go to site 0's arena
+ *     without a stack walk.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "sites.h"
+
+/* ------------------------------------------------------------ bootstrap */
+
+#define BOOT_SIZE (1u << 20)
+#define BOOT_HEADER 16
+
+static _Alignas(64) char boot_buf[BOOT_SIZE];
+static _Atomic size_t boot_used;
+
+static bool boot_owns(const void *p)
+{
+    return (const char *)p >= boot_buf && (const char *)p < boot_buf + BOOT_SIZE;
+}
+
+/* Bump allocation with a size header; align is a power of two >= 16. */
+static void *boot_alloc(size_t size, size_t align)
+{
+    if (align < BOOT_HEADER)
+        align = BOOT_HEADER;
+    size_t old = atomic_load(&boot_used), start, end;
+    do {
+        start = (old + BOOT_HEADER + align - 1) & ~(align - 1);
+        if (size > BOOT_SIZE || start + size > BOOT_SIZE) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        end = start + size;
+    } while (!atomic_compare_exchange_weak(&boot_used, &old, end));
+    memcpy(boot_buf + start - sizeof(size_t), &size, sizeof size);
+    return boot_buf + start; /* static storage: already zeroed */
+}
+
+static size_t boot_size(const void *p)
+{
+    size_t size;
+    memcpy(&size, (const char *)p - sizeof(size_t), sizeof size);
+    return size;
+}
+
+/* ------------------------------------------------------------ re-entry */
+
+static __thread int in_site_logic __attribute__((tls_model("initial-exec")));
+
+/* The site of this allocation. */
+static site_t *site_pick(const void *caller, int site_id, size_t size)
+{
+    if (site_id >= 0)
+        return site_id == 0 ? site_get(SITE_UNSITED)
+                            : site_find(site_explicit_key(site_id), site_id,
+                                        NULL);
+    if (size < runtime_options.small_size || in_site_logic)
+        return site_get(SITE_UNSITED);
+    in_site_logic++;
+    stack_trace_t trace;
+    uint64_t key = stack_key(caller, runtime_options.stack_depth, &trace);
+    site_t *s = site_find(key, -1, &trace);
+    in_site_logic--;
+    return s;
+}
+
+static tm_arena_t *arena_pick(site_t *s)
+{
+    in_site_logic++; /* creating an arena may log, unwind...: no recursion */
+    tm_arena_t *a = site_arena(s);
+    in_site_logic--;
+    return a;
+}
+
+static size_t usable_of(void *p, size_t size)
+{
+    if (size <= FRONT_MAX_SIZE && front_nclasses != 0)
+        return front_class_size[front_class_of[(size + 7) >> 3]];
+    return sallocx(p, 0);
+}
+
+/* ------------------------------------------------------------ entry points */
+
+/* The most frequent call of all: a small malloc of an unmodified program.
+ * Site 0's arena is fixed once start-up is done (except per thread), so
+ * it needs no site or layout logic.  NULL if it does not apply. */
+static inline tm_arena_t *small_arena(int site_id, size_t size)
+{
+    if (site_id >= 0 || size >= runtime_options.small_size ||
+        runtime_options.layout == TM_LAYOUT_PER_THREAD)
+        return NULL;
+    site_t *s0 = atomic_load_explicit(&sites_unsited, memory_order_acquire);
+    return s0 ? atomic_load_explicit(&s0->arena, memory_order_acquire) : NULL;
+}
+
+void *site_malloc(const void *caller, int site_id, size_t size)
+{
+    tm_arena_t *fast = small_arena(site_id, size);
+    if (TM_LIKELY(fast != NULL)) {
+        void *p = tm_arena_malloc(fast, size);
+        if (TM_LIKELY(p != NULL))
+            site0_add(usable_of(p, size ? size : 1));
+        return p;
+    }
+    if (TM_UNLIKELY(!sites_ready()))
+        return boot_alloc(size ? size : 1, 16);
+    site_t *s = site_pick(caller, site_id, size);
+    tm_arena_t *a = arena_pick(s);
+    if (TM_UNLIKELY(a == NULL)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = tm_arena_malloc(a, size);
+    if (TM_LIKELY(p != NULL))
+        site_account_alloc(s, a, p, usable_of(p, size ? size : 1));
+    else
+        arena_hazard_clear(); /* arena_pick set it; accounting clears it */
+    return p;
+}
+
+void *site_calloc(const void *caller, int site_id, size_t n, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (TM_UNLIKELY(!sites_ready()))
+        return boot_alloc(total ? total : 1, 16);
+    site_t *s = site_pick(caller, site_id, total);
+    tm_arena_t *a = arena_pick(s);
+    if (TM_UNLIKELY(a == NULL)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = tm_arena_calloc(a, n, size);
+    if (TM_LIKELY(p != NULL))
+        site_account_alloc(s, a, p, usable_of(p, total ? total : 1));
+    else
+        arena_hazard_clear();
+    return p;
+}
+
+void *site_aligned(const void *caller, int site_id, size_t align, size_t size)
+{
+    if (align == 0 || (align & (align - 1)) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (TM_UNLIKELY(!sites_ready()))
+        return boot_alloc(size ? size : 1, align);
+    site_t *s = site_pick(caller, site_id, size);
+    tm_arena_t *a = arena_pick(s);
+    if (TM_UNLIKELY(a == NULL)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = tm_arena_aligned_alloc(a, align, size);
+    if (TM_LIKELY(p != NULL))
+        site_account_alloc(s, a, p, sallocx(p, 0));
+    else
+        arena_hazard_clear();
+    return p;
+}
+
+/* The arena of ptr, or NULL for a bootstrap or foreign pointer. */
+static tm_arena_t *owner_of(const void *ptr, unsigned *id)
+{
+    *id = extent_map_lookup(ptr);
+    return *id ? arena_by_id(*id) : NULL;
+}
+
+static _Atomic bool foreign_logged;
+
+static void foreign(const void *ptr, const char *what)
+{
+    if (!atomic_exchange(&foreign_logged, true))
+        log_warn("%s(%p): not a block tiermem handed out; ignored "
+                    "(reported once)", what, ptr);
+}
+
+void site_free(void *ptr)
+{
+    if (ptr == NULL || boot_owns(ptr))
+        return;
+    unsigned id;
+    tm_arena_t *a = owner_of(ptr, &id);
+    if (TM_UNLIKELY(a == NULL)) {
+        foreign(ptr, "free");
+        return;
+    }
+    size_t usable;
+    if (TM_UNLIKELY(!block_is_start(ptr, id, &usable))) {
+        block_report_interior(ptr, id, "free");
+        return;
+    }
+    site_account_free(a, ptr, usable);
+    arena_free_known(ptr, id, usable);
+}
+
+size_t site_usable_size(const void *ptr)
+{
+    if (ptr == NULL)
+        return 0;
+    if (boot_owns(ptr))
+        return boot_size(ptr);
+    unsigned id;
+    size_t usable;
+    if (owner_of(ptr, &id) == NULL)
+        return 0;
+    if (TM_UNLIKELY(!block_is_start(ptr, id, &usable))) {
+        block_report_interior(ptr, id, "malloc_usable_size");
+        return 0;
+    }
+    return usable;
+}
+
+/* Move a block to a new one of `size` bytes from the site's arena. */
+static void *realloc_move(const void *caller, int site_id, void *ptr,
+                          size_t old, size_t size)
+{
+    void *q = site_malloc(caller, site_id, size);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, ptr, old < size ? old : size);
+    site_free(ptr);
+    return q;
+}
+
+void *site_realloc(const void *caller, int site_id, void *ptr, size_t size)
+{
+    if (ptr == NULL)
+        return site_malloc(caller, site_id, size);
+    if (size == 0) { /* as glibc: realloc(p, 0) frees p, returns NULL */
+        site_free(ptr);
+        return NULL;
+    }
+    if (boot_owns(ptr))
+        return realloc_move(caller, site_id, ptr, boot_size(ptr), size);
+    if (TM_UNLIKELY(!sites_ready()))
+        return realloc_move(caller, site_id, ptr, tm_usable_size(ptr), size);
+    unsigned id;
+    tm_arena_t *old_arena = owner_of(ptr, &id);
+    if (TM_UNLIKELY(old_arena == NULL)) {
+        foreign(ptr, "realloc");
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t old;
+    if (TM_UNLIKELY(!block_is_start(ptr, id, &old))) {
+        block_report_interior(ptr, id, "realloc");
+        errno = ENOMEM;
+        return NULL;
+    }
+    site_t *s = site_pick(caller, site_id, size);
+    tm_arena_t *a = arena_pick(s);
+    if (TM_UNLIKELY(a == NULL)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (a != old_arena)
+        return realloc_move(caller, site_id, ptr, old, size);
+    site_account_free(a, ptr, old);
+    void *q = tm_arena_realloc(a, ptr, size);
+    if (q == NULL) { /* the old block is untouched and still live */
+        site_account_alloc(s, a, ptr, old);
+        return NULL;
+    }
+    site_account_alloc(s, a, q, sallocx(q, 0));
+    return q;
+}

@@ -1,0 +1,291 @@
+/*
+ * sites.h -- what the sites layer offers: which allocation goes where.
+ *
+ * A site is a call-stack key or an explicit id; each site gets an arena
+ * according to the layout (per site, per thread, big/small) and the
+ * guidance file.  The layer keeps the site table, the per-site counters,
+ * the owners of blocks in shared arenas, and the allocation entry points
+ * (site_alloc.c) that sh_* and the preload library call.
+ */
+#ifndef TM_SITES_H
+#define TM_SITES_H
+
+#include "arena.h"
+
+/* ---------------------------------------------------------------- runtime_init.c */
+
+/* Reads the environment once (TIERMEM_LOG, TIERMEM_LOG_FILE); idempotent,
+ * thread-safe, called by every entry point that needs it. */
+void runtime_init(void);
+
+/* exec replaces the process image without running atexit handlers, so
+ * what the layers above flush at exit (the profile) would be left
+ * unfinished.  The preload library's exec functions call
+ * runtime_before_exec first; the library's start-up sets the hook. */
+void runtime_set_exec_hook(void (*fn)(void));
+void runtime_before_exec(void);
+
+/* ---------------------------------------------------------------- fork.c */
+
+/* Register the fork handlers (once; called at start-up). */
+void fork_handlers_install(void);
+
+/* ---------------------------------------------------------------- objects.c */
+
+/* Loaded objects and the offset of an address inside one (for ASLR-stable
+ * site keys).  Lookups are lock-free; a miss rescans dl_iterate_phdr. */
+#define OBJECTS_MAX 1024
+#define OBJECT_PATH_MAX 512
+
+typedef struct object_info {
+    uintptr_t base;      /* load base (dlpi_addr) */
+    uint64_t name_hash;  /* FNV-1a of the base name: the stable identity */
+    bool system;         /* libc or the dynamic loader: never a site */
+    char path[OBJECT_PATH_MAX];
+} object_info_t;
+
+/* The object holding code address addr and addr's offset in it, or -1. */
+int objects_lookup(uintptr_t addr, uintptr_t *offset);
+const object_info_t *objects_get(unsigned index);
+/* How many objects the loader had unloaded at the last snapshot: a change
+ * means cached address classifications may name a dlclose'd object. */
+unsigned long long objects_unloads(void);
+uint64_t objects_hash_bytes(const void *data, size_t len, uint64_t h);
+void objects_prefork(void);
+void objects_postfork_parent(void);
+void objects_postfork_child(void);
+
+/* ---------------------------------------------------------------- stack.c */
+
+#define STACK_NO_OBJECT UINT32_MAX
+#define STACK_KEY_SEED 0x746965726d656dull /* "tiermem" */
+
+typedef struct stack_frame {
+    uint32_t object;   /* objects_get index, or STACK_NO_OBJECT */
+    uintptr_t offset;  /* offset in the object (or the raw address) */
+} stack_frame_t;
+
+typedef struct stack_trace {
+    unsigned depth;
+    stack_frame_t frame[TM_MAX_STACK_DEPTH];
+} stack_trace_t;
+
+/* The key of the calling stack, up to `depth` frames counted from the
+ * frame that `caller` (the entry point's return address) returns into,
+ * skipping wrapper functions and libc.  Fills trace if not NULL. */
+uint64_t stack_key(const void *caller, unsigned depth, stack_trace_t *trace);
+void stack_warm_up(void);
+
+/* ---------------------------------------------------------------- site.c */
+
+typedef struct site {
+    uint64_t key;             /* stack key, or site_explicit_key(id) */
+    int32_t explicit_id;      /* the sh_* id, or -1 for a stack site */
+    uint32_t index;           /* dense, 0 = the unsited allocations */
+    _Atomic(tm_arena_t *) arena;
+    pthread_mutex_t lock;     /* arena creation / promotion */
+    _Atomic bool promote_failed; /* big/small: no arena left; stop trying */
+    stack_trace_t trace;
+    site_stats_t stats;
+} site_t;
+
+/* Site 0 holds allocations below TIERMEM_SMALL_SIZE, re-entrant ones, and
+ * sites past TIERMEM_MAX_SITES. */
+#define SITE_UNSITED 0
+
+/* One-time set-up of sites, layouts and guidance (after runtime_init).
+ * Returns false while the calling thread is itself initialising. */
+bool sites_ready(void);
+uint64_t site_explicit_key(int id);
+site_t *site_find(uint64_t key, int explicit_id, const stack_trace_t *trace);
+site_t *site_get(uint32_t index);
+uint32_t site_count(void);
+/* The arena this site allocates from on this thread (layout-dependent). */
+tm_arena_t *site_arena(site_t *s);
+/* Account a block of `usable` bytes now owned by site s in arena a. */
+void site_account_alloc(site_t *s, tm_arena_t *a, void *ptr, size_t usable);
+/* Account the free of a block of arena a.  For a reclaimable arena it
+ * sets this thread's hazard, which arena_free_known (or the next
+ * site_account_alloc) clears: call one of them next. */
+void site_account_free(tm_arena_t *a, void *ptr, size_t usable);
+/* A site arena was destroyed by reclaim: one fewer against the limit. */
+void site_arena_destroyed(void);
+void sites_prefork(void);
+void sites_postfork_parent(void);
+void sites_postfork_child(void);
+/* Site 0, once start-up is complete (NULL before): the small-malloc path. */
+extern _Atomic(site_t *) sites_unsited;
+
+/* ---------------------------------------------------------------- site_reclaim.c */
+
+/* Return address space: destroy the arenas of empty sites that no thread
+ * is using (per-site layout).  idle_only: only those that had no allocation
+ * since the previous idle scan and map at least SITE_RECLAIM_IDLE_MIN
+ * bytes.  Never destroys `keep`.  Returns the bytes unmapped.  Call on an
+ * allocation path, outside jemalloc, holding no arena, table or tcache
+ * lock (a site's own lock is fine). */
+size_t site_arenas_reclaim(bool idle_only, const tm_arena_t *keep);
+#define SITE_RECLAIM_IDLE_MIN ((size_t)64 << 20)
+/* A new reclaimable arena (site lock held). */
+void site_reclaim_register(tm_arena_t *arena);
+/* The idle scan before a new site's arena is made (site lock held). */
+void site_reclaim_idle(bool past_limit);
+void site_reclaim_prefork(void);
+void site_reclaim_postfork_parent(void);
+void site_reclaim_postfork_child(void);
+
+/* ---------------------------------------------------------------- site_stats.c */
+
+void stats_add(site_stats_t *st, size_t n);
+void stats_sub(site_stats_t *st, size_t n);
+/* Site 0's counters, batched per thread (see site_stats.c). */
+void site0_add(size_t n);
+void site0_sub(size_t n);
+void site_stats_init(site_stats_t *site0_stats);
+/* Read counters (site 0's include every thread's unfolded counts). */
+void stats_snapshot(const site_stats_t *st, tm_alloc_stats_t *out);
+void site_stats_prefork(void);
+void site_stats_postfork_parent(void);
+void site_stats_postfork_child(void);
+
+/* ---------------------------------------------------------------- ledger.c */
+
+/* Which site owns each block in a shared arena (blocks of site 0 are not
+ * recorded: a block with no entry belongs to site 0). */
+void ledger_insert(const void *ptr, uint32_t site);
+/* Remove ptr's entry; returns its site, or SITE_UNSITED if none. */
+uint32_t ledger_remove(const void *ptr);
+void ledger_prefork(void);
+void ledger_postfork_parent(void);
+void ledger_postfork_child(void);
+
+/* ---------------------------------------------------------------- site_alloc.c */
+
+/* The allocation entry points shared by sh_* and the malloc interposition.
+ * caller = the entry point's return address (for the stack key); site_id >= 0
+ * selects an explicit site instead. */
+void *site_malloc(const void *caller, int site_id, size_t size);
+void *site_calloc(const void *caller, int site_id, size_t n, size_t size);
+void *site_realloc(const void *caller, int site_id, void *ptr, size_t size);
+void *site_aligned(const void *caller, int site_id, size_t align, size_t size);
+void site_free(void *ptr);
+size_t site_usable_size(const void *ptr);
+
+/* ---------------------------------------------------------------- site_report.c */
+
+/* Write the site table to `path` (open/write, no stdio).  0 or -1 + errno. */
+int site_report_write(const char *path);
+/* Write it to TIERMEM_OUTPUT_DIR under the per-process name, if set. */
+void site_report_at_exit(void);
+
+/* ---------------------------------------------------------------- site_table_read.c */
+
+/* A site table read back, strictly (tables come from other users and
+ * machines).  For tools: uses malloc. */
+#define SITE_TABLE_MAX_BYTES ((size_t)256 << 20)
+#define SITE_TABLE_LINE_MAX 4096
+
+typedef enum site_table_kind {
+    ST_LINE_COMMENT, ST_LINE_SITE, ST_LINE_FRAME, ST_LINE_ARENA
+} site_table_kind_t;
+
+typedef struct site_table_line {
+    site_table_kind_t kind;
+    size_t item;          /* index in sites, frames or arenas */
+    const char *text;     /* the line as written, without its newline */
+    size_t len;
+} site_table_line_t;
+
+typedef struct site_table_site {
+    uint32_t index;
+    uint64_t key;
+    unsigned arena;
+    tm_alloc_stats_t stats;
+    int32_t explicit_id;  /* -1: a stack site */
+    size_t first_frame, nframes;
+} site_table_site_t;
+
+typedef struct site_table_frame {
+    unsigned index;       /* 0, 1, ... within its site */
+    size_t site;          /* index in sites */
+    const char *object;   /* an absolute path, or NULL for "?" */
+    uint64_t offset;
+    const char *function; /* as written: "name+0x12" or "?" */
+    size_t function_at;   /* where that field starts in the line's text */
+} site_table_frame_t;
+
+typedef struct site_table_arena {
+    unsigned id;
+    bool shared;
+    uint64_t nodes;
+    tm_alloc_stats_t stats;
+} site_table_arena_t;
+
+typedef struct site_table {
+    char *text, *fields;  /* private copies: lines; the same split in fields */
+    site_table_line_t *lines;
+    size_t nlines;
+    site_table_site_t *sites;
+    size_t nsites;
+    site_table_frame_t *frames;
+    size_t nframes;
+    site_table_arena_t *arenas;
+    size_t narenas;
+    char error[320];      /* after a failure: "name:line: what" */
+} site_table_t;
+
+/* 0, or -1 with errno and t->error naming the first bad line; on failure
+ * nothing is left allocated.  Free a table with site_table_free. */
+int site_table_parse(const char *text, size_t len, const char *name,
+                     site_table_t *t);
+int site_table_read(const char *path, site_table_t *t);
+void site_table_free(site_table_t *t);
+/* The reader's rules for a frame's object and function fields, for the
+ * writer (site_report.c), which must never write a table the reader
+ * refuses.  Neither allocates. */
+#define SITE_TABLE_SYMBOL_MAX 1024
+bool site_table_object_ok(const char *path);
+bool site_table_function_ok(const char *fn);
+
+/* ---------------------------------------------------------------- guidance
+ *
+ * A guidance file maps sites to places; see doc/guidance.md.  Format 1:
+ *
+ *     tiermem-guidance 1          first non-comment line
+ *     # comment; blank lines are ignored
+ *     key 0x9f3c0e1d2a4b5c6d tier 0
+ *     key 9f3c0e1d2a4b5c6d node 1 bind
+ *     id 12 node 1 preferred        (explicit site ids from sh_* calls)
+ */
+typedef struct guidance_rule {
+    bool by_id;        /* selector is an explicit site id, else a stack key */
+    uint64_t key;      /* stack key, or the id when by_id */
+    target_t target;
+} guidance_rule_t;
+
+typedef struct guidance_file {
+    size_t count, cap;
+    guidance_rule_t *rules;   /* meta_alloc memory, sorted for lookup */
+    size_t rejected;             /* malformed lines skipped */
+} guidance_t;
+
+/* Parse text[0..len) (need not be NUL-terminated) into g (zeroed by the
+ * caller).  A malformed line logs "name:line: what is wrong" and is skipped;
+ * a missing or wrong header rejects the whole file.  A later rule for the
+ * same selector replaces an earlier one.  Returns the number of rules kept,
+ * or -1 if the file as a whole was rejected (g is then empty). */
+long guidance_parse(const char *text, size_t len, const char *name,
+                       guidance_t *g);
+
+/* Read and parse a file (read with open/read into meta_alloc memory).
+ * Returns as guidance_parse; -1 also when the file cannot be read (logged
+ * with errno). */
+long guidance_load(const char *path, guidance_t *g);
+
+/* The rule for a stack key or an explicit id, or NULL. */
+const guidance_rule_t *guidance_find(const guidance_t *g,
+                                           bool by_id, uint64_t key);
+
+void guidance_free(guidance_t *g);
+
+#endif /* TM_SITES_H */
