@@ -37,61 +37,52 @@
 #define SYSFS_BUF 8192
 
 /* ------------------------------------------------------------------ */
-/* Small parsing and file helpers                                       */
+/* Lines and numbers (base/text.c) and small files                      */
 /* ------------------------------------------------------------------ */
 
-static bool is_space(char c)
+/* A sysfs attribute is one line: the first line of the file, its '\n'
+ * and a '\r' before it dropped (base.h's line rule). */
+static text_span_t first_line(const char *buf, size_t len)
 {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    text_lines_t it;
+    text_span_t line;
+    text_lines_init(&it, buf, len);
+    return text_next_line(&it, &line) ? line : span_make(buf, 0);
 }
 
-static const char *skip_space(const char *p, const char *end)
+/* One number of a node list: decimal, blanks around it allowed. */
+static bool list_id(text_span_t s, unsigned *out)
 {
-    while (p < end && is_space(*p))
-        p++;
-    return p;
-}
-
-/* Parse a decimal unsigned at *p (no sign, no overflow). */
-static bool parse_uint(const char **p, const char *end, unsigned *out)
-{
-    const char *s = *p;
-    unsigned long long v = 0;
-    if (s >= end || *s < '0' || *s > '9')
+    uint64_t v;
+    if (!text_dec_u64(span_trim(s), UINT_MAX, &v))
         return false;
-    while (s < end && *s >= '0' && *s <= '9') {
-        v = v * 10 + (unsigned)(*s - '0');
-        if (v > UINT_MAX)
-            return false;
-        s++;
-    }
-    *p = s;
     *out = (unsigned)v;
     return true;
 }
 
-/* Parse a kernel-style list "0-2,5" in [s, end) into ids.  Blanks around
- * numbers are allowed (users type TIERMEM_TIERS by hand).  Returns false
- * on a syntax error, a reversed range or more than max ids. */
+/* Parse a kernel-style list "0-2,5" in [s, end) into ids.  Blanks (' ',
+ * '\t') around numbers are allowed (users type TIERMEM_TIERS by hand).
+ * Returns false on a syntax error, a reversed range or more than max
+ * ids. */
 bool node_list_parse(const char *s, const char *end, unsigned *ids,
                      unsigned max, unsigned *n)
 {
+    text_span_t rest = span_make(s, (size_t)(end - s));
     *n = 0;
-    s = skip_space(s, end);
-    if (s == end)
+    if (text_is_blank_line(rest))
         return true; /* an empty list is valid; callers decide what it means */
     for (;;) {
+        text_span_t item = span_cut_at(rest, ',');
+        text_span_t lo_s = span_cut_at(item, '-');
         unsigned lo, hi;
-        s = skip_space(s, end);
-        if (!parse_uint(&s, end, &lo))
+        if (!list_id(lo_s, &lo))
             return false;
         hi = lo;
-        s = skip_space(s, end);
-        if (s < end && *s == '-') {
-            s = skip_space(s + 1, end);
-            if (!parse_uint(&s, end, &hi) || hi < lo)
+        if (lo_s.n < item.n) { /* "lo-hi" */
+            text_span_t hi_s = span_make(item.p + lo_s.n + 1,
+                                         item.n - lo_s.n - 1);
+            if (!list_id(hi_s, &hi) || hi < lo)
                 return false;
-            s = skip_space(s, end);
         }
         if (hi - lo >= max - *n)
             return false;
@@ -100,11 +91,9 @@ bool node_list_parse(const char *s, const char *end, unsigned *ids,
             if (id == hi)
                 break; /* not "id <= hi": hi may be UINT_MAX */
         }
-        if (s == end)
+        if (item.n == rest.n)
             return true;
-        if (*s != ',')
-            return false;
-        s++;
+        rest = span_make(item.p + item.n + 1, rest.n - item.n - 1);
     }
 }
 
@@ -158,12 +147,8 @@ static unsigned read_node_uint(const char *dir, unsigned id, const char *name)
 {
     char buf[64];
     ssize_t len = read_node_attr(dir, id, name, buf, sizeof buf);
-    if (len < 0)
-        return 0;
-    const char *p = skip_space(buf, buf + len);
-    const char *end = buf + len;
     unsigned v;
-    if (!parse_uint(&p, end, &v) || skip_space(p, end) != end)
+    if (len < 0 || !list_id(first_line(buf, (size_t)len), &v))
         return 0;
     return v;
 }
@@ -198,14 +183,11 @@ static int scan_node_dirs(const char *dir, unsigned *ids, unsigned *n)
             err = errno;
             break;
         }
-        const char *p = e->d_name;
-        const char *end = p + strlen(p);
-        unsigned id;
-        if (strncmp(p, "node", 4) != 0)
-            continue;
-        p += 4;
-        if (parse_uint(&p, end, &id) && p == end)
-            ids[(*n)++] = id;
+        text_span_t name = span_of(e->d_name);
+        uint64_t id;
+        if (span_starts(name, "node") &&
+            text_dec_u64(span_make(name.p + 4, name.n - 4), UINT_MAX, &id))
+            ids[(*n)++] = (unsigned)id;
     }
     closedir(d);
     if (err) {
@@ -231,7 +213,8 @@ static int list_node_ids(const char *dir, unsigned *ids, unsigned *n)
                      strerror(errno), dir);
         return scan_node_dirs(dir, ids, n);
     }
-    if (!node_list_parse(buf, buf + got, ids, SYSFS_MAX_IDS, n)) {
+    text_span_t list = first_line(buf, (size_t)got);
+    if (!node_list_parse(list.p, list.p + list.n, ids, SYSFS_MAX_IDS, n)) {
         log_warn("tiers: cannot parse %s (\"%.64s\"); scanning %s", path,
                     buf, dir);
         return scan_node_dirs(dir, ids, n);
@@ -269,29 +252,31 @@ static void read_cpus(const char *dir, tm_node_info_t *node)
     char buf[SYSFS_BUF];
     ssize_t len = read_node_attr(dir, node->id, "cpulist", buf, sizeof buf);
     /* A CPU-less node's cpulist is a lone newline. */
-    node->has_cpus = len > 0 && skip_space(buf, buf + len) != buf + len;
+    node->has_cpus =
+        len > 0 && !text_is_blank_line(first_line(buf, (size_t)len));
 }
 
+/* "Node N MemTotal:  123 kB" and "Node N MemFree: ..." lines. */
 static void read_meminfo(const char *dir, tm_node_info_t *node)
 {
     char buf[SYSFS_BUF];
+    text_lines_t it;
+    text_span_t line;
     ssize_t len = read_node_attr(dir, node->id, "meminfo", buf, sizeof buf);
     if (len < 0)
         return;
-    for (char *line = buf; line && *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl)
-            *nl = '\0';
-        unsigned id;
-        char key[32];
-        unsigned long long kb;
-        if (sscanf(line, "Node %u %31[^:]: %llu kB", &id, key, &kb) == 3) {
-            if (strcmp(key, "MemTotal") == 0)
-                node->capacity_bytes = (uint64_t)kb * 1024;
-            else if (strcmp(key, "MemFree") == 0)
-                node->free_bytes = (uint64_t)kb * 1024;
-        }
-        line = nl ? nl + 1 : NULL;
+    text_lines_init(&it, buf, (size_t)len);
+    while (text_next_line(&it, &line)) {
+        text_span_t f[4];
+        uint64_t id, kb;
+        if (text_fields(line, f, 4) < 4 || !span_eq(f[0], "Node") ||
+            !text_dec_u64(f[1], UINT_MAX, &id) ||
+            !text_dec_u64(f[3], UINT64_MAX / 1024, &kb))
+            continue;
+        if (span_eq(f[2], "MemTotal:"))
+            node->capacity_bytes = kb * 1024;
+        else if (span_eq(f[2], "MemFree:"))
+            node->free_bytes = kb * 1024;
     }
 }
 
@@ -326,12 +311,14 @@ static void fold_distance_row(const char *dir, tm_topology_t *t,
     ssize_t len = read_node_attr(dir, from, "distance", buf, sizeof buf);
     if (len < 0)
         return;
-    const char *p = buf, *end = buf + len;
+    text_span_t rest = first_line(buf, (size_t)len);
     for (unsigned col = 0; col < n; col++) {
+        text_span_t field;
         unsigned d;
-        p = skip_space(p, end);
-        if (!parse_uint(&p, end, &d))
+        if (text_fields(rest, &field, 1) == 0 || !list_id(field, &d))
             return;
+        rest = span_make(field.p + field.n,
+                         (size_t)(rest.p + rest.n - (field.p + field.n)));
         tm_node_info_t *to = ids[col] < TM_MAX_NODES ? find_node(t, ids[col])
                                                      : NULL;
         if (to && d > 0 && (to->distance == 0 || d < to->distance))

@@ -278,6 +278,107 @@ char *read_file_accepting(const char *path, const char *what, int level,
                              size_t *cap);
 
 /* ------------------------------------------------------------------ */
+/* text.c: the lexer under every line-format parser                     */
+/* ------------------------------------------------------------------ */
+
+/* The line formats (guidance, profiles, traces, site tables, sysfs node
+ * files, settings values) share one lexer, so they agree on what a line,
+ * a blank and a number are.  The rules (doc/guidance.md and the other
+ * format pages repeat the line-ending one):
+ *   - a line ends at '\n'; the last line may lack it (text_lines says so,
+ *     each format decides whether a torn line counts);
+ *   - ONE '\r' right before the end of a line is dropped, so a CRLF file
+ *     reads exactly like its LF twin; a '\r' anywhere else is an ordinary
+ *     byte: not a blank, not a line end (a number "12\r" is not a number);
+ *   - blanks are ' ' and '\t' only; fields are runs of non-blank bytes;
+ *   - numbers are ASCII digits only: no sign unless a signed parser is
+ *     asked for, no blanks, no locale, overflow and range checked.
+ * Nothing here allocates or reads global state: the preload library
+ * parses while it is the process's malloc, and the fuzzers call it on
+ * anything.  Text need not be NUL-terminated; every read stays inside
+ * [p, p + n). */
+
+/* A piece of text: never NUL-terminated. */
+typedef struct text_span {
+    const char *p;
+    size_t n;
+} text_span_t;
+
+static inline text_span_t span_make(const char *p, size_t n)
+{
+    return (text_span_t){p, n};
+}
+/* The span of a C string (NULL: empty). */
+text_span_t span_of(const char *s);
+/* Exactly the bytes of word. */
+bool span_eq(text_span_t s, const char *word);
+/* The bytes of word, ASCII letters in any case. */
+bool span_eq_nocase(text_span_t s, const char *word);
+/* Does s start with prefix (exact bytes)? */
+bool span_starts(text_span_t s, const char *prefix);
+/* s without leading and trailing blanks. */
+text_span_t span_trim(text_span_t s);
+/* s up to (not including) the first `mark` byte: a comment cut off. */
+text_span_t span_cut_at(text_span_t s, char mark);
+
+static inline bool text_is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+/* Nothing but blanks (or nothing at all). */
+bool text_is_blank_line(text_span_t line);
+/* The first non-blank byte is `mark` ('#'). */
+bool text_is_comment(text_span_t line, char mark);
+
+/* Lines of [text, text + len), numbered from 1. */
+typedef struct text_lines {
+    const char *pos, *end;
+    size_t line;  /* number of the line last returned; 0 before the first */
+    bool torn;    /* the line last returned had no '\n' (end of text) */
+} text_lines_t;
+
+void text_lines_init(text_lines_t *it, const char *text, size_t len);
+/* The next line without its '\n' and its one trailing '\r'; false at the
+ * end of the text.  A text ending in '\n' has no empty line after it. */
+bool text_next_line(text_lines_t *it, text_span_t *line);
+
+/* Split at blanks into f[0..max).  Returns the count, or max + 1 when
+ * there are more than max fields (f holds the first max). */
+size_t text_fields(text_span_t line, text_span_t *f, size_t max);
+
+/* Decimal digits only, value <= max.  False on empty, any other byte, or
+ * a value above max (2^64 and up included). */
+bool text_dec_u64(text_span_t s, uint64_t max, uint64_t *out);
+/* An optional '-' and decimal digits, value in [min, max]. */
+bool text_dec_i64(text_span_t s, int64_t min, int64_t max, int64_t *out);
+
+/* How text_hex_u64 treats the "0x"/"0X" prefix and the digits. */
+#define TEXT_HEX_PREFIX_OPTIONAL 0u /* with or without 0x */
+#define TEXT_HEX_PREFIX_REQUIRED 1u /* 0x then digits */
+#define TEXT_HEX_PREFIX_NONE 2u     /* digits only */
+#define TEXT_HEX_MAX_16_DIGITS 4u   /* at most 16 digits, leading 0s too */
+/* Hex digits (either case) fitting 64 bits; flags TEXT_HEX_*. */
+bool text_hex_u64(text_span_t s, unsigned flags, uint64_t *out);
+/* Decimal, or hex when it starts with 0x/0X; value <= max. */
+bool text_num_u64(text_span_t s, uint64_t max, uint64_t *out);
+/* A decimal with up to `decimals` digits after an optional '.', scaled by
+ * 10^decimals ("1.5", 3 -> 1500).  "1." and ".5" are not numbers. */
+bool text_dec_fixed(text_span_t s, unsigned decimals, uint64_t *out);
+/* A finite decimal floating-point number as C's strtod reads it in the C
+ * locale, from [0-9.eE+-] only (no inf, nan, hex or blanks), at most 63
+ * bytes.  The application's LC_NUMERIC never matters. */
+bool text_double(text_span_t s, double *out);
+
+/* "name:line: what" into buf (always NUL-terminated, cut to size): name
+ * with every byte outside printable ASCII shown as '?' (log_shown's rule,
+ * but not cut at TM_SHOWN_MAX: a path stays whole up to size), what from
+ * fmt (at most 255 bytes); a line of 0 leaves ":line" out.  Returns buf.
+ * Quote user bytes inside `what` with log_shown_n. */
+const char *text_error(char *buf, size_t size, const char *name,
+                       size_t line, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* ------------------------------------------------------------------ */
 /* file_open.c: every file tiermem opens by a path it was given          */
 /* ------------------------------------------------------------------ */
 

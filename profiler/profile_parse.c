@@ -1,7 +1,8 @@
 /*
  * profile_parse.c -- the lines of a profile file (doc/profile-format.md)
- * into structs: fields, numbers, keywords, the header lines and the rows
- * of an interval, and the one error a parse reports, "name:line: what".
+ * into structs: keywords, the header lines and the rows of an interval,
+ * and the one error a parse reports, "name:line: what".  Lines, fields and
+ * numbers are base/text.c's, as for every line format.
  *
  * Strict for versions 1 and 2 (2 adds the arena serial): a line it does not understand is an error, because
  * the only writer is ours and a surprise means a bug or a damaged file.
@@ -11,10 +12,7 @@
  */
 #include "config.h"
 
-#include <errno.h>
 #include <inttypes.h>
-#include <locale.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,13 +31,14 @@ enum {
 
 bool profile_parse_fail(profile_parser_t *ps, const char *fmt, ...)
 {
-    char what[512];
+    char what[256], where[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     if (!ps->failed)
-        log_error("%s:%zu: %s", ps->name, ps->line, what);
+        log_error("%s", text_error(where, sizeof where, ps->name, ps->line,
+                                   "%s", what));
     ps->failed = true;
     return false;
 }
@@ -60,90 +59,19 @@ bool profile_parse_grow(profile_parser_t *ps, void **arr, size_t *cap,
 
 /* ---------------------------------------------------------------- fields */
 
-static bool is_blank(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-size_t profile_parse_split(profile_span_t line, profile_span_t *f)
-{
-    size_t n = 0;
-    const char *p = line.p, *end = line.p + line.n;
-    while (p < end) {
-        while (p < end && is_blank(*p))
-            p++;
-        if (p == end)
-            break;
-        const char *s = p;
-        while (p < end && !is_blank(*p))
-            p++;
-        if (n == PROFILE_FIELDS_MAX)
-            return PROFILE_FIELDS_MAX + 1;
-        f[n++] = (profile_span_t){s, (size_t)(p - s)};
-    }
-    return n;
-}
-
-bool profile_parse_u64(profile_span_t s, uint64_t max, uint64_t *v)
-{
-    uint64_t acc = 0;
-    if (s.n == 0)
-        return false;
-    for (size_t i = 0; i < s.n; i++) {
-        if (s.p[i] < '0' || s.p[i] > '9')
-            return false;
-        unsigned d = (unsigned)(s.p[i] - '0');
-        if (acc > (max - d) / 10)
-            return false;
-        acc = acc * 10 + d;
-    }
-    *v = acc;
-    return true;
-}
-
 /* "0x" and 1..16 hex digits. */
-static bool pr_hex(profile_span_t s, uint64_t *v)
+static bool pr_hex(text_span_t s, uint64_t *v)
 {
-    if (s.n < 3 || s.n > 18 || s.p[0] != '0' || (s.p[1] | 0x20) != 'x')
-        return false;
-    uint64_t acc = 0;
-    for (size_t i = 2; i < s.n; i++) {
-        char c = s.p[i], l = (char)(c | 0x20);
-        unsigned d;
-        if (c >= '0' && c <= '9')
-            d = (unsigned)(c - '0');
-        else if (l >= 'a' && l <= 'f')
-            d = (unsigned)(l - 'a' + 10);
-        else
-            return false;
-        acc = acc << 4 | d;
-    }
-    *v = acc;
-    return true;
+    return text_hex_u64(s, TEXT_HEX_PREFIX_REQUIRED | TEXT_HEX_MAX_16_DIGITS,
+                        v);
 }
 
-/* An optional '-' and a decimal number in [min, max]. */
-static bool pr_i64(profile_span_t s, int64_t min, int64_t max, int64_t *v)
-{
-    bool neg = s.n > 0 && s.p[0] == '-';
-    uint64_t m;
-    profile_span_t d = {s.p + neg, s.n - neg};
-    if (!profile_parse_u64(d, (uint64_t)INT64_MAX + neg, &m))
-        return false;
-    int64_t x = neg ? (m == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)m)
-                    : (int64_t)m;
-    if (x < min || x > max)
-        return false;
-    *v = x;
-    return true;
-}
-
-bool profile_parse_nums(profile_parser_t *ps, const profile_span_t *f,
+bool profile_parse_nums(profile_parser_t *ps, const text_span_t *f,
                         size_t first, size_t n, uint64_t *const *dst,
                         const char *what)
 {
     for (size_t i = 0; i < n; i++)
-        if (!profile_parse_u64(f[first + i], UINT64_MAX, dst[i]))
+        if (!text_dec_u64(f[first + i], UINT64_MAX, dst[i]))
             return profile_parse_fail(
                 ps, "%s: field %zu (\"%.*s\") is not a number that fits 64 "
                 "bits", what, first + i + 1,
@@ -152,23 +80,23 @@ bool profile_parse_nums(profile_parser_t *ps, const profile_span_t *f,
     return true;
 }
 
-static bool pr_kind(profile_span_t s, uint8_t *kind)
+static bool pr_kind(text_span_t s, uint8_t *kind)
 {
     static const char *const names[] = {"user", "site", "shared"};
     for (uint8_t k = 0; k < 3; k++)
-        if (profile_span_eq(s, names[k])) {
+        if (span_eq(s, names[k])) {
             *kind = k;
             return true;
         }
     return false;
 }
 
-static bool pr_mode(profile_span_t s, tm_mode_t *mode)
+static bool pr_mode(text_span_t s, tm_mode_t *mode)
 {
     static const char *const names[] = {"none", "bind", "preferred",
                                         "interleave"};
     for (int m = 0; m < 4; m++)
-        if (profile_span_eq(s, names[m])) {
+        if (span_eq(s, names[m])) {
             *mode = (tm_mode_t)m;
             return true;
         }
@@ -177,15 +105,15 @@ static bool pr_mode(profile_span_t s, tm_mode_t *mode)
 
 /* ---------------------------------------------------------------- header */
 
-bool profile_parse_magic(profile_parser_t *ps, const profile_span_t *f,
+bool profile_parse_magic(profile_parser_t *ps, const text_span_t *f,
                          size_t n)
 {
     uint64_t v;
-    if (n == 0 || !profile_span_eq(f[0], "tiermem-profile"))
+    if (n == 0 || !span_eq(f[0], "tiermem-profile"))
         return profile_parse_fail(ps, "not a tiermem profile (the first "
                                   "line must be \"tiermem-profile %d\")",
                                   PROF_FORMAT_VERSION);
-    if (n != 2 || !profile_parse_u64(f[1], UINT32_MAX, &v) || v == 0)
+    if (n != 2 || !text_dec_u64(f[1], UINT32_MAX, &v) || v == 0)
         return profile_parse_fail(ps, "bad format version line");
     if (v > PROF_FORMAT_VERSION)
         return profile_parse_fail(ps, "profile format version %" PRIu64
@@ -204,43 +132,10 @@ static bool pr_once(profile_parser_t *ps, unsigned bit, const char *kw)
     return true;
 }
 
-/* A decimal number with a '.' whatever LC_NUMERIC the application set:
- * only [0-9.eE+-] are accepted (no inf, nan or hex), then strtod converts
- * it in the C locale (uselocale affects this thread only). */
-static bool pr_double(profile_span_t s, double *v)
-{
-    char buf[64];
-    if (s.n == 0 || s.n >= sizeof buf)
-        return false;
-    for (size_t i = 0; i < s.n; i++) {
-        char c = s.p[i];
-        if (!((c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E' ||
-              c == '+' || c == '-'))
-            return false;
-    }
-    memcpy(buf, s.p, s.n);
-    buf[s.n] = '\0';
-    locale_t c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    if (c_locale == (locale_t)0) {
-        log_error("profile: newlocale of the C locale failed (errno %d)",
-                     errno);
-        return false;
-    }
-    locale_t old = uselocale(c_locale);
-    char *end;
-    double x = strtod(buf, &end);
-    uselocale(old);
-    freelocale(c_locale);
-    if (*end != '\0' || !isfinite(x))
-        return false;
-    *v = x;
-    return true;
-}
-
-static bool pr_halflife(profile_parser_t *ps, profile_span_t f)
+static bool pr_halflife(profile_parser_t *ps, text_span_t f)
 {
     double v;
-    if (!pr_double(f, &v))
+    if (!text_double(f, &v))
         return profile_parse_fail(ps, "halflife \"%.*s\" is not a finite "
                                   "number", (int)(f.n > 40 ? 40 : f.n), f.p);
     ps->out->header.halflife = v;
@@ -248,7 +143,7 @@ static bool pr_halflife(profile_parser_t *ps, profile_span_t f)
     return true;
 }
 
-static bool pr_node(profile_parser_t *ps, const profile_span_t *f, size_t n)
+static bool pr_node(profile_parser_t *ps, const text_span_t *f, size_t n)
 {
     prof_header_t *h = &ps->out->header;
     uint64_t id, tier, cap;
@@ -257,27 +152,27 @@ static bool pr_node(profile_parser_t *ps, const profile_span_t *f, size_t n)
     if (h->nnodes == TM_MAX_NODES)
         return profile_parse_fail(ps, "more than %d node lines",
                                   TM_MAX_NODES);
-    if (!profile_parse_u64(f[1], TM_MAX_NODES - 1, &id) ||
-        !profile_parse_u64(f[2], TM_MAX_NODES - 1, &tier) ||
-        !profile_parse_u64(f[3], UINT64_MAX, &cap))
+    if (!text_dec_u64(f[1], TM_MAX_NODES - 1, &id) ||
+        !text_dec_u64(f[2], TM_MAX_NODES - 1, &tier) ||
+        !text_dec_u64(f[3], UINT64_MAX, &cap))
         return profile_parse_fail(ps, "bad node line (id and tier below "
                                   "%d, capacity in bytes)", TM_MAX_NODES);
     h->nodes[h->nnodes++] = (prof_node_t){(unsigned)id, (unsigned)tier, cap};
     return true;
 }
 
-bool profile_parse_header_line(profile_parser_t *ps, profile_span_t line,
-                               const profile_span_t *f, size_t n,
+bool profile_parse_header_line(profile_parser_t *ps, text_span_t line,
+                               const text_span_t *f, size_t n,
                                bool *handled)
 {
     prof_header_t *h = &ps->out->header;
     int64_t v;
     *handled = true;
-    if (profile_span_eq(f[0], "exe")) {
+    if (span_eq(f[0], "exe")) {
         /* the rest of the line, blanks included, after "exe " */
         const char *start = f[0].p + 3, *end = line.p + line.n;
         start += start < end; /* the one blank after the keyword */
-        profile_span_t rest = {start, (size_t)(end - start)};
+        text_span_t rest = {start, (size_t)(end - start)};
         if (rest.n >= sizeof h->exe)
             return profile_parse_fail(ps, "exe longer than %zu bytes",
                                       sizeof h->exe - 1);
@@ -285,11 +180,11 @@ bool profile_parse_header_line(profile_parser_t *ps, profile_span_t line,
         h->exe[rest.n] = '\0';
         return pr_once(ps, PR_H_EXE, "exe");
     }
-    if (profile_span_eq(f[0], "pid") || profile_span_eq(f[0], "rank")) {
+    if (span_eq(f[0], "pid") || span_eq(f[0], "rank")) {
         bool pid = f[0].n == 3;
         if (!PROFILE_FIELD_COUNT(ps, n, 2, pid ? "pid" : "rank"))
             return false;
-        if (!pr_i64(f[1], pid ? 0 : -1, pid ? INT32_MAX : INT32_MAX, &v))
+        if (!text_dec_i64(f[1], pid ? 0 : -1, pid ? INT32_MAX : INT32_MAX, &v))
             return profile_parse_fail(ps, "bad %s", pid ? "pid" : "rank");
         if (pid)
             h->pid = (long)v;
@@ -297,17 +192,17 @@ bool profile_parse_header_line(profile_parser_t *ps, profile_span_t line,
             h->rank = (int)v;
         return pr_once(ps, pid ? PR_H_PID : PR_H_RANK, pid ? "pid" : "rank");
     }
-    if (profile_span_eq(f[0], "sampler")) {
+    if (span_eq(f[0], "sampler")) {
         if (!PROFILE_FIELD_COUNT(ps, n, 2, "sampler"))
             return false;
         if (f[1].n >= sizeof h->sampler)
             return profile_parse_fail(ps, "sampler name too long");
-        if (!profile_span_eq(f[1], "-"))
+        if (!span_eq(f[1], "-"))
             memcpy(h->sampler, f[1].p, f[1].n);
         return pr_once(ps, PR_H_SAMPLER, "sampler");
     }
-    if (profile_span_eq(f[0], "interval_ns") ||
-        profile_span_eq(f[0], "start_unix_ms")) {
+    if (span_eq(f[0], "interval_ns") ||
+        span_eq(f[0], "start_unix_ms")) {
         bool iv = f[0].p[0] == 'i';
         const char *kw = iv ? "interval_ns" : "start_unix_ms";
         if (!PROFILE_FIELD_COUNT(ps, n, 2, kw))
@@ -316,11 +211,11 @@ bool profile_parse_header_line(profile_parser_t *ps, profile_span_t line,
         return profile_parse_nums(ps, f, 1, 1, dst, kw) &&
                pr_once(ps, iv ? PR_H_INTERVAL : PR_H_START, kw);
     }
-    if (profile_span_eq(f[0], "halflife"))
+    if (span_eq(f[0], "halflife"))
         return PROFILE_FIELD_COUNT(ps, n, 2, "halflife") &&
                pr_halflife(ps, f[1]) &&
                pr_once(ps, PR_H_HALFLIFE, "halflife");
-    if (profile_span_eq(f[0], "node"))
+    if (span_eq(f[0], "node"))
         return pr_node(ps, f, n);
     *handled = false;
     return false;
@@ -340,7 +235,7 @@ bool profile_parse_header_complete(profile_parser_t *ps)
 
 /* ---------------------------------------------------------------- rows */
 
-bool profile_parse_arena_row(profile_parser_t *ps, const profile_span_t *f,
+bool profile_parse_arena_row(profile_parser_t *ps, const text_span_t *f,
                              size_t n)
 {
     prof_interval_t *c = &ps->cur;
@@ -355,14 +250,14 @@ bool profile_parse_arena_row(profile_parser_t *ps, const profile_span_t *f,
                             c->narenas, sizeof *c->arenas))
         return false;
     prof_arena_row_t r = {0};
-    if (!profile_parse_u64(f[1], TM_MAX_ARENAS, &id) || id == 0 ||
+    if (!text_dec_u64(f[1], TM_MAX_ARENAS, &id) || id == 0 ||
         (c->narenas > 0 && id <= c->arenas[c->narenas - 1].id))
         return profile_parse_fail(ps, "arena id \"%.*s\" not in 1..%d or "
                                   "not ascending",
                                   (int)(f[1].n > 24 ? 24 : f[1].n), f[1].p,
                                   TM_MAX_ARENAS);
     if (!pr_kind(f[2], &r.kind) ||
-        !profile_parse_u64(f[3], UINT32_MAX, &owner) ||
+        !text_dec_u64(f[3], UINT32_MAX, &owner) ||
         !pr_mode(f[4], &r.placement.mode) ||
         !pr_hex(f[5], &r.placement.nodes))
         return profile_parse_fail(ps, "bad arena kind, owner or placement");
@@ -371,7 +266,7 @@ bool profile_parse_arena_row(profile_parser_t *ps, const profile_span_t *f,
                         &s->bytes, &s->live, &s->peak};
     if (!profile_parse_nums(ps, f, 6, 7, dst, "arena"))
         return false;
-    r.resident_valid = !profile_span_eq(f[13], "-");
+    r.resident_valid = !span_eq(f[13], "-");
     uint64_t *res[1] = {&r.resident};
     if (r.resident_valid && !profile_parse_nums(ps, f, 13, 1, res, "arena"))
         return false;
@@ -384,7 +279,7 @@ bool profile_parse_arena_row(profile_parser_t *ps, const profile_span_t *f,
     return true;
 }
 
-bool profile_parse_resident_row(profile_parser_t *ps, const profile_span_t *f,
+bool profile_parse_resident_row(profile_parser_t *ps, const text_span_t *f,
                                 size_t n)
 {
     prof_interval_t *c = &ps->cur;
@@ -396,9 +291,9 @@ bool profile_parse_resident_row(profile_parser_t *ps, const profile_span_t *f,
         !profile_parse_grow(ps, (void **)&c->residency, &ps->residency_cap,
                             c->nresidency, sizeof *c->residency))
         return false;
-    if (!profile_parse_u64(f[1], TM_MAX_ARENAS, &arena) ||
-        !profile_parse_u64(f[2], TM_MAX_NODES - 1, &node) ||
-        !profile_parse_u64(f[3], UINT64_MAX, &bytes))
+    if (!text_dec_u64(f[1], TM_MAX_ARENAS, &arena) ||
+        !text_dec_u64(f[2], TM_MAX_NODES - 1, &node) ||
+        !text_dec_u64(f[3], UINT64_MAX, &bytes))
         return profile_parse_fail(ps, "bad resident row (arena, node below "
                                   "%d, bytes)", TM_MAX_NODES);
     const prof_residency_row_t *p =
@@ -442,7 +337,7 @@ size_t profile_parse_site_find(const profile_parser_t *ps, uint32_t index,
     return lo;
 }
 
-bool profile_parse_sitedef(profile_parser_t *ps, const profile_span_t *f,
+bool profile_parse_sitedef(profile_parser_t *ps, const text_span_t *f,
                            size_t n)
 {
     uint64_t index, key;
@@ -450,8 +345,8 @@ bool profile_parse_sitedef(profile_parser_t *ps, const profile_span_t *f,
     ps->section = PROFILE_SEC_SITES;
     if (!PROFILE_FIELD_COUNT(ps, n, 4, "sitedef"))
         return false;
-    if (!profile_parse_u64(f[1], UINT32_MAX, &index) || !pr_hex(f[2], &key) ||
-        !pr_i64(f[3], -1, INT32_MAX, &id))
+    if (!text_dec_u64(f[1], UINT32_MAX, &index) || !pr_hex(f[2], &key) ||
+        !text_dec_i64(f[3], -1, INT32_MAX, &id))
         return profile_parse_fail(ps, "bad sitedef line (index, 0x key, "
                                   "explicit id or -1)");
     bool found;
@@ -470,7 +365,7 @@ bool profile_parse_sitedef(profile_parser_t *ps, const profile_span_t *f,
     return true;
 }
 
-bool profile_parse_site_row(profile_parser_t *ps, const profile_span_t *f,
+bool profile_parse_site_row(profile_parser_t *ps, const text_span_t *f,
                             size_t n)
 {
     prof_interval_t *c = &ps->cur;
@@ -481,7 +376,7 @@ bool profile_parse_site_row(profile_parser_t *ps, const profile_span_t *f,
                             c->nsites, sizeof *c->sites))
         return false;
     prof_site_row_t r = {0};
-    if (!profile_parse_u64(f[1], UINT32_MAX, &index) ||
+    if (!text_dec_u64(f[1], UINT32_MAX, &index) ||
         (c->nsites > 0 && index <= c->sites[c->nsites - 1].index))
         return profile_parse_fail(ps, "site index not ascending");
     bool found;
@@ -489,8 +384,8 @@ bool profile_parse_site_row(profile_parser_t *ps, const profile_span_t *f,
     if (!found)
         return profile_parse_fail(ps, "site %" PRIu64 " has no sitedef "
                                   "line before it", index);
-    if (!profile_parse_u64(f[2], TM_MAX_ARENAS, &arena) ||
-        !profile_parse_u64(f[4], 1, &est))
+    if (!text_dec_u64(f[2], TM_MAX_ARENAS, &arena) ||
+        !text_dec_u64(f[4], 1, &est))
         return profile_parse_fail(ps, "bad site arena or estimated flag");
     tm_alloc_stats_t *s = &r.stats;
     uint64_t *dst[5] = {&s->allocs, &s->frees, &s->bytes, &s->live, &s->peak};

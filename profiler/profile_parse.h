@@ -17,12 +17,6 @@
 
 /* ---------------------------------------------------------------- state */
 
-/* A piece of the text: not NUL-terminated. */
-typedef struct profile_span {
-    const char *p;
-    size_t n;
-} profile_span_t;
-
 #define PROFILE_FIELDS_MAX 16
 
 /* Where in an interval the parser is: rows come in this order. */
@@ -90,18 +84,11 @@ bool profile_parse_grow(profile_parser_t *ps, void **arr, size_t *cap,
 
 /* ---------------------------------------------------------------- fields */
 
-static inline bool profile_span_eq(profile_span_t s, const char *lit)
-{
-    return s.n == strlen(lit) && memcmp(s.p, lit, s.n) == 0;
-}
+/* Fields are split and numbers read by base/text.c (text_fields,
+ * text_dec_u64, ...); PROFILE_FIELDS_MAX bounds a line's fields. */
 
-/* Split at blanks; returns the count, or PROFILE_FIELDS_MAX + 1 for too
- * many. */
-size_t profile_parse_split(profile_span_t line, profile_span_t *f);
-/* A decimal number up to max, digits only. */
-bool profile_parse_u64(profile_span_t s, uint64_t max, uint64_t *v);
 /* Parse fields f[first..] as unsigned numbers into the pointers given. */
-bool profile_parse_nums(profile_parser_t *ps, const profile_span_t *f,
+bool profile_parse_nums(profile_parser_t *ps, const text_span_t *f,
                         size_t first, size_t n, uint64_t *const *dst,
                         const char *what);
 
@@ -113,25 +100,25 @@ bool profile_parse_nums(profile_parser_t *ps, const profile_span_t *f,
 /* ---------------------------------------------------------------- lines */
 
 /* The first line, "tiermem-profile VERSION". */
-bool profile_parse_magic(profile_parser_t *ps, const profile_span_t *f,
+bool profile_parse_magic(profile_parser_t *ps, const text_span_t *f,
                          size_t n);
 /* A header line into ps->out->header; *handled false if it is not one
  * (then the result is false without a failure). */
-bool profile_parse_header_line(profile_parser_t *ps, profile_span_t line,
-                               const profile_span_t *f, size_t n,
+bool profile_parse_header_line(profile_parser_t *ps, text_span_t line,
+                               const text_span_t *f, size_t n,
                                bool *handled);
 /* Every header line must be there before the first interval. */
 bool profile_parse_header_complete(profile_parser_t *ps);
 
 /* Rows of the interval being read, appended to ps->cur. */
-bool profile_parse_arena_row(profile_parser_t *ps, const profile_span_t *f,
+bool profile_parse_arena_row(profile_parser_t *ps, const text_span_t *f,
                              size_t n);
-bool profile_parse_resident_row(profile_parser_t *ps, const profile_span_t *f,
+bool profile_parse_resident_row(profile_parser_t *ps, const text_span_t *f,
                                 size_t n);
 /* A site definition, into the site table ps->sites. */
-bool profile_parse_sitedef(profile_parser_t *ps, const profile_span_t *f,
+bool profile_parse_sitedef(profile_parser_t *ps, const text_span_t *f,
                            size_t n);
-bool profile_parse_site_row(profile_parser_t *ps, const profile_span_t *f,
+bool profile_parse_site_row(profile_parser_t *ps, const text_span_t *f,
                             size_t n);
 
 /* The site table slot for index: found, or where it would go. */

@@ -27,7 +27,7 @@
 
 /* ---------------------------------------------------------- intervals */
 
-static bool pr_interval_start(profile_parser_t *ps, const profile_span_t *f,
+static bool pr_interval_start(profile_parser_t *ps, const text_span_t *f,
                               size_t n)
 {
     prof_interval_t *c = &ps->cur;
@@ -143,7 +143,7 @@ static bool pr_close_sites(profile_parser_t *ps, prof_interval_t *c)
     return true;
 }
 
-static bool pr_interval_end(profile_parser_t *ps, const profile_span_t *f,
+static bool pr_interval_end(profile_parser_t *ps, const text_span_t *f,
                             size_t n)
 {
     prof_interval_t *c = &ps->cur;
@@ -153,7 +153,7 @@ static bool pr_interval_end(profile_parser_t *ps, const profile_span_t *f,
         return profile_parse_fail(ps, "end line outside an interval");
     if (!PROFILE_FIELD_COUNT(ps, n, 2, "end"))
         return false;
-    if (!profile_parse_u64(f[1], UINT64_MAX, &seq) || seq != c->seq)
+    if (!text_dec_u64(f[1], UINT64_MAX, &seq) || seq != c->seq)
         return profile_parse_fail(ps, "end line does not name interval %"
                                   PRIu64, c->seq);
     /* the tools add up the intervals' samples: that sum must fit too */
@@ -174,7 +174,7 @@ static bool pr_interval_end(profile_parser_t *ps, const profile_span_t *f,
     return true;
 }
 
-static bool pr_trailer(profile_parser_t *ps, const profile_span_t *f,
+static bool pr_trailer(profile_parser_t *ps, const text_span_t *f,
                        size_t n)
 {
     uint64_t count;
@@ -184,7 +184,7 @@ static bool pr_trailer(profile_parser_t *ps, const profile_span_t *f,
     if (!profile_parse_header_complete(ps) ||
         !PROFILE_FIELD_COUNT(ps, n, 2, "complete"))
         return false;
-    if (!profile_parse_u64(f[1], UINT64_MAX, &count) ||
+    if (!text_dec_u64(f[1], UINT64_MAX, &count) ||
         count != ps->out->nintervals)
         return profile_parse_fail(ps, "trailer counts \"%.*s\" intervals, "
                                   "the file has %zu",
@@ -196,10 +196,10 @@ static bool pr_trailer(profile_parser_t *ps, const profile_span_t *f,
 
 /* ---------------------------------------------------------------- driver */
 
-static bool pr_line(profile_parser_t *ps, profile_span_t line)
+static bool pr_line(profile_parser_t *ps, text_span_t line)
 {
-    profile_span_t f[PROFILE_FIELDS_MAX];
-    size_t n = profile_parse_split(line, f);
+    text_span_t f[PROFILE_FIELDS_MAX];
+    size_t n = text_fields(line, f, PROFILE_FIELDS_MAX);
     if (ps->line == 1)
         return profile_parse_magic(ps, f, n);
     if (n == 0 || f[0].p[0] == '#')
@@ -214,22 +214,22 @@ static bool pr_line(profile_parser_t *ps, profile_span_t line)
         if (handled)
             return ok;
     }
-    if (profile_span_eq(f[0], "interval"))
+    if (span_eq(f[0], "interval"))
         return pr_interval_start(ps, f, n);
-    if (profile_span_eq(f[0], "complete"))
+    if (span_eq(f[0], "complete"))
         return pr_trailer(ps, f, n);
     if (!ps->in_interval)
         return profile_parse_fail(ps, "unknown or misplaced line \"%.*s\"",
                                   (int)(f[0].n > 40 ? 40 : f[0].n), f[0].p);
-    if (profile_span_eq(f[0], "arena"))
+    if (span_eq(f[0], "arena"))
         return profile_parse_arena_row(ps, f, n);
-    if (profile_span_eq(f[0], "resident"))
+    if (span_eq(f[0], "resident"))
         return profile_parse_resident_row(ps, f, n);
-    if (profile_span_eq(f[0], "sitedef"))
+    if (span_eq(f[0], "sitedef"))
         return profile_parse_sitedef(ps, f, n);
-    if (profile_span_eq(f[0], "site"))
+    if (span_eq(f[0], "site"))
         return profile_parse_site_row(ps, f, n);
-    if (profile_span_eq(f[0], "end"))
+    if (span_eq(f[0], "end"))
         return pr_interval_end(ps, f, n);
     return profile_parse_fail(ps, "unknown line \"%.*s\"",
                               (int)(f[0].n > 40 ? 40 : f[0].n), f[0].p);
@@ -256,20 +256,16 @@ static bool pr_totals(profile_parser_t *ps)
 
 static bool pr_run(profile_parser_t *ps, const char *text, size_t len)
 {
-    const char *pos = text, *end = text + len;
+    text_lines_t it;
+    text_span_t line;
     if (len == 0) {
         ps->line = 1;
         return profile_parse_fail(ps, "empty file, not a tiermem profile");
     }
-    while (pos < end) {
-        const char *nl = memchr(pos, '\n', (size_t)(end - pos));
-        if (nl == NULL)
-            break; /* a torn last line: as if never written */
-        profile_span_t line = {pos, (size_t)(nl - pos)};
-        if (line.n > 0 && line.p[line.n - 1] == '\r')
-            line.n--;
-        pos = nl + 1;
-        ps->line++;
+    text_lines_init(&it, text, len);
+    while (text_next_line(&it, &line) && !it.torn) {
+        /* a torn last line is as if never written */
+        ps->line = it.line;
         if (memchr(line.p, '\0', line.n) != NULL)
             return profile_parse_fail(ps, "a NUL byte in the line");
         if (!pr_line(ps, line))

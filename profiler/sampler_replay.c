@@ -79,93 +79,26 @@ typedef struct replay_state {
 
 /* ------------------------------------------------------------ parsing */
 
-typedef struct replay_tok {
-    const char *p;
-    size_t n;
-} replay_tok_t;
-
-/* Split a line into at most max blank-separated tokens; '#' starts a
- * comment.  Returns the count, max + 1 if there were more. */
-static size_t replay_tokens(const char *p, const char *end, replay_tok_t *t,
-                            size_t max)
+/* The line up to a '#' that starts a field: the rest is a comment.  (A
+ * '#' inside a field is part of it, as it always was.) */
+static text_span_t replay_uncommented(text_span_t line)
 {
-    size_t n = 0;
-    for (;;) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == '\r'))
-            p++;
-        if (p == end || *p == '#')
-            return n;
-        if (n == max)
-            return max + 1;
-        t[n].p = p;
-        while (p < end && *p != ' ' && *p != '\t' && *p != '\r')
-            p++;
-        t[n].n = (size_t)(p - t[n].p);
-        n++;
-    }
+    for (size_t i = 0; i < line.n; i++)
+        if (line.p[i] == '#' && (i == 0 || text_is_blank(line.p[i - 1])))
+            return span_make(line.p, i);
+    return line;
 }
 
-static bool replay_tok_is(replay_tok_t t, const char *word)
+/* At most max fields of the line, comment cut; max + 1 if more. */
+static size_t replay_tokens(text_span_t line, text_span_t *t, size_t max)
 {
-    return t.n == strlen(word) && memcmp(t.p, word, t.n) == 0;
-}
-
-/* Decimal, or hex with 0x; hex_only: hex with or without 0x. */
-static bool replay_u64(replay_tok_t t, bool hex_only, uint64_t *out)
-{
-    unsigned base = hex_only ? 16 : 10;
-    if (t.n > 2 && t.p[0] == '0' && (t.p[1] == 'x' || t.p[1] == 'X')) {
-        base = 16;
-        t.p += 2;
-        t.n -= 2;
-    }
-    if (t.n == 0)
-        return false;
-    uint64_t v = 0;
-    for (size_t i = 0; i < t.n; i++) {
-        char c = t.p[i];
-        unsigned d;
-        if (c >= '0' && c <= '9')
-            d = (unsigned)(c - '0');
-        else if (base == 16 && c >= 'a' && c <= 'f')
-            d = (unsigned)(c - 'a' + 10);
-        else if (base == 16 && c >= 'A' && c <= 'F')
-            d = (unsigned)(c - 'A' + 10);
-        else
-            return false;
-        if (v > (UINT64_MAX - d) / base)
-            return false;
-        v = v * base + d;
-    }
-    *out = v;
-    return true;
+    return text_fields(replay_uncommented(line), t, max);
 }
 
 /* Milliseconds with up to 6 decimals -> ns. */
-static bool replay_time(replay_tok_t t, uint64_t *ns)
+static bool replay_time(text_span_t t, uint64_t *ns)
 {
-    const char *dot = memchr(t.p, '.', t.n);
-    replay_tok_t whole = {t.p, dot ? (size_t)(dot - t.p) : t.n};
-    uint64_t ms, frac = 0;
-    if (whole.n > 1 && (whole.p[1] == 'x' || whole.p[1] == 'X'))
-        return false; /* decimal only */
-    if (!replay_u64(whole, false, &ms))
-        return false;
-    if (dot != NULL) {
-        size_t nd = t.n - whole.n - 1;
-        if (nd == 0 || nd > 6)
-            return false;
-        for (size_t i = 0; i < 6; i++) {
-            char c = i < nd ? dot[1 + i] : '0';
-            if (c < '0' || c > '9')
-                return false;
-            frac = frac * 10 + (uint64_t)(c - '0');
-        }
-    }
-    if (ms > (UINT64_MAX - frac) / 1000000)
-        return false;
-    *ns = ms * 1000000 + frac;
-    return true;
+    return text_dec_fixed(t, 6, ns);
 }
 
 /* The index of a selector, added if new (the hash never fills: it has
@@ -187,36 +120,36 @@ static uint32_t replay_sel_index(replay_state_t *st, uint8_t kind,
 }
 
 /* Parse one sample line into a record; NULL or what is wrong. */
-static const char *replay_parse_sample(replay_state_t *st, const char *p,
-                                       const char *end, replay_rec_t *r)
+static const char *replay_parse_sample(replay_state_t *st, text_span_t line,
+                                       replay_rec_t *r)
 {
-    replay_tok_t t[5];
-    size_t n = replay_tokens(p, end, t, 5);
+    text_span_t t[5];
+    size_t n = replay_tokens(line, t, 5);
     if (n < 4 || n > 5)
         return "expected <t_ms> arena|site|id <selector> <offset> [count]";
     if (!replay_time(t[0], &r->t_ns))
         return "bad time (milliseconds, up to 6 decimals)";
     uint64_t value, count = 1;
     uint8_t kind;
-    if (replay_tok_is(t[1], "arena")) {
+    if (span_eq(t[1], "arena")) {
         kind = REPLAY_ARENA;
-        if (!replay_u64(t[2], false, &value) || value == 0 ||
+        if (!text_num_u64(t[2], UINT64_MAX, &value) || value == 0 ||
             value > TM_MAX_ARENAS)
             return "bad arena id (1..4095)";
-    } else if (replay_tok_is(t[1], "site")) {
+    } else if (span_eq(t[1], "site")) {
         kind = REPLAY_SITE;
-        if (!replay_u64(t[2], true, &value))
+        if (!text_hex_u64(t[2], TEXT_HEX_PREFIX_OPTIONAL, &value))
             return "bad site key (hex)";
-    } else if (replay_tok_is(t[1], "id")) {
+    } else if (span_eq(t[1], "id")) {
         kind = REPLAY_ID;
-        if (!replay_u64(t[2], false, &value) || value > INT32_MAX)
+        if (!text_num_u64(t[2], UINT64_MAX, &value) || value > INT32_MAX)
             return "bad explicit site id (0..2147483647)";
     } else {
         return "unknown selector (arena, site or id)";
     }
-    if (!replay_u64(t[3], false, &r->offset))
+    if (!text_num_u64(t[3], UINT64_MAX, &r->offset))
         return "bad offset";
-    if (n == 5 && (!replay_u64(t[4], false, &count) || count == 0 ||
+    if (n == 5 && (!text_num_u64(t[4], UINT64_MAX, &count) || count == 0 ||
                    count > UINT32_MAX))
         return "bad count (1..4294967295)";
     r->count = (uint32_t)count;
@@ -225,19 +158,18 @@ static const char *replay_parse_sample(replay_state_t *st, const char *p,
 }
 
 /* "tiermem-trace 1": -1 + EINVAL (logged) when not that. */
-static int replay_parse_header(const char *path, const char *p,
-                               const char *end)
+static int replay_parse_header(const char *path, text_span_t line)
 {
-    replay_tok_t t[3];
-    size_t n = replay_tokens(p, end, t, 2);
+    text_span_t t[3];
+    size_t n = replay_tokens(line, t, 2);
     uint64_t v;
-    if (n != 2 || !replay_tok_is(t[0], REPLAY_MAGIC)) {
+    if (n != 2 || !span_eq(t[0], REPLAY_MAGIC)) {
         log_error("replay: %s:1: not a trace (the first line must be "
                      "\"" REPLAY_MAGIC " %d\")", path, REPLAY_VERSION);
         errno = EINVAL;
         return -1;
     }
-    if (!replay_u64(t[1], false, &v) || v != REPLAY_VERSION) {
+    if (!text_num_u64(t[1], UINT64_MAX, &v) || v != REPLAY_VERSION) {
         log_error("replay: %s:1: trace version %.*s is not supported "
                      "(this tiermem reads version %d)", path, (int)t[1].n,
                      t[1].p, REPLAY_VERSION);
@@ -291,37 +223,38 @@ static void replay_bound_gap(replay_state_t *st, uint32_t line,
 /* Every line after the header: samples kept, bad ones logged and skipped. */
 static int replay_parse(replay_state_t *st, const char *text, size_t len)
 {
-    const char *end = text + len, *p = text;
+    text_lines_t it;
+    text_span_t line;
     size_t lines = 1;
-    for (const char *q = text; q < end; q++)
+    for (const char *q = text; q < text + len; q++)
         lines += *q == '\n';
-    const char *eol = memchr(p, '\n', len);
-    if (replay_parse_header(st->path, p, eol ? eol : end) != 0)
+    text_lines_init(&it, text, len);
+    if (!text_next_line(&it, &line))
+        line = span_make(text, 0); /* an empty file: no header */
+    if (replay_parse_header(st->path, line) != 0)
         return -1;
     if (!replay_alloc_tables(st, lines)) {
         errno = ENOMEM;
         return -1;
     }
     uint64_t last_t = 0;
-    for (uint32_t line = 2; eol != NULL; line++) {
-        p = eol + 1;
-        eol = memchr(p, '\n', (size_t)(end - p));
-        const char *stop = eol ? eol : end;
-        replay_tok_t first;
-        if (replay_tokens(p, stop, &first, 1) == 0)
+    while (text_next_line(&it, &line)) {
+        uint32_t at = (uint32_t)it.line;
+        text_span_t first;
+        if (replay_tokens(line, &first, 1) == 0)
             continue; /* blank or comment */
         replay_rec_t *r = &st->recs[st->nrecs];
-        const char *what = replay_parse_sample(st, p, stop, r);
+        const char *what = replay_parse_sample(st, line, r);
         if (what == NULL && r->t_ns < last_t)
             what = "time goes backwards (times must not decrease)";
         if (what != NULL) {
-            log_warn("replay: %s:%u: %s; line skipped", st->path, line,
+            log_warn("replay: %s:%u: %s; line skipped", st->path, at,
                         what);
             continue;
         }
-        r->line = line;
+        r->line = at;
         uint64_t t = r->t_ns;
-        replay_bound_gap(st, line, last_t, &r->t_ns);
+        replay_bound_gap(st, at, last_t, &r->t_ns);
         last_t = t;
         st->nrecs++;
     }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # fuzz.sh -- build the libFuzzer targets for the settings parser, the
-# guidance file parser, the profile reader and the site table reader with
-# clang, and run each one for a bounded time.
+# guidance file parser, the profile reader, the site table reader, the
+# trace (replay) parser and the kernel node-list parser with clang, and run
+# each one for a bounded time.
 #
 # usage: scripts/fuzz.sh BUILD_DIR
 #   BUILD_DIR is a configured build directory (scripts/build.sh BUILD_DIR);
@@ -17,8 +18,10 @@
 #   2 for a usage or build problem.
 #
 # The targets are compiled from the sources directly, with
-# -fsanitize=fuzzer,address,undefined: the parsers, base/log.c,
-# base/meta_alloc.c and base/os.c (page size), nothing of jemalloc.
+# -fsanitize=fuzzer,address,undefined: the parsers, the lexer under them
+# (base/text.c), base/log.c, base/meta_alloc.c and base/os.c (page size),
+# nothing of jemalloc.  fuzz_trace includes profiler/sampler_replay.c itself
+# (its parser is static) and stubs the arena and site calls.
 # libFuzzer ships with clang's runtime libraries; on Debian 12 that is the
 # package libclang-rt-14-dev, which `clang` only recommends.
 set -euo pipefail
@@ -54,13 +57,14 @@ flags=(-g -O1 -std=c11 -Wall -Wextra -Werror
     -I"$root/arena" -I"$root/sites" -I"$root/profiler")
 sources=("$root/settings/options.c" "$root/settings/parse.c" "$root/settings/settings_init.c" "$root/sites/guidance.c"
     "$root/profiler/profile_read.c" "$root/base/read_file.c" "$root/profiler/profile_parse.c"
-    "$root/sites/site_table_read.c"
+    "$root/sites/site_table_read.c" "$root/base/text.c" "$root/arena/node_sysfs.c"
     "$root/base/file_open.c" "$root/base/log.c" "$root/base/owned_fd.c" "$root/settings/setting_env.c"
     "$root/base/meta_alloc.c" "$root/base/os.c"
     "$root/tests/fuzz/fuzz_support.c")
 
-targets=(guidance options profile site_table)
-declare -A max_len=([guidance]=65536 [options]=4096 [profile]=8192 [site_table]=16384)
+targets=(guidance options profile site_table trace node_list)
+declare -A max_len=([guidance]=65536 [options]=4096 [profile]=8192 [site_table]=16384
+    [trace]=16384 [node_list]=256)
 for t in "${targets[@]}"; do
     "$cc" "${flags[@]}" "$root/tests/fuzz/fuzz_$t.c" "${sources[@]}" \
         -lnuma -lm -o "$out/fuzz_$t" || { echo "fuzz: building fuzz_$t failed" >&2; exit 2; }

@@ -21,7 +21,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,12 +35,6 @@
 #define GUIDANCE_MAX_REPORTED 20
 #define RULE_FIELDS_MAX 5 /* key|id VALUE tier|node N [mode] */
 
-/* A piece of the text: never NUL-terminated. */
-typedef struct span {
-    const char *p;
-    size_t n;
-} span_t;
-
 typedef struct parser {
     const char *name; /* for messages: name_shown's text */
     shown_t name_shown;
@@ -50,107 +43,17 @@ typedef struct parser {
     guidance_t *g;
 } parser_t;
 
-/* ---------------------------------------------------------------- lexing */
-
-static bool is_blank(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
-}
-
-/* The next line of [*pos, end), without its '\n'; advances *pos. */
-static span_t next_line(const char **pos, const char *end)
-{
-    const char *p = *pos;
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    *pos = nl != NULL ? nl + 1 : end;
-    return (span_t){p, (size_t)((nl != NULL ? nl : end) - p)};
-}
-
-/* Split a line (comment already cut) into blank-separated fields.  Returns
- * the count, or max + 1 when there are more than max. */
-static size_t split_fields(span_t line, span_t *f, size_t max)
-{
-    const char *p = line.p, *end = line.p + line.n;
-    size_t n = 0;
-    for (;;) {
-        while (p < end && is_blank(*p))
-            p++;
-        if (p == end)
-            return n;
-        if (n == max)
-            return max + 1;
-        const char *s = p;
-        while (p < end && !is_blank(*p))
-            p++;
-        f[n++] = (span_t){s, (size_t)(p - s)};
-    }
-}
-
-/* Does the field spell word (ASCII, any case)?  strncasecmp reads at most
- * f.n bytes, and an embedded NUL simply fails to match. */
-static bool span_is(span_t f, const char *word)
-{
-    return f.n == strlen(word) && strncasecmp(f.p, word, f.n) == 0;
-}
-
-static bool span_dec(span_t f, uint64_t max, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (f.n == 0)
-        return false;
-    for (size_t i = 0; i < f.n; i++) {
-        unsigned char c = (unsigned char)f.p[i];
-        if (c < '0' || c > '9')
-            return false;
-        unsigned d = c - '0';
-        if (d > max || v > (max - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return true;
-}
-
-static int hex_digit(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* 1..16 hex digits, with or without 0x: a 64-bit stack key. */
-static bool span_hex(span_t f, uint64_t *out)
-{
-    if (f.n >= 2 && f.p[0] == '0' && (f.p[1] == 'x' || f.p[1] == 'X')) {
-        f.p += 2;
-        f.n -= 2;
-    }
-    if (f.n == 0 || f.n > 16)
-        return false;
-    uint64_t v = 0;
-    for (size_t i = 0; i < f.n; i++) {
-        int d = hex_digit((unsigned char)f.p[i]);
-        if (d < 0)
-            return false;
-        v = v << 4 | (uint64_t)d;
-    }
-    *out = v;
-    return true;
-}
+/* ---------------------------------------------------------------- fields */
 
 /* A field as it may appear in a log line: printable, bounded. */
-static const char *shown(span_t f, shown_t *buf)
+static const char *shown(text_span_t f, shown_t *buf)
 {
     return log_shown_n(buf, f.p, f.n);
 }
 
 /* ---------------------------------------------------------------- lines */
 
-static void malformed(parser_t *ps, const char *why, span_t field)
+static void malformed(parser_t *ps, const char *why, text_span_t field)
 {
     shown_t buf;
     ps->g->rejected++;
@@ -161,12 +64,12 @@ static void malformed(parser_t *ps, const char *why, span_t field)
 }
 
 /* The header line; false (logged) rejects the whole file. */
-static bool header_ok(parser_t *ps, span_t line)
+static bool header_ok(parser_t *ps, text_span_t line)
 {
-    span_t f[3];
+    text_span_t f[3];
     shown_t buf;
-    size_t n = split_fields(line, f, 2);
-    if (!span_is(f[0], "tiermem-guidance")) {
+    size_t n = text_fields(line, f, 2);
+    if (!span_eq_nocase(f[0], "tiermem-guidance")) {
         bool sicm = f[0].n >= 5 && memcmp(f[0].p, "=====", 5) == 0;
         log_warn("%s:%zu: the first line must be \"tiermem-guidance 1\", "
                     "not \"%s\"%s; guidance file ignored", ps->name,
@@ -182,7 +85,7 @@ static bool header_ok(parser_t *ps, span_t line)
                     shown(line, &buf));
         return false;
     }
-    if (span_dec(f[1], UINT32_MAX, &version) && version == 1)
+    if (text_dec_u64(f[1], UINT32_MAX, &version) && version == 1)
         return true;
     log_warn("%s:%zu: guidance format version %s is not supported (this "
                 "tiermem reads version 1); guidance file ignored", ps->name,
@@ -190,13 +93,13 @@ static bool header_ok(parser_t *ps, span_t line)
     return false;
 }
 
-static bool parse_mode(span_t f, tm_mode_t *mode)
+static bool parse_mode(text_span_t f, tm_mode_t *mode)
 {
     static const char *const names[] = {"preferred", "bind", "interleave"};
     static const tm_mode_t modes[] = {TM_MODE_PREFERRED, TM_MODE_BIND,
                                       TM_MODE_INTERLEAVE};
     for (size_t i = 0; i < 3; i++)
-        if (span_is(f, names[i])) {
+        if (span_eq_nocase(f, names[i])) {
             *mode = modes[i];
             return true;
         }
@@ -206,8 +109,8 @@ static bool parse_mode(span_t f, tm_mode_t *mode)
 /* One rule from its fields (n of them, RULE_FIELDS_MAX + 1 meaning "too
  * many").  NULL if it is good, else what is wrong, with *bad set to the
  * text at fault. */
-static const char *parse_rule(span_t line, const span_t *f, size_t n,
-                              guidance_rule_t *r, span_t *bad)
+static const char *parse_rule(text_span_t line, const text_span_t *f, size_t n,
+                              guidance_rule_t *r, text_span_t *bad)
 {
     uint64_t v;
     *bad = line;
@@ -215,25 +118,26 @@ static const char *parse_rule(span_t line, const span_t *f, size_t n,
         *bad = f[RULE_FIELDS_MAX];
         return "extra field after the rule";
     }
-    if (span_is(f[0], "key") || span_is(f[0], "id"))
+    if (span_eq_nocase(f[0], "key") || span_eq_nocase(f[0], "id"))
         r->by_id = f[0].n == 2;
     else
         return "a rule starts with \"key\" or \"id\"";
     if (n < 4)
         return "too few fields (want: key|id VALUE tier|node N [mode])";
     *bad = f[1];
-    if (!r->by_id && !span_hex(f[1], &r->key))
+    if (!r->by_id && !text_hex_u64(f[1], TEXT_HEX_PREFIX_OPTIONAL | TEXT_HEX_MAX_16_DIGITS,
+                                        &r->key))
         return "a key is 1 to 16 hex digits, with or without 0x";
-    if (r->by_id && !span_dec(f[1], INT32_MAX, &r->key))
+    if (r->by_id && !text_dec_u64(f[1], INT32_MAX, &r->key))
         return "an id is a number from 0 to 2147483647";
     *bad = f[2];
-    if (span_is(f[2], "tier") || span_is(f[2], "node"))
-        r->target.kind = span_is(f[2], "node") ? TM_TARGET_NODE
+    if (span_eq_nocase(f[2], "tier") || span_eq_nocase(f[2], "node"))
+        r->target.kind = span_eq_nocase(f[2], "node") ? TM_TARGET_NODE
                                                : TM_TARGET_TIER;
     else
         return "the place is \"tier N\" or \"node N\"";
     *bad = f[3];
-    if (!span_dec(f[3], 63, &v))
+    if (!text_dec_u64(f[3], 63, &v))
         return "a tier or node is a number from 0 to 63";
     r->target.index = (unsigned)v;
     r->target.mode = TM_MODE_PREFERRED;
@@ -354,17 +258,16 @@ static long reject(guidance_t *g)
 }
 
 /* The rules after the header.  False if the file as a whole failed. */
-static bool parse_rules(parser_t *ps, const char *pos, const char *end)
+static bool parse_rules(parser_t *ps, text_lines_t *it)
 {
-    while (pos < end) {
-        span_t line = next_line(&pos, end), f[RULE_FIELDS_MAX + 1], bad;
+    text_span_t line;
+    while (text_next_line(it, &line)) {
         /* f holds one field more than a rule has, to quote the extra one */
-        const char *hash = memchr(line.p, '#', line.n);
+        text_span_t f[RULE_FIELDS_MAX + 1], bad;
         guidance_rule_t r;
-        ps->line++;
-        if (hash != NULL)
-            line.n = (size_t)(hash - line.p);
-        size_t n = split_fields(line, f, RULE_FIELDS_MAX + 1);
+        ps->line = it->line;
+        line = span_cut_at(line, '#');
+        size_t n = text_fields(line, f, RULE_FIELDS_MAX + 1);
         if (n == 0)
             continue;
         const char *why = parse_rule(line, f, n, &r, &bad);
@@ -383,26 +286,26 @@ long guidance_parse(const char *text, size_t len, const char *name,
                        guidance_t *g)
 {
     parser_t ps = {.g = g};
+    text_lines_t it;
+    text_span_t line;
     ps.name = log_shown(&ps.name_shown, name != NULL ? name : "guidance");
     memset(g, 0, sizeof *g);
-    if (text == NULL) { /* nothing to read: a file without a header */
-        text = "";
+    if (text == NULL) /* nothing to read: a file without a header */
         len = 0;
+    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
+        text += 3; /* a UTF-8 byte order mark, as some editors write */
+        len -= 3;
     }
-    const char *pos = text, *end = text + len;
-    if (len >= 3 && memcmp(pos, "\xEF\xBB\xBF", 3) == 0)
-        pos += 3; /* a UTF-8 byte order mark, as some editors write */
-    while (pos < end) { /* the header: the first line with a field */
-        span_t line = next_line(&pos, end), f[1];
-        const char *hash = memchr(line.p, '#', line.n);
-        ps.line++;
-        if (hash != NULL)
-            line.n = (size_t)(hash - line.p);
-        if (split_fields(line, f, 1) == 0)
+    text_lines_init(&it, text, len);
+    while (text_next_line(&it, &line)) { /* the header: first with a field */
+        text_span_t f[1];
+        ps.line = it.line;
+        line = span_cut_at(line, '#');
+        if (text_fields(line, f, 1) == 0)
             continue;
         if (!header_ok(&ps, line))
             return reject(g);
-        if (!parse_rules(&ps, pos, end))
+        if (!parse_rules(&ps, &it))
             return reject(g);
         log_info("%s: %zu guidance rules, %zu malformed lines skipped",
                     ps.name, g->count, g->rejected);

@@ -48,8 +48,8 @@ __attribute__((format(printf, 2, 3))) static bool fail(st_parser_t *p,
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     if (!p->failed)
-        snprintf(p->t->error, sizeof p->t->error, "%s:%zu: %s", p->name,
-                 p->line, what);
+        text_error(p->t->error, sizeof p->t->error, p->name, p->line, "%s",
+                   what);
     p->failed = true;
     return false;
 }
@@ -110,45 +110,46 @@ static bool check_bytes(st_parser_t *p, const unsigned char *s, size_t n)
 
 /* ---------------------------------------------------------------- fields */
 
+/* The fields of the line at s (n bytes, NUL after them), each made a C
+ * string by a NUL on the blank that ends it. */
 static bool split(st_parser_t *p, char *s, size_t n)
 {
+    text_span_t f[ST_FIELDS_MAX];
+    size_t nf = text_fields(span_make(s, n), f, ST_FIELDS_MAX);
     p->nf = 0;
-    for (size_t i = 0; i < n;) {
-        while (i < n && (s[i] == ' ' || s[i] == '\t'))
-            s[i++] = '\0';
-        if (i == n)
-            break;
-        if (p->nf == ST_FIELDS_MAX)
-            return fail(p, "more than %d fields", ST_FIELDS_MAX);
-        p->f[p->nf++] = s + i;
-        while (i < n && s[i] != ' ' && s[i] != '\t')
-            i++;
+    if (nf > ST_FIELDS_MAX)
+        return fail(p, "more than %d fields", ST_FIELDS_MAX);
+    for (size_t k = 0; k < nf; k++) {
+        char *field = s + (f[k].p - s);
+        field[f[k].n] = '\0';
+        p->f[p->nf++] = field;
     }
     return true;
+}
+
+/* Is every byte of s one of `set`? */
+static bool all_of(const char *s, const char *set)
+{
+    return s[strspn(s, set)] == '\0';
 }
 
 static bool parse_dec(st_parser_t *p, size_t i, uint64_t max, uint64_t *out)
 {
     const char *s = p->f[i];
-    uint64_t v = 0;
     char q[48];
     if (s[0] == '\0')
         return fail(p, "field %zu is empty", i + 1);
-    for (; *s != '\0'; s++) {
-        if (*s < '0' || *s > '9')
-            return fail(p, "field %zu (\"%s\") is not a decimal number", i + 1,
-                        quote(p->f[i], q));
-        unsigned d = (unsigned)(*s - '0');
-        if (v > (max - d) / 10)
-            return fail(p, "field %zu (\"%s\") is larger than %llu", i + 1,
-                        quote(p->f[i], q), (unsigned long long)max);
-        v = v * 10 + d;
-    }
-    *out = v;
-    return true;
+    if (text_dec_u64(span_of(s), max, out))
+        return true;
+    if (!all_of(s, "0123456789"))
+        return fail(p, "field %zu (\"%s\") is not a decimal number", i + 1,
+                    quote(s, q));
+    return fail(p, "field %zu (\"%s\") is larger than %llu", i + 1,
+                quote(s, q), (unsigned long long)max);
 }
 
-/* "0x" and 1 to 16 significant hex digits; "0" as printf's %#lx writes 0. */
+/* "0x" and 1 to 16 significant hex digits; "0" as printf's %#lx writes 0.
+ * Only a lower-case x: the writer's. */
 static bool parse_hex(st_parser_t *p, size_t i, uint64_t *out)
 {
     const char *s = p->f[i];
@@ -157,25 +158,13 @@ static bool parse_hex(st_parser_t *p, size_t i, uint64_t *out)
         *out = 0;
         return true;
     }
-    if (s[0] != '0' || s[1] != 'x' || s[2] == '\0')
+    if (s[0] != '0' || s[1] != 'x' || s[2] == '\0' ||
+        !all_of(s + 2, "0123456789abcdefABCDEF"))
         return fail(p, "field %zu (\"%s\") is not a hex number 0x...", i + 1,
                     quote(s, q));
-    uint64_t v = 0;
-    for (s += 2; *s != '\0'; s++) {
-        unsigned d;
-        if (*s >= '0' && *s <= '9')
-            d = (unsigned)(*s - '0');
-        else if ((*s | 0x20) >= 'a' && (*s | 0x20) <= 'f')
-            d = (unsigned)((*s | 0x20) - 'a' + 10);
-        else
-            return fail(p, "field %zu (\"%s\") is not a hex number 0x...",
-                        i + 1, quote(p->f[i], q));
-        if (v >> 60 != 0)
-            return fail(p, "field %zu (\"%s\") does not fit 64 bits", i + 1,
-                        quote(p->f[i], q));
-        v = v << 4 | d;
-    }
-    *out = v;
+    if (!text_hex_u64(span_of(s + 2), TEXT_HEX_PREFIX_NONE, out))
+        return fail(p, "field %zu (\"%s\") does not fit 64 bits", i + 1,
+                    quote(s, q));
     return true;
 }
 
@@ -462,32 +451,31 @@ static bool parse_line(st_parser_t *p, size_t n)
     return fail(p, "unknown line kind \"%s\"", quote(p->f[0], q));
 }
 
-/* Every line of t->text, which holds len bytes. */
+/* Every line of t->text, which holds len bytes.  Each line's end ('\n',
+ * or the '\r' before it: base.h's one rule) becomes a NUL in both copies. */
 static bool parse_all(st_parser_t *p, size_t len)
 {
     site_table_t *t = p->t;
+    text_lines_t it;
+    text_span_t line;
     if (len == 0) {
         p->line = 1;
         return fail(p, "empty file, not a tiermem site table");
     }
-    for (size_t at = 0; at < len;) {
-        p->line++;
-        p->line_at = at;
-        size_t room = len - at;
-        size_t look = room < SITE_TABLE_LINE_MAX + 1 ? room
-                                                     : SITE_TABLE_LINE_MAX + 1;
-        const char *nl = memchr(t->text + at, '\n', look);
-        if (nl == NULL && room > SITE_TABLE_LINE_MAX)
+    text_lines_init(&it, t->text, len);
+    while (text_next_line(&it, &line)) {
+        size_t raw = (size_t)(it.pos - line.p) - !it.torn; /* '\r' too */
+        p->line = it.line;
+        p->line_at = (size_t)(line.p - t->text);
+        if (raw > SITE_TABLE_LINE_MAX)
             return fail(p, "line longer than %d bytes", SITE_TABLE_LINE_MAX);
-        if (nl == NULL)
+        if (it.torn)
             return fail(p, "the last line has no newline: the table is "
                            "truncated");
-        size_t n = (size_t)(nl - (t->text + at));
-        t->text[at + n] = '\0';
-        t->fields[at + n] = '\0';
-        if (!parse_line(p, n))
+        t->text[p->line_at + line.n] = '\0';
+        t->fields[p->line_at + line.n] = '\0';
+        if (!parse_line(p, line.n))
             return false;
-        at += n + 1;
     }
     return true;
 }

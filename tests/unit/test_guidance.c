@@ -411,6 +411,30 @@ static void test_no_malloc(void)
               (unsigned long long)(after - before));
 }
 
+/* base/text.c's one '\r' rule: a CRLF file gives exactly the LF file's
+ * rules; a '\r' inside a line is a byte of its field, not a blank. */
+static void test_carriage_returns(void)
+{
+    static const char lf[] = "tiermem-guidance 1\nkey 0x1f tier 1\n"
+                             "id 3 node 2 bind\nkey 0x2f tier 0";
+    static const char crlf[] = "tiermem-guidance 1\r\nkey 0x1f tier 1\r\n"
+                               "id 3 node 2 bind\r\nkey 0x2f tier 0\r";
+    guidance_t a, b;
+    log_reset(TM_LOG_WARN);
+    CHECK(parse_str(lf, "lf", &a) == 3 && parse_str(crlf, "crlf", &b) == 3);
+    CHECK(a.count == b.count && a.rejected == 0 && b.rejected == 0 &&
+          memcmp(a.rules, b.rules, a.count * sizeof *a.rules) == 0);
+    guidance_free(&a);
+    guidance_free(&b);
+    CHECK(parse_str("tiermem-guidance 1\nkey 0x1f\rtier 1\n"
+                    "key 0x2f tier 1\rbind\nkey 0x3f tier 2\n", "mid", &a) == 1);
+    CHECK(a.rejected == 2 && has_rule(&a, false, 0x3f, TM_TARGET_TIER, 2,
+                                      TM_MODE_PREFERRED));
+    CHECK(log_count("warning", "mid:2:", NULL) == 1 &&
+          log_count("warning", "mid:3:", NULL) == 1);
+    guidance_free(&a);
+}
+
 int main(void)
 {
     REQUIRE(log_open());
@@ -425,6 +449,7 @@ int main(void)
     test_random();
     test_load();
     test_no_malloc();
+    test_carriage_returns();
 
     log_configure(TM_LOG_WARN, -1);
     CHECK(close(log_fd) == 0);

@@ -748,6 +748,7 @@ static void test_bad_inputs(void)
                "no \"pid\"");
     expect_bad(HEAD "halflife 3\n", 9, "second");
     expect_bad("tiermem-profile 1\nexe x\nhalflife nan\n", 3, "finite");
+    expect_bad("tiermem-profile 1\nexe x\nhalflife 2\r5\n", 3, "finite");
 
     /* the same header, good: zero intervals, not complete, then complete */
     profile_t p;
@@ -758,6 +759,15 @@ static void test_bad_inputs(void)
     profile_free(&p);
     static const char done[] = HEAD "# a comment\n\ncomplete 0\n";
     CHECK(profile_parse(done, strlen(done), "ok", &p) == 0 && p.complete);
+    profile_free(&p);
+    /* base/text.c's '\r' rule: a CRLF profile reads as LF; a '\r' inside
+     * a line is a byte of its field */
+    static const char crlf[] = "tiermem-profile 1\r\nexe a b\r\npid 7\r\n"
+        "rank -1\r\nsampler -\r\ninterval_ns 1\r\nhalflife 2.5\r\n"
+        "start_unix_ms 3\r\ncomplete 0\r\n";
+    CHECK(profile_parse(crlf, strlen(crlf), "ok", &p) == 0 && p.complete &&
+          strcmp(p.header.exe, "a b") == 0 && p.header.pid == 7 &&
+          p.header.halflife == 2.5 && p.header.start_unix_ms == 3);
     profile_free(&p);
     CHECK(log_count("error", NULL) == 0);
 

@@ -174,6 +174,23 @@ static void test_bad_files(void)
     CHECK(open_replay(&s, trace_path, a) == -1 && errno == EINVAL);
     unlink(trace_path);
 
+    /* base/text.c's '\r' rule: CRLF lines read as LF ones; a '\r' inside
+     * a line is a byte, not a blank, so that line is skipped */
+    strcpy(trace_path, "/tmp/tm_test_trace.XXXXXX");
+    REQUIRE_VOID(write_trace("tiermem-trace 1\r\n0 arena 1 0\r\n"
+                             "1 arena\r1 0\n2 arena 1 0\r\r\n"));
+    log_reset(TM_LOG_WARN);
+    REQUIRE_VOID(open_replay(&s, trace_path, a) == 0);
+    char where[1100];
+    snprintf(where, sizeof where, "%s:3:", trace_path);
+    CHECK(log_count("warning", where, "skipped", NULL) == 1);
+    snprintf(where, sizeof where, "%s:4:", trace_path);
+    CHECK(log_count("warning", where, "skipped", NULL) == 1);
+    CHECK(log_count("warning", NULL) == 2);
+    CHECK(!s.ops->done(&s)); /* line 2 is a sample */
+    s.ops->close(&s);
+    unlink(trace_path);
+
     /* a header alone: nothing to deliver, done at once */
     strcpy(trace_path, "/tmp/tm_test_trace.XXXXXX");
     REQUIRE_VOID(write_trace("tiermem-trace 1"));

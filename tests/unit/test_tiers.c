@@ -272,6 +272,41 @@ static void test_distance_columns(void)
     CHECK(t.nodes[1].distance == 30);
 }
 
+/* base/text.c's one '\r' rule in the sysfs files: a CRLF tree reads as
+ * its LF twin (test_distance_columns); the node list itself treats '\r'
+ * as a byte, not a blank. */
+static void test_crlf_tree(void)
+{
+    const fake_node_t n[] = {
+        {0, "0\r\n", 1000, 500, "10 30\r\n", 0, 0},
+        {2, "\r\n", 1000, 500, "30 10\r\n", 0, 0},
+    };
+    char dir[256];
+    tm_topology_t t;
+    make_tree(dir, sizeof dir, "crlf", "0,2\r\n", n, 2);
+    CHECK(tm_topology_discover_at(dir, &t) == 0);
+    check_tiers("crlf", &t, "distance", (uint64_t[]){0x1, 0x4}, 2);
+    CHECK(t.nnodes == 2 && t.nodes[1].id == 2 && t.nodes[1].distance == 30);
+    CHECK(t.nodes[0].has_cpus && !t.nodes[1].has_cpus);
+    CHECK(t.nodes[0].capacity_bytes == 1000 * 1024);
+
+    unsigned ids[8], k = 99;
+    static const char *const good[] = {"0-2,5", " 1 - 3 ,\t5 ", "", " "};
+    static const unsigned count[] = {4, 4, 0, 0};
+    for (unsigned i = 0; i < 4; i++)
+        CHECK_MSG(node_list_parse(good[i], good[i] + strlen(good[i]), ids, 8,
+                                  &k) && k == count[i],
+                  "\"%s\": %u ids", good[i], k);
+    static const char *const bad[] = {"0-1\r", "1,\r2", "1,", ",1", "3-1",
+                                      "1-2-3", "1 2", "4294967296", "-1",
+                                      "0-8"};
+    for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++)
+        CHECK_MSG(!node_list_parse(bad[i], bad[i] + strlen(bad[i]), ids, 8,
+                                   &k), "\"%s\" accepted", bad[i]);
+    CHECK(node_list_parse("4294967295", "4294967295" + 10, ids, 8, &k) &&
+          k == 1 && ids[0] == 4294967295u);
+}
+
 /* (a) DRAM with CPUs, slower CPU-less memory. */
 static const fake_node_t hmat_a[] = {
     {0, "0-1\n", 4000000, 3000000, "10 20\n", 100, 20000},
@@ -523,6 +558,7 @@ int main(void)
     test_distance();
     test_distance_sum();
     test_distance_columns();
+    test_crlf_tree();
     test_hmat();
     test_hmat_grouping();
     test_env();
