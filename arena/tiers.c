@@ -42,6 +42,22 @@
 #define SYSFS_NODE_DIR "/sys/devices/system/node"
 #define TIERS_ENV "TIERMEM_TIERS"
 
+/* TIERMEM_TIERS is read when the topology is discovered, not at start-up:
+ * its value only means something against the nodes found.  The row is here
+ * so the setting is known (and documented) with the code that reads it. */
+static const setting_t tiers_rows[] = {
+    {.name = TIERS_ENV, .type = SETTING_LIST,
+     .values_doc = "e.g. `0;1` or `1;0,2` or `0-1;2`",
+     .dflt_doc = "automatic",
+     .doc = "the tier order by hand: `;` separates tiers (fastest first), "
+            "`,` separates nodes, `a-b` is a range"},
+};
+static const setting_table_t tiers_table = {
+    .layer = "tiers", .order = 10, .rows = tiers_rows,
+    .nrows = sizeof tiers_rows / sizeof tiers_rows[0],
+};
+SETTINGS_REGISTER(tiers_table);
+
 /* Nodes whose HMAT scores are within this many percent share a tier. */
 #define HMAT_TIER_PCT 5
 /* Fixed-point unit of an HMAT score: integer arithmetic keeps the result
@@ -207,8 +223,8 @@ static bool parse_env_tiers(tm_topology_t *t, const char *s, char *why,
 
 static bool order_from_env(tm_topology_t *t)
 {
-    const char *s = getenv(TIERS_ENV);
-    if (!s || !*s)
+    const char *s = setting_getenv(&tiers_rows[0]);
+    if (!s)
         return false;
     char why[128];
     shown_t shown;

@@ -1,23 +1,16 @@
 /*
  * policy_options.c -- the policy's settings, read from the environment.
  *
- *   TIERMEM_POLICY             none|online (none)
- *   TIERMEM_POLICY_EVERY       profiler intervals per decision (4)
- *   TIERMEM_POLICY_CAPACITY    per fast tier, fastest first, comma-separated:
- *                              bytes (64M), N% of the tier, or auto (auto)
- *   TIERMEM_POLICY_HEADROOM    share of each fast tier kept free: 0.05 or 5%
- *   TIERMEM_POLICY_BUDGET      migration bytes per second, 0 = no limit (256M)
- *   TIERMEM_POLICY_HYSTERESIS  a newcomer's edge over an incumbent (1.5)
- *   TIERMEM_POLICY_MIN_STAY    decisions a moved arena stays put (2)
- *   TIERMEM_POLICY_MOVE_COST   ns per byte moved, for cost/benefit; 0 = off
- *                              (0.5)
- *
- * As everywhere in tiermem: a bad value gets one warning naming the
- * variable, the value and the default kept.  settings/options.c lists these
- * names too, so its unknown-setting check knows them.
+ * The rows below (TIERMEM_POLICY and TIERMEM_POLICY_*) are the policy's
+ * part of the settings registry: settings/setting_env.c parses them into a
+ * policy_options_t, and tools/tiermem_settings.c prints them into
+ * doc/configuration.md.  As everywhere in tiermem: a bad value gets one
+ * warning naming the variable, the value and the default kept.
  */
 #include "config.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "policy.h"
@@ -45,92 +38,105 @@ void policy_options_defaults(policy_options_t *o)
     o->move_cost_ns_per_byte = DEFAULT_MOVE_COST;
 }
 
-/* "0.1" or "10%". */
-static bool parse_fraction(const char *v, double max, double *out)
+static void parse_capacity(const setting_t *row, const char *var,
+                           const char *v, void *owner, char *const *env)
 {
-    size_t len = strlen(v);
-    if (len > 1 && len < 32 && v[len - 1] == '%') {
-        char num[32];
-        memcpy(num, v, len - 1);
-        num[len - 1] = '\0';
-        double pct;
-        if (!parse_double(num, 0.0, max * 100.0, &pct))
-            return false;
-        *out = pct / 100.0;
-        return true;
-    }
-    return parse_double(v, 0.0, max, out);
-}
-
-static void parse_capacity(const char *v, policy_options_t *o)
-{
+    policy_options_t *o = owner;
+    (void)var, (void)env;
     guide_capacity_t c[TM_MAX_NODES];
     int n = guide_capacity_parse(v, c, TM_MAX_NODES - 1);
     if (n <= 0) {
-        setting_bad("TIERMEM_POLICY_CAPACITY", v,
-                       "a list of sizes (64M), percents of the tier (50%) "
-                       "or auto, one per fast tier", "auto");
+        setting_bad(row->name, v, row->want, row->shown);
         return;
     }
     memcpy(o->cap, c, (size_t)n * sizeof c[0]);
     o->ncap = (unsigned)n;
 }
 
-static void parse_moves(char *const *env, policy_options_t *o)
+/* ---------------------------------------------------------------- the rows */
+
+#define FIELD(f, kind) .field = (kind),                                      \
+                       .offset = offsetof(policy_options_t, f),              \
+                       .size = sizeof(((policy_options_t *)0)->f)
+
+static const char *const kind_names[] = {[POLICY_NONE] = "none",
+                                         [POLICY_ONLINE] = "online"};
+
+static const setting_t policy_rows[] = {
+    {.name = "TIERMEM_POLICY", .type = SETTING_ENUM, .names = kind_names,
+     .nnames = 2, FIELD(kind, FIELD_INT), .dflt = "none",
+     .want = "none or online", .values_doc = "`none`, `online`",
+     .dflt_doc = "`none`",
+     .doc = "`online`: move arenas between tiers while the program runs. It "
+            "starts the profiling thread (the `TIERMEM_PROFILE_*` settings "
+            "apply), and writes a profile only if `TIERMEM_PROFILE` asks. "
+            "With one tier it logs that there is nothing to move and starts "
+            "nothing"},
+    {.name = "TIERMEM_POLICY_EVERY", .type = SETTING_UINT, .min = 1,
+     .max = 1000, FIELD(every, FIELD_UINT), .dflt = "4",
+     .want = "a number of intervals from 1 to 1000",
+     .values_doc = "intervals, 1 to 1000",
+     .doc = "profiler intervals between two decisions"},
+    {.name = "TIERMEM_POLICY_CAPACITY", .type = SETTING_LIST,
+     .shown = "auto",
+     .want = "a list of sizes (64M), percents of the tier (50%) or auto, "
+             "one per fast tier",
+     .values_doc = "per fast tier, fastest first, comma-separated: bytes "
+                   "(`64M`, `1G`), `N%` of the tier's size, or `auto`",
+     .dflt_doc = "`auto`",
+     .doc = "the bytes of each fast tier this process may fill. `auto`: the "
+            "tier's size divided by the MPI ranks on this host "
+            "(`OMPI_COMM_WORLD_LOCAL_SIZE`, `MPI_LOCALNRANKS`, "
+            "`MV2_COMM_WORLD_LOCAL_SIZE`); tiers past the list are `auto`",
+     .parse = parse_capacity},
+    {.name = "TIERMEM_POLICY_HEADROOM", .type = SETTING_FRACTION, .lo = 0.0,
+     .hi = 0.9, FIELD(headroom, FIELD_DOUBLE), .dflt = "0.05",
+     .want = "a share from 0 to 0.9 (0.05 or 5%)",
+     .values_doc = "a share, 0 to 0.9: `0.05` or `5%`",
+     .doc = "part of each fast tier's capacity left free, for arenas that "
+            "grow between decisions"},
+    {.name = "TIERMEM_POLICY_MIN_STAY", .type = SETTING_UINT, .min = 0,
+     .max = 1000, FIELD(min_stay, FIELD_UINT), .dflt = "2",
+     .want = "a number of decisions from 0 to 1000",
+     .values_doc = "decisions, 0 to 1000",
+     .doc = "decisions a moved arena stays where it was put"},
+    {.name = "TIERMEM_POLICY_BUDGET", .type = SETTING_SIZE, .min = 0,
+     .max = SIZE_MAX, FIELD(budget_bytes_per_s, FIELD_DOUBLE),
+     .dflt = "256M", .want = "bytes per second (256M; 0 = no limit)",
+     .values_doc = "bytes per second (`256M`); 0 = no limit",
+     .dflt_doc = "`256M`",
+     .doc = "migration budget. A move the budget cannot pay for yet is "
+            "saved up for, and holds back the moves after it"},
+    {.name = "TIERMEM_POLICY_HYSTERESIS", .type = SETTING_DOUBLE, .lo = 1.0,
+     .hi = 1000.0, FIELD(hysteresis, FIELD_DOUBLE), .dflt = "1.5",
+     .want = "a factor from 1 to 1000", .values_doc = "a factor, 1 to 1000",
+     .doc = "how much denser a newcomer must be than an arena already on a "
+            "tier to take its place"},
+    {.name = "TIERMEM_POLICY_MOVE_COST", .type = SETTING_DOUBLE, .lo = 0.0,
+     .hi = 1e6, FIELD(move_cost_ns_per_byte, FIELD_DOUBLE), .dflt = "0.5",
+     .want = "nanoseconds per byte moved, 0 or more (0 = no cost/benefit "
+             "test)",
+     .values_doc = "ns per byte moved, 0 or more",
+     .doc = "the cost side of the cost/benefit test (0 turns the test off); "
+            "the benefit side is the accesses expected over the arena's "
+            "stay times the latency the fast tier saves (HMAT, else 100 ns)"},
+};
+
+static void table_defaults(void *owner)
 {
-    const char *v;
-    size_t bytes;
-    if ((v = env_value(env, "TIERMEM_POLICY_BUDGET")) != NULL && *v) {
-        if (parse_size(v, &bytes))
-            o->budget_bytes_per_s = (double)bytes;
-        else
-            setting_bad("TIERMEM_POLICY_BUDGET", v,
-                           "bytes per second (256M; 0 = no limit)", "256M");
-    }
-    if ((v = env_value(env, "TIERMEM_POLICY_HYSTERESIS")) != NULL && *v &&
-        !parse_double(v, 1.0, 1000.0, &o->hysteresis))
-        setting_bad("TIERMEM_POLICY_HYSTERESIS", v,
-                       "a factor from 1 to 1000", "1.5");
-    if ((v = env_value(env, "TIERMEM_POLICY_MOVE_COST")) != NULL && *v &&
-        !parse_double(v, 0.0, 1e6, &o->move_cost_ns_per_byte))
-        setting_bad("TIERMEM_POLICY_MOVE_COST", v,
-                       "nanoseconds per byte moved, 0 or more (0 = no "
-                       "cost/benefit test)", "0.5");
+    policy_options_defaults(owner);
 }
 
+static const setting_table_t policy_table = {
+    .layer = "policy", .order = 40, .rows = policy_rows,
+    .nrows = sizeof policy_rows / sizeof policy_rows[0],
+    .owner_size = sizeof(policy_options_t), .defaults = table_defaults,
+};
+SETTINGS_REGISTER(policy_table);
+
+/* In the order of the rows: the order the warnings come in. */
 void policy_options_parse(char *const *env, policy_options_t *o)
 {
-    static const char *const kinds[] = {[POLICY_NONE] = "none",
-                                        [POLICY_ONLINE] = "online"};
     policy_options_defaults(o);
-    const char *v;
-    unsigned long n;
-    if ((v = env_value(env, "TIERMEM_POLICY")) != NULL && *v) {
-        int k = parse_enum(v, kinds, 2);
-        if (k >= 0)
-            o->kind = (policy_kind_t)k;
-        else
-            setting_bad("TIERMEM_POLICY", v, "none or online", "none");
-    }
-    if ((v = env_value(env, "TIERMEM_POLICY_EVERY")) != NULL && *v) {
-        if (parse_ulong(v, 1, 1000, &n))
-            o->every = (unsigned)n;
-        else
-            setting_bad("TIERMEM_POLICY_EVERY", v,
-                           "a number of intervals from 1 to 1000", "4");
-    }
-    if ((v = env_value(env, "TIERMEM_POLICY_CAPACITY")) != NULL && *v)
-        parse_capacity(v, o);
-    if ((v = env_value(env, "TIERMEM_POLICY_HEADROOM")) != NULL && *v &&
-        !parse_fraction(v, 0.9, &o->headroom))
-        setting_bad("TIERMEM_POLICY_HEADROOM", v,
-                       "a share from 0 to 0.9 (0.05 or 5%)", "0.05");
-    if ((v = env_value(env, "TIERMEM_POLICY_MIN_STAY")) != NULL && *v) {
-        if (parse_ulong(v, 0, 1000, &n))
-            o->min_stay = (unsigned)n;
-        else
-            setting_bad("TIERMEM_POLICY_MIN_STAY", v,
-                           "a number of decisions from 0 to 1000", "2");
-    }
-    parse_moves(env, o);
+    settings_parse_table(env, &policy_table, o);
 }

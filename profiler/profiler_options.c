@@ -1,29 +1,18 @@
 /*
  * profiler_options.c -- the profiler's settings, read from the environment.
  *
- *   TIERMEM_PROFILE                 1|on|yes|true enables profiling (off)
- *   TIERMEM_PROFILE_SAMPLER         auto|pebs|ibs|faults|uffd|replay|none
- *   TIERMEM_PROFILE_INTERVAL        100ms; units ns, us, ms, s (bare: ms)
- *   TIERMEM_PROFILE_HALFLIFE        heat half-life in intervals (4)
- *   TIERMEM_PROFILE_EVENT           libpfm4 event name for pebs/ibs
- *   TIERMEM_PROFILE_PERIOD          events per sample (sampler default)
- *   TIERMEM_PROFILE_RING_PAGES      perf ring data pages, power of 2 (64)
- *   TIERMEM_PROFILE_UFFD_PAGES      pages write-protected per interval
- *   TIERMEM_PROFILE_RESIDENCY_EVERY residency every N intervals (10; 0 off)
- *   TIERMEM_PROFILE_RESIDENCY_PAGES pages queried per arena at most (1024)
- *   TIERMEM_PROFILE_REPLAY          trace file for the replay sampler
- *   TIERMEM_PROFILE_CLOCK           wall|trace (wall)
- *   TIERMEM_PROFILE_FILE            profile path; %r %p %e expanded
- *
- * Like the runtime's settings: a bad value gets one warning naming the
- * variable, the value and the default kept, and never stops the program.
- * A set-user-ID or set-group-ID program ignores the paths, and
- * TIERMEM_PROFILE itself: it would write a file where its caller says.
- * The names are also listed in settings/options.c so its unknown-setting
- * check knows them.
+ * The rows below (TIERMEM_PROFILE and TIERMEM_PROFILE_*) are the profiler's
+ * part of the settings registry: settings/setting_env.c parses them into a
+ * prof_options_t, and tools/tiermem_settings.c prints them into
+ * doc/configuration.md.  Like the runtime's settings: a bad value gets one
+ * warning naming the variable, the value and the default kept, and never
+ * stops the program.  A set-user-ID or set-group-ID program ignores the
+ * paths, and TIERMEM_PROFILE itself: it would write a file where its caller
+ * says.
  */
 #include "config.h"
 
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -59,63 +48,6 @@ void prof_options_defaults(prof_options_t *o)
     o->residency_pages = 1024;
 }
 
-static void parse_numbers(char *const *env, prof_options_t *o)
-{
-    const char *v;
-    unsigned long n;
-    if ((v = env_value(env, "TIERMEM_PROFILE_INTERVAL")) != NULL && *v) {
-        uint64_t ns;
-        if (parse_duration_ns(v, &ns) && ns >= 1000000 &&
-            ns <= 3600ull * 1000000000)
-            o->interval_ns = ns;
-        else
-            setting_bad("TIERMEM_PROFILE_INTERVAL", v,
-                           "a duration from 1ms to 1h (e.g. 100ms, 1s)",
-                           "100ms");
-    }
-    if ((v = env_value(env, "TIERMEM_PROFILE_HALFLIFE")) != NULL && *v &&
-        !parse_double(v, 0.01, 1e6, &o->halflife))
-        setting_bad("TIERMEM_PROFILE_HALFLIFE", v,
-                       "a number of intervals from 0.01 to 1e6", "4");
-    if ((v = env_value(env, "TIERMEM_PROFILE_PERIOD")) != NULL && *v) {
-        if (parse_ulong(v, 1, 1ul << 40, &n))
-            o->period = n;
-        else
-            setting_bad("TIERMEM_PROFILE_PERIOD", v,
-                           "a number of events >= 1", "the sampler's default");
-    }
-    if ((v = env_value(env, "TIERMEM_PROFILE_RING_PAGES")) != NULL && *v) {
-        if (parse_ulong(v, 1, 1ul << 16, &n) && (n & (n - 1)) == 0)
-            o->ring_pages = (unsigned)n;
-        else
-            setting_bad("TIERMEM_PROFILE_RING_PAGES", v,
-                           "a power of two from 1 to 65536", "64");
-    }
-    if ((v = env_value(env, "TIERMEM_PROFILE_UFFD_PAGES")) != NULL && *v) {
-        if (parse_ulong(v, 1, 1ul << 20, &n))
-            o->uffd_pages = (unsigned)n;
-        else
-            setting_bad("TIERMEM_PROFILE_UFFD_PAGES", v,
-                           "a page count from 1", "16");
-    }
-    if ((v = env_value(env, "TIERMEM_PROFILE_RESIDENCY_EVERY")) != NULL &&
-        *v) {
-        if (parse_ulong(v, 0, 1ul << 20, &n))
-            o->residency_every = (unsigned)n;
-        else
-            setting_bad("TIERMEM_PROFILE_RESIDENCY_EVERY", v,
-                           "a number of intervals (0 = never)", "10");
-    }
-    if ((v = env_value(env, "TIERMEM_PROFILE_RESIDENCY_PAGES")) != NULL &&
-        *v) {
-        if (parse_ulong(v, 1, 1ul << 30, &n))
-            o->residency_pages = n;
-        else
-            setting_bad("TIERMEM_PROFILE_RESIDENCY_PAGES", v,
-                           "a page count from 1", "1024");
-    }
-}
-
 static void copy_setting(const char *name, const char *v, const char *want,
                          char *dst, size_t size)
 {
@@ -144,8 +76,11 @@ static bool event_name_ok(const char *v)
     return true;
 }
 
-static void parse_event(const char *v, prof_options_t *o)
+static void parse_event(const setting_t *row, const char *var,
+                        const char *v, void *owner, char *const *env)
 {
+    prof_options_t *o = owner;
+    (void)row, (void)var, (void)env;
     if (event_name_ok(v))
         copy_setting("TIERMEM_PROFILE_EVENT", v,
                      "an event name that fits (127 bytes)", o->event,
@@ -167,8 +102,12 @@ static void refuse_profile_if_secure(prof_options_t *o)
     o->enabled = false;
 }
 
-static void parse_profile_file(const char *v, prof_options_t *o)
+/* The set-user-ID refusal came first (setting_apply: a SETTING_PATH). */
+static void parse_profile_file(const setting_t *row, const char *var,
+                               const char *v, void *owner, char *const *env)
 {
+    prof_options_t *o = owner;
+    (void)row, (void)var, (void)env;
     char exe[256] = "";
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = '\0';
@@ -183,42 +122,124 @@ static void parse_profile_file(const char *v, prof_options_t *o)
     }
 }
 
+/* ---------------------------------------------------------------- the rows */
+
+#define FIELD(f, kind) .field = (kind), .offset = offsetof(prof_options_t, f), \
+                       .size = sizeof(((prof_options_t *)0)->f)
+
+static const char *const clock_names[] = {"wall", "trace"};
+
+enum { ROW_PROFILE, ROW_SAMPLER, ROW_FIRST_NUMBER };
+
+static const setting_t profiler_rows[] = {
+    [ROW_PROFILE] =
+    {.name = "TIERMEM_PROFILE", .type = SETTING_BOOL, FIELD(enabled, FIELD_BOOL),
+     .dflt = "off", .want = "1, on, yes, true, 0, off, no or false",
+     .values_doc = "`1`, `on`, `yes`, `true` / `0`, `off`, `no`, `false`",
+     .doc = "start the profiling thread when the library loads"},
+    [ROW_SAMPLER] =
+    {.name = "TIERMEM_PROFILE_SAMPLER", .type = SETTING_ENUM,
+     .names = sampler_names, .nnames = NSAMPLERS, FIELD(sampler, FIELD_INT),
+     .dflt = "auto",
+     .want = "one of auto, pebs, ibs, faults, uffd, replay, none",
+     .values_doc = "`auto`, `pebs`, `ibs`, `faults`, `uffd`, `replay`, "
+                   "`none`",
+     .dflt_doc = "`auto`",
+     .doc = "how accesses are sampled. `auto`: `pebs` or `ibs` by CPU "
+            "vendor if `perf_event_open` accepts the event, else `uffd`. A "
+            "hardware sampler that cannot open says why in one line (a "
+            "warning when asked for by name, info under `auto`) and falls "
+            "back to `uffd`, then to `none`"},
+    {.name = "TIERMEM_PROFILE_INTERVAL", .type = SETTING_DURATION,
+     .min = 1000000, .max = 3600ull * 1000000000, FIELD(interval_ns, FIELD_U64),
+     .dflt = "100ms", .want = "a duration from 1ms to 1h (e.g. 100ms, 1s)",
+     .values_doc = "a duration, 1 ms to 1 h: `250ms`, `1s`, `500us`; a bare "
+                   "number is ms",
+     .dflt_doc = "`100ms`",
+     .doc = "one interval: one timer wake-up, one profile record"},
+    {.name = "TIERMEM_PROFILE_HALFLIFE", .type = SETTING_DOUBLE, .lo = 0.01,
+     .hi = 1e6, FIELD(halflife, FIELD_DOUBLE), .dflt = "4",
+     .want = "a number of intervals from 0.01 to 1e6",
+     .values_doc = "intervals, 0.01 to 10^6",
+     .doc = "half-life of the decayed heat (EWMA)"},
+    {.name = "TIERMEM_PROFILE_EVENT", .type = SETTING_STRING,
+     FIELD(event, FIELD_CHARS), .shown = "the sampler's default",
+     .values_doc = "a libpfm4 event name: 1 to 127 of `A-Z a-z 0-9 _ . : = "
+                   ", / + -`",
+     .dflt_doc = "per sampler",
+     .doc = "the hardware event for `pebs`/`ibs` (doc/profiler-perf.md)",
+     .parse = parse_event},
+    {.name = "TIERMEM_PROFILE_PERIOD", .type = SETTING_UINT, .min = 1,
+     .max = 1ull << 40, FIELD(period, FIELD_U64),
+     .shown = "the sampler's default", .want = "a number of events >= 1",
+     .values_doc = "events per sample, from 1", .dflt_doc = "per sampler",
+     .doc = "sampling period of the perf samplers"},
+    {.name = "TIERMEM_PROFILE_RING_PAGES", .type = SETTING_UINT,
+     .flags = SETTING_POW2, .min = 1, .max = 1ull << 16,
+     FIELD(ring_pages, FIELD_UINT), .dflt = "64",
+     .want = "a power of two from 1 to 65536",
+     .values_doc = "a power of two, 1 to 65536",
+     .doc = "data pages of each perf ring buffer"},
+    {.name = "TIERMEM_PROFILE_UFFD_PAGES", .type = SETTING_UINT, .min = 1,
+     .max = 1ull << 20, FIELD(uffd_pages, FIELD_UINT), .dflt = "16",
+     .want = "a page count from 1", .values_doc = "pages, from 1",
+     .doc = "pages write-protected per interval by the `uffd` sampler, over "
+            "all arenas (doc/profiler-uffd.md)"},
+    {.name = "TIERMEM_PROFILE_RESIDENCY_EVERY", .type = SETTING_UINT,
+     .min = 0, .max = 1ull << 20, FIELD(residency_every, FIELD_UINT),
+     .dflt = "10", .want = "a number of intervals (0 = never)",
+     .values_doc = "intervals; 0 = never",
+     .doc = "how often resident bytes per arena and node are measured (the "
+            "last interval always is)"},
+    {.name = "TIERMEM_PROFILE_RESIDENCY_PAGES", .type = SETTING_UINT,
+     .min = 1, .max = 1ull << 30, FIELD(residency_pages, FIELD_SIZE),
+     .dflt = "1024", .want = "a page count from 1",
+     .values_doc = "pages, from 1",
+     .doc = "pages queried per arena at most; bigger arenas are sampled at "
+            "a stride"},
+    {.name = "TIERMEM_PROFILE_REPLAY", .type = SETTING_PATH,
+     FIELD(replay, FIELD_CHARS), .shown = "none", .want = "a path that fits",
+     .values_doc = "a trace file, a regular file (a FIFO or device: one "
+                   "warning, ignored)",
+     .dflt_doc = "none",
+     .doc = "the trace the `replay` sampler reads (doc/profiler-replay.md); "
+            "`replay` without it becomes `none`, with a warning"},
+    {.name = "TIERMEM_PROFILE_CLOCK", .type = SETTING_ENUM,
+     .names = clock_names, .nnames = 2, FIELD(trace_clock, FIELD_BOOL),
+     .dflt = "wall", .want = "wall or trace",
+     .values_doc = "`wall`, `trace`", .dflt_doc = "`wall`",
+     .doc = "`trace`: replay intervals follow the trace's own times, back "
+            "to back; a gap of more than 1024 intervals with no sample is "
+            "shortened to 1024 (doc/profiler-replay.md)"},
+    {.name = "TIERMEM_PROFILE_FILE", .type = SETTING_PATH,
+     FIELD(file, FIELD_CHARS), .shown = "the default name",
+     .values_doc = "a path; `%r`, `%p`, `%e`, `%%` expanded",
+     .dflt_doc = "`tiermem-profile.<exe>.<pid or rankN>.txt` in "
+                 "`TIERMEM_OUTPUT_DIR`, else in the current directory",
+     .doc = "where the profile goes (`doc/profile-format.md`)",
+     .parse = parse_profile_file},
+};
+#define NROWS (sizeof profiler_rows / sizeof profiler_rows[0])
+
+static void table_defaults(void *owner)
+{
+    prof_options_defaults(owner);
+}
+
+static const setting_table_t profiler_table = {
+    .layer = "profiler", .order = 30, .rows = profiler_rows, .nrows = NROWS,
+    .owner_size = sizeof(prof_options_t), .defaults = table_defaults,
+};
+SETTINGS_REGISTER(profiler_table);
+
 void prof_options_parse(char *const *env, prof_options_t *o)
 {
     prof_options_defaults(o);
-    const char *v;
-    if ((v = env_value(env, "TIERMEM_PROFILE")) != NULL && *v &&
-        !parse_bool(v, &o->enabled))
-        setting_bad("TIERMEM_PROFILE", v,
-                       "1, on, yes, true, 0, off, no or false", "off");
-    if ((v = env_value(env, "TIERMEM_PROFILE_SAMPLER")) != NULL && *v) {
-        int k = parse_enum(v, sampler_names, NSAMPLERS);
-        if (k >= 0)
-            o->sampler = (prof_sampler_kind_t)k;
-        else
-            setting_bad("TIERMEM_PROFILE_SAMPLER", v,
-                           "one of auto, pebs, ibs, faults, uffd, replay, none",
-                           "auto");
-    }
-    refuse_profile_if_secure(o);
-    parse_numbers(env, o);
-    if ((v = env_value(env, "TIERMEM_PROFILE_EVENT")) != NULL && *v)
-        parse_event(v, o);
-    if ((v = env_value(env, "TIERMEM_PROFILE_REPLAY")) != NULL && *v &&
-        !path_setting_refused("TIERMEM_PROFILE_REPLAY", v))
-        copy_setting("TIERMEM_PROFILE_REPLAY", v, "a path that fits",
-                     o->replay, sizeof o->replay);
-    if ((v = env_value(env, "TIERMEM_PROFILE_CLOCK")) != NULL && *v) {
-        static const char *const clocks[] = {"wall", "trace"};
-        int k = parse_enum(v, clocks, 2);
-        if (k >= 0)
-            o->trace_clock = k == 1;
-        else
-            setting_bad("TIERMEM_PROFILE_CLOCK", v, "wall or trace", "wall");
-    }
-    if ((v = env_value(env, "TIERMEM_PROFILE_FILE")) != NULL && *v &&
-        !path_setting_refused("TIERMEM_PROFILE_FILE", v))
-        parse_profile_file(v, o);
+    setting_parse(env, &profiler_rows[ROW_PROFILE], o);
+    setting_parse(env, &profiler_rows[ROW_SAMPLER], o);
+    refuse_profile_if_secure(o); /* before the other rows' warnings */
+    for (size_t i = ROW_FIRST_NUMBER; i < NROWS; i++)
+        setting_parse(env, &profiler_rows[i], o);
     if (o->sampler == PROF_SAMPLER_REPLAY && o->replay[0] == '\0') {
         log_warn("TIERMEM_PROFILE_SAMPLER=replay needs "
                     "TIERMEM_PROFILE_REPLAY (a trace file); using none");

@@ -1,12 +1,16 @@
 /*
- * options.c -- the runtime's settings, read from the environment once.
+ * options.c -- the runtime's settings (sites, layouts, guidance), read from
+ * the environment once.
  *
- * Every TIERMEM_* variable, and the SICM SH_* name it stands for, is parsed
- * here into runtime_options; doc/configuration.md lists them all.  A bad value
- * never stops the program: it gets one warning that names the variable, the
- * value and the default kept.  A TIERMEM_* name that tiermem does not know
- * gets a warning too, because a mistyped name would otherwise do nothing
- * silently.
+ * The rows below describe each TIERMEM_* variable and the SICM SH_* name it
+ * stands for; setting_env.c's one parser reads them into runtime_options,
+ * with the odd ones (SICM layouts, wrappers, the default node, the paths)
+ * through this file's callbacks.  The same rows generate the tables of
+ * doc/configuration.md (tools/tiermem_settings.c).  A bad value never stops
+ * the program: it gets one warning that names the variable, the value and
+ * the default kept.  options_parse also checks every name against all the
+ * registered rows: a TIERMEM_* name that tiermem does not know gets a
+ * warning, because a mistyped name would otherwise do nothing silently.
  *
  * This file runs inside the preload library while that library is the
  * process's malloc, possibly before it has finished initialising, so nothing
@@ -18,6 +22,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -48,6 +53,13 @@
     "hypre_MAlloc", "hypre_CAlloc", "hypre_ReAlloc", "hypre_ReAlloc_v2",      \
         "_hypre_MAlloc", "Mem_dhMalloc", "hypre_mymalloc", "hypre_idx_malloc", \
         "hypre_fp_malloc", "strdup", "strndup", "__strdup", "__strndup"
+
+/* The same list as the row's default text (test_options checks that it
+ * parses to the default). */
+#define DEFAULT_WRAPPERS_TEXT                                                 \
+    "hypre_MAlloc,hypre_CAlloc,hypre_ReAlloc,hypre_ReAlloc_v2,"               \
+    "_hypre_MAlloc,Mem_dhMalloc,hypre_mymalloc,hypre_idx_malloc,"             \
+    "hypre_fp_malloc,strdup,strndup,__strdup,__strndup"
 
 static const char default_wrappers[][TM_WRAPPER_NAME_MAX] = {
     DEFAULT_WRAPPERS};
@@ -82,172 +94,19 @@ void options_set_defaults(options_t *out)
     *out = options_defaults;
 }
 
-/* ---------------------------------------------------------------- the environment */
-
-enum setting_id {
-    S_LAYOUT,
-    S_STACK_DEPTH,
-    S_WRAPPERS,
-    S_DEFAULT_TIER,
-    S_DEFAULT_NODE,
-    S_MODE,
-    S_SMALL_SIZE,
-    S_BIG_SMALL_THRESHOLD,
-    S_MAX_ARENAS,
-    S_MAX_SITES,
-    S_GUIDANCE,
-    S_OUTPUT_DIR,
-    S_NSETTINGS
-};
-
-typedef struct setting {
-    const char *name;    /* tiermem's name */
-    const char *alias;   /* SICM's name for the same thing, or NULL */
-    bool empty_is_value; /* "" means "none", not "unset" */
-} setting_t;
-
-static const setting_t settings[S_NSETTINGS] = {
-    [S_LAYOUT] = {"TIERMEM_LAYOUT", "SH_ARENA_LAYOUT", false},
-    [S_STACK_DEPTH] = {"TIERMEM_STACK_DEPTH", NULL, false},
-    [S_WRAPPERS] = {"TIERMEM_WRAPPERS", NULL, true},
-    [S_DEFAULT_TIER] = {"TIERMEM_DEFAULT_TIER", NULL, false},
-    [S_DEFAULT_NODE] = {"TIERMEM_DEFAULT_NODE", "SH_DEFAULT_NODE", false},
-    [S_MODE] = {"TIERMEM_MODE", NULL, false},
-    [S_SMALL_SIZE] = {"TIERMEM_SMALL_SIZE", NULL, false},
-    [S_BIG_SMALL_THRESHOLD] = {"TIERMEM_BIG_SMALL_THRESHOLD",
-                               "SH_BIG_SMALL_THRESHOLD", false},
-    [S_MAX_ARENAS] = {"TIERMEM_MAX_ARENAS", "SH_MAX_ARENAS", false},
-    [S_MAX_SITES] = {"TIERMEM_MAX_SITES", "SH_MAX_SITES", false},
-    [S_GUIDANCE] = {"TIERMEM_GUIDANCE", "SH_GUIDANCE_FILE", true},
-    [S_OUTPUT_DIR] = {"TIERMEM_OUTPUT_DIR", NULL, true},
-};
-
-/* TIERMEM_ names that other files read: known, so never "unknown". */
-static const char *const read_elsewhere[] = {
-    "TIERMEM_LOG",      /* runtime_init.c */
-    "TIERMEM_LOG_FILE", /* runtime_init.c */
-    "TIERMEM_TIERS",    /* tiers.c */
-    /* the profiler layer's own (profiler/profiler_options.c) */
-    "TIERMEM_PROFILE", "TIERMEM_PROFILE_SAMPLER", "TIERMEM_PROFILE_INTERVAL",
-    "TIERMEM_PROFILE_HALFLIFE", "TIERMEM_PROFILE_EVENT",
-    "TIERMEM_PROFILE_PERIOD", "TIERMEM_PROFILE_RING_PAGES",
-    "TIERMEM_PROFILE_UFFD_PAGES", "TIERMEM_PROFILE_RESIDENCY_EVERY",
-    "TIERMEM_PROFILE_RESIDENCY_PAGES", "TIERMEM_PROFILE_REPLAY",
-    "TIERMEM_PROFILE_CLOCK", "TIERMEM_PROFILE_FILE",
-    /* the policy layer's own (policy/policy_options.c) */
-    "TIERMEM_POLICY", "TIERMEM_POLICY_EVERY", "TIERMEM_POLICY_CAPACITY",
-    "TIERMEM_POLICY_HEADROOM", "TIERMEM_POLICY_BUDGET",
-    "TIERMEM_POLICY_HYSTERESIS", "TIERMEM_POLICY_MIN_STAY",
-    "TIERMEM_POLICY_MOVE_COST",
-};
-
-/* Where MPI launchers put the rank, in the order they are tried. */
+/* Where MPI launchers put the rank, in the order they are tried.  Not
+ * tiermem's settings (no rows): the launcher sets them. */
 static const char *const rank_vars[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK",
                                         "PMIX_RANK", "SLURM_PROCID"};
 #define NRANK_VARS (sizeof rank_vars / sizeof rank_vars[0])
-
-/* The environment entries this file cares about, found in one pass. */
-typedef struct env_view {
-    const char *value[S_NSETTINGS][2]; /* [0] tiermem's name, [1] SICM's */
-    const char *rank[NRANK_VARS];
-} env_view_t;
-
-static bool name_is(const char *entry, size_t len, const char *name)
-{
-    return name != NULL && strlen(name) == len &&
-           memcmp(entry, name, len) == 0;
-}
-
-/* The first entry wins, as with getenv. */
-static void keep_first(const char **slot, const char *value)
-{
-    if (*slot == NULL)
-        *slot = value;
-}
-
-static bool match_setting(env_view_t *v, const char *entry, size_t len,
-                          const char *value)
-{
-    for (int i = 0; i < S_NSETTINGS; i++) {
-        for (int which = 0; which < 2; which++) {
-            const char *name = which ? settings[i].alias : settings[i].name;
-            if (!name_is(entry, len, name))
-                continue;
-            /* An empty number means "unset", as for TIERMEM_LOG. */
-            if (*value != '\0' || settings[i].empty_is_value)
-                keep_first(&v->value[i][which], value);
-            return true;
-        }
-    }
-    return false;
-}
-
-static bool match_other(env_view_t *v, const char *entry, size_t len,
-                        const char *value)
-{
-    for (size_t i = 0; i < NRANK_VARS; i++)
-        if (name_is(entry, len, rank_vars[i])) {
-            if (*value != '\0')
-                keep_first(&v->rank[i], value);
-            return true;
-        }
-    for (size_t i = 0; i < sizeof read_elsewhere / sizeof *read_elsewhere;
-         i++)
-        if (name_is(entry, len, read_elsewhere[i]))
-            return true;
-    return false;
-}
-
-/* A name tiermem does not use: TIERMEM_ ones are likely typos; SICM has
- * many SH_ settings tiermem has no use for, so those are only noted. */
-static void unknown_name(const char *entry, size_t len)
-{
-    shown_t s;
-    if (len >= 8 && memcmp(entry, "TIERMEM_", 8) == 0)
-        log_warn("unknown setting %s ignored (see doc/configuration.md)",
-                    log_shown_n(&s, entry, len));
-    else if (len >= 3 && memcmp(entry, "SH_", 3) == 0)
-        log_info("SICM setting %s has no tiermem equivalent; ignored",
-                    log_shown_n(&s, entry, len));
-}
-
-static void collect(char *const *env, env_view_t *v)
-{
-    memset(v, 0, sizeof *v);
-    for (; *env != NULL; env++) {
-        const char *entry = *env, *eq = strchr(entry, '=');
-        if (eq == NULL || eq == entry)
-            continue;
-        size_t len = (size_t)(eq - entry);
-        if (!match_setting(v, entry, len, eq + 1) &&
-            !match_other(v, entry, len, eq + 1))
-            unknown_name(entry, len);
-    }
-}
-
-/* The value in force for a setting: tiermem's name beats SICM's. */
-static bool pick(const env_view_t *v, int i, const char **var,
-                 const char **value)
-{
-    const char *tm = v->value[i][0], *sh = v->value[i][1];
-    if (tm != NULL && sh != NULL) {
-        shown_t a, b;
-        log_info("%s=%s is ignored: %s=%s is set and wins",
-                    settings[i].alias, log_shown(&a, sh), settings[i].name,
-                    log_shown(&b, tm));
-    }
-    *var = tm != NULL ? settings[i].name : settings[i].alias;
-    *value = tm != NULL ? tm : sh;
-    return *value != NULL;
-}
 
 /* ---------------------------------------------------------------- settings */
 
 static const char *const layout_names[] = {"per-site", "per-thread",
                                            "big-small"};
 static const char *const mode_names[] = {"preferred", "bind", "interleave"};
-static const tm_mode_t mode_values[] = {TM_MODE_PREFERRED, TM_MODE_BIND,
-                                        TM_MODE_INTERLEAVE};
+static const int mode_values[] = {TM_MODE_PREFERRED, TM_MODE_BIND,
+                                  TM_MODE_INTERLEAVE};
 
 /*
  * SICM's SH_ARENA_LAYOUT names, across its versions.  Only the first three
@@ -274,9 +133,14 @@ static const struct sicm_layout {
     {"EXCLUSIVE_COMPRESS_ARENAS", TM_LAYOUT_PER_THREAD, false},
 };
 
-static void set_sicm_layout(const char *value, options_t *out)
+/* TIERMEM_LAYOUT's value under its alias: SICM's names, not tiermem's. */
+static void parse_sicm_layout(const setting_t *row, const char *var,
+                              const char *value, void *owner,
+                              char *const *env)
 {
+    options_t *out = owner;
     shown_t s;
+    (void)row, (void)var, (void)env;
     for (size_t i = 0; i < sizeof sicm_layouts / sizeof *sicm_layouts; i++) {
         const struct sicm_layout *l = &sicm_layouts[i];
         if (strcasecmp(value, l->name) != 0)
@@ -291,56 +155,6 @@ static void set_sicm_layout(const char *value, options_t *out)
     log_warn("SH_ARENA_LAYOUT=%s is not a SICM layout tiermem maps "
                 "(SHARED_SITE_ARENAS, EXCLUSIVE_*ARENAS, BIG_SMALL_ARENAS); "
                 "using per-site", log_shown(&s, value));
-}
-
-static void set_layout(const env_view_t *v, options_t *out)
-{
-    const char *var, *value;
-    if (!pick(v, S_LAYOUT, &var, &value))
-        return;
-    if (var == settings[S_LAYOUT].alias) {
-        set_sicm_layout(value, out);
-        return;
-    }
-    int i = parse_enum(value, layout_names, 3);
-    shown_t s;
-    if (i >= 0)
-        out->layout = (layout_t)i;
-    else
-        log_warn("%s=%s is not one of per-site, per-thread, big-small; "
-                    "using per-site", var, log_shown(&s, value));
-}
-
-/* A whole number in [min, max] into *out, or one warning and the default. */
-static void set_number(const env_view_t *v, int id, unsigned long min,
-                       unsigned long max, unsigned *out)
-{
-    const char *var, *value;
-    unsigned long n;
-    if (!pick(v, id, &var, &value))
-        return;
-    shown_t s;
-    if (parse_ulong(value, min, max, &n))
-        *out = (unsigned)n;
-    else
-        log_warn("%s=%s is not a whole number from %lu to %lu; using %u",
-                    var, log_shown(&s, value), min, max, *out);
-}
-
-/* A size of at least min bytes, or one warning and the default. */
-static void set_size(const env_view_t *v, int id, size_t min, size_t *out)
-{
-    const char *var, *value;
-    size_t n;
-    if (!pick(v, id, &var, &value))
-        return;
-    shown_t s;
-    if (parse_size(value, &n) && n >= min)
-        *out = n;
-    else
-        log_warn("%s=%s is not a size%s such as 4096, 64K or 2M; "
-                    "using %zu", var, log_shown(&s, value),
-                    min > 0 ? " above 0" : "", *out);
 }
 
 /* ---------------------------------------------------------------- wrappers */
@@ -406,12 +220,13 @@ static bool wrapper_parse(const char *p, wrapper_list_t *l, const char **bad,
     }
 }
 
-static void set_wrappers(const env_view_t *v, options_t *out)
+static void parse_wrappers(const setting_t *row, const char *var,
+                           const char *value, void *owner, char *const *env)
 {
-    const char *var, *value, *bad;
+    options_t *out = owner;
+    const char *bad;
     size_t badlen;
-    if (!pick(v, S_WRAPPERS, &var, &value))
-        return;
+    (void)row, (void)env;
     wrapper_list_t l = {.n = 0};
     const char *p = value;
     if (*p == '+') { /* "+name,...": the default list and these */
@@ -446,59 +261,47 @@ static void describe_target(const target_t *t, char *buf, size_t n)
              t->index);
 }
 
-static void set_target(const env_view_t *v, options_t *out)
+static const setting_t *find_row(const char *name);
+
+/* A node instead of a tier: the bad-value warning names the target kept,
+ * which TIERMEM_DEFAULT_TIER (parsed before) may have changed. */
+static void parse_default_node(const setting_t *row, const char *var,
+                               const char *value, void *owner,
+                               char *const *env)
 {
-    target_t *t = &out->default_target;
-    const char *var, *value;
+    target_t *t = &((options_t *)owner)->default_target;
     unsigned long n;
     shown_t s;
     char was[32];
-    if (pick(v, S_DEFAULT_TIER, &var, &value)) {
-        if (parse_ulong(value, 0, MAX_NODE_OR_TIER, &n))
-            t->index = (unsigned)n;
-        else
-            log_warn("%s=%s is not a tier index from 0 to %d; using "
-                        "tier %u", var, log_shown(&s, value),
-                        MAX_NODE_OR_TIER, t->index);
+    (void)row;
+    describe_target(t, was, sizeof was);
+    if (!parse_ulong(value, 0, MAX_NODE_OR_TIER, &n)) {
+        log_warn("%s=%s is not a node number from 0 to %d; using %s", var,
+                    log_shown(&s, value), MAX_NODE_OR_TIER, was);
+        return;
     }
-    if (pick(v, S_DEFAULT_NODE, &var, &value)) {
-        describe_target(t, was, sizeof was);
-        if (!parse_ulong(value, 0, MAX_NODE_OR_TIER, &n)) {
-            log_warn("%s=%s is not a node number from 0 to %d; using %s",
-                        var, log_shown(&s, value), MAX_NODE_OR_TIER, was);
-        } else {
-            if (v->value[S_DEFAULT_TIER][0] != NULL)
-                log_info("%s=%lu overrides TIERMEM_DEFAULT_TIER (%s)",
-                            var, n, was);
-            t->kind = TM_TARGET_NODE;
-            t->index = (unsigned)n;
-        }
-    }
-    if (pick(v, S_MODE, &var, &value)) {
-        int i = parse_enum(value, mode_names, 3);
-        if (i >= 0)
-            t->mode = mode_values[i];
-        else
-            log_warn("%s=%s is not one of preferred, bind, interleave; "
-                        "using preferred", var, log_shown(&s, value));
-    }
+    if (setting_lookup(env, find_row("TIERMEM_DEFAULT_TIER"), NULL) != NULL)
+        log_info("%s=%lu overrides TIERMEM_DEFAULT_TIER (%s)", var, n, was);
+    t->kind = TM_TARGET_NODE;
+    t->index = (unsigned)n;
 }
 
 /* ---------------------------------------------------------------- rank, paths */
 
-static void set_rank(const env_view_t *v, options_t *out)
+static void set_rank(char *const *env, options_t *out)
 {
     for (size_t i = 0; i < NRANK_VARS; i++) {
         unsigned long n;
         shown_t s;
-        if (v->rank[i] == NULL)
+        const char *v = env_value(env, rank_vars[i]);
+        if (v == NULL || *v == '\0')
             continue;
-        if (parse_ulong(v->rank[i], 0, INT_MAX, &n)) {
+        if (parse_ulong(v, 0, INT_MAX, &n)) {
             out->rank = (int)n;
             return;
         }
         log_warn("%s=%s is not an MPI rank (0 to %d); ignored",
-                    rank_vars[i], log_shown(&s, v->rank[i]), INT_MAX);
+                    rank_vars[i], log_shown(&s, v), INT_MAX);
     }
 }
 
@@ -552,11 +355,13 @@ static const char *bad_percent(const char *p)
     return NULL;
 }
 
-static void set_guidance(const env_view_t *v, options_t *out)
+/* The set-user-ID refusal came first (setting_apply: a SETTING_PATH). */
+static void parse_guidance(const setting_t *row, const char *var,
+                           const char *value, void *owner, char *const *env)
 {
-    const char *var, *value;
-    if (!pick(v, S_GUIDANCE, &var, &value) || *value == '\0' ||
-        path_setting_refused(var, value))
+    options_t *out = owner;
+    (void)row, (void)env;
+    if (*value == '\0')
         return;
     char exe[256] = "unknown";
     if (uses_exe(value))
@@ -579,12 +384,12 @@ static void set_guidance(const env_view_t *v, options_t *out)
                     TM_PATH_MAX - 1);
 }
 
-static void set_output_dir(const env_view_t *v, options_t *out)
+static void parse_output_dir(const setting_t *row, const char *var,
+                             const char *value, void *owner,
+                             char *const *env)
 {
-    const char *var, *value;
-    if (!pick(v, S_OUTPUT_DIR, &var, &value) ||
-        (*value != '\0' && path_setting_refused(var, value)))
-        return;
+    options_t *out = owner;
+    (void)row, (void)env;
     size_t len = strlen(value);
     shown_t s;
     if (len < sizeof out->output_dir)
@@ -594,27 +399,127 @@ static void set_output_dir(const env_view_t *v, options_t *out)
                     log_shown(&s, value), TM_PATH_MAX - 1);
 }
 
+/* ---------------------------------------------------------------- the rows */
+
+#define FIELD(f, kind) .field = (kind), .offset = offsetof(options_t, f),   \
+                       .size = sizeof(((options_t *)0)->f)
+
+/* In parse order: TIERMEM_DEFAULT_TIER before TIERMEM_DEFAULT_NODE, whose
+ * warning names the tier kept. */
+static const setting_t runtime_rows[] = {
+    {.name = "TIERMEM_LAYOUT", .alias = "SH_ARENA_LAYOUT",
+     .type = SETTING_ENUM, .names = layout_names, .nnames = 3,
+     FIELD(layout, FIELD_INT), .dflt = "per-site",
+     .want = "one of per-site, per-thread, big-small",
+     .values_doc = "`per-site`, `per-thread`, `big-small` (see "
+                   "`doc/sites.md`); under `SH_ARENA_LAYOUT`, SICM's names",
+     .dflt_doc = "`per-site`",
+     .doc = "which arenas a site's blocks come from",
+     .parse_alias = parse_sicm_layout},
+    {.name = "TIERMEM_STACK_DEPTH", .type = SETTING_UINT, .min = 1,
+     .max = TM_MAX_STACK_DEPTH, FIELD(stack_depth, FIELD_UINT), .dflt = "2",
+     .want = "a whole number from 1 to 16", .values_doc = "1 to 16",
+     .doc = "frames in a site's key"},
+    {.name = "TIERMEM_WRAPPERS", .type = SETTING_LIST,
+     .flags = SETTING_EMPTY_IS_VALUE,
+     .dflt = DEFAULT_WRAPPERS_TEXT, .shown = "the default list",
+     .values_doc = "function names, comma-separated: each 1 to 63 of "
+                   "`A-Z a-z 0-9 _ . $ :`, at most 32 in all. Empty: no "
+                   "wrappers. A leading `+` adds the names to the default "
+                   "list",
+     .dflt_doc = "`hypre_MAlloc`, `hypre_CAlloc`, `hypre_ReAlloc`, "
+                 "`hypre_ReAlloc_v2`, `_hypre_MAlloc` (what hypre 2.26's "
+                 "libHYPRE.so exports), `Mem_dhMalloc` (Euclid), "
+                 "`hypre_mymalloc`, `hypre_idx_malloc`, `hypre_fp_malloc` "
+                 "(PILUT), `strdup`, `strndup`, `__strdup`, `__strndup`",
+     .doc = "functions that only wrap malloc: the site is their caller. A "
+            "bad name: a warning naming it, and the default list",
+     .parse = parse_wrappers},
+    {.name = "TIERMEM_DEFAULT_TIER", .type = SETTING_UINT, .min = 0,
+     .max = MAX_NODE_OR_TIER, FIELD(default_target.index, FIELD_UINT),
+     .dflt = "0", .shown = "tier 0", .want = "a tier index from 0 to 63",
+     .values_doc = "0 (fastest) to 63", .dflt_doc = "0",
+     .doc = "the tier for sites without guidance"},
+    {.name = "TIERMEM_DEFAULT_NODE", .alias = "SH_DEFAULT_NODE",
+     .type = SETTING_UINT, .min = 0, .max = MAX_NODE_OR_TIER,
+     .shown = "the tier", .values_doc = "0 to 63", .dflt_doc = "unset",
+     .doc = "a NUMA node for sites without guidance, instead of a tier; "
+            "it wins over `TIERMEM_DEFAULT_TIER`",
+     .parse = parse_default_node},
+    {.name = "TIERMEM_MODE", .type = SETTING_ENUM, .names = mode_names,
+     .nnames = 3, .values = mode_values, FIELD(default_target.mode, FIELD_INT),
+     .dflt = "preferred", .want = "one of preferred, bind, interleave",
+     .values_doc = "`preferred`, `bind`, `interleave`",
+     .dflt_doc = "`preferred`", .doc = "the policy for that default"},
+    {.name = "TIERMEM_SMALL_SIZE", .type = SETTING_SIZE, .min = 0,
+     .max = SIZE_MAX, FIELD(small_size, FIELD_SIZE), .dflt = "4096",
+     .want = "a size such as 4096, 64K or 2M", .values_doc = "a size",
+     .doc = "smaller requests skip the site lookup and go to site 0; 0: "
+            "every request gets a site"},
+    {.name = "TIERMEM_BIG_SMALL_THRESHOLD", .alias = "SH_BIG_SMALL_THRESHOLD",
+     .type = SETTING_SIZE, .min = 1, .max = SIZE_MAX,
+     FIELD(big_small_threshold, FIELD_SIZE), .dflt = "4M",
+     .shown = "4194304", .want = "a size above 0 such as 4096, 64K or 2M",
+     .values_doc = "a size above 0", .dflt_doc = "4M (4194304)",
+     .doc = "the peak live bytes that give a site its own arena in the "
+            "`big-small` layout"},
+    {.name = "TIERMEM_MAX_ARENAS", .alias = "SH_MAX_ARENAS",
+     .type = SETTING_UINT, .min = 1, .max = MAX_ARENAS_LIMIT,
+     FIELD(max_arenas, FIELD_UINT), .dflt = "1024",
+     .want = "a whole number from 1 to 4000", .values_doc = "1 to 4000",
+     .doc = "arenas for sites and threads"},
+    {.name = "TIERMEM_MAX_SITES", .alias = "SH_MAX_SITES",
+     .type = SETTING_UINT, .min = MIN_SITES, .max = MAX_SITES_LIMIT,
+     FIELD(max_sites, FIELD_UINT), .dflt = "65536",
+     .want = "a whole number from 16 to 1048576",
+     .values_doc = "16 to 1048576", .doc = "sites tracked"},
+    {.name = "TIERMEM_GUIDANCE", .alias = "SH_GUIDANCE_FILE",
+     .type = SETTING_PATH, .flags = SETTING_EMPTY_IS_VALUE,
+     FIELD(guidance, FIELD_CHARS), .dflt = "", .shown = "no guidance",
+     .values_doc = "a path to a regular file; `%r` rank, `%p` pid, `%e` "
+                   "executable name, `%%` (see `doc/guidance.md`)",
+     .dflt_doc = "none",
+     .doc = "the guidance file; a bad value: a warning, no guidance",
+     .parse = parse_guidance},
+    {.name = "TIERMEM_OUTPUT_DIR", .type = SETTING_PATH,
+     .flags = SETTING_EMPTY_IS_VALUE, FIELD(output_dir, FIELD_CHARS),
+     .dflt = "", .shown = "writing nothing",
+     .values_doc = "a directory, up to 1023 bytes, not expanded",
+     .dflt_doc = "none: nothing written",
+     .doc = "where the site table is written at exit",
+     .parse = parse_output_dir},
+};
+
+static void table_defaults(void *owner)
+{
+    options_set_defaults(owner);
+}
+
+static const setting_table_t runtime_table = {
+    .layer = "sites", .order = 20, .rows = runtime_rows,
+    .nrows = sizeof runtime_rows / sizeof runtime_rows[0],
+    .owner_size = sizeof(options_t), .defaults = table_defaults,
+};
+SETTINGS_REGISTER(runtime_table);
+
+static const setting_t *find_row(const char *name)
+{
+    for (size_t i = 0; i < runtime_table.nrows; i++)
+        if (strcmp(runtime_rows[i].name, name) == 0)
+            return &runtime_rows[i];
+    return NULL; /* not reached: the names are this file's */
+}
+
 /* ---------------------------------------------------------------- entry points */
 
 void options_parse(char *const *env, options_t *out)
 {
-    env_view_t v;
     options_set_defaults(out);
     if (env == NULL)
         return;
-    collect(env, &v);
-    set_layout(&v, out);
-    set_number(&v, S_STACK_DEPTH, 1, TM_MAX_STACK_DEPTH, &out->stack_depth);
-    set_wrappers(&v, out);
-    set_target(&v, out);
-    set_size(&v, S_SMALL_SIZE, 0, &out->small_size);
-    set_size(&v, S_BIG_SMALL_THRESHOLD, 1, &out->big_small_threshold);
-    set_number(&v, S_MAX_ARENAS, 1, MAX_ARENAS_LIMIT, &out->max_arenas);
-    set_number(&v, S_MAX_SITES, MIN_SITES, MAX_SITES_LIMIT,
-               &out->max_sites);
-    set_rank(&v, out); /* before the guidance path, which may use %r */
-    set_guidance(&v, out);
-    set_output_dir(&v, out);
+    settings_check_names(env);
+    set_rank(env, out); /* before the guidance path, which may use %r */
+    settings_parse_table(env, &runtime_table, out);
 }
 
 void options_load(void)

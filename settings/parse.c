@@ -1,7 +1,8 @@
 /*
  * parse.c -- the typed value parsers under tiermem's settings: sizes with
- * binary units, bounded decimals, names from a list, and path patterns with
- * %r (rank), %p (pid) and %e (executable).
+ * binary units, bounded decimals, names from a list, booleans, durations,
+ * bounded doubles and shares, and path patterns with %r (rank), %p (pid)
+ * and %e (executable).
  *
  * Pure functions over the caller's strings: no allocation, no global state,
  * so options.c can call them inside the preload library's malloc, and the
@@ -10,35 +11,27 @@
 #include "config.h"
 
 #include <limits.h>
+#include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "settings.h"
 
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
 /* Decimal digits at *s into *v, stopping at the first non-digit; false on
- * no digits or overflow past max.  Hand-written because strtoul accepts
- * blanks and a sign, which a setting must not. */
+ * no digits or overflow past max.  base/text.c's checked parser does the
+ * arithmetic; strtoul would accept blanks and a sign, which a setting must
+ * not. */
 static bool digits(const char **s, unsigned long long max,
                    unsigned long long *v)
 {
-    const char *p = *s;
-    unsigned long long acc = 0;
-    if (!is_digit(*p))
+    size_t n = strspn(*s, "0123456789");
+    uint64_t u;
+    if (!text_dec_u64(span_make(*s, n), max, &u))
         return false;
-    for (; is_digit(*p); p++) {
-        unsigned d = (unsigned)(*p - '0');
-        if (d > max || acc > (max - d) / 10)
-            return false;
-        acc = acc * 10 + d;
-    }
-    *s = p;
-    *v = acc;
+    *s += n;
+    *v = u;
     return true;
 }
 
@@ -142,3 +135,68 @@ bool expand_path(const char *pattern, int rank, long pid, const char *exe,
     return true;
 }
 
+bool parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"1", "on", "yes", "true"};
+    static const char *const no[] = {"0", "off", "no", "false"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0)
+            return *out = true, true;
+        if (strcasecmp(s, no[i]) == 0)
+            return *out = false, true;
+    }
+    return false;
+}
+
+/* strtod follows LC_NUMERIC: settings are read at start-up, before the
+ * program's main can have set a locale, so "0.1" means what it says. */
+bool parse_double(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || !isfinite(v) || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool parse_duration_ns(const char *s, uint64_t *out)
+{
+    static const struct {
+        const char *unit;
+        uint64_t ns;
+    } units[] = {{"ns", 1}, {"us", 1000}, {"ms", 1000000},
+                 {"s", 1000000000}, {"", 1000000}};
+    size_t n = strspn(s, "0123456789");
+    if (n == 0 || n > 12)
+        return false;
+    char digits[16];
+    memcpy(digits, s, n);
+    digits[n] = '\0';
+    unsigned long v;
+    if (!parse_ulong(digits, 0, 999999999999ul, &v))
+        return false;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcasecmp(s + n, units[i].unit) == 0) {
+            *out = (uint64_t)v * units[i].ns;
+            return true;
+        }
+    return false;
+}
+
+/* "0.1" or "10%": the percent form is the same share, times 100. */
+bool parse_fraction(const char *s, double lo, double hi, double *out)
+{
+    size_t len = strlen(s);
+    if (len > 1 && len < 32 && s[len - 1] == '%') {
+        char num[32];
+        memcpy(num, s, len - 1);
+        num[len - 1] = '\0';
+        double pct;
+        if (!parse_double(num, lo * 100.0, hi * 100.0, &pct))
+            return false;
+        *out = pct / 100.0;
+        return true;
+    }
+    return parse_double(s, lo, hi, out);
+}

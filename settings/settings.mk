@@ -7,6 +7,7 @@ libtmcore_la_SOURCES += settings/settings.h settings/settings_init.c settings/op
 	settings/setting_env.c sites/guidance.c
 
 check_PROGRAMS += tests/unit/test_options tests/unit/test_options_hostile \
+	tests/unit/test_options_registry \
 	tests/unit/test_guidance tests/unit/test_log
 tests_unit_test_options_SOURCES = tests/unit/test_options.c tests/tm_test.h \
 	tests/observe.h tests/options_util.h
@@ -14,6 +15,9 @@ tests_unit_test_options_LDADD = $(TEST_LIBS)
 tests_unit_test_options_hostile_SOURCES = tests/unit/test_options_hostile.c \
 	tests/tm_test.h tests/observe.h tests/options_util.h
 tests_unit_test_options_hostile_LDADD = $(TEST_LIBS)
+tests_unit_test_options_registry_SOURCES = \
+	tests/unit/test_options_registry.c tests/tm_test.h tests/observe.h
+tests_unit_test_options_registry_LDADD = $(TEST_LIBS)
 tests_unit_test_guidance_SOURCES = tests/unit/test_guidance.c tests/tm_test.h tests/observe.h
 tests_unit_test_guidance_LDADD = $(TEST_LIBS)
 tests_unit_test_log_SOURCES = tests/unit/test_log.c tests/tm_test.h

@@ -21,9 +21,20 @@
 #include "settings.h"
 #include "profiler.h"
 #include "sites.h"
+#include "policy.h"
 #include "../tm_test.h"
 #include "../observe.h"
 #include "../options_util.h"
+
+/* The settings registry holds the rows of the objects a program links, and
+ * a layer's rows live in the file that reads them (settings.h): name one
+ * function of each such file, so that the names read elsewhere
+ * (TIERMEM_LOG, TIERMEM_TIERS, TIERMEM_PROFILE_*, ...) are known here as
+ * they are in the library. */
+__attribute__((used)) static const void *const layers_linked[] = {
+    (const void *)settings_init, (const void *)tm_topology_discover,
+    (const void *)prof_options_parse, (const void *)policy_options_parse,
+};
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                              */
