@@ -2,14 +2,10 @@
  * arena.c -- tiermem arenas: creation, allocation, ownership, destruction.
  *
  * An arena is a jemalloc arena created with tiermem's extent hooks, plus a
- * slot in the arena table.  The slot id (1..4095) is what the extent map
- * stores per page, so "who owns this pointer" is a map lookup and a table
- * read.  The slot is taken before jemalloc creates the arena, because
- * jemalloc maps the arena's own metadata through the hooks while creating
- * it.
- *
- * Fast path: mallocx/dallocx with the flags of this thread's explicit tcache
- * for the arena (tcache.c); free finds the arena through the extent map.
+ * slot in the arena table (arena_table.c).  This file is the arena's life
+ * (the layer's start-up and fork handlers, create, destroy), realloc and
+ * usable size.  Allocation and free are the caches' (front_cache.c, then
+ * tcache.c's arena_mallocx): the fast path is one file.
  */
 #include "config.h"
 
@@ -18,23 +14,11 @@
 #include <string.h>
 
 #include "arena.h"
-#include "sites.h" /* FIXME(issue 13 part 1): the arena layer must not call up */
 
-static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 /* One arenas.create at a time.  Creation is rare, and jemalloc publishes a
  * new arena's metadata with its own (uninstrumented) atomics: two threads
  * creating arenas at once looked like a data race to ThreadSanitizer. */
 static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
-static _Atomic(tm_arena_t *) arena_table[TM_MAX_ARENAS + 1];
-/* Walkers of the table (the profiler and the policy, both on the profiling
- * thread) hold this; destroy holds it while it frees an arena, so an arena
- * a walker found stays valid until arena_walk_end.  A mutex, not a rwlock:
- * there is one walker at a time anyway, and a fork child can release a
- * mutex its forking thread took, which glibc's rwlock does not allow (the
- * child's thread has a new id, so its unlock counts as a reader's). */
-static pthread_mutex_t walk_lock = PTHREAD_MUTEX_INITIALIZER;
-static bool slot_taken[TM_MAX_ARENAS + 1];
-static _Atomic bool foreign_free_logged;
 
 _Atomic uint64_t arena_migrations, arena_migrate_failures;
 
@@ -44,93 +28,84 @@ tm_placement_t tm_placement_node(tm_mode_t mode, unsigned node)
     return p;
 }
 
-static __thread bool walking __attribute__((tls_model("initial-exec")));
 
-void arena_walk_begin(void)
+/* fork: the table locks are held across fork, arena locks are reset in
+ * the child.  Lock order: create, the table's (walk, table), then the
+ * tcache registry.  Nothing takes create while it holds a table lock (a
+ * walker creates no arena; destroy does not create), so create may come
+ * first. */
+static void arena_prefork(void)
 {
-    /* a nested begin would wait for ever on walk_lock, which it holds */
-    debug_assert_rule(!walking, "arena walks do not nest");
-    pthread_mutex_lock(&walk_lock);
-    walking = true;
-}
-
-void arena_walk_end(void)
-{
-    debug_assert_rule(walking, "an arena walk ends on the thread that began it");
-    walking = false;
-    pthread_mutex_unlock(&walk_lock);
-}
-
-bool arena_walking_here(void) { return walking; }
-
-void arena_table_prefork(void)
-{
-    pthread_mutex_lock(&walk_lock);
     pthread_mutex_lock(&create_lock);
-    pthread_mutex_lock(&table_lock);
+    arena_table_prefork();
+    tcache_prefork();
 }
 
-void arena_table_postfork_parent(void)
+static void arena_postfork_parent(void)
 {
-    pthread_mutex_unlock(&table_lock);
+    tcache_postfork_parent();
+    arena_table_postfork_parent();
     pthread_mutex_unlock(&create_lock);
-    pthread_mutex_unlock(&walk_lock);
 }
 
-void arena_table_postfork_child(void)
+static void arena_postfork_child(void)
 {
-    for (unsigned id = 1; id <= TM_MAX_ARENAS; id++) {
-        tm_arena_t *a = atomic_load(&arena_table[id]);
-        if (a != NULL)
-            hook_arena_fork_child(&a->hooked);
-    }
-    pthread_mutex_unlock(&table_lock);
+    /* first of all tiermem's child handlers: they log and allocate */
+    meta_fork_child();
+    log_fork_child();
+    tcache_postfork_child();
+    arena_table_postfork_child(); /* also resets each arena's mutex */
     pthread_mutex_unlock(&create_lock);
-    /* the forking thread took it in prefork, and is the one thread left */
-    pthread_mutex_unlock(&walk_lock);
 }
 
-tm_arena_t *arena_by_id(unsigned id)
+/*
+ * Only the forking thread survives in the child, so a lock another thread
+ * held at that moment would stay locked for ever.  The table locks and the
+ * tcache registry lock are taken before fork and released after it, so the
+ * child gets both tables whole: safe because no thread ever waits for
+ * either while holding a jemalloc lock, and these handlers are registered
+ * after jemalloc's (front_cache_init_classes initialises it first), so
+ * they run before them in prepare.
+ *
+ * The arena mutexes and the metadata lock cannot be taken that way: a hook
+ * holds a jemalloc lock while it waits for them, and jemalloc's own prepare
+ * handler would then wait for that hook.  The child re-initialises them
+ * instead.  Their critical sections leave the data consistent at every
+ * point a migration can be (between system calls), and the metadata lock
+ * guards a few instructions of list surgery.
+ *
+ * A client registers its own handlers after these (its init calls this
+ * first): its prepare handler then runs before ours, so its locks come
+ * first in the order, and its child handlers run after ours.
+ */
+static void arena_layer_init_once(void)
 {
-    if (id == 0 || id > TM_MAX_ARENAS)
-        return NULL;
-    return atomic_load_explicit(&arena_table[id], memory_order_acquire);
+    settings_init();
+    front_cache_init_classes(); /* also initialises jemalloc */
+    int rc = pthread_atfork(arena_prefork, arena_postfork_parent,
+                            arena_postfork_child);
+    if (rc != 0)
+        log_error("pthread_atfork failed: error %d; a fork during a "
+                  "migration may leave the child's arena locked", rc);
 }
 
-static unsigned slot_reserve(void)
+void arena_layer_init(void)
 {
-    unsigned id = 0;
-    pthread_mutex_lock(&table_lock);
-    for (unsigned i = 1; i <= TM_MAX_ARENAS; i++) {
-        if (!slot_taken[i]) {
-            slot_taken[i] = true;
-            id = i;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&table_lock);
-    return id;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    (void)pthread_once(&once, arena_layer_init_once);
 }
 
-static void slot_release(unsigned id)
-{
-    pthread_mutex_lock(&table_lock);
-    atomic_store_explicit(&arena_table[id], NULL, memory_order_release);
-    slot_taken[id] = false;
-    pthread_mutex_unlock(&table_lock);
-}
 
 static tm_arena_t *arena_new(unsigned id, const tm_placement_t *placement,
-                             arena_kind_t kind, uint32_t owner)
+                             const arena_client_t *client)
 {
     tm_arena_t *a = meta_alloc(sizeof *a);
     if (a == NULL)
         return NULL;
     /* set before the table publishes the arena: readers never see a
-     * site's arena as a user arena */
-    a->kind = kind;
-    a->owner_site = owner;
-    a->reclaimable = kind == ARENA_SITE && owner != SITE_UNSITED;
+     * client's arena without its client */
+    if (client != NULL)
+        a->client = *client;
     static _Atomic uint64_t serials;
     a->serial = atomic_fetch_add(&serials, 1) + 1;
     if (hook_arena_init(&a->hooked, id, placement) != 0) {
@@ -139,7 +114,7 @@ static tm_arena_t *arena_new(unsigned id, const tm_placement_t *placement,
         errno = err;
         return NULL;
     }
-    atomic_store_explicit(&arena_table[id], a, memory_order_release);
+    arena_slot_publish(id, a);
     return a;
 }
 
@@ -147,19 +122,19 @@ static void arena_delete(tm_arena_t *a)
 {
     unsigned id = a->hooked.id;
     hook_arena_fini(&a->hooked);
-    slot_release(id);
+    arena_slot_release(id);
     meta_free(a, sizeof *a);
 }
 
 tm_arena_t *tm_arena_create(const tm_placement_t *placement)
 {
-    return arena_create(placement, ARENA_USER, 0);
+    return arena_create(placement, NULL);
 }
 
-tm_arena_t *arena_create(const tm_placement_t *placement, arena_kind_t kind,
-                         uint32_t owner)
+tm_arena_t *arena_create(const tm_placement_t *placement,
+                         const arena_client_t *client)
 {
-    runtime_init();
+    arena_layer_init();
     if (!placement_valid(placement)) {
         log_warn("arena create: invalid placement (mode %d, nodes %#llx)",
                     placement ? (int)placement->mode : -1,
@@ -167,17 +142,17 @@ tm_arena_t *arena_create(const tm_placement_t *placement, arena_kind_t kind,
         errno = EINVAL;
         return NULL;
     }
-    unsigned id = slot_reserve();
+    unsigned id = arena_slot_reserve();
     if (id == 0) {
         log_warn("arena create: all %d arena slots are in use",
                     TM_MAX_ARENAS);
         errno = EAGAIN;
         return NULL;
     }
-    tm_arena_t *a = arena_new(id, placement, kind, owner);
+    tm_arena_t *a = arena_new(id, placement, client);
     if (a == NULL) {
         int err = errno;
-        slot_release(id);
+        arena_slot_release(id);
         errno = err;
         return NULL;
     }
@@ -225,79 +200,14 @@ int tm_arena_destroy(tm_arena_t *a)
         errno = rc;
         return -1;
     }
-    debug_assert_rule(!walking, "a walker does not destroy arenas");
-    pthread_mutex_lock(&walk_lock);
+    arena_walkers_exclude();
     arena_delete(a);
-    pthread_mutex_unlock(&walk_lock);
+    arena_walkers_admit();
     return 0;
 }
 
 /* ---------------------------------------------------------------- alloc */
 
-static void *checked(void *p)
-{
-    if (TM_UNLIKELY(p == NULL))
-        errno = ENOMEM;
-    return p;
-}
-
-/* An allocation from `a` failed, typically because a mapping did (an
- * address-space limit): give back the address space of empty sites'
- * arenas.  True if any was unmapped, so a retry may succeed. */
-static bool reclaim_for_retry(const tm_arena_t *a)
-{
-    return site_arenas_reclaim(false, a) > 0;
-}
-
-/* mallocx from a's jemalloc arena (a zero size as one byte), retried once
- * after reclaim when it fails; NULL with errno ENOMEM. */
-static void *arena_mallocx(tm_arena_t *a, size_t size, int flags)
-{
-    size = size ? size : 1;
-    void *p = mallocx(size, tcache_alloc_flags(a) | flags);
-    if (TM_UNLIKELY(p == NULL) && reclaim_for_retry(a))
-        p = mallocx(size, tcache_alloc_flags(a) | flags);
-    return checked(p);
-}
-
-/* The fast path: a block from this thread's front cache for the arena. */
-static inline void *front_alloc(tm_arena_t *a, size_t size)
-{
-    front_cache_t *fc = front_cache_get(a->hooked.id);
-    if (TM_UNLIKELY(fc == NULL))
-        return NULL;
-    unsigned cls = front_class_of[(size + 7) >> 3];
-    front_bin_t *bin = &fc->bin[cls];
-    if (TM_LIKELY(bin->count > 0))
-        return bin->slot[--bin->count];
-    return front_cache_refill(bin, front_class_size[cls],
-                              tcache_alloc_flags(a));
-}
-
-void *tm_arena_malloc(tm_arena_t *a, size_t size)
-{
-    if (TM_LIKELY(size <= FRONT_MAX_SIZE)) {
-        void *p = front_alloc(a, size);
-        if (TM_LIKELY(p != NULL))
-            return p;
-    }
-    return arena_mallocx(a, size, 0);
-}
-
-void *tm_arena_calloc(tm_arena_t *a, size_t count, size_t size)
-{
-    size_t total;
-    if (__builtin_mul_overflow(count, size, &total)) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    if (total <= FRONT_MAX_SIZE) {
-        void *p = front_alloc(a, total);
-        if (p != NULL)
-            return memset(p, 0, total);
-    }
-    return arena_mallocx(a, total, MALLOCX_ZERO);
-}
 
 void *tm_arena_aligned_alloc(tm_arena_t *a, size_t alignment, size_t size)
 {
@@ -308,73 +218,6 @@ void *tm_arena_aligned_alloc(tm_arena_t *a, size_t alignment, size_t size)
     return arena_mallocx(a, size, MALLOCX_ALIGN(alignment));
 }
 
-static int free_flags(unsigned id)
-{
-    thread_tcaches_t *t = tcaches_here;
-    int f = t ? atomic_load_explicit(&t->flags[id], memory_order_relaxed) : 0;
-    if (TM_UNLIKELY(f == 0)) {
-        tm_arena_t *a = arena_by_id(id);
-        f = a ? tcache_flags_slow(a) : MALLOCX_TCACHE_NONE;
-    }
-    return f & TCACHE_FLAGS_MASK;
-}
-
-static void report_foreign(const void *ptr, const char *what)
-{
-    if (!atomic_exchange(&foreign_free_logged, true))
-        log_error("%s(%p): not a tiermem allocation; ignored (reported "
-                     "once)", what, ptr);
-}
-
-void tm_free(void *ptr)
-{
-    if (ptr == NULL)
-        return;
-    unsigned id = extent_map_lookup(ptr);
-    if (TM_UNLIKELY(id == 0)) {
-        report_foreign(ptr, "tm_free");
-        return;
-    }
-    size_t usable;
-    if (TM_UNLIKELY(!block_is_start(ptr, id, &usable))) {
-        block_report_interior(ptr, id, "tm_free");
-        return;
-    }
-    tm_arena_t *a = arena_by_id(id);
-    if (a != NULL && a->kind != ARENA_USER) /* keep the site's stats right */
-        site_account_free(a, ptr, usable);
-    arena_free_known(ptr, id, usable);
-}
-
-/* The block is back in its arena (or this thread's cache of it): drop
- * the hazard site_account_free set.  Inline: every free passes here. */
-static inline void arena_hazard_release(void)
-{
-    thread_tcaches_t *t = tcaches_here;
-    if (TM_UNLIKELY(t == NULL ||
-                    atomic_load_explicit(&t->hazard, memory_order_relaxed)))
-        arena_hazard_clear();
-}
-
-/* usable == 0: not known yet. */
-void arena_free_known(void *ptr, unsigned id, size_t usable)
-{
-    front_cache_t *fc = front_cache_get(id);
-    if (TM_LIKELY(fc != NULL)) {
-        /* a class size: a multiple of 8 */
-        size_t size = usable ? usable : sallocx(ptr, 0);
-        if (TM_LIKELY(size <= FRONT_MAX_SIZE)) {
-            front_bin_t *bin = &fc->bin[front_class_of[size >> 3]];
-            if (TM_UNLIKELY(bin->count == bin->cap))
-                front_cache_spill(bin, free_flags(id));
-            bin->slot[bin->count++] = ptr;
-            arena_hazard_release();
-            return;
-        }
-    }
-    dallocx(ptr, free_flags(id));
-    arena_hazard_release();
-}
 
 void *tm_arena_realloc(tm_arena_t *a, void *ptr, size_t size)
 {
@@ -386,7 +229,7 @@ void *tm_arena_realloc(tm_arena_t *a, void *ptr, size_t size)
     }
     unsigned owner = extent_map_lookup(ptr);
     if (owner == 0) {
-        report_foreign(ptr, "tm_arena_realloc");
+        block_report_foreign(ptr, "tm_arena_realloc");
         errno = EINVAL;
         return NULL;
     }
@@ -398,9 +241,11 @@ void *tm_arena_realloc(tm_arena_t *a, void *ptr, size_t size)
     }
     if (owner == a->hooked.id) {
         void *q = rallocx(ptr, size, tcache_alloc_flags(a));
-        if (TM_UNLIKELY(q == NULL) && reclaim_for_retry(a))
+        if (TM_UNLIKELY(q == NULL) && arena_pressure_release(a))
             q = rallocx(ptr, size, tcache_alloc_flags(a));
-        return checked(q);
+        if (TM_UNLIKELY(q == NULL))
+            errno = ENOMEM;
+        return q;
     }
     /* rallocx would free the old block into this arena's tcache: move it. */
     void *q = tm_arena_malloc(a, size);

@@ -5,7 +5,8 @@
  * (nodes and mode), per-(thread, arena) caches in front of jemalloc, and
  * the operations on all its extents at once: migrate, residency.  The
  * layer also reads the machine's NUMA nodes and orders them into tiers.
- * Which allocation goes to which arena is the sites layer's business.
+ * Which allocation goes to which arena is the business of the layer above,
+ * the arenas' client.
  */
 #ifndef TM_ARENA_H
 #define TM_ARENA_H
@@ -13,50 +14,48 @@
 #include "extent.h"
 #include "settings.h"
 
-/* Allocation counters, updated with relaxed atomics (per site, and per
- * arena where an arena is shared by several sites). */
-typedef struct site_stats {
-    _Atomic uint64_t allocs, frees;
-    _Atomic uint64_t bytes;  /* usable bytes ever allocated */
-    _Atomic uint64_t live;   /* usable bytes allocated and not yet freed */
-    _Atomic uint64_t peak;   /* highest live seen */
-} site_stats_t;
-
-/* Who allocates in an arena, which decides how a free is accounted. */
-typedef enum arena_kind {
-    ARENA_USER = 0,   /* made by tm_arena_create: no site accounting */
-    ARENA_SITE,       /* one site's own arena: its stats are the site's */
-    ARENA_SHARED,     /* several sites: per-block owners in the ledger */
-} arena_kind_t;
+/*
+ * An arena may have a client: the layer above that made it for its own
+ * bookkeeping.  The client hands down its data and a
+ * function the arena calls on each free of one of the arena's blocks,
+ * before the block goes back to jemalloc, so the client's counters stay
+ * right whichever entry point frees it.  Arenas of tm_arena_create have
+ * none, and their frees pay nothing for it.
+ */
+typedef void (*arena_free_observer_t)(tm_arena_t *arena, void *ptr,
+                                      size_t usable);
+typedef struct arena_client {
+    void *data;                    /* the client's own, per arena */
+    arena_free_observer_t on_free; /* NULL: nobody to tell */
+} arena_client_t;
 
 struct tm_arena {
     hook_arena_t hooked;   /* first: jemalloc's hook pointer points here */
     unsigned je_index;     /* jemalloc's arena index */
     int flags_uncached;    /* MALLOCX_ARENA | MALLOCX_TCACHE_NONE */
     size_t stray_pages;    /* pages the last migration left off target */
-    arena_kind_t kind;     /* set once, before the arena is handed out */
-    uint32_t owner_site;   /* ARENA_SITE: the site's index */
-    site_stats_t stats;    /* ARENA_SHARED: the arena's own counters */
-    _Atomic bool prompt_purge; /* freed pages go back at once (site.c) */
+    arena_client_t client; /* set once, before the arena is published */
     uint64_t serial;       /* unique per arena ever created: an id and even
                               the struct's memory are reused, this is not */
-    /* A per-site arena of a site other than site 0 (per-site layout): when
-     * its site is empty, reclaim may destroy it and return its address
-     * space (site_reclaim.c).  Set once, before the arena is published. */
-    bool reclaimable;
-    uint64_t reclaim_mark; /* site allocs + 1 at the last idle scan; under
-                              the reclaim lock */
 };
 
-/* ---------------------------------------------------------------- arena.c */
+/* ---------------------------------------------------------------- arena_table.c */
 
-/* tm_arena_create for a site or shared arena: kind and owner are set
- * before the arena becomes visible in the table. */
-tm_arena_t *arena_create(const tm_placement_t *placement, arena_kind_t kind,
-                         uint32_t owner);
+/* The arena with this id (1..TM_MAX_ARENAS), or NULL.  Inline: every
+ * free asks it. */
+extern _Atomic(tm_arena_t *) arena_table[TM_MAX_ARENAS + 1];
+static inline tm_arena_t *arena_by_id(unsigned id)
+{
+    if (id == 0 || id > TM_MAX_ARENAS)
+        return NULL;
+    return atomic_load_explicit(&arena_table[id], memory_order_acquire);
+}
 
-/* The arena with this id (1..TM_MAX_ARENAS), or NULL. */
-tm_arena_t *arena_by_id(unsigned id);
+/* A free slot's id, marked taken (0: none left); the arena goes in with
+ * publish once it is whole; release empties the slot for reuse. */
+unsigned arena_slot_reserve(void);
+void arena_slot_publish(unsigned id, tm_arena_t *a);
+void arena_slot_release(unsigned id);
 
 /* A walk over the arena table by another layer (profiler, policy): between
  * begin and end no arena is freed, so arena_by_id's results stay valid.
@@ -66,15 +65,38 @@ void arena_walk_begin(void);
 void arena_walk_end(void);
 /* Is this thread inside a walk (so it must not destroy an arena)? */
 bool arena_walking_here(void);
+/* Destroy's side: wait for the walk in progress, keep new ones out. */
+void arena_walkers_exclude(void);
+void arena_walkers_admit(void);
 
-/* fork: the table lock is held across fork, arena locks are reset in the
- * child (see fork.c). */
+/* arena.c's fork handlers call these: the table's locks across fork, and
+ * in the child every arena's own mutex re-initialised. */
 void arena_table_prefork(void);
 void arena_table_postfork_parent(void);
 void arena_table_postfork_child(void);
 
-/* tm_free's path once the owner and usable size are known. */
-void arena_free_known(void *ptr, unsigned id, size_t usable);
+/* ---------------------------------------------------------------- arena.c */
+
+/* The arena layer's start-up, once per process: the settings (which
+ * configure the log first), jemalloc and the front cache's size classes,
+ * and the fork handlers of the arena table and the tcaches.  Idempotent,
+ * thread-safe; every arena entry point that needs it calls it. */
+void arena_layer_init(void);
+
+/* tm_arena_create with a client (NULL: none), set before the arena becomes
+ * visible in the table, so no reader sees a client's arena without it. */
+tm_arena_t *arena_create(const tm_placement_t *placement,
+                         const arena_client_t *client);
+
+
+
+
+/* The one free path (tm_free, and the client's free entry points): find
+ * the block's arena through the extent map, check ptr starts a block, tell
+ * the arena's client, put the block back.  A pointer tiermem did not hand
+ * out is reported once (as `what`) and ignored. */
+void arena_free(void *ptr, const char *what);
+
 
 /* Runtime counters, read by tm_stats_get. */
 extern _Atomic uint64_t arena_migrations, arena_migrate_failures;
@@ -107,6 +129,8 @@ static inline bool block_is_start(const void *ptr, unsigned id,
 }
 /* Log, once per process, a pointer that failed block_is_start. */
 void block_report_interior(const void *ptr, unsigned id, const char *what);
+/* Log, once per process, a pointer in no arena (what: the entry point). */
+void block_report_foreign(const void *ptr, const char *what);
 
 /* ---------------------------------------------------------------- residency.c */
 
@@ -166,16 +190,29 @@ static inline int tcache_alloc_flags(tm_arena_t *arena)
 /* dallocx/rallocx need only the tcache bits (arena bits are 20..31). */
 #define TCACHE_FLAGS_MASK ((1 << 20) - 1)
 
+/* dallocx flags for freeing a block of `arena` on this thread. */
+static inline int tcache_free_flags(tm_arena_t *arena)
+{
+    thread_tcaches_t *t = tcaches_here;
+    int f = t ? atomic_load_explicit(&t->flags[arena->hooked.id],
+                                     memory_order_relaxed)
+              : 0;
+    if (TM_UNLIKELY(f == 0))
+        f = tcache_flags_slow(arena);
+    return f & TCACHE_FLAGS_MASK;
+}
+
 /* Destroy every thread's tcache for this arena (its blocks go back to it).
  * Called by arena destroy, when no thread may be using the arena. */
 void tcache_forget_arena(unsigned id);
 
 /*
- * Hazards: which reclaimable arena this thread is inside.  An allocation
- * sets it between choosing its site's arena and accounting the block, a
- * free between accounting the block and handing it back to jemalloc.
- * Reclaim (site_reclaim.c) destroys an arena only when its site is empty
- * and no thread's hazard names it.  Set is a full fence; clear a release.
+ * Hazards: which arena this thread is inside, for a client that may destroy
+ * its arenas while other threads use them.  The client sets the hazard
+ * between choosing an arena and accounting a block (allocation), or between
+ * accounting a block and handing it back (its free observer: arena_free
+ * clears it once the block is back).  The client destroys an arena only
+ * when no thread's hazard names it.  Set is a full fence; clear a release.
  */
 void arena_hazard_set(tm_arena_t *arena);
 void arena_hazard_clear(void);
@@ -187,31 +224,35 @@ void tcache_prefork(void);
 void tcache_postfork_parent(void);
 void tcache_postfork_child(void);
 
+/* mallocx from a's jemalloc arena with this thread's tcache for it (a zero
+ * size as one byte), retried once after the pressure hook released
+ * memory; NULL with errno ENOMEM.  The path under the front cache. */
+void *arena_mallocx(tm_arena_t *a, size_t size, int flags);
+
+/* Called when an allocation from `failed` found no memory (typically an
+ * address-space limit): a layer above may release address space of its
+ * own and return the bytes it unmapped; non-zero makes the allocation try
+ * once more.  Set once at the client's start-up. */
+typedef size_t (*arena_pressure_fn)(const tm_arena_t *failed);
+void arena_set_pressure_hook(arena_pressure_fn fn);
+/* Ask the hook to release memory after `failed` found none: true if any
+ * was released, so one retry may succeed. */
+bool arena_pressure_release(const tm_arena_t *failed);
+
 /* ---------------------------------------------------------------- front_cache.c */
 
 /*
  * A per-(thread, arena) cache of small free blocks in front of jemalloc, so
- * the common malloc/free pair never enters jemalloc's flag-handling path.
- * Blocks are binned by jemalloc size class; a bin refills from, and spills
- * to, the (thread, arena) explicit tcache in batches.  Every block in a
- * cache belongs to that cache's arena, because tm_free routes each block by
- * the extent map.
+ * the common malloc/free pair never enters jemalloc's flag-handling path
+ * (front_cache.c has the why and the bins).  Requests up to FRONT_MAX_SIZE
+ * use it.
  */
-#define FRONT_MAX_SIZE 1024 /* requests up to this size use the cache */
+#define FRONT_MAX_SIZE 1024
 #define FRONT_MAX_CLASSES 24 /* jemalloc 5.3 has 21 up to 1 KiB */
-#define FRONT_MAX_SLOTS 32
-
-typedef struct front_bin {
-    uint32_t count, cap;
-    void *slot[FRONT_MAX_SLOTS];
-} front_bin_t;
-
-struct front_cache {
-    front_bin_t bin[FRONT_MAX_CLASSES];
-};
 
 /* (size + 7) / 8 -> class, and each class's size; built at start-up from
- * jemalloc's own nallocx, so they always match its size classes. */
+ * jemalloc's own nallocx, so they always match its size classes.  No
+ * classes (front_nclasses 0): running without front caches. */
 extern uint8_t front_class_of[FRONT_MAX_SIZE / 8 + 1];
 extern uint32_t front_class_size[FRONT_MAX_CLASSES];
 extern unsigned front_nclasses;
@@ -221,15 +262,20 @@ front_cache_t *front_cache_new(void);
 /* Return every cached block to jemalloc (without a tcache) and free the
  * cache.  The owner thread must not be using it. */
 void front_cache_delete(front_cache_t *fc);
-void *front_cache_refill(front_bin_t *bin, size_t class_size, int flags);
-void front_cache_spill(front_bin_t *bin, int free_flags);
 
-static inline front_cache_t *front_cache_get(unsigned id)
+/* The usable size of a block of `size` bytes (0 < size <= FRONT_MAX_SIZE)
+ * while the front cache runs; 0 if it does not. */
+static inline size_t front_usable_size(size_t size)
 {
-    thread_tcaches_t *t = tcaches_here;
-    return t ? atomic_load_explicit(&t->front[id], memory_order_relaxed)
-             : NULL;
+    return front_nclasses != 0
+               ? front_class_size[front_class_of[(size + 7) >> 3]]
+               : 0;
 }
+
+/* Put a block of arena a back: into this thread's front cache for it,
+ * else to jemalloc through the thread's tcache.  usable == 0: not known
+ * yet.  Clears this thread's hazard once the block is back. */
+void arena_free_known(void *ptr, tm_arena_t *a, size_t usable);
 
 /* ---------------------------------------------------------------- node_sysfs.c */
 
@@ -238,9 +284,9 @@ static inline front_cache_t *front_cache_get(unsigned id)
  * typo, not a machine. */
 #define SYSFS_MAX_IDS 1024
 
-/* Parse a kernel-style list "0-2,5" in [s, end) into ids.  Blanks around
- * numbers are allowed (users type TIERMEM_TIERS by hand); an empty list is
- * valid with *n = 0.  Returns false on a syntax error, a reversed range or
+/* Parse a kernel-style list "0-2,5" in [s, end) into ids.  Blanks (spaces
+ * and tabs) around numbers are allowed (users type TIERMEM_TIERS by hand);
+ * an empty list is valid with *n = 0.  Returns false on a syntax error, a reversed range or
  * more than max ids. */
 bool node_list_parse(const char *s, const char *end, unsigned *ids,
                      unsigned max, unsigned *n);
@@ -252,7 +298,7 @@ int node_sysfs_read(const char *dir, tm_topology_t *t);
 
 /* ---------------------------------------------------------------- tiers.c */
 
-/* Discover the process's tiers (once, as the sites start); -1 with errno
+/* Discover the process's tiers (once, at start-up); -1 with errno
  * when the nodes cannot be read (then the topology stays empty). */
 int topology_load(void);
 /* The process's tiers, as topology_load found them (empty before). */

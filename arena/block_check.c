@@ -177,7 +177,14 @@ bool block_check_slow(const void *ptr, unsigned id, size_t usable)
     return slab_region_start(p, id, usable);
 }
 
-static _Atomic bool interior_logged;
+static _Atomic bool interior_logged, foreign_logged;
+
+void block_report_foreign(const void *ptr, const char *what)
+{
+    if (!atomic_exchange(&foreign_logged, true))
+        log_warn("%s(%p): not a block tiermem handed out; ignored "
+                 "(reported once)", what, ptr);
+}
 
 void block_report_interior(const void *ptr, unsigned id, const char *what)
 {

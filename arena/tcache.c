@@ -15,7 +15,13 @@
  * arena destroy can flush every thread's tcache for that arena, and a
  * thread's exit destroys its own.  jemalloc offers about 4k explicit
  * tcaches; past that a pair falls back to MALLOCX_TCACHE_NONE (correct,
- * slower, logged once).
+ * slower, logged once).  arena_mallocx, the allocation under the front
+ * cache, is here: a mallocx through this table's flags.
+ *
+ * One concept with front_cache.c: a thread's caches of an arena.  The
+ * per-thread table holds both the tcache flags and the front caches, so it
+ * makes and deletes front caches with itself, and the front cache refills
+ * and spills through these tcaches.
  */
 #include "config.h"
 
@@ -127,7 +133,7 @@ int tcache_flags_slow(tm_arena_t *arena)
     if (t == NULL)
         return arena->flags_uncached;
     /* An explicit tcache and a front cache cost about 65 KiB per (thread,
-     * arena).  Most sites allocate a few large blocks, so a pair gets them
+     * arena).  Most arenas get a few large blocks, so a pair gets them
      * only once it has been used TCACHE_AFTER_USES times; until then it
      * allocates uncached.  uses[] belongs to this thread: no lock. */
     debug_assert(t == tcaches_here); /* uses[] is this thread's */
@@ -181,9 +187,10 @@ void arena_hazard_set(tm_arena_t *arena)
         atomic_fetch_add_explicit(&tableless_hazards, 1,
                                   memory_order_relaxed);
     }
-    /* Reclaim unpublishes the site's arena, then reads the hazards and the
-     * site's live bytes; the fence orders this store before the caller's
-     * next loads (the site's arena) and stores (the live bytes). */
+    /* The client unpublishes an arena, then reads the hazards and its own
+     * live bytes before destroying it; the fence orders this store before
+     * the caller's next loads (the published arena) and stores (its live
+     * bytes). */
     atomic_thread_fence(memory_order_seq_cst);
 }
 
@@ -208,4 +215,31 @@ bool arena_hazard_held(const tm_arena_t *arena)
         held = atomic_load(&t->hazard) == arena;
     mutex_unlock(&registry_lock);
     return held;
+}
+
+/* ---------------------------------------------------------------- mallocx */
+
+static _Atomic arena_pressure_fn pressure_hook;
+
+void arena_set_pressure_hook(arena_pressure_fn fn)
+{
+    atomic_store(&pressure_hook, fn);
+}
+
+bool arena_pressure_release(const tm_arena_t *failed)
+{
+    arena_pressure_fn fn = atomic_load_explicit(&pressure_hook,
+                                                memory_order_acquire);
+    return fn != NULL && fn(failed) > 0;
+}
+
+void *arena_mallocx(tm_arena_t *a, size_t size, int flags)
+{
+    size = size ? size : 1;
+    void *p = mallocx(size, tcache_alloc_flags(a) | flags);
+    if (TM_UNLIKELY(p == NULL) && arena_pressure_release(a))
+        p = mallocx(size, tcache_alloc_flags(a) | flags);
+    if (TM_UNLIKELY(p == NULL))
+        errno = ENOMEM;
+    return p;
 }

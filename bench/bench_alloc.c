@@ -121,13 +121,15 @@ static inline void free_unchecked(void *ptr)
     if (id == 0)
         die("unchecked free: %p is not tiermem's", ptr);
     tm_arena_t *a = arena_by_id(id);
-    if (a != NULL && a->kind != ARENA_USER) {
+    if (a == NULL)
+        die("unchecked free: %p is in no live arena", ptr);
+    if (a->client.on_free != NULL) {
         size_t usable = sallocx(ptr, 0);
-        site_account_free(a, ptr, usable);
-        arena_free_known(ptr, id, usable);
+        a->client.on_free(a, ptr, usable);
+        arena_free_known(ptr, a, usable);
         return;
     }
-    arena_free_known(ptr, id, 0);
+    arena_free_known(ptr, a, 0);
 }
 
 static inline size_t op_size(uint32_t e) { return MIN_SIZE + (e >> 6); }

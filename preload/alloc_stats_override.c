@@ -215,7 +215,7 @@ static bool arena_view(unsigned id, arena_view_t *v)
     if (a != NULL) {
         v->id = id;
         v->je_index = a->je_index;
-        v->kind = a->kind;
+        v->kind = site_arena_kind(a, NULL);
         mutex_lock(&a->hooked.lock);
         v->tracked = a->hooked.extents.bytes;
         mutex_unlock(&a->hooked.lock);

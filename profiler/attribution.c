@@ -219,17 +219,19 @@ static void attrib_arena_row(attrib_t *a, tm_arena_t *arena, unsigned id)
     attrib_arena_state_t *st = &a->arenas[id];
     prof_arena_row_t *row = &a->arena_rows[a->iv.narenas];
     st->row = (uint32_t)a->iv.narenas++;
+    uint32_t owner;
+    arena_kind_t kind = site_arena_kind(arena, &owner);
     *row = (prof_arena_row_t){.id = id,
                               .serial = arena->serial,
-                              .kind = (uint8_t)arena->kind,
-                              .owner_site = arena->owner_site,
+                              .kind = (uint8_t)kind,
+                              .owner_site = owner,
                               .samples = st->taken};
     mutex_lock(&arena->hooked.lock);
     row->placement = arena->hooked.placement;
     row->mapped = arena->hooked.extents.bytes;
     mutex_unlock(&arena->hooked.lock);
-    if (arena->kind == ARENA_SHARED)
-        stats_snapshot(&arena->stats, &row->stats); /* lock-free here */
+    if (kind == ARENA_SHARED) /* the arena's own counters: lock-free */
+        tm_arena_alloc_stats(arena, &row->stats);
     /* ARENA_SITE stats are the owner site's: filled after the walk */
 
     bool same = st->serial == arena->serial && st->seen_seq + 1 == a->iv.seq;

@@ -1,22 +1,20 @@
 /*
- * fork.c -- keeping tiermem usable in the child of fork().
+ * fork.c -- the sites layer's part of keeping tiermem usable in the child
+ * of fork().
  *
  * Only the forking thread survives in the child, so any lock another thread
- * held at that moment would stay locked forever: a migration holds its
- * arena's mutex for as long as pages take to move, and the next allocation
- * in the child that needs a new extent would hang.
+ * held at that moment would stay locked forever.  This layer's locks (the
+ * site table, the per-thread arena pool, the reclaim list, site 0's
+ * counters, the object list and the ledger) are taken before fork and
+ * released, or re-initialised, after it.
  *
- * The arena table lock and the tcache registry lock are taken before fork
- * and released after it, so the child gets both tables whole.  That is safe
- * because no thread ever waits for either while holding a jemalloc lock, and
- * our handlers are registered after jemalloc's, so they run first in prepare.
- *
- * The arena mutexes and the metadata lock cannot be taken that way: a hook
- * holds a jemalloc lock while it waits for them, and jemalloc's own prepare
- * handler would then wait for that hook.  The child re-initialises them
- * instead.  Their critical sections leave the data consistent at every
- * point a migration can be (between system calls), and the metadata lock
- * guards a few instructions of list surgery.
+ * The arena layer registers its own handlers (arena table, tcaches, and the
+ * child's metadata and log locks) in arena_layer_init, which runtime_init
+ * calls before it calls fork_handlers_install.  pthread_atfork runs prepare
+ * handlers in the reverse order of registration and the others in order,
+ * so the whole lock order is: sites (site creation makes arenas), objects,
+ * ledger, then the arena table and the tcache registry; the child resets
+ * the metadata and log locks before anything here runs.
  */
 #include "config.h"
 
@@ -24,41 +22,44 @@
 
 #include "sites.h"
 
-/* Lock order: sites (site creation makes arenas) before the arena table;
- * the object list and the ledger are leaves. */
+/* Reclaim first: it holds its lock while it waits for the arena table.
+ * Then the site table, the shared arena and the thread-arena pool (both
+ * make arenas under their lock), site 0's counters; the object list and
+ * the ledger are leaves. */
 static void prefork(void)
 {
+    site_reclaim_prefork();
+    site_table_prefork();
     sites_prefork();
+    site_stats_prefork();
     objects_prefork();
     ledger_prefork();
-    arena_table_prefork();
-    tcache_prefork();
 }
 
 static void postfork_parent(void)
 {
-    tcache_postfork_parent();
-    arena_table_postfork_parent();
     ledger_postfork_parent();
     objects_postfork_parent();
+    site_stats_postfork_parent();
     sites_postfork_parent();
+    site_table_postfork_parent();
+    site_reclaim_postfork_parent();
 }
 
 static void postfork_child(void)
 {
-    meta_fork_child();
-    log_fork_child();
-    tcache_postfork_child();
-    arena_table_postfork_child();
     ledger_postfork_child();
     objects_postfork_child();
+    site_stats_postfork_child();
     sites_postfork_child();
+    site_table_postfork_child();
+    site_reclaim_postfork_child();
 }
 
 void fork_handlers_install(void)
 {
     int rc = pthread_atfork(prefork, postfork_parent, postfork_child);
     if (rc != 0)
-        log_error("pthread_atfork failed: error %d; a fork during a "
-                     "migration may leave the child's arena locked", rc);
+        log_error("pthread_atfork failed: error %d; a fork while a site "
+                  "is being made may leave the child's sites locked", rc);
 }

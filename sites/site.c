@@ -1,11 +1,11 @@
 /*
- * site.c -- allocation sites, the layouts that give them arenas, and their
- * statistics.
+ * site.c -- which arena each site allocates from: placement, the layouts
+ * that give sites arenas, and the accounting of each block.
  *
- * A site is a 64-bit key: the hash of a call stack (stack.c) or of an
- * explicit id passed to sh_alloc.  Sites live in a fixed table sized by
- * TIERMEM_MAX_SITES; the key -> site index is an open-addressing hash that
- * readers probe without locks (slots only ever go from empty to filled).
+ * Sites themselves are in site_table.c.  This layer is the arenas' client:
+ * it makes its arenas with itself as their client (site_account_free is
+ * every such arena's free observer), so a block is accounted to its site
+ * whichever entry point frees it.
  *
  * Layouts (TIERMEM_LAYOUT):
  *   per-site    each site gets its own arena, placed by guidance or the
@@ -15,8 +15,8 @@
  *               TIERMEM_BIG_SMALL_THRESHOLD, then get their own.
  * Site 0 (small, re-entrant and past-the-limit allocations) has its own
  * arena except in the per-thread layout.  Past TIERMEM_MAX_ARENAS, new sites
- * share one arena; past TIERMEM_MAX_SITES, new stacks are counted as site
- * 0.  Each limit is logged once.  No index is ever wrapped.
+ * share one arena (logged once).  Arenas of empty sites go back through
+ * site_reclaim.c, which also keeps their count.
  */
 #include "config.h"
 
@@ -28,29 +28,13 @@
 
 #include "sites.h"
 
-_Atomic(site_t *) sites_unsited;
-
-static site_t *sites;            /* [runtime_options.max_sites] */
-/* key hash -> site, [slot_mask + 1].  A slot is filled once: key first,
- * then the site pointer with release; readers load the pointer with
- * acquire and then compare the key.  Keys past the site limit map to site
- * 0, so they too are found without the lock, up to a quarter of the table
- * more. */
-typedef struct site_slot {
-    _Atomic uint64_t key;
-    _Atomic(site_t *) site;
-} site_slot_t;
-static site_slot_t *slots;
-static size_t slots_used;
-static size_t slot_mask;
-static _Atomic uint32_t nsites;
-static pthread_mutex_t sites_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Makes the shared arena, once. */
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static guidance_t guidance;
 static tm_placement_t default_placement;
 static _Atomic(tm_arena_t *) shared_arena;
-static _Atomic unsigned site_arenas; /* arenas made for sites and threads */
-static _Atomic bool sites_full_logged, arenas_full_logged;
+static _Atomic bool arenas_full_logged;
 
 /* ------------------------------------------------------------ placement */
 
@@ -112,19 +96,50 @@ static tm_placement_t site_placement(const site_t *s)
 
 /* ------------------------------------------------------------ arenas */
 
+/* An arena of the given kind with this layer as its client: its frees are
+ * accounted by site_account_free whoever frees them (tm_free too). */
+static tm_arena_t *site_arena_new(const tm_placement_t *p, arena_kind_t kind,
+                                  uint32_t owner)
+{
+    site_arena_t *sa = meta_alloc(sizeof *sa);
+    if (sa == NULL) {
+        log_warn("sites: no metadata memory for a new arena's counters");
+        return NULL;
+    }
+    sa->kind = kind;
+    sa->owner_site = owner;
+    sa->reclaimable = kind == ARENA_SITE && owner != SITE_UNSITED;
+    arena_client_t client = {.data = sa, .on_free = site_account_free};
+    tm_arena_t *a = arena_create(p, &client);
+    if (a == NULL) {
+        int err = errno;
+        meta_free(sa, sizeof *sa);
+        errno = err;
+    }
+    return a;
+}
+
+arena_kind_t site_arena_kind(const tm_arena_t *a, uint32_t *owner)
+{
+    const site_arena_t *sa = site_arena_of(a);
+    if (owner != NULL) /* a promoted site's arena is shared, and its own */
+        *owner = sa != NULL ? sa->owner_site : SITE_UNSITED;
+    return sa != NULL ? sa->kind : ARENA_USER;
+}
+
 static tm_arena_t *shared_arena_get(void)
 {
     tm_arena_t *a = atomic_load_explicit(&shared_arena, memory_order_acquire);
     if (TM_LIKELY(a != NULL))
         return a;
-    pthread_mutex_lock(&sites_lock);
+    pthread_mutex_lock(&shared_lock);
     a = atomic_load(&shared_arena);
     if (a == NULL) {
-        a = arena_create(&default_placement, ARENA_SHARED, 0);
+        a = site_arena_new(&default_placement, ARENA_SHARED, 0);
         if (a != NULL)
             atomic_store_explicit(&shared_arena, a, memory_order_release);
     }
-    pthread_mutex_unlock(&sites_lock);
+    pthread_mutex_unlock(&shared_lock);
     return a;
 }
 
@@ -162,15 +177,15 @@ static void arena_no_decay(tm_arena_t *a)
 static tm_arena_t *arena_for(const tm_placement_t *p, arena_kind_t kind,
                              uint32_t owner)
 {
-    unsigned n = atomic_fetch_add(&site_arenas, 1);
+    unsigned n = site_arena_count_add();
     tm_arena_t *a = NULL;
     if (n < runtime_options.max_arenas) {
-        a = arena_create(p, kind, owner);
+        a = site_arena_new(p, kind, owner);
         if (a == NULL && site_arenas_reclaim(false, NULL) > 0)
-            a = arena_create(p, kind, owner);
+            a = site_arena_new(p, kind, owner);
     }
     if (a == NULL) {
-        atomic_fetch_sub(&site_arenas, 1);
+        site_arena_count_sub();
         /* a failed creation was logged by arena_create: not the limit */
         if (n >= runtime_options.max_arenas &&
             !atomic_exchange(&arenas_full_logged, true))
@@ -195,25 +210,20 @@ static tm_arena_t *site_arena_create(site_t *s, tm_arena_t *current)
     tm_arena_t *a = atomic_load(&s->arena);
     if (a == current) {
         if (current == NULL && runtime_options.layout == TM_LAYOUT_PER_SITE)
-            site_reclaim_idle(atomic_load(&site_arenas) >=
+            site_reclaim_idle(site_arena_count() >=
                               runtime_options.max_arenas);
         tm_placement_t p = site_placement(s);
         a = arena_for(&p, current ? ARENA_SHARED : ARENA_SITE, s->index);
         if (a == NULL) {
             atomic_store(&s->promote_failed, current != NULL);
             a = current ? current : shared_arena_get();
-        } else if (a->reclaimable) {
+        } else if (site_arena_of(a)->reclaimable) {
             site_reclaim_register(a);
         }
         atomic_store_explicit(&s->arena, a, memory_order_release);
     }
     pthread_mutex_unlock(&s->lock);
     return a;
-}
-
-void site_arena_destroyed(void)
-{
-    atomic_fetch_sub(&site_arenas, 1);
 }
 
 /* ------------------------------------------------------------ per thread */
@@ -333,19 +343,20 @@ tm_arena_t *site_arena(site_t *s)
 
 void site_account_alloc(site_t *s, tm_arena_t *a, void *ptr, size_t usable)
 {
+    site_arena_t *sa = site_arena_of(a);
     /* site-owned arenas only (incl. promoted ones): shared and per-thread
      * arenas mix in small blocks */
-    if (TM_UNLIKELY(usable >= PROMPT_PURGE_MIN) && a->kind != ARENA_USER &&
-        a->owner_site != SITE_UNSITED &&
-        !atomic_load_explicit(&a->prompt_purge, memory_order_relaxed) &&
-        !atomic_exchange(&a->prompt_purge, true))
+    if (TM_UNLIKELY(usable >= PROMPT_PURGE_MIN) && sa != NULL &&
+        sa->owner_site != SITE_UNSITED &&
+        !atomic_load_explicit(&sa->prompt_purge, memory_order_relaxed) &&
+        !atomic_exchange(&sa->prompt_purge, true))
         arena_no_decay(a); /* the first large block: once per arena */
     if (s->index == SITE_UNSITED)
         site0_add(usable);
     else
         stats_add(&s->stats, usable);
-    if (a->kind == ARENA_SHARED) {
-        stats_add(&a->stats, usable);
+    if (sa != NULL && sa->kind == ARENA_SHARED) {
+        stats_add(&sa->stats, usable);
         if (s->index != SITE_UNSITED)
             ledger_insert(ptr, s->index);
     }
@@ -356,126 +367,24 @@ void site_account_alloc(site_t *s, tm_arena_t *a, void *ptr, size_t usable)
 
 void site_account_free(tm_arena_t *a, void *ptr, size_t usable)
 {
+    site_arena_t *sa = site_arena_of(a);
     uint32_t owner;
-    if (a->reclaimable) /* until arena_free_known has handed it back */
+    if (sa->reclaimable) /* until arena_free_known has handed it back */
         arena_hazard_set(a);
-    if (a->kind == ARENA_SITE) {
-        owner = a->owner_site;
-    } else if (a->kind == ARENA_SHARED) {
-        stats_sub(&a->stats, usable);
-        owner = ledger_remove(ptr);
+    if (sa->kind == ARENA_SITE) {
+        owner = sa->owner_site;
     } else {
-        return;
+        stats_sub(&sa->stats, usable);
+        owner = ledger_remove(ptr);
     }
     if (owner == SITE_UNSITED)
         site0_sub(usable);
     else
-        stats_sub(&sites[owner].stats, usable);
+        stats_sub(&site_table_sites[owner].stats, usable);
 }
 
-/* ------------------------------------------------------------ the table */
-
-uint64_t site_explicit_key(int id)
-{
-    /* A separate key space from stack keys: a fixed tag mixed with the id. */
-    uint64_t h = 0x5349434d00000000ull ^ (uint32_t)id; /* "SICM" */
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    return h ^ (h >> 33);
-}
-
-site_t *site_get(uint32_t index)
-{
-    return index < atomic_load_explicit(&nsites, memory_order_acquire)
-               ? &sites[index]
-               : NULL;
-}
-
-uint32_t site_count(void) { return atomic_load(&nsites); }
-
-static size_t slot_of(uint64_t key) { return (size_t)(key ^ key >> 29) & slot_mask; }
-
-static site_t *probe(uint64_t key, size_t *free_slot)
-{
-    for (size_t i = slot_of(key);; i = (i + 1) & slot_mask) {
-        site_t *s = atomic_load_explicit(&slots[i].site, memory_order_acquire);
-        if (s == NULL) {
-            *free_slot = i;
-            return NULL;
-        }
-        if (atomic_load_explicit(&slots[i].key, memory_order_relaxed) == key)
-            return s;
-    }
-}
-
-/* Caller holds sites_lock.  The table has 4 slots per site: at most 3/4
- * are ever used, so a probe always ends. */
-static void slot_fill(size_t slot, uint64_t key, site_t *s)
-{
-    if (slots_used + 1 > (slot_mask + 1) / 4 * 3)
-        return; /* only past the site limit: such keys take the lock */
-    slots_used++;
-    atomic_store_explicit(&slots[slot].key, key, memory_order_relaxed);
-    atomic_store_explicit(&slots[slot].site, s, memory_order_release);
-}
-
-static site_t *site_new(uint64_t key, int explicit_id,
-                        const stack_trace_t *trace, size_t slot)
-{
-    uint32_t n = atomic_load_explicit(&nsites, memory_order_relaxed);
-    if (n >= runtime_options.max_sites) {
-        if (!atomic_exchange(&sites_full_logged, true))
-            log_warn("site limit reached (TIERMEM_MAX_SITES %u): further "
-                        "call stacks are counted as site 0",
-                        runtime_options.max_sites);
-        slot_fill(slot, key, &sites[SITE_UNSITED]);
-        return &sites[SITE_UNSITED];
-    }
-    site_t *s = &sites[n];
-    s->key = key;
-    s->explicit_id = explicit_id;
-    s->index = n;
-    pthread_mutex_init(&s->lock, NULL);
-    if (trace != NULL)
-        s->trace = *trace;
-    atomic_store_explicit(&nsites, n + 1, memory_order_release);
-    slot_fill(slot, key, s);
-    return s;
-}
-
-site_t *site_find(uint64_t key, int explicit_id, const stack_trace_t *trace)
-{
-    size_t slot;
-    site_t *s = probe(key, &slot);
-    if (TM_LIKELY(s != NULL))
-        return s;
-    pthread_mutex_lock(&sites_lock);
-    s = probe(key, &slot);
-    if (s == NULL)
-        s = site_new(key, explicit_id, trace, slot);
-    pthread_mutex_unlock(&sites_lock);
-    return s;
-}
 
 /* ------------------------------------------------------------ start-up */
-
-static bool table_init(void)
-{
-    size_t nslots = 1;
-    while (nslots < 4 * (size_t)runtime_options.max_sites)
-        nslots <<= 1;
-    sites = meta_alloc(runtime_options.max_sites * sizeof *sites);
-    slots = meta_alloc(nslots * sizeof *slots);
-    if (sites == NULL || slots == NULL) {
-        log_error("sites: cannot map the site table (%u sites)",
-                     runtime_options.max_sites);
-        return false;
-    }
-    slot_mask = nslots - 1;
-    size_t unused;
-    site_t *zero = site_new(0, -1, NULL, (probe(0, &unused), unused));
-    return zero == &sites[0];
-}
 
 static void guidance_init(void)
 {
@@ -486,13 +395,8 @@ static void guidance_init(void)
         log_info("guidance %s: %ld rules", runtime_options.guidance, n);
 }
 
-static pthread_once_t sites_once = PTHREAD_ONCE_INIT;
-static _Atomic bool sites_ok;
-static __thread bool initialising __attribute__((tls_model("initial-exec")));
-
-static void sites_init_once(void)
+void site_arenas_init(void)
 {
-    runtime_init();
     if (topology_load() != 0)
         log_warn("sites: no NUMA topology (errno %d); one node assumed",
                     errno);
@@ -502,57 +406,24 @@ static void sites_init_once(void)
     if (rc != 0)
         log_warn("sites: pthread_key_create failed (error %d); per-thread "
                     "arenas will not be recycled", rc);
-    if (!table_init())
-        return;
-    site_stats_init(&sites[SITE_UNSITED].stats);
-    if (runtime_options.layout != TM_LAYOUT_PER_THREAD)
-        site_arena(&sites[SITE_UNSITED]);
-    stack_warm_up();
-    atomic_store_explicit(&sites_unsited, &sites[SITE_UNSITED],
-                          memory_order_release);
-    if (runtime_options.output_dir[0] != '\0' && atexit(site_report_at_exit) != 0)
-        log_warn("sites: atexit failed; no site table will be written");
-    atomic_store_explicit(&sites_ok, true, memory_order_release);
-}
-
-bool sites_ready(void)
-{
-    if (TM_LIKELY(atomic_load_explicit(&sites_ok, memory_order_acquire)))
-        return true;
-    if (initialising)
-        return false; /* a nested allocation during our own start-up */
-    initialising = true;
-    pthread_once(&sites_once, sites_init_once);
-    initialising = false;
-    return atomic_load(&sites_ok);
 }
 
 /* ------------------------------------------------------------ fork */
 
 void sites_prefork(void)
 {
-    /* first: a reclaim holds it while it waits for the arena table */
-    site_reclaim_prefork();
-    pthread_mutex_lock(&sites_lock);
+    pthread_mutex_lock(&shared_lock);
     pthread_mutex_lock(&pool_lock);
-    site_stats_prefork();
 }
 
 void sites_postfork_parent(void)
 {
-    site_stats_postfork_parent();
     pthread_mutex_unlock(&pool_lock);
-    pthread_mutex_unlock(&sites_lock);
-    site_reclaim_postfork_parent();
+    pthread_mutex_unlock(&shared_lock);
 }
 
 void sites_postfork_child(void)
 {
-    site_stats_postfork_child();
     pthread_mutex_init(&pool_lock, NULL);
-    pthread_mutex_init(&sites_lock, NULL);
-    site_reclaim_postfork_child();
-    uint32_t n = atomic_load(&nsites);
-    for (uint32_t i = 0; i < n; i++)
-        pthread_mutex_init(&sites[i].lock, NULL);
+    pthread_mutex_init(&shared_lock, NULL);
 }

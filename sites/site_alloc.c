@@ -91,9 +91,8 @@ static tm_arena_t *arena_pick(site_t *s)
 
 static size_t usable_of(void *p, size_t size)
 {
-    if (size <= FRONT_MAX_SIZE && front_nclasses != 0)
-        return front_class_size[front_class_of[(size + 7) >> 3]];
-    return sallocx(p, 0);
+    size_t usable = size <= FRONT_MAX_SIZE ? front_usable_size(size) : 0;
+    return usable ? usable : sallocx(p, 0);
 }
 
 /* ------------------------------------------------------------ entry points */
@@ -187,32 +186,13 @@ static tm_arena_t *owner_of(const void *ptr, unsigned *id)
     return *id ? arena_by_id(*id) : NULL;
 }
 
-static _Atomic bool foreign_logged;
-
-static void foreign(const void *ptr, const char *what)
-{
-    if (!atomic_exchange(&foreign_logged, true))
-        log_warn("%s(%p): not a block tiermem handed out; ignored "
-                    "(reported once)", what, ptr);
-}
-
+/* The arena layer's one free path, which accounts a site's block through
+ * the arena's free observer (site_account_free). */
 void site_free(void *ptr)
 {
     if (ptr == NULL || boot_owns(ptr))
         return;
-    unsigned id;
-    tm_arena_t *a = owner_of(ptr, &id);
-    if (TM_UNLIKELY(a == NULL)) {
-        foreign(ptr, "free");
-        return;
-    }
-    size_t usable;
-    if (TM_UNLIKELY(!block_is_start(ptr, id, &usable))) {
-        block_report_interior(ptr, id, "free");
-        return;
-    }
-    site_account_free(a, ptr, usable);
-    arena_free_known(ptr, id, usable);
+    arena_free(ptr, "free");
 }
 
 size_t site_usable_size(const void *ptr)
@@ -259,7 +239,7 @@ void *site_realloc(const void *caller, int site_id, void *ptr, size_t size)
     unsigned id;
     tm_arena_t *old_arena = owner_of(ptr, &id);
     if (TM_UNLIKELY(old_arena == NULL)) {
-        foreign(ptr, "realloc");
+        block_report_foreign(ptr, "realloc");
         errno = ENOMEM;
         return NULL;
     }

@@ -57,8 +57,9 @@ static bool reclaim_candidate(site_t *s, tm_arena_t *a, bool idle_only)
     if (!idle_only)
         return true;
     uint64_t mark = atomic_load(&s->stats.allocs) + 1;
-    if (a->reclaim_mark != mark) {
-        a->reclaim_mark = mark;
+    site_arena_t *sa = site_arena_of(a);
+    if (sa->reclaim_mark != mark) {
+        sa->reclaim_mark = mark;
         return false;
     }
     return arena_mapped(a) >= SITE_RECLAIM_IDLE_MIN;
@@ -83,7 +84,8 @@ static bool reclaim_unpublish(site_t *s, tm_arena_t *a)
 static size_t reclaim_one(unsigned i, bool idle_only, const tm_arena_t *keep)
 {
     tm_arena_t *a = reclaim_list[i];
-    site_t *s = site_get(a->owner_site);
+    site_arena_t *sa = site_arena_of(a);
+    site_t *s = site_get(sa->owner_site);
     if (a == keep || pthread_mutex_trylock(&s->lock) != 0)
         return 0;
     size_t bytes = 0;
@@ -92,7 +94,8 @@ static size_t reclaim_one(unsigned i, bool idle_only, const tm_arena_t *keep)
         bytes = arena_mapped(a);
         unsigned id = tm_arena_id(a);
         if (tm_arena_destroy(a) == 0) {
-            site_arena_destroyed();
+            meta_free(sa, sizeof *sa); /* no walker or thread can reach it now */
+            site_arena_count_sub();
             reclaim_list[i] = reclaim_list[--reclaim_n];
             log_debug("site %u: arena %u reclaimed (%zu bytes unmapped)",
                          s->index, id, bytes);
@@ -133,3 +136,13 @@ void site_reclaim_idle(bool past_limit)
 void site_reclaim_prefork(void) { pthread_mutex_lock(&reclaim_lock); }
 void site_reclaim_postfork_parent(void) { pthread_mutex_unlock(&reclaim_lock); }
 void site_reclaim_postfork_child(void) { pthread_mutex_init(&reclaim_lock, NULL); }
+
+/* ---------------------------------------------------------------- count */
+
+/* Arenas made for sites and threads, against TIERMEM_MAX_ARENAS.  Kept
+ * here because reclaim is what gives them back. */
+static _Atomic unsigned site_arenas;
+
+unsigned site_arena_count_add(void) { return atomic_fetch_add(&site_arenas, 1); }
+void site_arena_count_sub(void) { atomic_fetch_sub(&site_arenas, 1); }
+unsigned site_arena_count(void) { return atomic_load(&site_arenas); }

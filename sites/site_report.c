@@ -117,7 +117,8 @@ static void write_arenas(out_t *o)
 {
     for (unsigned id = 1; id <= TM_MAX_ARENAS; id++) {
         tm_arena_t *a = arena_by_id(id);
-        if (a == NULL || a->kind == ARENA_USER)
+        arena_kind_t kind = a ? site_arena_kind(a, NULL) : ARENA_USER;
+        if (kind == ARENA_USER)
             continue;
         tm_alloc_stats_t st;
         tm_arena_alloc_stats(a, &st);
@@ -125,7 +126,7 @@ static void write_arenas(out_t *o)
         out_printf(o,
                    "arena %u kind %s nodes %#llx allocs %llu frees %llu live "
                    "%llu peak %llu bytes %llu\n",
-                   id, a->kind == ARENA_SITE ? "site" : "shared",
+                   id, kind == ARENA_SITE ? "site" : "shared",
                    (unsigned long long)p.nodes, (unsigned long long)st.allocs,
                    (unsigned long long)st.frees, (unsigned long long)st.live,
                    (unsigned long long)st.peak, (unsigned long long)st.bytes);

@@ -237,12 +237,15 @@ void tm_arena_alloc_stats(const tm_arena_t *a, tm_alloc_stats_t *out)
     *out = (tm_alloc_stats_t){0};
     if (a == NULL)
         return;
-    if (a->kind == ARENA_SITE) {
-        site_t *s = site_get(a->owner_site);
+    const site_arena_t *sa = site_arena_of(a);
+    if (sa == NULL)
+        return;
+    if (sa->kind == ARENA_SITE) {
+        site_t *s = site_get(sa->owner_site);
         if (s)
             stats_snapshot(&s->stats, out);
-    } else if (a->kind == ARENA_SHARED) {
-        stats_snapshot(&a->stats, out);
+    } else {
+        stats_snapshot(&sa->stats, out);
     }
 }
 

@@ -14,8 +14,11 @@
 
 /* ---------------------------------------------------------------- runtime_init.c */
 
-/* Reads the environment once (TIERMEM_LOG, TIERMEM_LOG_FILE); idempotent,
- * thread-safe, called by every entry point that needs it. */
+/* The runtime's start-up up to this layer, once per process: the arena
+ * layer's (arena_layer_init: settings, jemalloc, its fork handlers), then
+ * this layer's fork handlers.  Idempotent, thread-safe, called by every
+ * entry point that needs it (sites_ready does the rest of the sites'
+ * start-up, on first use). */
 void runtime_init(void);
 
 /* exec replaces the process image without running atexit handlers, so
@@ -27,7 +30,8 @@ void runtime_before_exec(void);
 
 /* ---------------------------------------------------------------- fork.c */
 
-/* Register the fork handlers (once; called at start-up). */
+/* Register this layer's fork handlers (once, by runtime_init, after the
+ * arena layer's). */
 void fork_handlers_install(void);
 
 /* ---------------------------------------------------------------- objects.c */
@@ -76,7 +80,49 @@ typedef struct stack_trace {
 uint64_t stack_key(const void *caller, unsigned depth, stack_trace_t *trace);
 void stack_warm_up(void);
 
-/* ---------------------------------------------------------------- site.c */
+/* ---------------------------------------------------------------- the types
+ * of sites and of the arenas this layer makes (site_table.c, site.c) */
+
+/* Allocation counters, updated with relaxed atomics (per site, and per
+ * arena where an arena is shared by several sites). */
+typedef struct site_stats {
+    _Atomic uint64_t allocs, frees;
+    _Atomic uint64_t bytes;  /* usable bytes ever allocated */
+    _Atomic uint64_t live;   /* usable bytes allocated and not yet freed */
+    _Atomic uint64_t peak;   /* highest live seen */
+} site_stats_t;
+
+/* Who allocates in an arena, which decides how a free is accounted. */
+typedef enum arena_kind {
+    ARENA_USER = 0,   /* made by tm_arena_create: no site accounting */
+    ARENA_SITE,       /* one site's own arena: its stats are the site's */
+    ARENA_SHARED,     /* several sites: per-block owners in the ledger */
+} arena_kind_t;
+
+/* What this layer keeps per arena it made: the arena's client data
+ * (arena->client.data; NULL for an arena of tm_arena_create). */
+typedef struct site_arena {
+    arena_kind_t kind;     /* ARENA_SITE or ARENA_SHARED */
+    uint32_t owner_site;   /* ARENA_SITE: the site's index */
+    /* A per-site arena of a site other than site 0 (per-site layout): when
+     * its site is empty, reclaim may destroy it and return its address
+     * space (site_reclaim.c). */
+    bool reclaimable;
+    _Atomic bool prompt_purge; /* freed pages go back at once (site.c) */
+    uint64_t reclaim_mark; /* site allocs + 1 at the last idle scan; under
+                              the reclaim lock */
+    site_stats_t stats;    /* ARENA_SHARED: the arena's own counters */
+} site_arena_t;
+
+static inline site_arena_t *site_arena_of(const tm_arena_t *a)
+{
+    return a->client.data;
+}
+
+/* How this layer uses arena a: ARENA_USER for one it did not make; *owner
+ * (if not NULL) gets the site it was made for (an ARENA_SITE arena's, or a
+ * big/small promoted site's shared one), else SITE_UNSITED. */
+arena_kind_t site_arena_kind(const tm_arena_t *a, uint32_t *owner);
 
 typedef struct site {
     uint64_t key;             /* stack key, or site_explicit_key(id) */
@@ -93,28 +139,60 @@ typedef struct site {
  * sites past TIERMEM_MAX_SITES. */
 #define SITE_UNSITED 0
 
+/* ---------------------------------------------------------------- site_table.c */
+
+uint64_t site_explicit_key(int id);
+/* The site of this key, made (without an arena) if new; site 0 past
+ * TIERMEM_MAX_SITES. */
+site_t *site_find(uint64_t key, int explicit_id, const stack_trace_t *trace);
+/* The table with site 0 in it; false (logged) without metadata memory. */
+bool site_table_init(void);
+void site_table_prefork(void);
+void site_table_postfork_parent(void);
+void site_table_postfork_child(void);
+
+/* The sites, [0, site_table_count); an index, once handed out, stays
+ * valid.  Inline: the free path of a site arena reads its site. */
+extern site_t *site_table_sites;
+extern _Atomic uint32_t site_table_count;
+static inline site_t *site_get(uint32_t index)
+{
+    return index < atomic_load_explicit(&site_table_count,
+                                        memory_order_acquire)
+               ? &site_table_sites[index]
+               : NULL;
+}
+static inline uint32_t site_count(void)
+{
+    return atomic_load(&site_table_count);
+}
+/* Site 0, once start-up is complete (NULL before): the small-malloc path. */
+extern _Atomic(site_t *) sites_unsited;
+
+/* ---------------------------------------------------------------- runtime_init.c */
+
 /* One-time set-up of sites, layouts and guidance (after runtime_init).
  * Returns false while the calling thread is itself initialising. */
 bool sites_ready(void);
-uint64_t site_explicit_key(int id);
-site_t *site_find(uint64_t key, int explicit_id, const stack_trace_t *trace);
-site_t *site_get(uint32_t index);
-uint32_t site_count(void);
+
+/* ---------------------------------------------------------------- site.c */
+
+/* Placement (topology, default target, guidance) and the thread-arena
+ * key: site.c's part of sites_ready. */
+void site_arenas_init(void);
 /* The arena this site allocates from on this thread (layout-dependent). */
 tm_arena_t *site_arena(site_t *s);
 /* Account a block of `usable` bytes now owned by site s in arena a. */
 void site_account_alloc(site_t *s, tm_arena_t *a, void *ptr, size_t usable);
-/* Account the free of a block of arena a.  For a reclaimable arena it
+/* Account the free of a block of arena a (the free observer of every arena
+ * this layer makes, called by arena_free).  For a reclaimable arena it
  * sets this thread's hazard, which arena_free_known (or the next
  * site_account_alloc) clears: call one of them next. */
 void site_account_free(tm_arena_t *a, void *ptr, size_t usable);
-/* A site arena was destroyed by reclaim: one fewer against the limit. */
-void site_arena_destroyed(void);
+/* The shared arena's and the thread-arena pool's locks across fork. */
 void sites_prefork(void);
 void sites_postfork_parent(void);
 void sites_postfork_child(void);
-/* Site 0, once start-up is complete (NULL before): the small-malloc path. */
-extern _Atomic(site_t *) sites_unsited;
 
 /* ---------------------------------------------------------------- site_reclaim.c */
 
@@ -133,6 +211,11 @@ void site_reclaim_idle(bool past_limit);
 void site_reclaim_prefork(void);
 void site_reclaim_postfork_parent(void);
 void site_reclaim_postfork_child(void);
+/* Arenas made for sites and threads, against TIERMEM_MAX_ARENAS: add
+ * returns the count before; reclaim subtracts its own. */
+unsigned site_arena_count_add(void);
+void site_arena_count_sub(void);
+unsigned site_arena_count(void);
 
 /* ---------------------------------------------------------------- site_stats.c */
 

@@ -351,7 +351,7 @@ static int child_shared(void)
     tm_arena_t *sh = tm_arena_of(b1);
     REQUIRE(sh != NULL && tm_arena_of(b2) == sh);
     /* the parent set the per-site layout and one arena: nothing else */
-    REQUIRE(sh->kind == ARENA_SHARED);
+    REQUIRE(site_arena_kind(sh, NULL) == ARENA_SHARED);
     attrib_close(a, 0, 1);
     for (int i = 0; i < 11; i++) /* 3:1 live bytes -> 8.25 : 2.75 */
         attrib_sample(a, (uintptr_t)(i % 2 ? b1 : b2) + (size_t)i, 1);

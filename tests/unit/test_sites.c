@@ -62,9 +62,10 @@ __attribute__((noinline)) static void *direct_alloc(size_t n)
 static site_t *site_of_ptr_arena(const void *p)
 {
     tm_arena_t *a = tm_arena_of(p);
-    if (a == NULL || a->kind != ARENA_SITE)
+    uint32_t owner;
+    if (a == NULL || site_arena_kind(a, &owner) != ARENA_SITE)
         return NULL;
-    return site_get(a->owner_site);
+    return site_get(owner);
 }
 
 static tm_site_info_t info_of_id(int id)
@@ -136,7 +137,8 @@ static void scenario_sh_abi(void)
     void *b = sh_calloc(5, 1000, 10);
     REQUIRE_VOID(a && b);
     CHECK(tm_arena_of(a) == tm_arena_of(b));
-    CHECK(tm_arena_of(a) != NULL && tm_arena_of(a)->kind == ARENA_SITE);
+    CHECK(tm_arena_of(a) != NULL &&
+          site_arena_kind(tm_arena_of(a), NULL) == ARENA_SITE);
     size_t ua = tm_usable_size(a), ub = tm_usable_size(b);
     tm_site_info_t i5 = info_of_id(5);
     CHECK(i5.explicit_id == 5);
@@ -326,7 +328,7 @@ static void scenario_per_thread(void)
     pthread_join(th, NULL);
     CHECK(tm_arena_of(t1[0]) == tm_arena_of(t1[1])); /* one per thread */
     CHECK(tm_arena_of(t1[0]) != tm_arena_of(mine));
-    CHECK(tm_arena_of(t1[0])->kind == ARENA_SHARED);
+    CHECK(site_arena_kind(tm_arena_of(t1[0]), NULL) == ARENA_SHARED);
     /* the exited thread's arena is recycled for the next thread */
     REQUIRE_VOID(pthread_create(&th, NULL, thread_alloc, t2) == 0);
     pthread_join(th, NULL);
@@ -353,7 +355,7 @@ static void scenario_big_small(void)
     /* TIERMEM_BIG_SMALL_THRESHOLD=1M from the parent */
     void *a = tm_site_malloc(11, 100000), *b = tm_site_malloc(12, 100000);
     CHECK(tm_arena_of(a) == tm_arena_of(b)); /* small sites share */
-    CHECK(tm_arena_of(a)->kind == ARENA_SHARED);
+    CHECK(site_arena_kind(tm_arena_of(a), NULL) == ARENA_SHARED);
     void *big[12];
     for (int i = 0; i < 12; i++)
         big[i] = tm_site_malloc(11, 100000);
@@ -398,9 +400,9 @@ static void scenario_limits(void)
         CHECK(p[i] != NULL && tm_arena_of(p[i]) != NULL);
     CHECK(tm_site_count() == 16);
     /* two sites got their own arenas, then every later site shares one */
-    CHECK(tm_arena_of(p[0])->kind == ARENA_SITE);
-    CHECK(tm_arena_of(p[1])->kind == ARENA_SITE);
-    CHECK(tm_arena_of(p[2])->kind == ARENA_SHARED);
+    CHECK(site_arena_kind(tm_arena_of(p[0]), NULL) == ARENA_SITE);
+    CHECK(site_arena_kind(tm_arena_of(p[1]), NULL) == ARENA_SITE);
+    CHECK(site_arena_kind(tm_arena_of(p[2]), NULL) == ARENA_SHARED);
     CHECK(tm_arena_of(p[14]) == tm_arena_of(p[2]));
     /* past the site limit: site 0 */
     tm_site_info_t i0;
