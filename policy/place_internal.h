@@ -18,12 +18,31 @@ typedef struct place_ent {
     double density;   /* acc / bytes */
 } place_ent_t;
 
+/* The two passes both placement files run are inline here, so that
+ * placement.c calls place_thermos.c and never the other way round. */
+
 /* Accesses of the picked candidates. */
-double place_sum(const place_ent_t *ents, size_t m, const unsigned char *pick);
+static inline double place_sum(const place_ent_t *ents, size_t m,
+                               const unsigned char *pick)
+{
+    double s = 0;
+    for (size_t k = 0; k < m; k++)
+        if (pick[k])
+            s += ents[k].acc;
+    return s;
+}
 
 /* Add, in density order, every unpicked candidate that still fits. */
-void place_fill(const place_ent_t *ents, size_t m, uint64_t cap,
-                uint64_t used, unsigned char *pick);
+static inline void place_fill(const place_ent_t *ents, size_t m, uint64_t cap,
+                              uint64_t used, unsigned char *pick)
+{
+    for (size_t k = 0; k < m; k++) {
+        if (!pick[k] && ents[k].bytes <= cap - used) {
+            pick[k] = 1;
+            used += ents[k].bytes;
+        }
+    }
+}
 
 /* thermos over candidates in density order (place_thermos.c): pick[] gets
  * the choice.  Returns the accesses picked, or -1 (ENOMEM).  *bounded is

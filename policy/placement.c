@@ -62,26 +62,6 @@ static int place_ent_cmp(const void *a, const void *b)
     return x->idx < y->idx ? -1 : (x->idx > y->idx);
 }
 
-double place_sum(const place_ent_t *ents, size_t m, const unsigned char *pick)
-{
-    double s = 0;
-    for (size_t k = 0; k < m; k++)
-        if (pick[k])
-            s += ents[k].acc;
-    return s;
-}
-
-void place_fill(const place_ent_t *ents, size_t m, uint64_t cap,
-                uint64_t used, unsigned char *pick)
-{
-    for (size_t k = 0; k < m; k++) {
-        if (!pick[k] && ents[k].bytes <= cap - used) {
-            pick[k] = 1;
-            used += ents[k].bytes;
-        }
-    }
-}
-
 /* hotset: greedy by density, skipping what does not fit. */
 static double hotset_pick(const place_ent_t *ents, size_t m, uint64_t cap,
                           unsigned char *pick)
