@@ -1,12 +1,13 @@
 /*
- * settings.h -- the runtime's settings (environment variables) and the
- * guidance file, as the rest of the runtime sees them.
+ * settings.h -- what the settings layer offers: the registry of every
+ * layer's settings (environment variables), the one parser over it, the
+ * typed value parsers, and the sites' own values (runtime_options).
  *
- * Included by runtime.h; the runtime layer's one public header stays
- * runtime.h.  options.c reads the environment once at start-up; guidance.c
- * parses guidance files.  Both are pure parsers over memory the caller owns
- * or meta_alloc memory: they never allocate through malloc, because the
- * preload library calls them while it is itself the process's malloc.
+ * Each layer describes its settings as rows (setting_t) registered in the
+ * file that reads them; setting_env.c parses them, settings_init.c reads
+ * the log's rows first and then the rest, once per process.  Nothing here
+ * allocates through malloc, because the preload library parses its
+ * settings while it is itself the process's malloc.
  */
 #ifndef TM_SETTINGS_H
 #define TM_SETTINGS_H
