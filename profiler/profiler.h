@@ -68,7 +68,8 @@ typedef struct prof_options {
     unsigned ring_pages;         /* TIERMEM_PROFILE_RING_PAGES: data pages of
                                     each perf ring, a power of two */
     unsigned uffd_pages;         /* TIERMEM_PROFILE_UFFD_PAGES: pages write-
-                                    protected per interval, over all arenas */
+                                    protected per interval, over all arenas;
+                                    0 = scaled with resident memory */
     unsigned residency_every;    /* TIERMEM_PROFILE_RESIDENCY_EVERY: measure
                                     residency every N intervals; 0 = never */
     size_t residency_pages;      /* TIERMEM_PROFILE_RESIDENCY_PAGES: pages

@@ -19,9 +19,9 @@
 #include "profiler.h"
 
 #define DEFAULT_INTERVAL_NS (100ull * 1000 * 1000)
-/* Measured (doc/profiler-uffd.md): this many write faults per 100 ms
- * interval keep a program that writes everywhere within 2%. */
-#define DEFAULT_UFFD_PAGES 16
+/* 0: the uffd sampler scales its budget with resident memory, within its
+ * cost cap (sampler_uffd.c, doc/profiler-uffd.md). */
+#define DEFAULT_UFFD_PAGES 0
 
 static const char *const sampler_names[] = {
     [PROF_SAMPLER_AUTO] = "auto",     [PROF_SAMPLER_PEBS] = "pebs",
@@ -180,9 +180,12 @@ static const setting_t profiler_rows[] = {
      .want = "a power of two from 1 to 65536",
      .values_doc = "a power of two, 1 to 65536",
      .doc = "data pages of each perf ring buffer"},
-    {.name = "TIERMEM_PROFILE_UFFD_PAGES", .type = SETTING_UINT, .min = 1,
-     .max = 1ull << 20, FIELD(uffd_pages, FIELD_UINT), .dflt = "16",
-     .want = "a page count from 1", .values_doc = "pages, from 1",
+    {.name = "TIERMEM_PROFILE_UFFD_PAGES", .type = SETTING_UINT, .min = 0,
+     .max = 1ull << 20, FIELD(uffd_pages, FIELD_UINT), .dflt = "0",
+     .want = "a page count (0 = scaled)",
+     .values_doc = "pages, from 1; `0`: one per 2 MiB of resident arena "
+                   "memory, at least 16, within the cost cap",
+     .dflt_doc = "`0` (scaled)",
      .doc = "pages write-protected per interval by the `uffd` sampler, over "
             "all arenas (doc/profiler-uffd.md)"},
     {.name = "TIERMEM_PROFILE_RESIDENCY_EVERY", .type = SETTING_UINT,

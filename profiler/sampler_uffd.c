@@ -5,8 +5,10 @@
  * Once per interval (a "round") the profiling thread write-protects a
  * budget of arena pages: every S-th page of all arenas, S chosen so the
  * budget covers all mapped pages but never below one page per 2 MiB (so at
- * most one page of a transparent huge page is protected), with an offset
- * that rotates each round.  The first write to a protected page stops the
+ * most one page of a transparent huge page is protected), from an offset
+ * that moves each round along the golden-ratio sequence, so every part of
+ * each stride is probed at an even pace.  The budget follows the resident
+ * memory, within a cost cap (uffd_round_budget).  The first write to a protected page stops the
  * writer in the kernel and queues a fault message on the userfaultfd; the
  * sampler's own fault-service thread turns the message into a sample of
  * weight S and un-protects the page, which wakes the writer.  So a sample
@@ -23,6 +25,8 @@
  *
  * Descriptors: the userfaultfd and the service thread's three eventfds are
  * taken with fd_own; collect checks them before each round's ioctls.
+ * /proc/self/statm (the budget's resident pages) is kept the same way; if
+ * the program takes it, the budget counts mapped pages instead.
  * When one is lost (the program closed it), the sampler shuts down at
  * once, touching only what is still ours, and reports it (prof_fd_lost).
  *
@@ -45,9 +49,21 @@
 
 #include "uffd_internal.h"
 
-/* Pages protected per interval when the settings say 0.  From
- * bench/bench_uffd.c: see doc/profiler-uffd.md for the measurement. */
-#define UFFD_DEFAULT_PAGES 16u
+/* The budget, when TIERMEM_PROFILE_UFFD_PAGES does not fix it, follows the
+ * program's resident arena memory: one page per 2 MiB of it, so each round
+ * can probe every resident huge page's worth once.  Two costs cap it, each
+ * at UFFD_COST_SHARE of an interval: the writers' faults (a written
+ * protected page stops its writer ~56 us, bench/bench_uffd.c) and the
+ * profiling thread's protect and un-protect ioctls (~2 us each).  The
+ * fault cap is divided by the share of protected pages the program
+ * actually writes (a read-mostly program writes few of them), so the
+ * budget grows where faults are rare.  doc/profiler-uffd.md has the
+ * figures. */
+#define UFFD_MIN_PAGES 16u
+#define UFFD_FAULT_NS 56000.0
+#define UFFD_IOCTL_NS 2000.0
+#define UFFD_COST_SHARE 0.01
+#define UFFD_MAX_PAGES 4096u
 /* At most one protected page per block this big (a PMD huge page). */
 #define UFFD_BLOCK ((uintptr_t)2 << 20)
 /* Registered ranges remembered (a hash table, half full at most). */
@@ -103,7 +119,8 @@ static int uffd_create(void)
  * safe, for the fork child. */
 static void uffd_fds_release(uffd_state_t *st)
 {
-    owned_fd_t *fds[] = {&st->stop, &st->sync, &st->ack, &st->uffd};
+    owned_fd_t *fds[] = {&st->stop, &st->sync, &st->ack, &st->uffd,
+                         &st->statm};
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
         (void)fd_release(fds[i]);
 }
@@ -147,6 +164,78 @@ static int uffd_open_fds(uffd_state_t *st)
     return 0;
 }
 
+/* The caps for this interval length (see UFFD_COST_SHARE), and where this
+ * process's offsets start. */
+static void uffd_budget_init(uffd_state_t *st, const prof_options_t *o)
+{
+    double interval = (double)o->interval_ns * UFFD_COST_SHARE;
+    double ioctls = interval / (2.0 * UFFD_IOCTL_NS);
+    st->fixed_budget = o->uffd_pages;
+    st->protect_cap = ioctls < UFFD_MIN_PAGES   ? UFFD_MIN_PAGES
+                      : ioctls > UFFD_MAX_PAGES ? UFFD_MAX_PAGES
+                                                : (unsigned)ioctls;
+    if (st->fixed_budget > st->protect_cap)
+        st->protect_cap = st->fixed_budget; /* asked for: the user's cost */
+    st->fault_cap = interval / UFFD_FAULT_NS;
+    st->hit_rate = 1.0; /* until measured: assume every page is written */
+    st->seed = unpredictable_bits();
+    st->budget = st->fixed_budget ? st->fixed_budget : UFFD_MIN_PAGES;
+}
+
+/* /proc/self/statm, kept open (and so checked before each read, like the
+ * other descriptors): opening it anew each round would close a number the
+ * program might have reused in between.  Without it the budget counts
+ * mapped pages as resident. */
+static void uffd_statm_open(uffd_state_t *st)
+{
+    st->statm.fd = -1;
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fd_own(fd, &st->statm) < 0)
+        log_info("uffd sampler: /proc/self/statm: errno %d; the budget "
+                 "counts mapped arena pages as resident", errno);
+}
+
+/* The process's resident pages, or UINT64_MAX if they cannot be read.  An
+ * upper bound on the arenas' resident pages. */
+static uint64_t process_resident_pages(const uffd_state_t *st)
+{
+    char buf[128];
+    if (st->statm.fd < 0 || !fd_is_ours(&st->statm))
+        return UINT64_MAX;
+    ssize_t n = pread(st->statm.fd, buf, sizeof buf, 0);
+    text_span_t f[2];
+    uint64_t pages;
+    if (n <= 0 || text_fields(span_make(buf, (size_t)n), f, 2) < 2 ||
+        !text_dec_u64(f[1], UINT64_MAX, &pages))
+        return UINT64_MAX;
+    return pages;
+}
+
+/* This round's budget, from the arenas' mapped pages (inside the walk).
+ * The last round's faults per protected page update the write share. */
+static unsigned uffd_round_budget(uffd_state_t *st, uint64_t mapped_pages)
+{
+    uint64_t faults = atomic_load(&st->faults);
+    if (st->npages_last > 0) {
+        double seen = (double)(faults - st->faults_before) /
+                      (double)st->npages_last;
+        st->hit_rate = 0.5 * st->hit_rate + 0.5 * (seen > 1.0 ? 1.0 : seen);
+    }
+    st->faults_before = faults;
+    if (st->fixed_budget != 0)
+        return st->fixed_budget;
+    uint64_t resident = process_resident_pages(st);
+    if (resident > mapped_pages)
+        resident = mapped_pages;
+    uint64_t want = resident / (UFFD_BLOCK / st->page);
+    double by_faults = st->fault_cap / (st->hit_rate > 1e-3 ? st->hit_rate
+                                                            : 1e-3);
+    double cap = by_faults < st->protect_cap ? by_faults : st->protect_cap;
+    if ((double)want > cap)
+        want = (uint64_t)cap;
+    return want < UFFD_MIN_PAGES ? UFFD_MIN_PAGES : (unsigned)want;
+}
+
 static int uffd_open(sampler_t *s, const prof_options_t *o,
                      const prof_sink_t *sink)
 {
@@ -156,14 +245,14 @@ static int uffd_open(sampler_t *s, const prof_options_t *o,
         errno = ENOMEM;
         return -1;
     }
-    st->uffd.fd = st->stop.fd = st->sync.fd = st->ack.fd = -1;
+    st->uffd.fd = st->stop.fd = st->sync.fd = st->ack.fd = st->statm.fd = -1;
     st->sink = *sink;
     st->page = os_page_size();
-    st->budget = o->uffd_pages ? o->uffd_pages : UFFD_DEFAULT_PAGES;
+    uffd_budget_init(st, o);
     atomic_store(&st->weight, 1);
     /* A walk picks at most budget + 1 pages when nothing grows between its
      * two passes; the slack absorbs growth, the rest is skipped. */
-    st->cap = (size_t)st->budget + 64;
+    st->cap = (size_t)st->protect_cap + 64;
     for (st->nblock_slots = 64; st->nblock_slots < 2 * st->cap;)
         st->nblock_slots *= 2;
     st->pages = meta_alloc(st->cap * sizeof st->pages[0]);
@@ -175,6 +264,7 @@ static int uffd_open(sampler_t *s, const prof_options_t *o,
         log_warn("uffd sampler: no metadata memory for %zu pages", st->cap);
         goto fail;
     }
+    uffd_statm_open(st);
     if (uffd_open_fds(st) != 0 || uffd_service_start(st) != 0) {
         err = errno;
         goto fail;
@@ -187,8 +277,13 @@ static int uffd_open(sampler_t *s, const prof_options_t *o,
      * access, and a program that writes a page sequentially makes one
      * per cache line; the line count is the estimate */
     s->accesses_per_sample = (double)st->page / 64.0;
-    log_info("uffd sampler: fd %d, %u pages per interval", st->uffd.fd,
-                st->budget);
+    if (st->fixed_budget != 0)
+        log_info("uffd sampler: fd %d, %u pages per interval", st->uffd.fd,
+                 st->fixed_budget);
+    else
+        log_info("uffd sampler: fd %d, one page per 2 MiB resident, %u to "
+                 "%u per interval", st->uffd.fd, UFFD_MIN_PAGES,
+                 st->protect_cap);
     return 0;
 fail:
     uffd_state_free(st);
@@ -296,6 +391,7 @@ static void uffd_unprotect_previous(uffd_state_t *st)
                         (unsigned long)st->pages[i], st->uffd.fd, errno);
         }
     }
+    st->npages_last = st->npages;
     st->npages = 0;
     memset(st->blocks, 0, st->nblock_slots * sizeof st->blocks[0]);
 }
@@ -470,6 +566,7 @@ static void uffd_collect(sampler_t *s, uint64_t t_end_ns)
         return; /* no service thread to serve this round's faults */
     arena_walk_begin();
     uint64_t total = uffd_total_pages(st);
+    st->budget = uffd_round_budget(st, total);
     /* Never below one pick per 2 MiB: two picks S pages apart in one
      * range then always fall in different 2 MiB blocks. */
     uffd_walk_t w = {.seen = 0, .stride = total / st->budget};
@@ -477,7 +574,10 @@ static void uffd_collect(sampler_t *s, uint64_t t_end_ns)
         w.stride = UFFD_BLOCK / st->page;
     if (w.stride > UINT32_MAX)
         w.stride = UINT32_MAX;
-    w.offset = st->round % w.stride;
+    /* Not round % stride: that sweeps from the start of every stride and
+     * reaches its far end only after stride rounds, so a short run never
+     * probed past the first pages of each window. */
+    w.offset = uffd_round_offset(st->seed, st->round, w.stride);
     /* Every older message was served by the sync: only this round's
      * faults see this weight. */
     atomic_store_explicit(&st->weight, (uint32_t)w.stride,

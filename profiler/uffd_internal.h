@@ -33,6 +33,7 @@ typedef struct uffd_state {
     owned_fd_t uffd;
     owned_fd_t stop;        /* eventfd: the service thread should exit */
     owned_fd_t sync, ack;   /* eventfds: drain request and its answer */
+    owned_fd_t statm;       /* /proc/self/statm, for the budget (or -1) */
     _Atomic bool stopping;     /* the service thread should exit (also
                                   when stop is no longer ours to write) */
     _Atomic bool fd_lost;      /* the service thread found one not ours */
@@ -41,14 +42,21 @@ typedef struct uffd_state {
     pthread_t thread;
     prof_sink_t sink;
     size_t page;
-    unsigned budget;           /* pages protected per interval */
+    unsigned budget;           /* pages protected this round */
+    unsigned fixed_budget;     /* TIERMEM_PROFILE_UFFD_PAGES; 0: scaled */
+    unsigned protect_cap;      /* most pages a round may protect */
+    double fault_cap;          /* most faults a round may cause */
+    double hit_rate;           /* share of protected pages written, recent */
+    uint64_t faults_before;    /* faults at the start of the last round */
+    uint64_t seed;             /* where this process's offsets start */
     _Atomic uint32_t weight;   /* this round's stride S */
-    uint64_t round;            /* rounds collected: rotates the offset */
+    uint64_t round;            /* rounds collected: moves the offset */
     _Atomic uint64_t sync_req, sync_done; /* round numbers of the handshake */
     /* The pages protected in the last collect, un-protected by the next,
      * and their 2 MiB blocks (a hash set, 0 = free). */
     uintptr_t *pages, *blocks;
     size_t npages, cap, nblock_slots;
+    size_t npages_last;        /* protected by the round before */
     /* Ranges registered with the uffd: regs[cur] as of the last collect;
      * each collect carries over the ranges still there into the other. */
     uffd_reg_t *regs[2];
@@ -64,6 +72,35 @@ typedef struct uffd_state {
     _Atomic int err_first[UFFD_ERR_KINDS];
     uint64_t err_logged[UFFD_ERR_KINDS];
 } uffd_state_t;
+
+/* ---------------------------------------------------------------- picks */
+
+/* Round r's offset in [0, stride): a random start plus r steps of about
+ * stride / phi, the step made coprime to the stride.  Stride consecutive
+ * rounds visit every offset exactly once, and any run of n rounds is spread
+ * evenly over the stride (the golden-ratio sequence, which the three-
+ * distance theorem keeps within gaps of at most three sizes).  Not
+ * round % stride: that sweeps from each stride's start, so a run shorter
+ * than the stride never probes past its first pages. */
+static inline uint64_t uffd_round_offset(uint64_t seed, uint64_t round,
+                                         uint64_t stride)
+{
+    if (stride <= 1)
+        return 0;
+    uint64_t step = (uint64_t)((double)stride * 0.6180339887498949);
+    for (;; step++) { /* a few tries at most: coprimes are dense */
+        uint64_t a = stride, b = step % stride;
+        while (b != 0) {
+            uint64_t t = a % b;
+            a = b;
+            b = t;
+        }
+        if (a == 1)
+            break;
+    }
+    /* stride < 2^32 (sampler_uffd.c caps it), so this cannot overflow */
+    return (seed % stride + (round % stride) * (step % stride)) % stride;
+}
 
 /* ---------------------------------------------------------------- ioctls */
 
