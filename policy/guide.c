@@ -117,6 +117,41 @@ static void guide_range_samples(const profile_t *p, uint64_t first,
     }
 }
 
+/* The most bytes the named sites (not site 0) had live at once, at the
+ * end of an interval in first..last.  A site without a row in an interval
+ * is as it was (the profile's omission rule), so the sum runs over all
+ * intervals; only those in the range can be the peak. */
+static uint64_t guide_live_peak(const profile_t *p, uint64_t first,
+                                uint64_t last)
+{
+    uint64_t *live = calloc(p->nsites + 1, sizeof *live);
+    if (live == NULL)
+        return 0; /* the sum of peaks stands in */
+    uint64_t sum = 0, peak = 0;
+    for (size_t i = 0; i < p->nintervals; i++) {
+        const prof_interval_t *iv = &p->intervals[i];
+        if (iv->seq > last)
+            break;
+        for (size_t k = 0; k < iv->nsites; k++) {
+            const prof_site_row_t *r = &iv->sites[k];
+            const struct prof_site_total *t =
+                bsearch(&r->index, p->sites, p->nsites, sizeof *p->sites,
+                        site_total_by_index);
+            if (t == NULL || t->index == 0)
+                continue;
+            uint64_t *cur = &live[t - p->sites];
+            /* the sum of what is live now cannot pass 2^64 honestly; a
+             * hostile file saturates instead of wrapping */
+            sum = sat_add_u64(sum - *cur, r->stats.live);
+            *cur = r->stats.live;
+        }
+        if (iv->seq >= first && sum > peak)
+            peak = sum;
+    }
+    free(live);
+    return peak;
+}
+
 static void guide_take_header(guide_t *g, const prof_header_t *h)
 {
     for (unsigned i = 0; i < h->nnodes && i < TM_MAX_NODES; i++) {
@@ -161,6 +196,9 @@ int guide_add_profile(guide_t *g, const profile_t *p, uint64_t first,
         n++;
     }
     free(samples);
+    uint64_t peak = guide_live_peak(p, first, last);
+    if (peak > g->footprint_peak)
+        g->footprint_peak = peak;
     n = guide_fold_within(l, n);
     int rc = guide_merge_sorted(g, l, n);
     free(l);
@@ -250,7 +288,9 @@ unsigned guide_capacities(const guide_t *g, const guide_capacity_t *c,
         case GUIDE_CAP_PERCENT: {
             /* a footprint near 2^64 rounds up to 2^64 as a double, which
              * does not convert back */
-            double c = floor((double)g->footprint * ci->percent / 100.0);
+            uint64_t of = g->footprint_peak ? g->footprint_peak
+                                            : g->footprint;
+            double c = floor((double)of * ci->percent / 100.0);
             cap[i] = c >= 0x1p64 ? UINT64_MAX : (uint64_t)c;
             break;
         }

@@ -76,7 +76,12 @@ typedef struct guide_site {
 typedef struct guide {
     size_t nsites;
     guide_site_t *sites;     /* ascending (by_id, key); site 0 left out */
-    uint64_t footprint;      /* sum of bytes over sites */
+    uint64_t footprint;      /* sum of bytes over sites: the sum of their
+                                peaks, more than was ever live at once */
+    uint64_t footprint_peak; /* the most live at once over the intervals
+                                (all named sites), the largest of any one
+                                profile; 0 when no interval says.  What
+                                `N%` capacities are a share of */
     uint64_t accesses;       /* sum of accesses over sites */
     uint64_t unsited;        /* samples of site 0 (no guidance line) */
     unsigned nprofiles;
@@ -97,7 +102,8 @@ void guide_free(guide_t *g);
 typedef struct guide_capacity {
     enum { GUIDE_CAP_BYTES = 0, GUIDE_CAP_PERCENT, GUIDE_CAP_AUTO } kind;
     uint64_t bytes;      /* GUIDE_CAP_BYTES */
-    double percent;      /* GUIDE_CAP_PERCENT: of the footprint, 0..100 */
+    double percent;      /* GUIDE_CAP_PERCENT: of the footprint (its peak
+                            when known), 0..100 */
 } guide_capacity_t;
 
 /* "64M,50%,auto": one entry per fast tier, fastest first (at most max).

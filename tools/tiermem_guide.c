@@ -140,10 +140,14 @@ static double percent(uint64_t part, uint64_t all)
 static void print_summary(const guide_t *g, const guide_opts_t *o,
                           const uint64_t *cap, unsigned ntiers, bool exact)
 {
+    char peak[64] = "unknown";
+    if (g->footprint_peak != 0)
+        snprintf(peak, sizeof peak, "%" PRIu64 " bytes", g->footprint_peak);
     fprintf(stderr,
-            "tiermem-guide: %u profile%s, %zu sites, footprint %" PRIu64
-            " bytes, %" PRIu64 " samples (+%" PRIu64 " unsited), policy %s%s\n",
-            g->nprofiles, g->nprofiles == 1 ? "" : "s", g->nsites,
+            "tiermem-guide: %u profile%s, %zu sites, footprint %s live at "
+            "peak (%" PRIu64 " bytes summed over the sites' own peaks), %"
+            PRIu64 " samples (+%" PRIu64 " unsited), policy %s%s\n",
+            g->nprofiles, g->nprofiles == 1 ? "" : "s", g->nsites, peak,
             g->footprint, g->accesses, g->unsited,
             place_policy_name(o->policy),
             !exact ? " (past its bounds: approximate)" : "");
@@ -357,9 +361,16 @@ int main(int argc, char **argv)
     uint64_t cap[GUIDE_MAX_TIERS];
     unsigned ntiers = guide_capacities(&g, o.cap, (unsigned)o.ncap, cap,
                                        GUIDE_MAX_TIERS);
+    bool one_tier_split = g.ntiers_seen == 1 && ntiers > 1;
     if (ntiers == 1)
         fprintf(stderr, "tiermem-guide: one tier only: every site goes to "
                         "tier 0 (give --capacity for the fast tiers)\n");
+    else if (one_tier_split)
+        fprintf(stderr, "tiermem-guide: the profile%s came from a machine "
+                        "with one tier: --capacity splits the sites into %u "
+                        "tiers for a machine that has them; on a one-tier "
+                        "machine every tier named means its only tier\n",
+                g.nprofiles == 1 ? "" : "s", ntiers);
     place_limits_t limits = {.max_cells = (uint64_t)1 << 26,
                              .max_seconds = 10.0};
     bool exact = true;
@@ -372,6 +383,13 @@ int main(int argc, char **argv)
     print_summary(&g, &o, cap, ntiers, exact);
     char comment[1024];
     make_comment(comment, sizeof comment, &o, argc, argv);
+    if (one_tier_split) {
+        size_t cl = strlen(comment);
+        snprintf(comment + cl, sizeof comment - cl,
+                 "\nthe profiles had one tier: on a machine with one tier "
+                 "every rule means that tier (a tier past the last is the "
+                 "slowest there is)");
+    }
     size_t len;
     char *text = guide_format(&g, comment, &len);
     rc = text ? write_output(o.out, text, len) : 1;

@@ -39,13 +39,15 @@ check "3M: aa, cc in tier 0; bb, id 12 in tier 1" test "$(rules "$out")" = "$wan
 check "3M: no line for site 0" test "$(grep -c '0x0000000000000000' <<<"$out")" = 0
 check "3M: merged samples and bytes of aa" has "$out" '^key 0x00000000000000aa tier 0 # 1500 samples, 2097152 bytes$'
 check "3M: summary names 2 profiles, 4 sites, 30 unsited" \
-    has "$err" '^tiermem-guide: 2 profiles, 4 sites, footprint 13107200 bytes, 1710 samples \(\+30 unsited\), policy knapsack$'
+    has "$err" '^tiermem-guide: 2 profiles, 4 sites, footprint 11534336 bytes live at peak \(13107200 bytes summed over the sites. own peaks\), 1710 samples \(\+30 unsited\), policy knapsack$'
 check "3M: tier 0 summary" has "$err" '^  tier 0: capacity 3145728, 2 sites, 2621440 bytes, 88\.30% of accesses$'
 check "3M: tier 1 summary" has "$err" '^  tier 1: capacity the rest, 2 sites, 10485760 bytes, 11\.70% of accesses$'
 
+# N% is a share of the most live at once (11 MiB: rank 0's interval 2),
+# not of the sum of the sites' peaks (12.5 MiB): 25% is 2.75 MiB
 for p in hotset thermos knapsack; do
-    o=$("$tool" --policy $p --capacity 20% "$r0" "$r1" 2>/dev/null); rc=$?
-    check "$p at 20%: exit 0, same placement as 3M" \
+    o=$("$tool" --policy $p --capacity 25% "$r0" "$r1" 2>/dev/null); rc=$?
+    check "$p at 25%: exit 0, same placement as 3M" \
         test "$rc:$(rules "$o")" = "0:$want"
 done
 
@@ -63,6 +65,23 @@ check "-o: three tiers in the file" \
 out=$("$tool" --intervals 2-2 --capacity 3M "$r0" 2>/dev/null); rc=$?
 check "--intervals 2-2: only interval 2's samples" \
     test "$rc:$(grep -c '^key 0x00000000000000aa tier 0 # 400 samples' <<<"$out")" = "0:1"
+
+# phases.txt: A (hot) then B (warm) live 4 MiB each, one after the other,
+# C (cold) 4 MiB throughout, on a one-tier machine.  Live at once: 8 MiB;
+# the sites' peaks sum to 12 MiB.  70% of 8 MiB holds A only (of 12 MiB it
+# would hold A and B).
+ph=$srcdir/tests/tools/guide/phases.txt
+out=$("$tool" --capacity 70% "$ph" 2>"$work/err"); rc=$?
+err=$(cat "$work/err")
+check "phases: exit 0" test "$rc" = 0
+check "phases: footprint is the peak of the sum, both reported" \
+    has "$err" 'footprint 8388608 bytes live at peak \(12582912 bytes summed over the sites. own peaks\)'
+check "phases: 70% of the peak holds A only" \
+    test "$(rules "$out")" = $'key 0x00000000000000a1 tier 0\nkey 0x00000000000000b2 tier 1\nkey 0x00000000000000c3 tier 1'
+check "phases: one message for --capacity on a one-tier profile" \
+    test "$(grep -c 'came from a machine with one tier' <<<"$err")" = 1
+check "phases: the guidance says what its tiers mean on one tier" \
+    has "$out" '^# the profiles had one tier: on a machine with one tier every rule means that tier'
 
 out=$("$tool" "$r0" "$work/missing.txt" 2>"$work/err"); rc=$?
 check "missing profile: exit 1, no guidance" test "$rc:$out" = "1:"

@@ -4,8 +4,9 @@
  * Two rank profiles, written by hand in the profile format, share sites:
  * a hot small one (A), a cold big one (B), an explicit id (12), one only
  * rank 1 has (C) and the unsited site 0.  The merge must sum samples and
- * keep the largest per-rank peak; placement at known capacities (bytes,
- * percent of the footprint, the header's tier size, three tiers) must
+ * keep the largest per-rank peak, and the footprint is the most live at
+ * once; placement at known capacities (bytes, percent of the footprint,
+ * the header's tier size, three tiers) must
  * give the placement worked out by hand; the formatted guidance must be
  * accepted by the runtime's parser with exactly those rules, `id` lines
  * for explicit ids and nothing for site 0.
@@ -115,6 +116,10 @@ static void test_merge(void)
     CHECK(g.unsited == 30);
     CHECK(g.accesses == 1710);
     CHECK(g.footprint == 12 * MiB + 512 * KiB);
+    /* live at once: rank 0's interval 2, A 1 MiB + B 8 MiB + id 12 2 MiB
+     * (B has no row there: as it was); rank 1 peaks at 8.5 MiB */
+    CHECK_MSG(g.footprint_peak == 11 * MiB, "peak %llu",
+              (unsigned long long)g.footprint_peak);
     CHECK(g.ntiers_seen == 2);
     CHECK(g.tier_capacity[0] == 5 * MiB);
     CHECK(g.tier_capacity[1] == 64ULL * 1024 * MiB);
@@ -176,9 +181,10 @@ static void test_placement(void)
                   "policy %s", place_policy_name((place_policy_t)p));
         guide_free(&g);
     }
-    /* 20% of 12.5 MiB = 2.5 MiB exactly: A + C fill it */
-    REQUIRE_VOID(place(&g, "20%", PLACE_KNAPSACK, &nt, cap));
-    CHECK(cap[0] == 2 * MiB + 512 * KiB);
+    /* a share of the peak live bytes (11 MiB), not of the sum of the
+     * sites' peaks (12.5 MiB): 25% is 2.75 MiB, A + C fit, id 12 not */
+    REQUIRE_VOID(place(&g, "25%", PLACE_KNAPSACK, &nt, cap));
+    CHECK(cap[0] == 11 * MiB / 4);
     CHECK(tier(&g, false, KA) == 0 && tier(&g, false, KC) == 0 &&
           tier(&g, false, KB) == 1 && tier(&g, true, 12) == 1);
     guide_free(&g);
