@@ -25,8 +25,6 @@
  *
  * Descriptors: the userfaultfd and the service thread's three eventfds are
  * taken with fd_own; collect checks them before each round's ioctls.
- * /proc/self/statm (the budget's resident pages) is kept the same way; if
- * the program takes it, the budget counts mapped pages instead.
  * When one is lost (the program closed it), the sampler shuts down at
  * once, touching only what is still ours, and reports it (prof_fd_lost).
  *
@@ -44,6 +42,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -51,7 +50,10 @@
 
 /* The budget, when TIERMEM_PROFILE_UFFD_PAGES does not fix it, follows the
  * program's resident arena memory: one page per 2 MiB of it, so each round
- * can probe every resident huge page's worth once.  Two costs cap it, each
+ * can probe every resident huge page's worth once.  Resident memory is
+ * estimated from the picks themselves: the share of picked pages mincore
+ * finds resident (picks never touched are skipped, not protected), times
+ * the mapped pages.  Two costs cap it, each
  * at UFFD_COST_SHARE of an interval: the writers' faults (a written
  * protected page stops its writer ~56 us, bench/bench_uffd.c) and the
  * profiling thread's protect and un-protect ioctls (~2 us each).  The
@@ -119,8 +121,7 @@ static int uffd_create(void)
  * safe, for the fork child. */
 static void uffd_fds_release(uffd_state_t *st)
 {
-    owned_fd_t *fds[] = {&st->stop, &st->sync, &st->ack, &st->uffd,
-                         &st->statm};
+    owned_fd_t *fds[] = {&st->stop, &st->sync, &st->ack, &st->uffd};
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
         (void)fd_release(fds[i]);
 }
@@ -178,41 +179,14 @@ static void uffd_budget_init(uffd_state_t *st, const prof_options_t *o)
         st->protect_cap = st->fixed_budget; /* asked for: the user's cost */
     st->fault_cap = interval / UFFD_FAULT_NS;
     st->hit_rate = 1.0; /* until measured: assume every page is written */
+    st->resident_share = 1.0; /* ... and resident */
     st->seed = unpredictable_bits();
     st->budget = st->fixed_budget ? st->fixed_budget : UFFD_MIN_PAGES;
 }
 
-/* /proc/self/statm, kept open (and so checked before each read, like the
- * other descriptors): opening it anew each round would close a number the
- * program might have reused in between.  Without it the budget counts
- * mapped pages as resident. */
-static void uffd_statm_open(uffd_state_t *st)
-{
-    st->statm.fd = -1;
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fd_own(fd, &st->statm) < 0)
-        log_info("uffd sampler: /proc/self/statm: errno %d; the budget "
-                 "counts mapped arena pages as resident", errno);
-}
-
-/* The process's resident pages, or UINT64_MAX if they cannot be read.  An
- * upper bound on the arenas' resident pages. */
-static uint64_t process_resident_pages(const uffd_state_t *st)
-{
-    char buf[128];
-    if (st->statm.fd < 0 || !fd_is_ours(&st->statm))
-        return UINT64_MAX;
-    ssize_t n = pread(st->statm.fd, buf, sizeof buf, 0);
-    text_span_t f[2];
-    uint64_t pages;
-    if (n <= 0 || text_fields(span_make(buf, (size_t)n), f, 2) < 2 ||
-        !text_dec_u64(f[1], UINT64_MAX, &pages))
-        return UINT64_MAX;
-    return pages;
-}
-
 /* This round's budget, from the arenas' mapped pages (inside the walk).
- * The last round's faults per protected page update the write share. */
+ * The last round's picks update the resident share (picks found resident
+ * over picks) and the write share (faults over pages protected). */
 static unsigned uffd_round_budget(uffd_state_t *st, uint64_t mapped_pages)
 {
     uint64_t faults = atomic_load(&st->faults);
@@ -222,11 +196,14 @@ static unsigned uffd_round_budget(uffd_state_t *st, uint64_t mapped_pages)
         st->hit_rate = 0.5 * st->hit_rate + 0.5 * (seen > 1.0 ? 1.0 : seen);
     }
     st->faults_before = faults;
+    if (st->picks > 0)
+        st->resident_share = 0.5 * st->resident_share +
+                             0.5 * (double)st->picks_resident /
+                                 (double)st->picks;
+    st->picks = st->picks_resident = 0;
     if (st->fixed_budget != 0)
         return st->fixed_budget;
-    uint64_t resident = process_resident_pages(st);
-    if (resident > mapped_pages)
-        resident = mapped_pages;
+    uint64_t resident = (uint64_t)((double)mapped_pages * st->resident_share);
     uint64_t want = resident / (UFFD_BLOCK / st->page);
     double by_faults = st->fault_cap / (st->hit_rate > 1e-3 ? st->hit_rate
                                                             : 1e-3);
@@ -245,7 +222,7 @@ static int uffd_open(sampler_t *s, const prof_options_t *o,
         errno = ENOMEM;
         return -1;
     }
-    st->uffd.fd = st->stop.fd = st->sync.fd = st->ack.fd = st->statm.fd = -1;
+    st->uffd.fd = st->stop.fd = st->sync.fd = st->ack.fd = -1;
     st->sink = *sink;
     st->page = os_page_size();
     uffd_budget_init(st, o);
@@ -264,7 +241,6 @@ static int uffd_open(sampler_t *s, const prof_options_t *o,
         log_warn("uffd sampler: no metadata memory for %zu pages", st->cap);
         goto fail;
     }
-    uffd_statm_open(st);
     if (uffd_open_fds(st) != 0 || uffd_service_start(st) != 0) {
         err = errno;
         goto fail;
@@ -441,6 +417,14 @@ static bool uffd_is_metadata(const tm_arena_t *a, uintptr_t page)
     return false;
 }
 
+/* Is this (mapped) page resident?  mincore on one page: about as cheap as
+ * a system call gets, and per pick, not per mapped page. */
+static bool uffd_page_resident(uintptr_t page, size_t size)
+{
+    unsigned char vec = 0;
+    return mincore((void *)page, size, &vec) == 0 && (vec & 1) != 0;
+}
+
 /* The walk's position: pages seen so far over all arenas, and the stride
  * and offset that pick every S-th of them. */
 typedef struct uffd_walk {
@@ -498,6 +482,13 @@ static void uffd_protect_range(uffd_state_t *st, const tm_arena_t *a,
         uintptr_t page = r->start + (uintptr_t)k * st->page;
         if (uffd_is_metadata(a, page) || !uffd_claim_block(st, page))
             continue;
+        /* A page never touched cannot be write-protected (6.1 has no
+         * markers for empty anonymous entries), so protecting it would
+         * waste a pick; the share found resident scales the budget. */
+        st->picks++;
+        if (!uffd_page_resident(page, st->page))
+            continue;
+        st->picks_resident++;
         if (uffd_protect_page(st, a->hooked.id, r, page, &registered))
             st->pages[st->npages++] = page;
     }

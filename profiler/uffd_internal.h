@@ -33,7 +33,6 @@ typedef struct uffd_state {
     owned_fd_t uffd;
     owned_fd_t stop;        /* eventfd: the service thread should exit */
     owned_fd_t sync, ack;   /* eventfds: drain request and its answer */
-    owned_fd_t statm;       /* /proc/self/statm, for the budget (or -1) */
     _Atomic bool stopping;     /* the service thread should exit (also
                                   when stop is no longer ours to write) */
     _Atomic bool fd_lost;      /* the service thread found one not ours */
@@ -47,6 +46,8 @@ typedef struct uffd_state {
     unsigned protect_cap;      /* most pages a round may protect */
     double fault_cap;          /* most faults a round may cause */
     double hit_rate;           /* share of protected pages written, recent */
+    double resident_share;     /* share of picks found resident, recent */
+    uint64_t picks, picks_resident; /* this round's, for resident_share */
     uint64_t faults_before;    /* faults at the start of the last round */
     uint64_t seed;             /* where this process's offsets start */
     _Atomic uint32_t weight;   /* this round's stride S */
