@@ -238,6 +238,16 @@ static void parse_wrappers(const setting_t *row, const char *var,
     if (wrapper_parse(p, &l, &bad, &badlen)) {
         out->nwrappers = l.n;
         memcpy(out->wrappers, l.names, sizeof l.names);
+        /* the names given: a missing one is worth a warning, a missing
+         * default (hypre's, in a program without hypre) is not */
+        out->wrappers_named = 0;
+        for (unsigned i = 0; i < l.n; i++) {
+            bool dflt = false;
+            for (size_t k = 0; k < NDEFAULT_WRAPPERS && !dflt; k++)
+                dflt = strcmp(l.names[i], default_wrappers[k]) == 0;
+            if (!dflt)
+                out->wrappers_named |= (uint32_t)1 << i;
+        }
     } else if (badlen == 0) {
         log_warn("%s=%s names more than %d functions; using the default "
                     "list", var, log_shown(&s, value), TM_MAX_WRAPPERS);

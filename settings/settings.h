@@ -45,6 +45,8 @@ typedef struct runtime_options {
     unsigned stack_depth;        /* TIERMEM_STACK_DEPTH: 1..16, default 2 */
     unsigned nwrappers;          /* TIERMEM_WRAPPERS: comma-separated names */
     char wrappers[TM_MAX_WRAPPERS][TM_WRAPPER_NAME_MAX];
+    uint32_t wrappers_named;     /* bit i: wrappers[i] was named in the
+                                    setting, not one of the defaults */
     target_t default_target;  /* TIERMEM_DEFAULT_TIER | TIERMEM_DEFAULT_NODE
                                     (SH_DEFAULT_NODE), TIERMEM_MODE */
     size_t small_size;           /* TIERMEM_SMALL_SIZE: requests below this skip

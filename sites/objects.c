@@ -111,6 +111,10 @@ static int object_intern(const char *path, uintptr_t base)
     const char *b = base_name(o->path);
     o->name_hash = objects_hash_bytes(b, strlen(b), 0);
     o->system = object_is_system(b);
+    o->symbols = o->symtab = false;
+    o->nwrappers = 0;
+    if (!o->system) /* libc's frames are skipped whole anyway */
+        elf_object_read(o, strcmp(o->path, exe_path) == 0);
     atomic_store_explicit(&object_count, n + 1, memory_order_release);
     return (int)n;
 }
@@ -279,6 +283,12 @@ int objects_lookup(uintptr_t addr, uintptr_t *offset)
         return -1;
     *offset = addr - objects[g->object].base;
     return (int)g->object;
+}
+
+void objects_refresh(void)
+{
+    uintptr_t off;
+    (void)objects_lookup((uintptr_t)objects_refresh, &off);
 }
 
 unsigned long long objects_unloads(void)

@@ -54,6 +54,7 @@ static void sites_init_once(void)
     if (runtime_options.layout != TM_LAYOUT_PER_THREAD)
         site_arena(zero);
     stack_warm_up();
+    stack_wrappers_check();
     atomic_store_explicit(&sites_unsited, zero, memory_order_release);
     if (runtime_options.output_dir[0] != '\0' && atexit(site_report_at_exit) != 0)
         log_warn("sites: atexit failed; no site table will be written");

@@ -3,7 +3,7 @@
  *
  * One text file per process (format in doc/sites.md): a header, then per
  * site its key, arena and counters followed by its frames as (object path,
- * offset, function where the dynamic symbol table knows it), then per arena
+ * offset, function from the object's symbols or its exports), then per arena
  * its counters.  The tiermem-sites tool (tools/tiermem_sites.c) reads it
  * back strictly and adds file:line with addr2line.
  *
@@ -22,12 +22,38 @@
 
 #include "sites.h"
 
+/* Objects whose symbols are mapped while the table is written: frames
+ * come site by site, and a site's frames are mostly in a few objects. */
+#define SYMBOL_CACHE 4
+
 typedef struct out {
     int fd;
     int err;       /* first write error */
     size_t len;
     char buf[4096];
+    elf_symbols_t sym[SYMBOL_CACHE];
+    unsigned sym_object[SYMBOL_CACHE]; /* STACK_NO_OBJECT: slot free */
+    unsigned sym_next;                 /* the slot to reuse next */
 } out_t;
+
+/* The symbols of object index `object` (path), mapped, or NULL. */
+static const elf_symbols_t *out_symbols(out_t *o, unsigned object,
+                                        const char *path)
+{
+    for (unsigned i = 0; i < SYMBOL_CACHE; i++)
+        if (o->sym_object[i] == object)
+            return o->sym[i].map ? &o->sym[i] : NULL;
+    unsigned i = o->sym_next++ % SYMBOL_CACHE;
+    elf_symbols_close(&o->sym[i]);
+    o->sym_object[i] = object;
+    return elf_symbols_open(path, &o->sym[i]) ? &o->sym[i] : NULL;
+}
+
+static void out_symbols_close(out_t *o)
+{
+    for (unsigned i = 0; i < SYMBOL_CACHE; i++)
+        elf_symbols_close(&o->sym[i]);
+}
 
 static void out_flush(out_t *o)
 {
@@ -74,8 +100,17 @@ static void write_frame(out_t *o, unsigned i, const stack_frame_t *f)
     uintptr_t addr = obj->base + f->offset;
     const char *fn = "?";
     unsigned long fn_off = 0;
-    /* addr - 1: a return address may be one past its call's function */
-    if (dladdr((void *)(addr - 1), &info) != 0 && info.dli_sname != NULL) {
+    /* The object's own symbols first: they name functions it does not
+     * export (a program linked without -rdynamic), and only a function
+     * that holds the address; dladdr names the nearest export.  offset -
+     * 1: a return address may be one past its call's function. */
+    const elf_symbols_t *e =
+        obj->symbols ? out_symbols(o, f->object, obj->path) : NULL;
+    uintptr_t start;
+    if (e != NULL && elf_symbols_find(e, f->offset - 1, &fn, &start)) {
+        fn_off = (unsigned long)(f->offset - start);
+    } else if (dladdr((void *)(addr - 1), &info) != 0 &&
+               info.dli_sname != NULL) {
         fn = info.dli_sname;
         fn_off = (unsigned long)(addr - (uintptr_t)info.dli_saddr);
     }
@@ -160,9 +195,18 @@ int site_report_write(const char *path)
      * through a link, and renamed over the final name (rename replaces a
      * planted link, it does not follow it). */
     char tmp[TM_PATH_MAX + 32];
-    out_t o = {.fd = file_create_temp(path, tmp, sizeof tmp,
-                                         SITE_TABLE_MODE)};
+    /* static: with its symbol cache it is too big for a thread's stack;
+     * the lock makes two writers (tm_site_report and the exit) take
+     * turns */
+    static out_t o;
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&lock);
+    memset(&o, 0, sizeof o);
+    for (unsigned i = 0; i < SYMBOL_CACHE; i++)
+        o.sym_object[i] = STACK_NO_OBJECT;
+    o.fd = file_create_temp(path, tmp, sizeof tmp, SITE_TABLE_MODE);
     if (o.fd < 0) {
+        pthread_mutex_unlock(&lock);
         int e = errno;
         log_warn("site table: cannot create a temporary file beside %s: "
                     "errno %d", path, e);
@@ -170,15 +214,18 @@ int site_report_write(const char *path)
         return -1;
     }
     write_table(&o);
+    out_symbols_close(&o);
     out_flush(&o);
     if (close(o.fd) != 0 && o.err == 0)
         o.err = errno;
     if (o.err == 0 && rename(tmp, path) != 0)
         o.err = errno;
-    if (o.err != 0) {
-        log_warn("site table: writing %s failed: errno %d", path, o.err);
+    int err = o.err;
+    pthread_mutex_unlock(&lock);
+    if (err != 0) {
+        log_warn("site table: writing %s failed: errno %d", path, err);
         (void)unlink(tmp);
-        errno = o.err;
+        errno = err;
         return -1;
     }
     return 0;

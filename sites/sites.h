@@ -41,10 +41,22 @@ void fork_handlers_install(void);
 #define OBJECTS_MAX 1024
 #define OBJECT_PATH_MAX 512
 
+/* Where a wrapper function (TIERMEM_WRAPPERS) lies in an object, relative
+ * to its load base. */
+#define OBJECT_WRAPPERS_MAX 8
+typedef struct object_range {
+    uintptr_t start, end;
+} object_range_t;
+
 typedef struct object_info {
     uintptr_t base;      /* load base (dlpi_addr) */
     uint64_t name_hash;  /* FNV-1a of the base name: the stable identity */
     bool system;         /* libc or the dynamic loader: never a site */
+    bool symbols;        /* its file's symbols were read (then `wrapper`
+                            is complete; else only dladdr can tell) */
+    bool symtab;         /* ... from a full symbol table, locals too */
+    unsigned nwrappers;
+    object_range_t wrapper[OBJECT_WRAPPERS_MAX];
     char path[OBJECT_PATH_MAX];
 } object_info_t;
 
@@ -55,9 +67,45 @@ const object_info_t *objects_get(unsigned index);
  * means cached address classifications may name a dlclose'd object. */
 unsigned long long objects_unloads(void);
 uint64_t objects_hash_bytes(const void *data, size_t len, uint64_t h);
+/* Scan the loaded objects now (start-up), reading their symbols. */
+void objects_refresh(void);
 void objects_prefork(void);
 void objects_postfork_parent(void);
 void objects_postfork_child(void);
+
+/* ---------------------------------------------------------------- elf_symbols.c */
+
+#include <link.h>
+
+/* An object file's function symbols, mapped read-only (no malloc). */
+typedef struct elf_symbols {
+    const unsigned char *map;
+    size_t size;
+    const ElfW(Sym) *sym;
+    size_t nsym;
+    const char *str;
+    size_t strsize;
+    bool full;           /* from .symtab (locals too), else .dynsym */
+} elf_symbols_t;
+
+/* Map path and find its symbols; false (nothing left mapped) if it is not
+ * a readable regular ELF file of this machine with a symbol table. */
+bool elf_symbols_open(const char *path, elf_symbols_t *e);
+void elf_symbols_close(elf_symbols_t *e);
+/* Symbol i, if it is a defined function with a name: its name and its
+ * [start, start + size) relative to the object's load base. */
+bool elf_symbols_func(const elf_symbols_t *e, size_t i, const char **name,
+                      uintptr_t *start, size_t *size);
+/* The function holding addr (relative to the load base). */
+bool elf_symbols_find(const elf_symbols_t *e, uintptr_t addr,
+                      const char **name, uintptr_t *start);
+/* Read o's symbols from its file (o->path) when it is first interned:
+ * where its wrappers are (o->wrapper), whether it has a symbol table; for
+ * the executable (exe), one info line if it has none. */
+void elf_object_read(object_info_t *o, bool exe);
+/* The wrappers (bit i: runtime_options.wrappers[i]) that some object read
+ * so far defines. */
+uint32_t elf_wrappers_found(void);
 
 /* ---------------------------------------------------------------- stack.c */
 
@@ -79,6 +127,9 @@ typedef struct stack_trace {
  * skipping wrapper functions and libc.  Fills trace if not NULL. */
 uint64_t stack_key(const void *caller, unsigned depth, stack_trace_t *trace);
 void stack_warm_up(void);
+/* At start-up: one warning for each wrapper the user named (not a default
+ * one) that no object loaded so far defines. */
+void stack_wrappers_check(void);
 
 /* ---------------------------------------------------------------- the types
  * of sites and of the arenas this layer makes (site_table.c, site.c) */

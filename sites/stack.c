@@ -7,9 +7,9 @@
  * and friends) and inside libc or the dynamic loader are skipped, so the
  * frames that count are the program's real call sites.
  *
- * Cost: classifying a return address (object lookup, and for wrappers a
- * dladdr1 symbol lookup) is done once per distinct address and cached in a
- * lock-free table.  Depth 1 with an unskipped caller needs no unwinding at
+ * Cost: classifying a return address (object lookup, and the object's
+ * wrapper ranges, read from its file's symbols when it was first seen) is
+ * done once per distinct address and cached in a lock-free table.  Depth 1 with an unskipped caller needs no unwinding at
  * all: the entry point hands in its own return address.  Deeper keys walk
  * the stack with libgcc's _Unwind_Backtrace, which reads the DWARF unwind
  * tables every x86-64 object carries (frame pointers are usually absent).
@@ -88,13 +88,24 @@ static bool name_is_wrapper(const char *name)
     return false;
 }
 
-/* Is ip inside an exported function named in TIERMEM_WRAPPERS?  dladdr1
- * gives the nearest dynamic symbol and its size, so an address just past a
- * wrapper (in a static function) is not mistaken for it. */
-static bool ip_in_wrapper(uintptr_t ip)
+/* Is ip inside a function named in TIERMEM_WRAPPERS?  The object's own
+ * symbols say where its wrappers are, exported or not (elf_symbols.c).
+ * For an object whose file could not be read, dladdr1 gives the nearest
+ * exported symbol and its size, so an address just past a wrapper (in a
+ * static function) is not mistaken for it. */
+static bool ip_in_wrapper(uintptr_t ip, const object_info_t *o,
+                          uintptr_t offset)
 {
     if (runtime_options.nwrappers == 0)
         return false;
+    if (o != NULL && o->symbols) {
+        /* offset - 1: a return address may be one past its call */
+        for (unsigned i = 0; i < o->nwrappers; i++)
+            if (offset - 1 >= o->wrapper[i].start &&
+                offset - 1 < o->wrapper[i].end)
+                return true;
+        return false;
+    }
     Dl_info info;
     const ElfW(Sym) *sym = NULL;
     if (dladdr1((void *)(ip - 1), &info, (void **)&sym, RTLD_DL_SYMENT) == 0 ||
@@ -110,14 +121,16 @@ static ip_class_t ip_classify_slow(uintptr_t ip)
 {
     ip_class_t c = {IP_NO_OBJECT, ip, false};
     uintptr_t off;
+    const object_info_t *o = NULL;
     int obj = objects_lookup(ip, &off);
     if (obj >= 0 && obj < (int)IP_NO_OBJECT) {
         c.object = (unsigned)obj;
         c.offset = off;
-        c.skip = objects_get((unsigned)obj)->system;
+        o = objects_get((unsigned)obj);
+        c.skip = o->system;
     }
     if (!c.skip)
-        c.skip = ip_in_wrapper(ip);
+        c.skip = ip_in_wrapper(ip, o, c.offset);
     return c;
 }
 
@@ -255,4 +268,19 @@ void stack_warm_up(void)
      * do it at start-up, not inside some thread's first malloc. */
     walk_t w = {0, true, 1, 0, 0, STACK_KEY_SEED, NULL};
     _Unwind_Backtrace(walk_frame, &w);
+}
+
+void stack_wrappers_check(void)
+{
+    uint32_t named = runtime_options.wrappers_named;
+    if (named == 0)
+        return;
+    objects_refresh(); /* every object loaded so far, symbols read */
+    uint32_t missing = named & ~elf_wrappers_found();
+    for (unsigned i = 0; i < runtime_options.nwrappers; i++)
+        if (missing & (uint32_t)1 << i)
+            log_warn("TIERMEM_WRAPPERS names %s, which no object loaded so "
+                     "far defines (in the symbols tiermem could read): its "
+                     "callers' allocations keep it as their site",
+                     runtime_options.wrappers[i]);
 }

@@ -18,6 +18,7 @@ EXTRA_DIST += \
 	tests/preload/aslr_keys.c \
 	tests/preload/wrap_lib.c \
 	tests/preload/wrap_main.c \
+	tests/preload/wrap_static.c \
 	tests/preload/cxx_new.cc \
 	tests/preload/capi.c \
 	tests/preload/malloc_stats.c \

@@ -221,6 +221,9 @@ build_all() {
         -L"$bin" -ltmwrap -Wl,-rpath,'$ORIGIN'
     b wrap_main gcc "${CFLAGS_T[@]}" -o "$bin/wrap_main" "$here/wrap_main.c" \
         -L"$bin" -ltmwrap -Wl,-rpath,'$ORIGIN'
+    b wrap_static gcc "${CFLAGS_T[@]}" -o "$bin/wrap_static" "$here/wrap_static.c"
+    b wrap_static_rdynamic gcc "${CFLAGS_T[@]}" -rdynamic \
+        -o "$bin/wrap_static_rdynamic" "$here/wrap_static.c"
     b cxx_new g++ -std=c++17 -O2 -g -Wall -Wextra -Werror -pthread \
         -o "$bin/cxx_new" "$here/cxx_new.cc"
     b capi gcc "${CFLAGS_T[@]}" -o "$bin/capi" "$here/capi.c"
@@ -558,6 +561,77 @@ t_wrappers() {
     return $ok
 }
 
+t_static_wrappers() {
+    # app_alloc lives in the executable, which exports it only when linked
+    # with -rdynamic.  Both builds must give the same sites: one in
+    # caller_one (37 blocks), one in caller_two (53), none in app_alloc,
+    # and the table names the callers (from the symbol table, not the
+    # exports).  A stripped copy gets one info line and still runs; a
+    # wrapper nobody defines gets one warning.
+    local d=$work/static-wrappers ok=0 prog t s1 s2 sw c1 c2 w
+    local strict=1
+    unset TIERMEM_WRAPPERS
+    range() { # nm's "start size" in hex -> "start end" in decimal
+        local a s
+        read -r a s <<<"$1"
+        echo $((16#$a)) $((16#$a + 16#$s))
+    }
+    for prog in wrap_static wrap_static_rdynamic; do
+        pair "$d/$prog" 60 TIERMEM_WRAPPERS=app_alloc TIERMEM_STACK_DEPTH=1 \
+            TIERMEM_SMALL_SIZE=0 -- "$bin/$prog" || { ok=1; continue; }
+        c1=$(nm -S --defined-only "$bin/$prog" | awk '$4 == "caller_one" { print $1, $2 }')
+        c2=$(nm -S --defined-only "$bin/$prog" | awk '$4 == "caller_two" { print $1, $2 }')
+        w=$(nm -S --defined-only "$bin/$prog" | awk '$4 == "app_alloc" { print $1, $2 }')
+        if [ -z "$c1" ] || [ -z "$c2" ] || [ -z "$w" ]; then
+            say "$prog: nm found no caller_one, caller_two or app_alloc"
+            ok=1
+            continue
+        fi
+        t=$(first_table "$d/$prog" "$prog")
+        [ -n "$t" ] || { say "$prog: no site table"; ok=1; continue; }
+        # shellcheck disable=SC2046
+        s1=$(sites_at "$t" "$prog" $(range "$c1"))
+        # shellcheck disable=SC2046
+        s2=$(sites_at "$t" "$prog" $(range "$c2"))
+        # shellcheck disable=SC2046
+        sw=$(sites_at "$t" "$prog" $(range "$w"))
+        if [ "$s1" != "37 37" ] || [ "$s2" != "53 53" ] || [ -n "$sw" ]; then
+            say "$prog: want one site in caller_one ('37 37'), one in" \
+                "caller_two ('53 53'), none in app_alloc; got '$s1', '$s2', '$sw'"
+            grep -A1 '^site' "$t" | head -12 | sed 's/^/    /'
+            ok=1
+        fi
+        if ! grep -q "^frame 0 .*/$prog 0x[0-9a-f]* caller_one+0x" "$t" ||
+            ! grep -q "^frame 0 .*/$prog 0x[0-9a-f]* caller_two+0x" "$t"; then
+            say "$prog: the table does not name caller_one and caller_two:"
+            grep '^frame' "$t" | head -6 | sed 's/^/    /'
+            ok=1
+        fi
+    done
+
+    strip -o "$bin/wrap_static_stripped" "$bin/wrap_static" || { say "strip failed"; return 1; }
+    rm -rf "$d/stripped"
+    launch pre "$d/stripped" 60 TIERMEM_LOG=info TIERMEM_WRAPPERS=app_alloc \
+        TIERMEM_STACK_DEPTH=1 TIERMEM_SMALL_SIZE=0 -- \
+        "$bin/wrap_static_stripped" || ok=1
+    local n
+    n=$(grep -c 'has no symbol table (stripped): its frames are keyed by offset only' \
+        "$d/stripped/tiermem.log")
+    [ "$n" = 1 ] || { say "stripped: want one info line, got $n:"; show_log "$d/stripped"; ok=1; }
+    n=$(grep -c 'TIERMEM_WRAPPERS names app_alloc, which no object' "$d/stripped/tiermem.log")
+    [ "$n" = 1 ] || { say "stripped: want one warning for app_alloc, got $n"; ok=1; }
+
+    rm -rf "$d/missing"
+    launch pre "$d/missing" 60 TIERMEM_WRAPPERS=+no_such_wrapper,app_alloc -- \
+        "$bin/wrap_static" || ok=1
+    n=$(grep -c 'TIERMEM_WRAPPERS names no_such_wrapper, which no object loaded so far defines' \
+        "$d/missing/tiermem.log")
+    [ "$n" = 1 ] || { say "missing: want one warning for no_such_wrapper, got $n:"; show_log "$d/missing"; ok=1; }
+    n=$(grep -c 'TIERMEM_WRAPPERS names' "$d/missing/tiermem.log")
+    [ "$n" = 1 ] || { say "missing: want no warning for app_alloc or the defaults, got $n warnings"; ok=1; }
+    return $ok
+}
+
 t_layouts() {
     # Our multithreaded and API programs again under the two other layouts
     # (one arena per thread; small sites sharing an arena until they grow).
@@ -715,7 +789,8 @@ result() { # name status
 }
 
 tests=(sort coreutils-pipeline python gcc pthreads openmp fork-exec mpi
-    aslr-keys wrappers cxx-new-delete c-api malloc-stats layouts profile)
+    aslr-keys wrappers static-wrappers cxx-new-delete c-api malloc-stats layouts
+    profile)
 
 echo "preload library: $lib"
 if [ ! -f "$lib" ]; then
