@@ -178,7 +178,7 @@ if [ -x "$guide_tool" ]; then
         "$work/rank1.txt" >"$work/out" 2>"$work/err"
     if grep -q "^key 0x0000000000000010 tier . # $U64_MAX samples, 9223372036854775813 bytes$" "$work/out" &&
         grep -q "^key 0x0000000000000030 tier . # $U64_MAX samples, $U64_MAX bytes$" "$work/out" &&
-        grep -q "footprint $U64_MAX bytes, $U64_MAX samples (+$U64_MAX unsited)" "$work/err"; then
+        grep -q "footprint $U64_MAX bytes live at peak ($U64_MAX bytes summed over the sites' own peaks), $U64_MAX samples (+$U64_MAX unsited)" "$work/err"; then
         pass "tiermem-guide: sums over sites and ranks stop at 2^64 - 1"
     else
         cat "$work/out" "$work/err" | detail
