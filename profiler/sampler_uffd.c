@@ -196,10 +196,15 @@ static unsigned uffd_round_budget(uffd_state_t *st, uint64_t mapped_pages)
         st->hit_rate = 0.5 * st->hit_rate + 0.5 * (seen > 1.0 ? 1.0 : seen);
     }
     st->faults_before = faults;
-    if (st->picks > 0)
-        st->resident_share = 0.5 * st->resident_share +
-                             0.5 * (double)st->picks_resident /
-                                 (double)st->picks;
+    if (st->picks > 0) {
+        /* a few hundred picks a round: average over about four rounds,
+         * from the first round's share rather than from a guess */
+        double seen = (double)st->picks_resident / (double)st->picks;
+        st->resident_share = st->resident_measured
+                                 ? 0.75 * st->resident_share + 0.25 * seen
+                                 : seen;
+        st->resident_measured = true;
+    }
     st->picks = st->picks_resident = 0;
     if (st->fixed_budget != 0)
         return st->fixed_budget;

@@ -47,6 +47,7 @@ typedef struct uffd_state {
     double fault_cap;          /* most faults a round may cause */
     double hit_rate;           /* share of protected pages written, recent */
     double resident_share;     /* share of picks found resident, recent */
+    bool resident_measured;    /* resident_share is a measurement */
     uint64_t picks, picks_resident; /* this round's, for resident_share */
     uint64_t faults_before;    /* faults at the start of the last round */
     uint64_t seed;             /* where this process's offsets start */

@@ -472,12 +472,16 @@ typedef struct sparse {
     size_t size, every;
 } sparse_t;
 
+/* Writes one page in `every`, chosen by a hash of its index, not every
+ * every-th page: a stride that is a multiple of `every` would otherwise
+ * never pick a written page. */
 static void *sparse_writer(void *arg)
 {
     sparse_t *sp = arg;
     for (unsigned round = 0; !atomic_load(&stop); round++)
-        for (size_t off = 0; off < sp->size; off += sp->every * page_size)
-            sp->p[off] = (char)round;
+        for (size_t i = 0; i < sp->size / page_size; i++)
+            if ((i * 0x9e3779b97f4a7c15ull >> 40) % sp->every == 0)
+                sp->p[i * page_size] = (char)round;
     return NULL;
 }
 
@@ -561,8 +565,9 @@ static void test_budget_scales(void)
     printf("budget: with 1 GiB mapped, not resident: stride %u, budget "
            "%.0f\n", mapped.last_weight, b_mapped);
     /* counted as resident, the idle GiB would double the budget (to the
-     * ~250 protect cap) */
-    CHECK_MSG(b_mapped <= 1.25 * b_sparse + 2, "budget %.0f against %.0f: "
+     * ~250 protect cap); the estimate from a few hundred picks a round
+     * varies by a fifth or so */
+    CHECK_MSG(b_mapped <= 1.5 * b_sparse, "budget %.0f against %.0f: "
               "the untouched GiB counted", b_mapped, b_sparse);
     tm_free(idle);
     tm_arena_destroy(a);
