@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # fuzz.sh -- build the libFuzzer targets for the settings parser, the
 # guidance file parser, the profile reader, the site table reader, the
-# trace (replay) parser and the kernel node-list parser with clang, and run
+# trace (replay) parser, the kernel node-list parser and the ELF symbol
+# reader with clang, and run
 # each one for a bounded time.
 #
 # usage: scripts/fuzz.sh BUILD_DIR
@@ -59,12 +60,12 @@ sources=("$root/settings/options.c" "$root/settings/parse.c" "$root/settings/set
     "$root/profiler/profile_read.c" "$root/base/read_file.c" "$root/profiler/profile_parse.c"
     "$root/sites/site_table_read.c" "$root/base/text.c" "$root/arena/node_sysfs.c"
     "$root/base/file_open.c" "$root/base/log.c" "$root/base/owned_fd.c" "$root/settings/setting_env.c"
-    "$root/base/meta_alloc.c" "$root/base/os.c"
+    "$root/base/meta_alloc.c" "$root/base/os.c" "$root/sites/elf_symbols.c"
     "$root/tests/fuzz/fuzz_support.c")
 
-targets=(guidance options profile site_table trace node_list)
+targets=(guidance options profile site_table trace node_list elf)
 declare -A max_len=([guidance]=65536 [options]=4096 [profile]=8192 [site_table]=16384
-    [trace]=16384 [node_list]=256)
+    [trace]=16384 [node_list]=256 [elf]=16384)
 for t in "${targets[@]}"; do
     "$cc" "${flags[@]}" "$root/tests/fuzz/fuzz_$t.c" "${sources[@]}" \
         -lnuma -lm -o "$out/fuzz_$t" || { echo "fuzz: building fuzz_$t failed" >&2; exit 2; }

@@ -101,10 +101,24 @@ bool elf_symbols_open(const char *path, elf_symbols_t *e)
     (void)close(fd); /* the mapping stays */
     if (map == MAP_FAILED)
         return false;
-    e->map = map;
-    e->size = (size_t)st.st_size;
-    if (!parse(e)) {
-        elf_symbols_close(e);
+    if (!elf_symbols_parse(map, (size_t)st.st_size, e)) {
+        if (munmap(map, (size_t)st.st_size) != 0)
+            log_debug("elf symbols: munmap of %s failed: errno %d", path,
+                      errno);
+        return false;
+    }
+    e->mapped = true;
+    return true;
+}
+
+bool elf_symbols_parse(const void *image, size_t size, elf_symbols_t *e)
+{
+    memset(e, 0, sizeof *e);
+    e->map = image;
+    e->size = size;
+    if (image == NULL || (uintptr_t)image % alignof(ElfW(Ehdr)) != 0 ||
+        !parse(e)) {
+        memset(e, 0, sizeof *e);
         return false;
     }
     return true;
@@ -112,7 +126,7 @@ bool elf_symbols_open(const char *path, elf_symbols_t *e)
 
 void elf_symbols_close(elf_symbols_t *e)
 {
-    if (e->map != NULL && munmap((void *)e->map, e->size) != 0)
+    if (e->mapped && munmap((void *)e->map, e->size) != 0)
         log_debug("elf symbols: munmap of %zu bytes failed: errno %d",
                   e->size, errno);
     memset(e, 0, sizeof *e);

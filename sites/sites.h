@@ -86,11 +86,15 @@ typedef struct elf_symbols {
     const char *str;
     size_t strsize;
     bool full;           /* from .symtab (locals too), else .dynsym */
+    bool mapped;         /* map is ours to unmap (elf_symbols_open) */
 } elf_symbols_t;
 
 /* Map path and find its symbols; false (nothing left mapped) if it is not
  * a readable regular ELF file of this machine with a symbol table. */
 bool elf_symbols_open(const char *path, elf_symbols_t *e);
+/* The same over an image already in memory (size bytes, aligned as an ELF
+ * header), which stays the caller's: for tests and the fuzzer. */
+bool elf_symbols_parse(const void *image, size_t size, elf_symbols_t *e);
 void elf_symbols_close(elf_symbols_t *e);
 /* Symbol i, if it is a defined function with a name: its name and its
  * [start, start + size) relative to the object's load base. */
