@@ -13,7 +13,7 @@ packages=(
     clang libclang-rt-14-dev numactl
     # real programs under the preload library (tests/preload/run.sh), and
     # the main job's BoomerAMG solve (scripts/run-example.sh)
-    python3 openmpi-bin libopenmpi-dev libhypre-dev
+    python3 openmpi-bin libopenmpi-dev libhypre-dev gfortran g++
     # the multi-node guest rig (tests/guest/run-rig.sh)
     qemu-system-x86 busybox-static cpio xz-utils binutils
 )

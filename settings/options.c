@@ -63,6 +63,25 @@
 
 static const char default_wrappers[][TM_WRAPPER_NAME_MAX] = {
     DEFAULT_WRAPPERS};
+
+/*
+ * Shared objects whose frames are never a site's: the site is the first
+ * frame outside them.  libc and the loader allocate for their callers
+ * (strdup, fopen, dlopen); the language runtimes likewise (libstdc++'s
+ * containers, libgfortran's I/O buffers, libgomp's outlined regions), and
+ * libnuma is tiermem's own dependency, whose load-time allocations are no
+ * site of the program's.  Base-name prefixes.
+ */
+#define DEFAULT_SKIP_OBJECTS                                                  \
+    "libc.so", "libc-", "ld-linux", "libstdc++.so", "libgfortran.so",         \
+        "libgomp.so", "libgcc_s.so", "libquadmath.so", "libnuma.so"
+#define DEFAULT_SKIP_OBJECTS_TEXT                                             \
+    "libc.so,libc-,ld-linux,libstdc++.so,libgfortran.so,libgomp.so,"          \
+    "libgcc_s.so,libquadmath.so,libnuma.so"
+static const char default_skip_objects[][TM_WRAPPER_NAME_MAX] = {
+    DEFAULT_SKIP_OBJECTS};
+#define NDEFAULT_SKIP_OBJECTS                                                 \
+    (sizeof default_skip_objects / sizeof default_skip_objects[0])
 #define NDEFAULT_WRAPPERS                                                     \
     (sizeof default_wrappers / sizeof default_wrappers[0])
 
@@ -74,6 +93,8 @@ static const char default_wrappers[][TM_WRAPPER_NAME_MAX] = {
         .stack_depth = DEFAULT_STACK_DEPTH,                                   \
         .nwrappers = NDEFAULT_WRAPPERS,                                       \
         .wrappers = {DEFAULT_WRAPPERS},                                       \
+        .nskip_objects = NDEFAULT_SKIP_OBJECTS,                               \
+        .skip_objects = {DEFAULT_SKIP_OBJECTS},                               \
         .default_target = {.kind = TM_TARGET_TIER,                            \
                            .index = 0,                                        \
                            .mode = TM_MODE_PREFERRED},                        \
@@ -189,10 +210,16 @@ static bool wrapper_add(wrapper_list_t *l, const char *s, size_t len)
     return true;
 }
 
+/* Object base-name prefixes: "libstdc++.so", "ld-linux-x86-64". */
+static bool object_char(char c)
+{
+    return wrapper_char(c) || c == '+' || c == '-';
+}
+
 /* Parse the comma-separated list after any '+'.  On error, *bad and *badlen
  * say which name is wrong (*badlen 0: the list is too long). */
 static bool wrapper_parse(const char *p, wrapper_list_t *l, const char **bad,
-                          size_t *badlen)
+                          size_t *badlen, bool (*char_ok)(char))
 {
     for (;;) {
         while (is_blank(*p))
@@ -205,7 +232,7 @@ static bool wrapper_parse(const char *p, wrapper_list_t *l, const char **bad,
             len--;
         bool ok = len < TM_WRAPPER_NAME_MAX;
         for (size_t i = 0; ok && i < len; i++)
-            ok = wrapper_char(s[i]);
+            ok = char_ok(s[i]);
         *bad = s;
         *badlen = len;
         if (!ok)
@@ -235,7 +262,7 @@ static void parse_wrappers(const setting_t *row, const char *var,
         p++;
     }
     shown_t s, b;
-    if (wrapper_parse(p, &l, &bad, &badlen)) {
+    if (wrapper_parse(p, &l, &bad, &badlen, wrapper_char)) {
         out->nwrappers = l.n;
         memcpy(out->wrappers, l.names, sizeof l.names);
         /* the names given: a missing one is worth a warning, a missing
@@ -260,6 +287,34 @@ static void parse_wrappers(const setting_t *row, const char *var,
                     "0-9 _ . $ :); using the default list", var,
                     log_shown(&s, value), log_shown(&b, name),
                     TM_WRAPPER_NAME_MAX - 1);
+    }
+}
+
+static void parse_skip_objects(const setting_t *row, const char *var,
+                               const char *value, void *owner,
+                               char *const *env)
+{
+    options_t *out = owner;
+    const char *bad;
+    size_t badlen;
+    (void)row, (void)env;
+    wrapper_list_t l = {.n = 0};
+    const char *p = value;
+    if (*p == '+') { /* "+name,...": the default list and these */
+        for (size_t i = 0; i < NDEFAULT_SKIP_OBJECTS; i++)
+            wrapper_add(&l, default_skip_objects[i],
+                        strlen(default_skip_objects[i]));
+        p++;
+    }
+    shown_t s;
+    if (wrapper_parse(p, &l, &bad, &badlen, object_char)) {
+        out->nskip_objects = l.n;
+        memcpy(out->skip_objects, l.names, sizeof l.names);
+    } else {
+        log_warn("%s=%s is not a list of at most %d object names (1-%d of "
+                 "A-Z a-z 0-9 _ . $ : + -); using the default list", var,
+                 log_shown(&s, value), TM_MAX_WRAPPERS,
+                 TM_WRAPPER_NAME_MAX - 1);
     }
 }
 
@@ -445,6 +500,20 @@ static const setting_t runtime_rows[] = {
      .doc = "functions that only wrap malloc: the site is their caller. A "
             "bad name: a warning naming it, and the default list",
      .parse = parse_wrappers},
+    {.name = "TIERMEM_SKIP_OBJECTS", .type = SETTING_LIST,
+     .flags = SETTING_EMPTY_IS_VALUE,
+     .dflt = DEFAULT_SKIP_OBJECTS_TEXT, .shown = "the default list",
+     .values_doc = "object base-name prefixes, comma-separated: each 1 to "
+                   "63 of `A-Z a-z 0-9 _ . $ : + -`, at most 32. Empty: "
+                   "none. A leading `+` adds them to the default list",
+     .dflt_doc = "`libc.so`, `libc-`, `ld-linux` (libc, the loader), "
+                 "`libstdc++.so`, `libgfortran.so`, `libgomp.so`, "
+                 "`libgcc_s.so`, `libquadmath.so` (language runtimes), "
+                 "`libnuma.so` (tiermem's own)",
+     .doc = "shared objects whose frames are never a site's: the site is "
+            "the first frame outside them; an allocation with no frame "
+            "outside them counts as site 0",
+     .parse = parse_skip_objects},
     {.name = "TIERMEM_DEFAULT_TIER", .type = SETTING_UINT, .min = 0,
      .max = MAX_NODE_OR_TIER, FIELD(default_target.index, FIELD_UINT),
      .dflt = "0", .shown = "tier 0", .want = "a tier index from 0 to 63",

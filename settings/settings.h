@@ -47,6 +47,8 @@ typedef struct runtime_options {
     char wrappers[TM_MAX_WRAPPERS][TM_WRAPPER_NAME_MAX];
     uint32_t wrappers_named;     /* bit i: wrappers[i] was named in the
                                     setting, not one of the defaults */
+    unsigned nskip_objects;      /* TIERMEM_SKIP_OBJECTS: base-name prefixes */
+    char skip_objects[TM_MAX_WRAPPERS][TM_WRAPPER_NAME_MAX];
     target_t default_target;  /* TIERMEM_DEFAULT_TIER | TIERMEM_DEFAULT_NODE
                                     (SH_DEFAULT_NODE), TIERMEM_MODE */
     size_t small_size;           /* TIERMEM_SMALL_SIZE: requests below this skip

@@ -172,31 +172,109 @@ bool elf_symbols_find(const elf_symbols_t *e, uintptr_t addr,
 static _Atomic uint32_t wrappers_found;
 static _Atomic bool stripped_logged;
 
-/* Record where o's wrappers are, from its file's symbols. */
-static void object_wrappers(object_info_t *o, const elf_symbols_t *e)
+/* Code that allocates for its caller wherever it was instantiated: the
+ * C++ standard library's templates (std::vector<T>::resize inlined into
+ * nothing at -O0, std::__new_allocator<T>::allocate) live in the
+ * program's own object, so skipping by object is not enough.  Mangled
+ * prefixes: std:: (_ZNSt, _ZSt, const members _ZNKSt), __gnu_cxx::. */
+static bool runtime_template(const char *name)
 {
-    unsigned nw = runtime_options.nwrappers;
-    for (size_t i = 0; nw > 0 && i < e->nsym; i++) {
-        const char *name;
-        uintptr_t start;
-        size_t size;
-        if (!elf_symbols_func(e, i, &name, &start, &size) || size == 0)
-            continue;
-        for (unsigned w = 0; w < nw; w++) {
-            if (strcmp(name, runtime_options.wrappers[w]) != 0)
-                continue;
+    static const char *const prefixes[] = {"_ZNSt", "_ZSt", "_ZNKSt",
+                                           "_ZN9__gnu_cxx", "_ZNK9__gnu_cxx"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    return false;
+}
+
+/* Does a walk skip this function?  Marks the wrappers found. */
+static bool skipped_function(const char *name)
+{
+    for (unsigned w = 0; w < runtime_options.nwrappers; w++)
+        if (strcmp(name, runtime_options.wrappers[w]) == 0) {
             atomic_fetch_or(&wrappers_found, (uint32_t)1 << w);
-            if (o->nwrappers == OBJECT_WRAPPERS_MAX) {
-                log_debug("objects: %s: more than %d wrapper functions; "
-                          "%s at %#lx not skipped", o->path,
-                          OBJECT_WRAPPERS_MAX, name, (unsigned long)start);
-                break;
-            }
-            o->wrapper[o->nwrappers++] =
-                (object_range_t){start, start + size};
-            break;
+            return true;
+        }
+    /* the loader's entry: whatever it calls is the program's */
+    return runtime_template(name) || strcmp(name, "_start") == 0;
+}
+
+static void range_sift(object_range_t *r, size_t i, size_t n)
+{
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            return;
+        if (c + 1 < n && r[c + 1].start > r[c].start)
+            c++;
+        if (r[c].start <= r[i].start)
+            return;
+        object_range_t t = r[i];
+        r[i] = r[c];
+        r[c] = t;
+        i = c;
+    }
+}
+
+/* Heapsort by start: no malloc (qsort may call it), n log n. */
+static void ranges_sort(object_range_t *r, size_t n)
+{
+    for (size_t i = n / 2; i-- > 0;)
+        range_sift(r, i, n);
+    for (size_t end = n; end-- > 1;) {
+        object_range_t t = r[0];
+        r[0] = r[end];
+        r[end] = t;
+        range_sift(r, 0, end);
+    }
+}
+
+/* Record o's skipped functions, from its file's symbols: count, then
+ * fill metadata memory, then sort for object_skips' binary search. */
+static void object_skip_ranges(object_info_t *o, const elf_symbols_t *e)
+{
+    size_t n = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        object_range_t *r = NULL;
+        if (pass == 1) {
+            if (n == 0 || (r = meta_alloc(n * sizeof *r)) == NULL)
+                return;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < e->nsym && (pass == 0 || k < n); i++) {
+            const char *name;
+            uintptr_t start;
+            size_t size;
+            if (!elf_symbols_func(e, i, &name, &start, &size) || size == 0 ||
+                !skipped_function(name))
+                continue;
+            if (pass == 1)
+                r[k] = (object_range_t){start, start + size};
+            k++;
+        }
+        if (pass == 0) {
+            n = k;
+        } else {
+            ranges_sort(r, k);
+            o->skip = r;
+            o->nskip = k;
         }
     }
+}
+
+bool object_skips(const object_info_t *o, uintptr_t offset)
+{
+    /* the last range starting at or before offset; ranges do not nest
+     * (functions), aliases repeat one range */
+    size_t lo = 0, hi = o->nskip;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (o->skip[mid].start <= offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo > 0 && offset < o->skip[lo - 1].end;
 }
 
 void elf_object_read(object_info_t *o, bool exe)
@@ -212,7 +290,7 @@ void elf_object_read(object_info_t *o, bool exe)
     }
     o->symbols = true;
     o->symtab = e.full;
-    object_wrappers(o, &e);
+    object_skip_ranges(o, &e);
     if (exe && !e.full && !atomic_exchange(&stripped_logged, true))
         log_info("objects: the executable %s has no symbol table "
                  "(stripped): its frames are keyed by offset only, and "

@@ -81,11 +81,15 @@ static int exe_path_once(void)
 
 static bool object_is_system(const char *base)
 {
-    /* libc and the dynamic loader allocate on behalf of their callers
-     * (strdup, fopen, qsort, dlopen): the caller is the site. */
-    return strncmp(base, "libc.so", 7) == 0 ||
-           strncmp(base, "ld-linux", 8) == 0 ||
-           strncmp(base, "libc-", 5) == 0;
+    /* libc, the loader and the language runtimes allocate on behalf of
+     * their callers (strdup, fopen, dlopen, std::vector, Fortran I/O): the
+     * caller is the site (TIERMEM_SKIP_OBJECTS) */
+    for (unsigned i = 0; i < runtime_options.nskip_objects; i++) {
+        const char *p = runtime_options.skip_objects[i];
+        if (strncmp(base, p, strlen(p)) == 0)
+            return true;
+    }
+    return false;
 }
 
 /* The record for (path, base), created if new.  Caller holds the lock. */
@@ -112,7 +116,8 @@ static int object_intern(const char *path, uintptr_t base)
     o->name_hash = objects_hash_bytes(b, strlen(b), 0);
     o->system = object_is_system(b);
     o->symbols = o->symtab = false;
-    o->nwrappers = 0;
+    o->nskip = 0;
+    o->skip = NULL;
     if (!o->system) /* libc's frames are skipped whole anyway */
         elf_object_read(o, strcmp(o->path, exe_path) == 0);
     atomic_store_explicit(&object_count, n + 1, memory_order_release);

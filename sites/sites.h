@@ -41,9 +41,8 @@ void fork_handlers_install(void);
 #define OBJECTS_MAX 1024
 #define OBJECT_PATH_MAX 512
 
-/* Where a wrapper function (TIERMEM_WRAPPERS) lies in an object, relative
- * to its load base. */
-#define OBJECT_WRAPPERS_MAX 8
+/* A function whose frames a stack walk skips (a wrapper, library template
+ * code, _start), relative to its object's load base. */
 typedef struct object_range {
     uintptr_t start, end;
 } object_range_t;
@@ -51,14 +50,18 @@ typedef struct object_range {
 typedef struct object_info {
     uintptr_t base;      /* load base (dlpi_addr) */
     uint64_t name_hash;  /* FNV-1a of the base name: the stable identity */
-    bool system;         /* libc or the dynamic loader: never a site */
-    bool symbols;        /* its file's symbols were read (then `wrapper`
-                            is complete; else only dladdr can tell) */
+    bool system;         /* in TIERMEM_SKIP_OBJECTS (libc, the loader, the
+                            language runtimes): never a site */
+    bool symbols;        /* its file's symbols were read (then `skip` is
+                            complete; else only dladdr can tell) */
     bool symtab;         /* ... from a full symbol table, locals too */
-    unsigned nwrappers;
-    object_range_t wrapper[OBJECT_WRAPPERS_MAX];
+    size_t nskip;
+    const object_range_t *skip; /* ascending start; metadata memory */
     char path[OBJECT_PATH_MAX];
 } object_info_t;
+
+/* Is offset (relative to o's base) inside one of o's skipped functions? */
+bool object_skips(const object_info_t *o, uintptr_t offset);
 
 /* The object holding code address addr and addr's offset in it, or -1. */
 int objects_lookup(uintptr_t addr, uintptr_t *offset);
@@ -104,8 +107,9 @@ bool elf_symbols_func(const elf_symbols_t *e, size_t i, const char **name,
 bool elf_symbols_find(const elf_symbols_t *e, uintptr_t addr,
                       const char **name, uintptr_t *start);
 /* Read o's symbols from its file (o->path) when it is first interned:
- * where its wrappers are (o->wrapper), whether it has a symbol table; for
- * the executable (exe), one info line if it has none. */
+ * which of its functions a walk skips (o->skip: TIERMEM_WRAPPERS, the
+ * C++ library's template code instantiated in it, _start), whether it has
+ * a symbol table; for the executable (exe), one info line if it has none. */
 void elf_object_read(object_info_t *o, bool exe);
 /* The wrappers (bit i: runtime_options.wrappers[i]) that some object read
  * so far defines. */

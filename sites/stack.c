@@ -96,16 +96,10 @@ static bool name_is_wrapper(const char *name)
 static bool ip_in_wrapper(uintptr_t ip, const object_info_t *o,
                           uintptr_t offset)
 {
+    if (o != NULL && o->symbols) /* offset - 1: one past its call */
+        return object_skips(o, offset - 1);
     if (runtime_options.nwrappers == 0)
         return false;
-    if (o != NULL && o->symbols) {
-        /* offset - 1: a return address may be one past its call */
-        for (unsigned i = 0; i < o->nwrappers; i++)
-            if (offset - 1 >= o->wrapper[i].start &&
-                offset - 1 < o->wrapper[i].end)
-                return true;
-        return false;
-    }
     Dl_info info;
     const ElfW(Sym) *sym = NULL;
     if (dladdr1((void *)(ip - 1), &info, (void **)&sym, RTLD_DL_SYMENT) == 0 ||
@@ -250,6 +244,15 @@ uint64_t stack_key(const void *caller, unsigned depth, stack_trace_t *trace)
     }
     walk_t w = {ra, false, depth, 0, 0, STACK_KEY_SEED, trace};
     _Unwind_Backtrace(walk_frame, &w);
+    if (w.taken == 0 && w.found && w.seen < WALK_MAX_FRAMES) {
+        /* Every frame up to the stack's end was skipped: an allocation by
+         * the loader, a language runtime or tiermem's own dependencies
+         * (libnuma while it loads), none of the program's.  Key 0 is site
+         * 0's. */
+        if (trace)
+            trace->depth = 0;
+        return 0;
+    }
     if (w.taken == 0) {
         /* The caller was never found (an unwinder without tables for some
          * frame) or every frame was skipped: fall back to the caller. */

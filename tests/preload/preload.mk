@@ -19,6 +19,8 @@ EXTRA_DIST += \
 	tests/preload/wrap_lib.c \
 	tests/preload/wrap_main.c \
 	tests/preload/wrap_static.c \
+	tests/preload/runtime_frames.cc \
+	tests/preload/runtime_frames.f90 \
 	tests/preload/cxx_new.cc \
 	tests/preload/capi.c \
 	tests/preload/malloc_stats.c \

@@ -224,6 +224,10 @@ build_all() {
     b wrap_static gcc "${CFLAGS_T[@]}" -o "$bin/wrap_static" "$here/wrap_static.c"
     b wrap_static_rdynamic gcc "${CFLAGS_T[@]}" -rdynamic \
         -o "$bin/wrap_static_rdynamic" "$here/wrap_static.c"
+    b runtime_frames_cxx g++ -std=c++17 -O0 -g -Wall -Wextra -Werror \
+        -o "$bin/runtime_frames_cxx" "$here/runtime_frames.cc"
+    b runtime_frames_f90 gfortran -O1 -g -Wall -Werror \
+        -o "$bin/runtime_frames_f90" "$here/runtime_frames.f90"
     b cxx_new g++ -std=c++17 -O2 -g -Wall -Wextra -Werror -pthread \
         -o "$bin/cxx_new" "$here/cxx_new.cc"
     b capi gcc "${CFLAGS_T[@]}" -o "$bin/capi" "$here/capi.c"
@@ -632,6 +636,38 @@ t_static_wrappers() {
     return $ok
 }
 
+t_runtime_frames() {
+    # Allocations the C++ and Fortran runtimes and OpenMP make for the
+    # program: every site's first frame must be in the program itself (not
+    # libstdc++, libgfortran, libgomp, or the library's template code
+    # instantiated in the program), and no frame is _start.  Every
+    # allocation gets a site (TIERMEM_SMALL_SIZE=0).
+    local d ok=0 prog t bad
+    local strict=1
+    for prog in runtime_frames_cxx runtime_frames_f90 omp; do
+        d=$work/runtime-frames/$prog
+        pair "$d" 120 TIERMEM_SMALL_SIZE=0 OMP_NUM_THREADS=2 -- "$bin/$prog" ||
+            { ok=1; continue; }
+        t=$(first_table "$d" "$prog")
+        [ -n "$t" ] || { say "$prog: no site table"; ok=1; continue; }
+        bad=$(awk -v prog="/$prog" '
+            $1 == "site" { s = $2; want = s != 0; n++ }
+            $1 == "frame" && $2 == 0 && want {
+                if (substr($3, length($3) - length(prog) + 1) != prog)
+                    print "site " s ": frame 0 in " $3 " " $5
+                want = 0
+            }
+            $1 == "frame" && $5 ~ /^_start[+]/ { print "site " s ": _start" }
+            END { if (n < 2) print "only " n " sites" }' "$t")
+        if [ -n "$bad" ]; then
+            say "$prog: sites whose first frame is not the program's:"
+            echo "$bad" | head -8 | sed 's/^/    /'
+            ok=1
+        fi
+    done
+    return $ok
+}
+
 t_layouts() {
     # Our multithreaded and API programs again under the two other layouts
     # (one arena per thread; small sites sharing an arena until they grow).
@@ -789,8 +825,8 @@ result() { # name status
 }
 
 tests=(sort coreutils-pipeline python gcc pthreads openmp fork-exec mpi
-    aslr-keys wrappers static-wrappers cxx-new-delete c-api malloc-stats layouts
-    profile)
+    aslr-keys wrappers static-wrappers runtime-frames cxx-new-delete c-api
+    malloc-stats layouts profile)
 
 echo "preload library: $lib"
 if [ ! -f "$lib" ]; then

@@ -267,6 +267,8 @@ static void test_bad_values(void)
         {"TIERMEM_STACK_DEPTH=-1", NULL, "using 2"},
         {"TIERMEM_WRAPPERS=foo,ba-r", "\"ba-r\"", "using the default list"},
         {"TIERMEM_WRAPPERS=foo()", "\"foo()\"", "using the default list"},
+        {"TIERMEM_SKIP_OBJECTS=libfoo.so,lib bar", NULL, "using the default list"},
+        {"TIERMEM_SKIP_OBJECTS=lib/x", NULL, "using the default list"},
         {"TIERMEM_DEFAULT_TIER=64", NULL, "using tier 0"},
         {"TIERMEM_DEFAULT_NODE=x1", NULL, "using tier 0"},
         {"TIERMEM_DEFAULT_NODE=64", NULL, "using tier 0"},
@@ -430,6 +432,28 @@ static void test_target(void)
     CHECK(o.default_target.kind == TM_TARGET_TIER &&
           o.default_target.index == 63 &&
           o.default_target.mode == TM_MODE_PREFERRED);
+}
+
+/* TIERMEM_SKIP_OBJECTS: base-name prefixes, '+' adds to the defaults
+ * (libc, the loader, the language runtimes, libnuma); the wrappers named
+ * by the user, not the defaults, are the ones worth a warning. */
+static void test_skip_objects(void)
+{
+    options_t o;
+    log_reset(TM_LOG_WARN);
+    options_set_defaults(&o);
+    CHECK(o.nskip_objects == 9 && strcmp(o.skip_objects[3], "libstdc++.so") == 0);
+    parse(&o, "TIERMEM_SKIP_OBJECTS=", NULL);
+    CHECK(o.nskip_objects == 0);
+    parse(&o, "TIERMEM_SKIP_OBJECTS=+libmpi.so,ld-linux-x86-64", NULL);
+    CHECK(o.nskip_objects == 11 && strcmp(o.skip_objects[9], "libmpi.so") == 0);
+    parse(&o, "TIERMEM_SKIP_OBJECTS=libc.so", NULL);
+    CHECK(o.nskip_objects == 1);
+    CHECK(log_count("warning", NULL) == 0);
+    parse(&o, "TIERMEM_WRAPPERS=+my_alloc,strdup", NULL);
+    CHECK(o.wrappers_named == (uint32_t)1 << NEXPECTED_WRAPPERS);
+    parse(&o, "TIERMEM_WRAPPERS=strdup,mine", NULL);
+    CHECK(o.wrappers_named == 2u);
 }
 
 static void test_wrappers(void)
@@ -607,6 +631,7 @@ int main(void)
     test_precedence();
     test_target();
     test_wrappers();
+    test_skip_objects();
     test_unknown_names();
     test_rank();
     test_guidance_path();
