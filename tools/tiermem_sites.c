@@ -7,9 +7,11 @@
  * reading DWARF line tables inside a process's malloc at exit is neither
  * cheap nor safe.  This tool adds them afterwards: every `frame` line gets
  * "at FILE:LINE" (and the function name when the table had none) from
- * addr2line, one addr2line run per object.  Frames whose object has no
- * debug information get "at ??:0"; objects that are not readable regular
- * files here are left as they are.
+ * addr2line, one addr2line run per object; where the compiler inlined the
+ * allocating code into its callers, "(callee), inlined in CALLER at
+ * FILE:LINE" follows for each.  Frames whose object has no debug
+ * information get "at ??:0"; objects that are not readable regular files
+ * here are left as they are.
  *
  * Tables come from other users and machines, so nothing in one is ever
  * code: site_table_read checks the whole table first (a bad line: the
@@ -28,6 +30,7 @@
 #define _GNU_SOURCE /* memfd_create */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -51,6 +54,8 @@ extern char **environ;
 typedef struct resolved {
     char *function; /* "??" when it does not know */
     char *location; /* "file:line" */
+    char *inlined;  /* ", inlined in F at file:line" for each caller the
+                       compiler inlined the call into, outward; or NULL */
 } resolved_t;
 
 static bool addr2line_missing;
@@ -117,7 +122,34 @@ static void drop_discriminator(char *loc)
         *d = '\0';
 }
 
-/* Read addr2line's two lines per address into res[0..n). */
+/* Is line an address line of `addr2line -a` ("0x" and hex digits)?  A
+ * function name never starts with a digit. */
+static bool address_line(const char *line)
+{
+    if (line[0] != '0' || line[1] != 'x' || line[2] == '\0')
+        return false;
+    for (const char *p = line + 2; *p; p++)
+        if (!isxdigit((unsigned char)*p))
+            return false;
+    return true;
+}
+
+/* Append ", inlined in FN at LOC" to *chain (malloc'd, or NULL). */
+static bool chain_add(char **chain, const char *fn, const char *loc)
+{
+    size_t old = *chain ? strlen(*chain) : 0;
+    size_t add = strlen(fn) + strlen(loc) + 32;
+    char *c = realloc(*chain, old + add);
+    if (c == NULL)
+        return false;
+    snprintf(c + old, add, ", inlined in %s at %s", fn, loc);
+    *chain = c;
+    return true;
+}
+
+/* Read `addr2line -a -i -f` output into res[0..n): per address, its
+ * address line, then a function and a location line for the code itself
+ * and one pair more for each caller it was inlined into. */
 static size_t read_results(int fd, resolved_t *res, size_t n)
 {
     FILE *f = fdopen(fd, "r");
@@ -125,23 +157,47 @@ static size_t read_results(int fd, resolved_t *res, size_t n)
         close(fd);
         return 0;
     }
-    static char fn[OUT_LINE_MAX + 2], loc[OUT_LINE_MAX + 2];
+    static char line[OUT_LINE_MAX + 2], loc[OUT_LINE_MAX + 2];
     size_t got = 0;
-    long fl, ll;
-    while ((fl = read_out_line(f, fn)) >= 0 &&
-           (ll = read_out_line(f, loc)) >= 0) {
-        if (got == n)
-            continue; /* more than asked for: drain, ignore */
-        drop_discriminator(loc);
-        res[got].function = clean_copy(fn, strlen(fn));
-        res[got].location = clean_copy(loc, strlen(loc));
-        if (res[got].function == NULL || res[got].location == NULL) {
-            free(res[got].function);
-            free(res[got].location);
-            res[got] = (resolved_t){NULL, NULL};
-            break;
+    bool have = read_out_line(f, line) >= 0;
+    while (have) {
+        if (!address_line(line)) { /* out of step: skip to the next one */
+            have = read_out_line(f, line) >= 0;
+            continue;
         }
-        got++;
+        resolved_t r = {NULL, NULL, NULL};
+        bool ok = true;
+        for (unsigned level = 0;; level++) {
+            if (read_out_line(f, line) < 0) {
+                have = false;
+                break;
+            }
+            if (address_line(line) && level > 0)
+                break; /* the next address */
+            if (read_out_line(f, loc) < 0) {
+                have = false;
+                break;
+            }
+            drop_discriminator(loc);
+            if (level == 0) {
+                r.function = clean_copy(line, strlen(line));
+                r.location = clean_copy(loc, strlen(loc));
+                ok = r.function != NULL && r.location != NULL;
+            } else if (ok) {
+                char *fn = clean_copy(line, strlen(line));
+                char *lc = clean_copy(loc, strlen(loc));
+                ok = fn != NULL && lc != NULL && chain_add(&r.inlined, fn, lc);
+                free(fn);
+                free(lc);
+            }
+        }
+        if (got < n && ok && r.function != NULL) {
+            res[got++] = r;
+        } else {
+            free(r.function);
+            free(r.location);
+            free(r.inlined);
+        }
     }
     fclose(f);
     return got;
@@ -167,15 +223,15 @@ static int address_file(const uint64_t *offsets, size_t n)
     return out;
 }
 
-/* Run `addr2line -f -C -e /proc/self/fd/OBJFD` with the addresses on its
- * stdin; fills res[0..n) and returns how many it answered. */
+/* Run `addr2line -a -i -f -C -e /proc/self/fd/OBJFD` with the addresses
+ * on its stdin; fills res[0..n) and returns how many it answered. */
 static size_t run_addr2line(const char *object, int objfd,
                             const uint64_t *offsets, size_t n,
                             resolved_t *res)
 {
     char exe[64];
     snprintf(exe, sizeof exe, "/proc/self/fd/%d", objfd);
-    char *argv[] = {"addr2line", "-f", "-C", "-e", exe, NULL};
+    char *argv[] = {"addr2line", "-a", "-i", "-f", "-C", "-e", exe, NULL};
     int in = address_file(offsets, n), out[2] = {-1, -1};
     if (in < 0 || pipe2(out, O_CLOEXEC) != 0) {
         fprintf(stderr, "tiermem-sites: %s: no pipe for addr2line: %s\n",
@@ -271,12 +327,14 @@ static void resolve_object(const site_table_t *t, const size_t *order,
         while (offs[u] != t->frames[order[i]].offset)
             u++;
         if (u < got)
-            res[order[i]] = (resolved_t){strdup(r[u].function),
-                                         strdup(r[u].location)};
+            res[order[i]] = (resolved_t){
+                strdup(r[u].function), strdup(r[u].location),
+                r[u].inlined ? strdup(r[u].inlined) : NULL};
     }
     for (size_t u = 0; r != NULL && u < got; u++) {
         free(r[u].function);
         free(r[u].location);
+        free(r[u].inlined);
     }
     free(r);
     free(offs);
@@ -315,7 +373,10 @@ static void print_frame(const site_table_line_t *l, const site_table_frame_t *f,
                l->text + f->function_at + 1);
     else
         printf("%s", l->text);
-    printf(" at %s\n", r->location);
+    if (r->inlined != NULL) /* the code is an inlined callee's: name it */
+        printf(" at %s (%s)%s\n", r->location, r->function, r->inlined);
+    else
+        printf(" at %s\n", r->location);
 }
 
 static int annotate(const char *path)
@@ -348,6 +409,7 @@ static int annotate(const char *path)
     for (size_t i = 0; i < t.nframes; i++) {
         free(res[i].function);
         free(res[i].location);
+        free(res[i].inlined);
     }
     free(res);
     site_table_free(&t);

@@ -64,6 +64,33 @@ check "make_big counters" bash -c "echo '$big' | grep -qE 'allocs 2 frees 1 live
 check "main's frame 1 of make_big at prog.c:11" bash -c "echo \"\$1\" | grep -qE '^frame 1 .*/prog .*main.* at .*prog\.c:11$'" _ "$annotated"
 check "calloc site at prog.c:12" bash -c "echo \"\$1\" | grep -qE '^frame 0 .*/prog .*main.* at .*prog\.c:12$'" _ "$annotated"
 
+# An allocation whose caller the compiler inlined: the frame's code is
+# helper's, inlined into main; the tool prints the chain (addr2line -i).
+cat >"$work/inl.c" <<'PROG'
+#include <stdio.h>
+#include <stdlib.h>
+static inline __attribute__((always_inline)) void *helper(size_t n)
+{
+    return calloc(n, 4); /* line 5 */
+}
+int main(void)
+{
+    void *p = helper(1 << 16); /* line 9 */
+    printf("%d\n", p != NULL);
+    free(p);
+    return 0;
+}
+PROG
+${CC:-cc} -g -O2 -o "$work/inl" "$work/inl.c" || exit 1
+mkdir "$work/inl-out"
+TIERMEM_OUTPUT_DIR=$work/inl-out TIERMEM_STACK_DEPTH=1 LD_PRELOAD=$lib \
+    "$work/inl" >/dev/null || { echo "inl failed"; exit 1; }
+itable=$(ls "$work"/inl-out/tiermem-sites.inl.*.txt 2>/dev/null | head -1)
+iann=$("$tool" "$itable" 2>&1)
+echo "$iann" | grep '^frame 0 .*/inl '
+check "inlined call: helper at inl.c:5, inlined in main at inl.c:9" \
+    bash -c "echo \"\$1\" | grep -qE '^frame 0 .*/inl .* at .*inl\.c:5 \(helper\), inlined in main at .*inl\.c:9\$'" _ "$iann"
+
 # A table from someone else: its fields are data, never code.
 mkdir "$work/cwd"
 printf '%s\n' '# tiermem site table, format 1' \
