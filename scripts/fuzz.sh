@@ -56,7 +56,7 @@ flags=(-g -O1 -std=c11 -Wall -Wextra -Werror
     -fno-omit-frame-pointer -DHAVE_CONFIG_H
     -I"$build" -I"$root/include" -I"$root/base" -I"$root/extent" -I"$root/settings"
     -I"$root/arena" -I"$root/sites" -I"$root/profiler")
-sources=("$root/settings/options.c" "$root/settings/parse.c" "$root/settings/settings_init.c" "$root/sites/guidance.c"
+sources=("$root/settings/options.c" "$root/settings/options_lists.c" "$root/settings/parse.c" "$root/settings/settings_init.c" "$root/sites/guidance.c"
     "$root/profiler/profile_read.c" "$root/base/read_file.c" "$root/profiler/profile_parse.c"
     "$root/sites/site_table_read.c" "$root/base/text.c" "$root/arena/node_sysfs.c"
     "$root/base/file_open.c" "$root/base/log.c" "$root/base/owned_fd.c" "$root/settings/setting_env.c"

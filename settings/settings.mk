@@ -3,7 +3,8 @@
 # The settings registry and its parsers, the log's settings, their unit
 # tests, and the fuzz targets that scripts/fuzz.sh builds with clang's
 # libFuzzer outside automake.
-libtmcore_la_SOURCES += settings/settings.h settings/settings_init.c settings/options.c settings/parse.c \
+libtmcore_la_SOURCES += settings/settings.h settings/settings_init.c settings/options.c \
+	settings/options_lists.h settings/options_lists.c settings/parse.c \
 	settings/setting_env.c
 
 check_PROGRAMS += tests/unit/test_options tests/unit/test_options_hostile \
