@@ -391,19 +391,29 @@ static void test_one_per_block(void)
     tm_arena_destroy(a);
 }
 
+/* A new arena on node 0 with one 2 MiB-aligned block of size bytes, every
+ * page written (resident); NULL if either cannot be made. */
+static char *filled_arena(size_t size, tm_arena_t **out)
+{
+    tm_placement_t pl = tm_placement_node(TM_MODE_PREFERRED, 0);
+    tm_arena_t *a = tm_arena_create(&pl);
+    char *buf = a ? tm_arena_aligned_alloc(a, 2 * MiB, size) : NULL;
+    if (buf != NULL)
+        memset(buf, 1, size);
+    *out = a;
+    return buf;
+}
+
 /* Issue 14, part 2: over a run shorter than the stride, the pages probed
  * are spread over the whole of every stride, not a corner of it.  With the
  * old offset (round % stride) 32 rounds probed only the first 32 pages of
  * each 4096-page window: every sample in one or two of the 8 buckets. */
 static void test_spread(void)
 {
-    tm_placement_t pl = tm_placement_node(TM_MODE_PREFERRED, 0);
-    tm_arena_t *a = tm_arena_create(&pl);
-    REQUIRE_VOID(a != NULL);
     size_t size = 64 * MiB;
-    char *buf = tm_arena_aligned_alloc(a, 2 * MiB, size);
+    tm_arena_t *a;
+    char *buf = filled_arena(size, &a);
     REQUIRE_VOID(buf != NULL);
-    memset(buf, 1, size);
     counts_reset();
     sampler_t s;
     REQUIRE_VOID(sampler_open_pages(&s, 4) == 0); /* stride ~ 4096 pages */
@@ -531,13 +541,10 @@ static budget_run_t budget_run(char *buf, size_t size, size_t every)
  * count. */
 static void test_budget_scales(void)
 {
-    tm_placement_t pl = tm_placement_node(TM_MODE_PREFERRED, 0);
-    tm_arena_t *a = tm_arena_create(&pl);
-    REQUIRE_VOID(a != NULL);
     size_t size = 256 * MiB;
-    char *buf = tm_arena_aligned_alloc(a, 2 * MiB, size);
+    tm_arena_t *a;
+    char *buf = filled_arena(size, &a);
     REQUIRE_VOID(buf != NULL);
-    memset(buf, 1, size);
 
     budget_run_t dense = budget_run(buf, size, 1);
     double b_dense = budget_of(dense);
