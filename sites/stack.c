@@ -8,9 +8,10 @@
  * frames that count are the program's real call sites.
  *
  * Cost: classifying a return address (object lookup, and the object's
- * wrapper ranges, read from its file's symbols when it was first seen) is
- * done once per distinct address and cached in a lock-free table.  Depth 1 with an unskipped caller needs no unwinding at
- * all: the entry point hands in its own return address.  Deeper keys walk
+ * skipped functions, read from its file's symbols when it was first seen)
+ * is done once per distinct address and cached in a lock-free table.
+ * Depth 1 with an unskipped caller needs no unwinding at all: the entry
+ * point hands in its own return address.  Deeper keys walk
  * the stack with libgcc's _Unwind_Backtrace, which reads the DWARF unwind
  * tables every x86-64 object carries (frame pointers are usually absent).
  */
@@ -88,13 +89,14 @@ static bool name_is_wrapper(const char *name)
     return false;
 }
 
-/* Is ip inside a function named in TIERMEM_WRAPPERS?  The object's own
- * symbols say where its wrappers are, exported or not (elf_symbols.c).
- * For an object whose file could not be read, dladdr1 gives the nearest
- * exported symbol and its size, so an address just past a wrapper (in a
- * static function) is not mistaken for it. */
-static bool ip_in_wrapper(uintptr_t ip, const object_info_t *o,
-                          uintptr_t offset)
+/* Is ip inside a function a walk skips?  The object's own symbols say
+ * which (elf_symbols.c: its wrappers, exported or not, the C++ library's
+ * templates, _start).  For an object whose file could not be read only
+ * exported wrappers can be told: dladdr1 gives the nearest dynamic symbol
+ * and its size, so an address just past a wrapper (in a static function)
+ * is not mistaken for it. */
+static bool ip_in_skipped_function(uintptr_t ip, const object_info_t *o,
+                                   uintptr_t offset)
 {
     if (o != NULL && o->symbols) /* offset - 1: one past its call */
         return object_skips(o, offset - 1);
@@ -124,7 +126,7 @@ static ip_class_t ip_classify_slow(uintptr_t ip)
         c.skip = o->system;
     }
     if (!c.skip)
-        c.skip = ip_in_wrapper(ip, o, c.offset);
+        c.skip = ip_in_skipped_function(ip, o, c.offset);
     return c;
 }
 
