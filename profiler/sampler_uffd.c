@@ -8,8 +8,8 @@
  * most one page of a transparent huge page is protected), from an offset
  * that moves each round along the golden-ratio sequence, so every part of
  * each stride is probed at an even pace.  The budget follows the resident
- * memory, within a cost cap (uffd_round_budget).  The first write to a protected page stops the
- * writer in the kernel and queues a fault message on the userfaultfd; the
+ * memory, within a cost cap (uffd_round_budget).  The first write to a
+ * protected page stops the writer in the kernel and queues a fault message on the userfaultfd; the
  * sampler's own fault-service thread turns the message into a sample of
  * weight S and un-protects the page, which wakes the writer.  So a sample
  * means "this page was written this interval", and the counts estimate
@@ -53,8 +53,8 @@
  * can probe every resident huge page's worth once.  Resident memory is
  * estimated from the picks themselves: the share of picked pages mincore
  * finds resident (picks never touched are skipped, not protected), times
- * the mapped pages.  Two costs cap it, each
- * at UFFD_COST_SHARE of an interval: the writers' faults (a written
+ * the mapped pages.  Two costs cap it, each at UFFD_COST_SHARE of an
+ * interval: the writers' faults (a written
  * protected page stops its writer ~56 us, bench/bench_uffd.c) and the
  * profiling thread's protect and un-protect ioctls (~2 us each).  The
  * fault cap is divided by the share of protected pages the program
@@ -181,7 +181,6 @@ static void uffd_budget_init(uffd_state_t *st, const prof_options_t *o)
     st->hit_rate = 1.0; /* until measured: assume every page is written */
     st->resident_share = 1.0; /* ... and resident */
     st->seed = unpredictable_bits();
-    st->budget = st->fixed_budget ? st->fixed_budget : UFFD_MIN_PAGES;
 }
 
 /* This round's budget, from the arenas' mapped pages (inside the walk).

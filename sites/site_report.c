@@ -195,18 +195,11 @@ int site_report_write(const char *path)
      * through a link, and renamed over the final name (rename replaces a
      * planted link, it does not follow it). */
     char tmp[TM_PATH_MAX + 32];
-    /* static: with its symbol cache it is too big for a thread's stack;
-     * the lock makes two writers (tm_site_report and the exit) take
-     * turns */
-    static out_t o;
-    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    pthread_mutex_lock(&lock);
-    memset(&o, 0, sizeof o);
+    out_t o = {.fd = file_create_temp(path, tmp, sizeof tmp,
+                                      SITE_TABLE_MODE)};
     for (unsigned i = 0; i < SYMBOL_CACHE; i++)
         o.sym_object[i] = STACK_NO_OBJECT;
-    o.fd = file_create_temp(path, tmp, sizeof tmp, SITE_TABLE_MODE);
     if (o.fd < 0) {
-        pthread_mutex_unlock(&lock);
         int e = errno;
         log_warn("site table: cannot create a temporary file beside %s: "
                     "errno %d", path, e);
@@ -220,12 +213,10 @@ int site_report_write(const char *path)
         o.err = errno;
     if (o.err == 0 && rename(tmp, path) != 0)
         o.err = errno;
-    int err = o.err;
-    pthread_mutex_unlock(&lock);
-    if (err != 0) {
-        log_warn("site table: writing %s failed: errno %d", path, err);
+    if (o.err != 0) {
+        log_warn("site table: writing %s failed: errno %d", path, o.err);
         (void)unlink(tmp);
-        errno = err;
+        errno = o.err;
         return -1;
     }
     return 0;
