@@ -97,6 +97,14 @@ static int site_total_by_index(const void *key, const void *elem)
     return idx < t->index ? -1 : idx > t->index;
 }
 
+/* The totals entry of an interval's site row, or NULL. */
+static const struct prof_site_total *site_total_of(const profile_t *p,
+                                                   const prof_site_row_t *r)
+{
+    return bsearch(&r->index, p->sites, p->nsites, sizeof *p->sites,
+                   site_total_by_index);
+}
+
 /* Samples per site total (parallel to p->sites) from intervals
  * first..last only. */
 static void guide_range_samples(const profile_t *p, uint64_t first,
@@ -107,9 +115,7 @@ static void guide_range_samples(const profile_t *p, uint64_t first,
         if (iv->seq < first || iv->seq > last)
             continue;
         for (size_t k = 0; k < iv->nsites; k++) {
-            const struct prof_site_total *t =
-                bsearch(&iv->sites[k].index, p->sites, p->nsites,
-                        sizeof *p->sites, site_total_by_index);
+            const struct prof_site_total *t = site_total_of(p, &iv->sites[k]);
             if (t != NULL)
                 samples[t - p->sites] = sat_add_u64(
                     samples[t - p->sites], iv->sites[k].samples);
@@ -134,9 +140,7 @@ static uint64_t guide_live_peak(const profile_t *p, uint64_t first,
             break;
         for (size_t k = 0; k < iv->nsites; k++) {
             const prof_site_row_t *r = &iv->sites[k];
-            const struct prof_site_total *t =
-                bsearch(&r->index, p->sites, p->nsites, sizeof *p->sites,
-                        site_total_by_index);
+            const struct prof_site_total *t = site_total_of(p, r);
             if (t == NULL || t->index == 0)
                 continue;
             uint64_t *cur = &live[t - p->sites];
