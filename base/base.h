@@ -243,6 +243,9 @@ size_t os_page_size(void);
  * On return exactly [result, result + size) is mapped by this call.
  * NULL + errno on failure, with nothing left mapped. */
 void *os_map_aligned(size_t size, size_t alignment);
+/* Map exactly `size` bytes at hint if that space is free, else wherever
+ * the kernel chooses (never replaces a mapping).  NULL + errno. */
+void *os_map_near(void *hint, size_t size);
 /* Map exactly [addr, addr + size) or fail (never replaces a mapping). */
 void *os_map_fixed(void *addr, size_t size);
 int os_unmap(void *addr, size_t size);

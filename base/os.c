@@ -166,6 +166,15 @@ void *os_map_aligned(size_t size, size_t alignment)
     return trim_to(base, mapped, aligned, size);
 }
 
+void *os_map_near(void *hint, size_t size)
+{
+    if (size == 0 || size % os_page_size() != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return map_anonymous(hint, size, 0);
+}
+
 void *os_map_fixed(void *addr, size_t size)
 {
     char *p = map_anonymous(addr, size, MAP_FIXED_NOREPLACE);

@@ -94,6 +94,9 @@ typedef struct hook_arena {
     bool creating;
     unsigned nmetadata;
     extent_range_t metadata[HOOK_METADATA_RANGES];
+    /* The arena's current address chunk (extent_region.c), under `lock`:
+     * new extents are hinted at region_next; 0 before the first. */
+    uintptr_t region_next, region_end;
 } hook_arena_t;
 
 int hook_arena_init(hook_arena_t *arena, unsigned id,
@@ -111,11 +114,28 @@ size_t extent_check_consistency(hook_arena_t *arena);
  * every debug run).  Does nothing in release builds. */
 void hook_set_consistency_period(unsigned n);
 
-/* Global counters, read with tm_stats_get. */
+/* Global counters, read with tm_stats_get.  region_misses: extents the
+ * kernel did not place in their arena's address region (extent_region.c). */
 typedef struct hook_counters {
     _Atomic uint64_t extents, bytes_mapped, allocs, alloc_failures,
-        mbind_failures, unmaps, unmap_failures, splits, merges, purges;
+        mbind_failures, unmaps, unmap_failures, splits, merges, purges,
+        region_misses;
 } hook_counters_t;
+
+/* ------------------------------------------------------------------ */
+/* extent_region.c: each arena's extents in address chunks of its own,  */
+/* so no VMA ever holds two arenas' pages (the file says why)           */
+/* ------------------------------------------------------------------ */
+
+/* The address to hint the next extent of `size` bytes at, aligned, taken
+ * from the arena's chunk (claiming a fresh one when it is full); 0 when no
+ * chunk is left.  Caller holds the arena's mutex. */
+uintptr_t region_reserve(hook_arena_t *arena, size_t size, size_t alignment);
+/* May jemalloc's in-place extension at addr be mapped without touching
+ * another arena's chunk? */
+bool region_allows_fixed(uintptr_t addr, size_t size);
+/* An extent was mapped at a fixed address: keep the hints past it. */
+void region_note_fixed(hook_arena_t *arena, uintptr_t addr, size_t size);
 extern hook_counters_t hook_counters;
 
 #endif /* TM_EXTENT_H */

@@ -44,16 +44,45 @@ static size_t effective_alignment(size_t size, size_t alignment)
     return alignment;
 }
 
-static void *map_extent(void *new_addr, size_t size, size_t alignment)
+/* A new extent, hinted into the arena's address region right after the
+ * arena's last one; where the kernel will not honour the hint, wherever it
+ * puts it (aligned either way, and exactly `size` bytes mapped either way).
+ * In the region only jemalloc's alignment is asked for: the extents lie
+ * back to back in one VMA from a 64 GiB-aligned start, so transparent huge
+ * pages can back every aligned 2 MiB of it, and rounding each big extent
+ * up to 2 MiB would only leave holes that split the VMA. */
+static void *map_new_extent(hook_arena_t *a, size_t size, size_t alignment)
 {
-    if (new_addr == NULL)
-        return os_map_aligned(size, effective_alignment(size, alignment));
     size_t page = os_page_size();
     size_t align = alignment > page ? alignment : page;
-    if (((uintptr_t)new_addr & (align - 1)) != 0) {
+    mutex_lock(&a->lock);
+    uintptr_t hint = region_reserve(a, size, align);
+    mutex_unlock(&a->lock);
+    if (hint != 0) {
+        void *p = os_map_near((void *)hint, size);
+        if (p == (void *)hint)
+            return p;
+        count(&hook_counters.region_misses, 1);
+        if (p != NULL && os_unmap(p, size) != 0)
+            return NULL; /* logged; those bytes were never tracked */
+    } else {
+        count(&hook_counters.region_misses, 1);
+    }
+    return os_map_aligned(size, effective_alignment(size, alignment));
+}
+
+/* jemalloc's in-place growth: exactly at new_addr, or not at all. */
+static void *map_extent_at(hook_arena_t *a, void *new_addr, size_t size,
+                           size_t alignment)
+{
+    size_t page = os_page_size();
+    size_t align = alignment > page ? alignment : page;
+    if (((uintptr_t)new_addr & (align - 1)) != 0 ||
+        !region_allows_fixed((uintptr_t)new_addr, size)) {
         errno = EINVAL;
         return NULL;
     }
+    (void)a;
     return os_map_fixed(new_addr, size);
 }
 
@@ -135,7 +164,8 @@ static void *hook_alloc(extent_hooks_t *hooks, void *new_addr, size_t size,
         errno = EINVAL;
         return NULL;
     }
-    void *p = map_extent(new_addr, size, alignment);
+    void *p = new_addr == NULL ? map_new_extent(a, size, alignment)
+                               : map_extent_at(a, new_addr, size, alignment);
     if (p == NULL) {
         /* Debug, not a warning: the caller sees NULL (malloc(1 << 46), or
          * an address-space limit, which reclaim may then relieve), and a
@@ -149,6 +179,8 @@ static void *hook_alloc(extent_hooks_t *hooks, void *new_addr, size_t size,
     }
     mutex_lock(&a->lock);
     int rc = adopt_extent(a, p, size);
+    if (rc == 0 && new_addr != NULL)
+        region_note_fixed(a, (uintptr_t)p, size);
     if (rc == 0 && a->creating && a->nmetadata < HOOK_METADATA_RANGES)
         a->metadata[a->nmetadata++] =
             (extent_range_t){.start = (uintptr_t)p, .size = size};
@@ -384,6 +416,7 @@ int hook_arena_init(hook_arena_t *a, unsigned id,
     a->extents.guard = &a->lock;
 #endif
     a->unbound = 0;
+    a->region_next = a->region_end = 0;
     return 0;
 }
 

@@ -1,0 +1,174 @@
+/*
+ * test_extent_region.c -- two arenas never share a VMA (extent_region.c).
+ *
+ * The kernel merges adjacent anonymous mappings with the same policy into
+ * one VMA, and per-VMA figures (smaps Referenced, numa_maps) are only worth
+ * something per arena if each VMA holds one arena's pages.  Checked on the
+ * kernel's own view, /proc/self/maps:
+ *   - two arenas with the same placement, filled in turns: no VMA holds
+ *     pages of both, and every byte of each arena's extents is mapped;
+ *   - the extents of one arena merge into few VMAs (the separation costs no
+ *     VMA);
+ *   - a foreign mapping squatting on an arena's next hint: the extent goes
+ *     elsewhere, counted as a region miss, still exactly tracked;
+ *   - jemalloc's in-place growth is refused across a chunk boundary.
+ */
+#include "config.h"
+
+#include <sys/mman.h>
+
+#include "arena.h"
+#include "../tm_test.h"
+#include "../maps_util.h"
+
+#define BLOCK ((size_t)3 << 20)
+#define ROUNDS 8
+
+/* The arena ids of the pages of [lo, hi) that tiermem tracks, as a mask of
+ * the two arenas' ids (bit 0: a, bit 1: b, bit 2: anything else). */
+static unsigned owners_in(uintptr_t lo, uintptr_t hi, unsigned a, unsigned b)
+{
+    unsigned mask = 0;
+    for (uintptr_t p = lo; p < hi; p += os_page_size()) {
+        unsigned id = extent_map_lookup((void *)p);
+        mask |= id == 0 ? 0 : id == a ? 1 : id == b ? 2 : 4;
+    }
+    return mask;
+}
+
+static size_t vmas_holding(unsigned id, long n)
+{
+    size_t count = 0;
+    for (long i = 0; i < n; i++) {
+        uintptr_t lo = maps_buf[i].lo, hi = maps_buf[i].hi;
+        if (hi - lo > ((size_t)1 << 32))
+            continue; /* not an extent-sized VMA; sanitizer shadows */
+        for (uintptr_t p = lo; p < hi; p += os_page_size())
+            if (extent_map_lookup((void *)p) == id) {
+                count++;
+                break;
+            }
+    }
+    return count;
+}
+
+static void test_two_arenas_apart(void)
+{
+    tm_placement_t pl = tm_placement_node(TM_MODE_PREFERRED, 0);
+    tm_arena_t *a = tm_arena_create(&pl), *b = tm_arena_create(&pl);
+    REQUIRE_VOID(a != NULL && b != NULL);
+    unsigned ida = tm_arena_id(a), idb = tm_arena_id(b);
+    void *blocks[2 * ROUNDS];
+    for (int i = 0; i < ROUNDS; i++) { /* in turns: the worst case */
+        blocks[2 * i] = tm_arena_malloc(a, BLOCK);
+        blocks[2 * i + 1] = tm_arena_malloc(b, BLOCK);
+        REQUIRE_VOID(blocks[2 * i] && blocks[2 * i + 1]);
+        memset(blocks[2 * i], 1, BLOCK);
+        memset(blocks[2 * i + 1], 2, BLOCK);
+    }
+    long n = maps_read(maps_buf, MAPS_MAX);
+    REQUIRE_VOID(n > 0);
+    unsigned shared = 0;
+    for (long i = 0; i < n; i++) {
+        if (maps_buf[i].hi - maps_buf[i].lo > ((size_t)1 << 32))
+            continue;
+        if (owners_in(maps_buf[i].lo, maps_buf[i].hi, ida, idb) == 3)
+            shared++;
+    }
+    CHECK_MSG(shared == 0, "%u VMAs hold pages of both arenas", shared);
+    /* Eight 3 MiB blocks of one arena: back to back in one VMA (two if
+     * jemalloc's metadata extent came first with a different size). */
+    size_t va = vmas_holding(ida, n), vb = vmas_holding(idb, n);
+    CHECK_MSG(va >= 1 && va <= 2 && vb >= 1 && vb <= 2,
+              "arena VMAs: %zu and %zu", va, vb);
+    /* Every tracked byte is mapped. */
+    tm_arena_t *both[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        mutex_lock(&both[k]->hooked.lock);
+        size_t count, bytes;
+        extent_range_t *r = arena_ranges(both[k], &count, &bytes);
+        size_t tracked = 0, mapped = 0;
+        for (size_t i = 0; r != NULL && i < count; i++) {
+            tracked += r[i].size;
+            mapped += maps_bytes_in(r[i].start, r[i].start + r[i].size);
+        }
+        mutex_unlock(&both[k]->hooked.lock);
+        CHECK(r != NULL && tracked > 0 && mapped == tracked);
+        meta_free(r, bytes);
+    }
+    for (int i = 0; i < 2 * ROUNDS; i++)
+        tm_free(blocks[i]);
+    CHECK(tm_arena_destroy(a) == 0);
+    CHECK(tm_arena_destroy(b) == 0);
+}
+
+/* Someone else maps at the arena's next hint: the extent lands elsewhere,
+ * and still exactly its bytes are mapped and tracked. */
+static void test_hint_taken(void)
+{
+    tm_placement_t pl = tm_placement_node(TM_MODE_PREFERRED, 0);
+    tm_arena_t *a = tm_arena_create(&pl);
+    REQUIRE_VOID(a != NULL);
+    void *first = tm_arena_malloc(a, BLOCK);
+    REQUIRE_VOID(first != NULL);
+    mutex_lock(&a->hooked.lock);
+    uintptr_t next = a->hooked.region_next;
+    mutex_unlock(&a->hooked.lock);
+    REQUIRE_VOID(next != 0);
+    size_t squat_size = (size_t)256 << 20;
+    void *squat = mmap((void *)next, squat_size, PROT_READ,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                       -1, 0);
+    if (squat == MAP_FAILED || squat != (void *)next) {
+        tm_test_skip("hint-taken", "cannot map at the arena's next hint: "
+                     "errno %d", errno);
+        tm_free(first);
+        tm_arena_destroy(a);
+        return;
+    }
+    uint64_t misses = atomic_load(&hook_counters.region_misses);
+    void *big = tm_arena_malloc(a, (size_t)64 << 20);
+    REQUIRE_VOID(big != NULL);
+    CHECK(atomic_load(&hook_counters.region_misses) > misses);
+    CHECK(extent_map_lookup(squat) == 0);
+    CHECK(tm_arena_of(big) == a);
+    mutex_lock(&a->hooked.lock);
+    size_t count, bytes, tracked = 0, mapped = 0;
+    extent_range_t *r = arena_ranges(a, &count, &bytes);
+    for (size_t i = 0; r != NULL && i < count; i++) {
+        tracked += r[i].size;
+        mapped += maps_bytes_in(r[i].start, r[i].start + r[i].size);
+        CHECK(r[i].start + r[i].size <= next ||
+              r[i].start >= next + squat_size); /* never over the squatter */
+    }
+    mutex_unlock(&a->hooked.lock);
+    CHECK(r != NULL && mapped == tracked);
+    meta_free(r, bytes);
+    tm_free(big);
+    tm_free(first);
+    CHECK(tm_arena_destroy(a) == 0);
+    CHECK(munmap(squat, squat_size) == 0);
+}
+
+static void test_fixed_growth(void)
+{
+    uintptr_t chunk = (uintptr_t)64 << 30, start = (uintptr_t)16 << 40;
+    CHECK(region_allows_fixed(start + chunk + 4096, 8192));
+    CHECK(!region_allows_fixed(start + chunk, 8192)); /* next chunk's head */
+    CHECK(!region_allows_fixed(start + 2 * chunk - 4096, 8192)); /* across */
+    CHECK(region_allows_fixed(0x7f0000000000, 8192)); /* kernel-placed */
+}
+
+int main(void)
+{
+#if TM_TEST_TSAN
+    /* ThreadSanitizer's mmap drops hints outside its application ranges,
+     * so every extent is kernel-placed: the fallback, not the regions. */
+    tm_test_skip("regions", "ThreadSanitizer ignores mmap address hints");
+#else
+    test_two_arenas_apart();
+    test_hint_taken();
+#endif
+    test_fixed_growth();
+    return tm_test_done(__FILE__);
+}
