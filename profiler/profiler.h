@@ -10,6 +10,9 @@
  *   sampler_perf.c      pebs / ibs / faults through perf_event_open
  *   perf_event.c        naming and encoding their events (libpfm4, sysfs)
  *   perf_ring.c         reading a perf mmap ring buffer
+ *   sampler_refs.c      accessed bits through clear_refs and smaps
+ *   proc_vma_scan.c     its reader of /proc/self/smaps and numa_maps
+ *   vma_owner.c         which arena a VMA's figures belong to
  *   sampler_uffd.c      userfaultfd write-protect sampling (no PMU needed)
  *   uffd_service.c      its fault-service thread
  *   sampler_replay.c    samples from a trace file
@@ -45,11 +48,14 @@
  * gets one warning naming the variable and the default kept. */
 
 typedef enum prof_sampler_kind {
-    PROF_SAMPLER_AUTO = 0, /* pebs/ibs if perf_event_open works, else uffd */
+    PROF_SAMPLER_AUTO = 0, /* pebs/ibs if perf_event_open works, else refs,
+                              else uffd */
     PROF_SAMPLER_PEBS,     /* Intel: precise load samples with addresses */
     PROF_SAMPLER_IBS,      /* AMD: IBS op samples with addresses */
     PROF_SAMPLER_FAULTS,   /* software page-fault events: first touches only;
                               exercises the perf path where no PMU exists */
+    PROF_SAMPLER_REFS,     /* accessed bits (clear_refs, smaps): reads and
+                              writes, per arena, no PMU, no privilege */
     PROF_SAMPLER_UFFD,     /* userfaultfd write-protect: writes only */
     PROF_SAMPLER_REPLAY,   /* a trace file */
     PROF_SAMPLER_NONE,     /* residency and allocation counters only */
@@ -70,6 +76,8 @@ typedef struct prof_options {
     unsigned uffd_pages;         /* TIERMEM_PROFILE_UFFD_PAGES: pages write-
                                     protected per interval, over all arenas;
                                     0 = scaled with resident memory */
+    double refs_cost;            /* TIERMEM_PROFILE_REFS_COST: percent of one
+                                    core the refs sampler's scans may use */
     unsigned residency_every;    /* TIERMEM_PROFILE_RESIDENCY_EVERY: measure
                                     residency every N intervals; 0 = never */
     size_t residency_pages;      /* TIERMEM_PROFILE_RESIDENCY_PAGES: pages
@@ -144,6 +152,7 @@ struct sampler {
  * which; auto tries pebs or ibs by CPU vendor). */
 extern const sampler_ops_t sampler_perf_ops;
 extern const sampler_ops_t sampler_uffd_ops;
+extern const sampler_ops_t sampler_refs_ops;
 extern const sampler_ops_t sampler_replay_ops;
 
 /* ================================================================ perf ring

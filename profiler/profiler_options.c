@@ -26,6 +26,7 @@
 static const char *const sampler_names[] = {
     [PROF_SAMPLER_AUTO] = "auto",     [PROF_SAMPLER_PEBS] = "pebs",
     [PROF_SAMPLER_IBS] = "ibs",       [PROF_SAMPLER_FAULTS] = "faults",
+    [PROF_SAMPLER_REFS] = "refs",
     [PROF_SAMPLER_UFFD] = "uffd",     [PROF_SAMPLER_REPLAY] = "replay",
     [PROF_SAMPLER_NONE] = "none",
 };
@@ -44,6 +45,7 @@ void prof_options_defaults(prof_options_t *o)
     o->halflife = 4.0;
     o->ring_pages = 64;
     o->uffd_pages = DEFAULT_UFFD_PAGES;
+    o->refs_cost = 2.0;
     o->residency_every = 10;
     o->residency_pages = 1024;
 }
@@ -141,15 +143,16 @@ static const setting_t profiler_rows[] = {
     {.name = "TIERMEM_PROFILE_SAMPLER", .type = SETTING_ENUM,
      .names = sampler_names, .nnames = NSAMPLERS, FIELD(sampler, FIELD_INT),
      .dflt = "auto",
-     .want = "one of auto, pebs, ibs, faults, uffd, replay, none",
-     .values_doc = "`auto`, `pebs`, `ibs`, `faults`, `uffd`, `replay`, "
-                   "`none`",
+     .want = "one of auto, pebs, ibs, faults, refs, uffd, replay, none",
+     .values_doc = "`auto`, `pebs`, `ibs`, `faults`, `refs`, `uffd`, "
+                   "`replay`, `none`",
      .dflt_doc = "`auto`",
      .doc = "how accesses are sampled. `auto`: `pebs` or `ibs` by CPU "
-            "vendor if `perf_event_open` accepts the event, else `uffd`. A "
-            "hardware sampler that cannot open says why in one line (a "
-            "warning when asked for by name, info under `auto`) and falls "
-            "back to `uffd`, then to `none`"},
+            "vendor if `perf_event_open` accepts the event, else `refs` "
+            "(accessed bits, doc/profiler-refs.md), else `uffd`, else "
+            "`none`, with one info line naming the sampler chosen. A "
+            "sampler asked for by name that cannot open says why in a "
+            "warning and falls back the same way"},
     {.name = "TIERMEM_PROFILE_INTERVAL", .type = SETTING_DURATION,
      .min = 1000000, .max = 3600ull * 1000000000, FIELD(interval_ns, FIELD_U64),
      .dflt = "100ms", .want = "a duration from 1ms to 1h (e.g. 100ms, 1s)",
@@ -188,6 +191,12 @@ static const setting_t profiler_rows[] = {
      .dflt_doc = "`0` (scaled)",
      .doc = "pages write-protected per interval by the `uffd` sampler, over "
             "all arenas (doc/profiler-uffd.md)"},
+    {.name = "TIERMEM_PROFILE_REFS_COST", .type = SETTING_DOUBLE, .lo = 0.1,
+     .hi = 50, FIELD(refs_cost, FIELD_DOUBLE), .dflt = "2",
+     .want = "a percentage of one core from 0.1 to 50",
+     .values_doc = "percent of one core, 0.1 to 50",
+     .doc = "CPU time the `refs` sampler's scans may take; it lengthens "
+            "its window to stay under it (doc/profiler-refs.md)"},
     {.name = "TIERMEM_PROFILE_RESIDENCY_EVERY", .type = SETTING_UINT,
      .min = 0, .max = 1ull << 20, FIELD(residency_every, FIELD_UINT),
      .dflt = "10", .want = "a number of intervals (0 = never)",

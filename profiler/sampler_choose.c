@@ -2,11 +2,14 @@
  * sampler_choose.c -- which access sampler runs: the one asked for, then
  * the fall-backs.
  *
- * pebs, ibs, faults and auto go to the perf sampler; pebs, ibs and auto
- * fall back to the userfaultfd sampler (writes only, no PMU needed), and
- * any sampler to none: profiling with residency and allocation counters
- * beats no profile at all.  Each backend logs its own reason for refusing;
- * this file logs the fall-back taken.
+ * The order is pebs/ibs (exact addresses, needs a PMU), then refs
+ * (accessed bits: reads and writes, per arena, needs only /proc), then
+ * uffd (writes only), then none: profiling with residency and allocation
+ * counters beats no profile at all.  auto starts at the top; a sampler
+ * asked for by name starts where it sits (faults has no fall-back: it
+ * exists to test the perf path).  Each backend logs its own reason for
+ * refusing -- info under auto, a warning when asked for by name -- and
+ * this file says once which sampler runs.
  */
 #include "config.h"
 
@@ -25,7 +28,6 @@ static bool sampler_try(sampler_t *s, const sampler_ops_t *ops,
 bool prof_sampler_choose(const prof_options_t *o, prof_sink_t sink,
                          sampler_t *s, char *name, size_t name_size)
 {
-    prof_options_t perf = *o;
     bool ok = false;
     switch (o->sampler) {
     case PROF_SAMPLER_AUTO:
@@ -33,12 +35,14 @@ bool prof_sampler_choose(const prof_options_t *o, prof_sink_t sink,
     case PROF_SAMPLER_IBS:
     case PROF_SAMPLER_FAULTS:
         ok = sampler_try(s, &sampler_perf_ops, prof_sampler_name(o->sampler),
-                         &perf, &sink);
+                         o, &sink);
         if (ok || o->sampler == PROF_SAMPLER_FAULTS)
             break;
-        /* the perf sampler's own warning already said why, once */
-        log_info("profiler: falling back to the userfaultfd sampler "
-                    "(writes only; see doc/profiler-uffd.md)");
+        /* fall through */
+    case PROF_SAMPLER_REFS:
+        ok = sampler_try(s, &sampler_refs_ops, "refs", o, &sink);
+        if (ok)
+            break;
         /* fall through */
     case PROF_SAMPLER_UFFD:
         ok = sampler_try(s, &sampler_uffd_ops, "uffd", o, &sink);
@@ -52,6 +56,11 @@ bool prof_sampler_choose(const prof_options_t *o, prof_sink_t sink,
     if (!ok && o->sampler != PROF_SAMPLER_NONE)
         log_warn("profiler: no access sampler could start; profiling "
                     "allocation counters and residency only");
+    else if (ok && o->sampler != PROF_SAMPLER_REPLAY)
+        log_info("profiler: sampling with %s (asked for %s)%s", s->name,
+                 prof_sampler_name(o->sampler),
+                 strcmp(s->name, "uffd") == 0 ? "; uffd sees writes only"
+                                              : "");
     const char *chosen = ok ? s->name : "none";
     size_t len = strlen(chosen);
     if (len >= name_size)

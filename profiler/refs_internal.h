@@ -1,0 +1,106 @@
+/*
+ * refs_internal.h -- what the accessed-bit sampler's files share
+ * (sampler_refs.c, proc_vma_scan.c, vma_owner.c) and what its tests see.
+ * Private to the profiler.
+ */
+#ifndef TM_REFS_INTERNAL_H
+#define TM_REFS_INTERNAL_H
+
+#include "profiler.h"
+
+/* ------------------------------------------------------------ proc_vma_scan.c
+ * A streaming reader of /proc/self/smaps and /proc/self/numa_maps: text in
+ * pieces of any size, one callback per VMA.  The text is the kernel's, but
+ * it is parsed as if it were hostile: a line too long, a header that does
+ * not parse, a number that overflows, is counted as malformed and skipped,
+ * never trusted. */
+
+#define VMA_SCAN_LINE 256 /* longer lines are cut: headers and keys fit */
+
+typedef enum vma_scan_kind {
+    VMA_SCAN_SMAPS,     /* "lo-hi perms ..." then "Key:  N kB" lines */
+    VMA_SCAN_NUMA_MAPS, /* "lo policy key=value ... N<node>=pages ..." */
+} vma_scan_kind_t;
+
+typedef struct vma_record {
+    uintptr_t lo, hi;   /* [lo, hi); numa_maps gives lo only: hi = 0 */
+    uint64_t referenced;/* smaps: Referenced, in bytes */
+    uint64_t page_size; /* numa_maps: kernelpagesize_kB, in bytes */
+    uint64_t node_pages[TM_MAX_NODES]; /* numa_maps: N<node>= pages */
+    bool has_nodes;
+} vma_record_t;
+
+typedef void (*vma_record_fn)(void *ctx, const vma_record_t *r);
+
+typedef struct vma_scan {
+    vma_scan_kind_t kind;
+    vma_record_fn emit;
+    void *ctx;
+    char line[VMA_SCAN_LINE];
+    size_t len;          /* bytes of the current line kept */
+    bool cut;            /* the current line was longer */
+    bool open;           /* a smaps header was seen, its record not emitted */
+    vma_record_t cur;
+    uint64_t records, malformed;
+    uint64_t keys;       /* smaps Referenced lines parsed */
+} vma_scan_t;
+
+void vma_scan_init(vma_scan_t *s, vma_scan_kind_t kind, vma_record_fn emit,
+                   void *ctx);
+void vma_scan_feed(vma_scan_t *s, const char *text, size_t len);
+/* The end of the text: emits the last record. */
+void vma_scan_finish(vma_scan_t *s);
+/* Read the whole of fd (from offset 0) through s in pieces of
+ * bufsize bytes from buf.  0, or -1 + errno. */
+int vma_scan_fd(vma_scan_t *s, int fd, char *buf, size_t bufsize);
+
+/* ------------------------------------------------------------- vma_owner.c
+ * Which arena each VMA belongs to.  The arenas' extents are listed, sorted
+ * by address, and each VMA is matched against them:
+ *   - no byte owned by an arena: not ours, never counted;
+ *   - bytes of one arena only: that arena's, exactly;
+ *   - bytes of several arenas and nothing else (extents the kernel placed
+ *     next to each other: see extent_region.c): shared by bytes ("blurred");
+ *   - any byte tiermem does not own: dropped, since what the kernel counts
+ *     for the VMA cannot be split from the program's other memory. */
+
+typedef struct vma_owners {
+    struct owned_range { uintptr_t start, end; unsigned arena; } *ranges;
+    size_t n, cap;       /* entries, and room (meta_alloc'd) */
+    size_t next;         /* the matcher's cursor: VMAs come in order */
+    uint64_t blurred_vmas, dropped_vmas, dropped_bytes;
+} vma_owners_t;
+
+/* List every live arena's extents (each arena's mutex in turn).  0, or -1
+ * + ENOMEM.  The list is a snapshot: a VMA that has grown since counts as
+ * mixed with foreign bytes for this once. */
+int vma_owners_load(vma_owners_t *o);
+/* For tests: the list from given ranges (sorted here). */
+int vma_owners_set(vma_owners_t *o, const struct owned_range *r, size_t n);
+void vma_owners_free(vma_owners_t *o);
+/* Split `amount` of the VMA [lo, hi) between its arenas: calls
+ * credit(ctx, arena, share, an address of the arena inside the VMA) for
+ * each, per the rules above.  VMAs must come in ascending order. */
+typedef void (*vma_credit_fn)(void *ctx, unsigned arena, uint64_t amount,
+                              uintptr_t addr);
+void vma_owners_credit(vma_owners_t *o, uintptr_t lo, uintptr_t hi,
+                       uint64_t amount, vma_credit_fn credit, void *ctx);
+
+/* ------------------------------------------------------------ sampler_refs.c */
+
+typedef struct refs_stats {
+    uint64_t scans;       /* smaps reads (each followed by a clear) */
+    uint64_t collects;    /* intervals seen */
+    uint64_t cost_ns;     /* CPU time of all scans and clears */
+    uint64_t max_scan_ns; /* the dearest single scan */
+    unsigned period;      /* intervals per scan now */
+    uint64_t vmas, owned_vmas, blurred_vmas, dropped_vmas, malformed;
+    uint64_t referenced;  /* bytes credited to arenas by the last scan */
+} refs_stats_t;
+
+/* The stats of an open refs sampler (tests, and the profiler's log). */
+void sampler_refs_stats(const sampler_t *s, refs_stats_t *out);
+/* For tests: pretend each scan costs this much more CPU time (ns). */
+void sampler_refs_test_extra_cost(sampler_t *s, uint64_t ns);
+
+#endif
