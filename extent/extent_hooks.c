@@ -50,14 +50,20 @@ static size_t effective_alignment(size_t size, size_t alignment)
  * In the region only jemalloc's alignment is asked for: the extents lie
  * back to back in one VMA from a 64 GiB-aligned start, so transparent huge
  * pages can back every aligned 2 MiB of it, and rounding each big extent
- * up to 2 MiB would only leave holes that split the VMA. */
+ * up to 2 MiB would only leave holes that split the VMA.
+ * The metadata jemalloc maps while it creates the arena stays out of the
+ * region: in a VMA of its own, the allocator's bookkeeping pages are never
+ * counted as the program's accesses to the arena's data. */
 static void *map_new_extent(hook_arena_t *a, size_t size, size_t alignment)
 {
     size_t page = os_page_size();
     size_t align = alignment > page ? alignment : page;
     mutex_lock(&a->lock);
-    uintptr_t hint = region_reserve(a, size, align);
+    bool metadata = a->creating;
+    uintptr_t hint = metadata ? 0 : region_reserve(a, size, align);
     mutex_unlock(&a->lock);
+    if (metadata)
+        return os_map_aligned(size, effective_alignment(size, alignment));
     if (hint != 0) {
         void *p = os_map_near((void *)hint, size);
         if (p == (void *)hint)

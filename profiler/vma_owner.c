@@ -58,17 +58,53 @@ static void owners_sort(owned_range_t *r, size_t n)
     }
 }
 
+/* Append [start, end) as the arena's, with the pieces that are jemalloc's
+ * metadata for the arena (hook_arena_t.metadata) as arena 0: owned, but
+ * not the program's data.  Room for 2 * HOOK_METADATA_RANGES + 1 entries
+ * was reserved. */
+static void owners_add_range(vma_owners_t *o, const hook_arena_t *h,
+                             uintptr_t start, uintptr_t end, unsigned id)
+{
+    while (start < end) {
+        uintptr_t cut = end, meta_end = 0;
+        for (unsigned m = 0; m < h->nmetadata; m++) {
+            uintptr_t ms = h->metadata[m].start;
+            uintptr_t me = ms + h->metadata[m].size;
+            if (me <= start || ms >= end)
+                continue;
+            if (ms <= start) { /* start lies in metadata */
+                cut = start;
+                meta_end = me < end ? me : end;
+                break;
+            }
+            if (ms < cut)
+                cut = ms;
+        }
+        if (cut > start)
+            o->ranges[o->n++] =
+                (owned_range_t){.start = start, .end = cut, .arena = id};
+        if (meta_end > start) {
+            o->ranges[o->n++] =
+                (owned_range_t){.start = start, .end = meta_end, .arena = 0};
+            start = meta_end;
+        } else {
+            start = cut;
+        }
+    }
+}
+
 static int owners_add_arena(vma_owners_t *o, tm_arena_t *a, unsigned id)
 {
     mutex_lock(&a->hooked.lock);
     size_t count, bytes;
     extent_range_t *ranges = arena_ranges(a, &count, &bytes);
-    bool ok = ranges != NULL && owners_reserve(o, count);
-    for (size_t i = 0; ok && i < count; i++)
-        o->ranges[o->n++] = (owned_range_t){
-            .start = ranges[i].start,
-            .end = ranges[i].start + ranges[i].size,
-            .arena = id};
+    bool ok = ranges != NULL;
+    for (size_t i = 0; ok && i < count; i++) {
+        ok = owners_reserve(o, 2 * HOOK_METADATA_RANGES + 1);
+        if (ok)
+            owners_add_range(o, &a->hooked, ranges[i].start,
+                             ranges[i].start + ranges[i].size, id);
+    }
     mutex_unlock(&a->hooked.lock);
     if (ranges != NULL)
         meta_free(ranges, bytes);
@@ -125,31 +161,43 @@ void vma_owners_credit(vma_owners_t *o, uintptr_t lo, uintptr_t hi,
         return;
     while (o->next < o->n && o->ranges[o->next].end <= lo)
         o->next++;
-    uint64_t owned = 0;
+    uint64_t owned = 0, data = 0;
     unsigned one = 0;
     bool several = false;
     size_t k = o->next;
     for (; k < o->n && o->ranges[k].start < hi; k++) {
-        owned += min_addr(o->ranges[k].end, hi) -
-                 max_addr(o->ranges[k].start, lo);
+        uint64_t part = min_addr(o->ranges[k].end, hi) -
+                        max_addr(o->ranges[k].start, lo);
+        owned += part;
+        if (o->ranges[k].arena == 0)
+            continue; /* an arena's metadata: owned, not the program's */
+        data += part;
         if (one == 0)
             one = o->ranges[k].arena;
         else if (o->ranges[k].arena != one)
             several = true;
     }
-    if (owned == 0)
-        return; /* not tiermem's */
+    if (data == 0)
+        return; /* not tiermem's, or only the allocator's own pages */
     if (owned < hi - lo) {
         o->dropped_vmas++;
         o->dropped_bytes += amount;
         return;
     }
-    if (!several) {
-        credit(ctx, one, amount, max_addr(o->ranges[o->next].start, lo));
+    if (!several && data == owned) {
+        for (size_t i = o->next; i < k; i++)
+            if (o->ranges[i].arena == one) {
+                credit(ctx, one, amount, max_addr(o->ranges[i].start, lo));
+                break;
+            }
         return;
     }
+    /* Several arenas, or data and metadata: each data range's share by
+     * bytes; the metadata's share is nobody's. */
     o->blurred_vmas++;
     for (size_t i = o->next; i < k; i++) {
+        if (o->ranges[i].arena == 0)
+            continue;
         uintptr_t s = max_addr(o->ranges[i].start, lo);
         uint64_t part = min_addr(o->ranges[i].end, hi) - s;
         uint64_t share =

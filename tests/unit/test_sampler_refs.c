@@ -282,21 +282,25 @@ static void test_owners(void)
     vma_owners_t o = {0};
     struct owned_range r[] = {
         {0x30000, 0x40000, 3}, {0x10000, 0x20000, 1}, {0x20000, 0x24000, 2},
-        {0x50000, 0x60000, 4}};
-    REQUIRE_VOID(vma_owners_set(&o, r, 4) == 0);
+        {0x50000, 0x60000, 4}, {0x70000, 0x71000, 0}, {0x71000, 0x74000, 5},
+        {0x80000, 0x81000, 0}};
+    REQUIRE_VOID(vma_owners_set(&o, r, 7) == 0);
     memset(credited, 0, sizeof credited);
     vma_owners_credit(&o, 0x1000, 0x2000, 100, note_credit, NULL); /* foreign */
     vma_owners_credit(&o, 0x10000, 0x18000, 80, note_credit, NULL); /* arena 1 */
     vma_owners_credit(&o, 0x18000, 0x24000, 120, note_credit, NULL); /* 1+2 */
     vma_owners_credit(&o, 0x30000, 0x48000, 50, note_credit, NULL); /* 3+foreign */
     vma_owners_credit(&o, 0x50000, 0x60000, 7, note_credit, NULL);
+    /* metadata then data: data's share only; metadata alone: nothing */
+    vma_owners_credit(&o, 0x70000, 0x74000, 40, note_credit, NULL);
+    vma_owners_credit(&o, 0x80000, 0x81000, 9, note_credit, NULL);
     CHECK(credited[0] == 0);
     CHECK_MSG(credited[1] == 80 + 80 && credited[2] == 40,
               "1: %llu 2: %llu", (unsigned long long)credited[1],
               (unsigned long long)credited[2]);
-    CHECK(credited[3] == 0 && credited[4] == 7);
+    CHECK(credited[3] == 0 && credited[4] == 7 && credited[5] == 30);
     CHECK(credited_at[4] == 0x50000 && credited_at[2] == 0x20000);
-    CHECK(o.blurred_vmas == 1 && o.dropped_vmas == 1 && o.dropped_bytes == 50);
+    CHECK(o.blurred_vmas == 2 && o.dropped_vmas == 1 && o.dropped_bytes == 50);
     vma_owners_free(&o);
 }
 
