@@ -19,6 +19,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -105,12 +106,21 @@ static bool smaps_header(vma_scan_t *s, const char *p, const char *end)
     return true;
 }
 
-/* "Referenced:     123 kB" */
-static bool smaps_referenced(vma_scan_t *s, const char *p, const char *end)
+/* "Key:     123 kB" for the keys kept: Rss and Referenced. */
+static bool smaps_key(vma_scan_t *s, const char *p, const char *end)
 {
-    static const char key[] = "Referenced:";
-    size_t klen = sizeof key - 1;
-    if ((size_t)(end - p) < klen || memcmp(p, key, klen) != 0)
+    static const struct {
+        const char *key;
+        size_t off;
+    } keys[] = {{"Rss:", offsetof(vma_record_t, resident)},
+                {"Referenced:", offsetof(vma_record_t, referenced)}};
+    size_t k = 0, klen = 0;
+    for (; k < sizeof keys / sizeof keys[0]; k++) {
+        klen = strlen(keys[k].key);
+        if ((size_t)(end - p) >= klen && memcmp(p, keys[k].key, klen) == 0)
+            break;
+    }
+    if (k == sizeof keys / sizeof keys[0])
         return true; /* another key: not ours to check */
     p += klen;
     while (p < end && *p == ' ')
@@ -119,8 +129,9 @@ static bool smaps_referenced(vma_scan_t *s, const char *p, const char *end)
     if (!s->open || !parse_dec(&p, end, &kb) || kb > (UINT64_MAX >> 10) ||
         end - p != 3 || memcmp(p, " kB", 3) != 0)
         return false;
-    s->cur.referenced = kb << 10;
-    s->keys++;
+    uint64_t bytes = kb << 10;
+    memcpy((char *)&s->cur + keys[k].off, &bytes, sizeof bytes);
+    s->keys += k == 1;
     return true;
 }
 
@@ -132,7 +143,7 @@ static void smaps_line(vma_scan_t *s, const char *p, const char *end)
         if (!ok) /* the keys that follow belong to no VMA we know */
             emit_open_record(s);
     } else if (p < end && *p >= 'A' && *p <= 'Z')
-        ok = s->cut ? false : smaps_referenced(s, p, end);
+        ok = s->cut ? false : smaps_key(s, p, end);
     else
         ok = false;
     if (!ok)

@@ -25,6 +25,7 @@ typedef enum vma_scan_kind {
 typedef struct vma_record {
     uintptr_t lo, hi;   /* [lo, hi); numa_maps gives lo only: hi = 0 */
     uint64_t referenced;/* smaps: Referenced, in bytes */
+    uint64_t resident;  /* smaps: Rss, in bytes */
     uint64_t page_size; /* numa_maps: kernelpagesize_kB, in bytes */
     uint64_t node_pages[TM_MAX_NODES]; /* numa_maps: N<node>= pages */
     bool has_nodes;
@@ -78,13 +79,35 @@ int vma_owners_load(vma_owners_t *o);
 /* For tests: the list from given ranges (sorted here). */
 int vma_owners_set(vma_owners_t *o, const struct owned_range *r, size_t n);
 void vma_owners_free(vma_owners_t *o);
-/* Split `amount` of the VMA [lo, hi) between its arenas: calls
+/* What a VMA has, to be shared between its arenas. */
+typedef struct vma_amount {
+    uint64_t referenced, resident; /* bytes */
+} vma_amount_t;
+/* Split the VMA [lo, hi)'s amounts between its arenas: calls
  * credit(ctx, arena, share, an address of the arena inside the VMA) for
  * each, per the rules above.  VMAs must come in ascending order. */
-typedef void (*vma_credit_fn)(void *ctx, unsigned arena, uint64_t amount,
-                              uintptr_t addr);
+typedef void (*vma_credit_fn)(void *ctx, unsigned arena,
+                              const vma_amount_t *share, uintptr_t addr);
 void vma_owners_credit(vma_owners_t *o, uintptr_t lo, uintptr_t hi,
-                       uint64_t amount, vma_credit_fn credit, void *ctx);
+                       const vma_amount_t *amount, vma_credit_fn credit,
+                       void *ctx);
+
+/* ------------------------------------------------- residency_numa_maps.c */
+
+typedef enum residency_source {
+    RESIDENCY_UNSEEN = 0,  /* no VMA of the arena in numa_maps */
+    RESIDENCY_NUMA_MAPS,   /* measured from numa_maps, exactly */
+    RESIDENCY_WALK,        /* a VMA it shares: the move_pages walk's */
+} residency_source_t;
+
+/* Residency of every arena whose VMAs are all its own, from numa_maps,
+ * into at; source[id] (TM_MAX_ARENAS + 1 entries, zeroed by the caller)
+ * says which arenas got it.  0, or -1 + errno (then nothing was given). */
+int residency_numa_maps(attrib_t *at, residency_source_t *source);
+
+/* residency_sampler.c: force a method (tests): 0 the cheaper, 1 numa_maps,
+ * 2 the move_pages walk.  Returns what the last pass used (1 or 2). */
+int residency_test_method(int force);
 
 /* ------------------------------------------------------------ sampler_refs.c */
 
@@ -96,6 +119,8 @@ typedef struct refs_stats {
     unsigned period;      /* intervals per scan now */
     uint64_t vmas, owned_vmas, blurred_vmas, dropped_vmas, malformed;
     uint64_t referenced;  /* bytes credited to arenas by the last scan */
+    uint64_t first_touch; /* of those, bytes that became resident in the
+                             window: not counted as heat */
 } refs_stats_t;
 
 /* The stats of an open refs sampler (tests, and the profiler's log). */

@@ -50,8 +50,15 @@ typedef struct refs_hold {
 
 typedef struct refs_vma {
     uintptr_t lo, hi;
-    uint64_t referenced;
+    vma_amount_t amount;
 } refs_vma_t;
+
+/* One arena in the scan being made, and what the last one found. */
+typedef struct refs_arena {
+    uint64_t referenced, resident; /* this scan's credit, bytes */
+    uint64_t resident_before;      /* at the last scan */
+    uintptr_t addr;                /* where to deliver its samples */
+} refs_arena_t;
 
 typedef struct refs_state {
     owned_fd_t clear, smaps;
@@ -63,12 +70,11 @@ typedef struct refs_state {
     double cost_avg_ns;        /* smoothed CPU time of one scan */
     uint64_t extra_cost_ns;    /* tests */
     char *buf;                 /* REFS_BUFSIZE, for reading smaps */
-    refs_vma_t *vmas;          /* the last smaps read, referenced VMAs */
+    refs_vma_t *vmas;          /* the last smaps read, resident VMAs */
     size_t nvmas, vmas_cap;
     uint64_t seen_vmas;
     vma_owners_t owners;
-    uint64_t *pages;           /* [TM_MAX_ARENAS + 1]: this scan's credit */
-    uintptr_t *addr;           /* [TM_MAX_ARENAS + 1]: where to sample */
+    refs_arena_t *arena;       /* [TM_MAX_ARENAS + 1] */
     refs_hold_t *hold;         /* [TM_MAX_ARENAS]: what each interval gets */
     size_t nhold;
     refs_stats_t stats;
@@ -92,10 +98,8 @@ static void refs_free(refs_state_t *st)
         meta_free(st->buf, REFS_BUFSIZE);
     if (st->vmas)
         meta_free(st->vmas, st->vmas_cap * sizeof st->vmas[0]);
-    if (st->pages)
-        meta_free(st->pages, (TM_MAX_ARENAS + 1) * sizeof st->pages[0]);
-    if (st->addr)
-        meta_free(st->addr, (TM_MAX_ARENAS + 1) * sizeof st->addr[0]);
+    if (st->arena)
+        meta_free(st->arena, (TM_MAX_ARENAS + 1) * sizeof st->arena[0]);
     if (st->hold)
         meta_free(st->hold, TM_MAX_ARENAS * sizeof st->hold[0]);
     vma_owners_free(&st->owners);
@@ -110,14 +114,13 @@ static refs_state_t *refs_state_new(void)
     memset(st, 0, sizeof *st);
     st->clear.fd = st->smaps.fd = -1;
     st->buf = meta_alloc(REFS_BUFSIZE);
-    st->pages = meta_alloc((TM_MAX_ARENAS + 1) * sizeof st->pages[0]);
-    st->addr = meta_alloc((TM_MAX_ARENAS + 1) * sizeof st->addr[0]);
+    st->arena = meta_alloc((TM_MAX_ARENAS + 1) * sizeof st->arena[0]);
     st->hold = meta_alloc(TM_MAX_ARENAS * sizeof st->hold[0]);
-    if (!st->buf || !st->pages || !st->addr || !st->hold) {
+    if (!st->buf || !st->arena || !st->hold) {
         refs_free(st);
         return NULL;
     }
-    memset(st->pages, 0, (TM_MAX_ARENAS + 1) * sizeof st->pages[0]);
+    memset(st->arena, 0, (TM_MAX_ARENAS + 1) * sizeof st->arena[0]);
     return st;
 }
 
@@ -164,8 +167,8 @@ static void refs_keep_vma(void *ctx, const vma_record_t *r)
 {
     refs_state_t *st = ctx;
     st->seen_vmas++;
-    if (r->referenced == 0)
-        return;
+    if (r->resident == 0)
+        return; /* nothing resident, nothing referenced */
     if (st->nvmas == st->vmas_cap) {
         size_t cap = st->vmas_cap ? 2 * st->vmas_cap : 1024;
         refs_vma_t *v = meta_alloc(cap * sizeof *v);
@@ -179,7 +182,9 @@ static void refs_keep_vma(void *ctx, const vma_record_t *r)
         st->vmas_cap = cap;
     }
     st->vmas[st->nvmas++] =
-        (refs_vma_t){.lo = r->lo, .hi = r->hi, .referenced = r->referenced};
+        (refs_vma_t){.lo = r->lo, .hi = r->hi,
+                     .amount = {.referenced = r->referenced,
+                                .resident = r->resident}};
 }
 
 /* Read smaps into st->vmas.  The key must be there: a kernel without it
@@ -199,30 +204,59 @@ static int refs_read_smaps(refs_state_t *st, uint64_t *malformed,
 
 /* ---------------------------------------------------------------- a scan */
 
-static void refs_credit(void *ctx, unsigned arena, uint64_t bytes,
+static void refs_credit(void *ctx, unsigned arena, const vma_amount_t *share,
                         uintptr_t addr)
 {
     refs_state_t *st = ctx;
     if (arena == 0 || arena > TM_MAX_ARENAS)
         return;
-    if (st->pages[arena] == 0)
-        st->addr[arena] = addr;
-    st->pages[arena] += bytes / os_page_size();
+    refs_arena_t *a = &st->arena[arena];
+    if (a->referenced == 0 && a->resident == 0)
+        a->addr = addr;
+    a->referenced += share->referenced;
+    a->resident += share->resident;
 }
 
-/* This scan's credit becomes what every interval delivers until the next. */
+/* Credit every VMA read to its arena. */
+static int refs_credit_vmas(refs_state_t *st)
+{
+    if (vma_owners_load(&st->owners) != 0)
+        return -1;
+    for (size_t i = 0; i < st->nvmas; i++)
+        vma_owners_credit(&st->owners, st->vmas[i].lo, st->vmas[i].hi,
+                          &st->vmas[i].amount, refs_credit, st);
+    return 0;
+}
+
+/*
+ * This scan's credit becomes what every interval delivers until the next.
+ * A page that became resident in the window was necessarily referenced:
+ * its first touch.  First touches are not reuse -- an array written once
+ * while it is built would otherwise look hot for exactly the window in
+ * which it is built, and a policy would move it to the fast tier only to
+ * move it back -- so an arena's heat is its referenced bytes less its
+ * growth since the last scan.  (The uffd sampler sees no first touch
+ * either: it protects only pages already resident.)
+ */
 static void refs_hold_credit(refs_state_t *st)
 {
+    size_t page = os_page_size();
     st->nhold = 0;
-    st->stats.referenced = 0;
+    st->stats.referenced = st->stats.first_touch = 0;
     for (unsigned id = 1; id <= TM_MAX_ARENAS; id++) {
-        uint64_t pages = st->pages[id];
+        refs_arena_t *a = &st->arena[id];
+        uint64_t grown = a->resident > a->resident_before
+                             ? a->resident - a->resident_before : 0;
+        uint64_t reused = a->referenced > grown ? a->referenced - grown : 0;
+        st->stats.referenced += a->referenced;
+        st->stats.first_touch += a->referenced - reused;
+        a->resident_before = a->resident;
+        a->referenced = a->resident = 0;
+        uint64_t pages = reused / page;
         if (pages == 0)
             continue;
-        st->pages[id] = 0;
-        st->stats.referenced += pages * os_page_size();
         st->hold[st->nhold++] = (refs_hold_t){
-            .arena = id, .addr = st->addr[id],
+            .arena = id, .addr = a->addr,
             .pages = pages > UINT32_MAX ? UINT32_MAX : (uint32_t)pages};
     }
 }
@@ -268,14 +302,9 @@ static void refs_scan(refs_state_t *st)
     }
     /* After the read: extents only grow while their arena lives, so every
      * VMA read is inside the extents listed now. */
-    if (vma_owners_load(&st->owners) != 0) {
+    if (refs_credit_vmas(st) != 0)
         log_warn("refs sampler: no memory to list the arenas' extents; "
                  "this scan is skipped");
-    } else {
-        for (size_t i = 0; i < st->nvmas; i++)
-            vma_owners_credit(&st->owners, st->vmas[i].lo, st->vmas[i].hi,
-                              st->vmas[i].referenced, refs_credit, st);
-    }
     refs_hold_credit(st);
     if (refs_clear(st) != 0) {
         log_warn("refs sampler: writing /proc/self/clear_refs failed: "
@@ -339,6 +368,8 @@ static int refs_open(sampler_t *s, const prof_options_t *o,
         what = "cannot read /proc/self/smaps";
     else if (keys == 0)
         what = "/proc/self/smaps has no Referenced lines";
+    else if (refs_credit_vmas(st) != 0)
+        what = "no memory to list the arenas' extents";
     else if (refs_clear(st) != 0)
         what = "cannot clear the accessed bits";
     if (what != NULL) {
@@ -346,6 +377,9 @@ static int refs_open(sampler_t *s, const prof_options_t *o,
         refs_free(st);
         return refs_refuse(o, what, err);
     }
+    /* what is resident now was not touched first in the first window */
+    refs_hold_credit(st);
+    st->nhold = 0;
     s->state = st;
     s->sink = *sink;
     if (s->name == NULL)

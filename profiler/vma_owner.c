@@ -154,8 +154,14 @@ void vma_owners_free(vma_owners_t *o)
 static uintptr_t max_addr(uintptr_t a, uintptr_t b) { return a > b ? a : b; }
 static uintptr_t min_addr(uintptr_t a, uintptr_t b) { return a < b ? a : b; }
 
+static uint64_t share_of(uint64_t amount, uint64_t part, uint64_t whole)
+{
+    return (uint64_t)((double)amount * (double)part / (double)whole);
+}
+
 void vma_owners_credit(vma_owners_t *o, uintptr_t lo, uintptr_t hi,
-                       uint64_t amount, vma_credit_fn credit, void *ctx)
+                       const vma_amount_t *amount, vma_credit_fn credit,
+                       void *ctx)
 {
     if (hi <= lo)
         return;
@@ -181,7 +187,7 @@ void vma_owners_credit(vma_owners_t *o, uintptr_t lo, uintptr_t hi,
         return; /* not tiermem's, or only the allocator's own pages */
     if (owned < hi - lo) {
         o->dropped_vmas++;
-        o->dropped_bytes += amount;
+        o->dropped_bytes += amount->referenced;
         return;
     }
     if (!several && data == owned) {
@@ -200,9 +206,9 @@ void vma_owners_credit(vma_owners_t *o, uintptr_t lo, uintptr_t hi,
             continue;
         uintptr_t s = max_addr(o->ranges[i].start, lo);
         uint64_t part = min_addr(o->ranges[i].end, hi) - s;
-        uint64_t share =
-            (uint64_t)((double)amount * (double)part / (double)(hi - lo));
-        if (share)
-            credit(ctx, o->ranges[i].arena, share, s);
+        vma_amount_t share = {
+            .referenced = share_of(amount->referenced, part, hi - lo),
+            .resident = share_of(amount->resident, part, hi - lo)};
+        credit(ctx, o->ranges[i].arena, &share, s);
     }
 }

@@ -1,7 +1,8 @@
 /*
  * test_sampler_refs.c -- the accessed-bit sampler on real arenas.
  *
- *   read-heat      an arena that is only read gets heat, and an arena
+ *   read-heat      first touches are not heat; then an arena that is only
+ *                  read gets heat, and an arena
  *                  allocated beside it with the same placement and never
  *                  touched again gets none (the uffd sampler, which sees
  *                  writes only, gives the read arena nothing: checked too,
@@ -109,7 +110,13 @@ static void test_read_heat(const sampler_ops_t *ops, prof_sampler_kind_t k)
     two_arenas(&a, &b, &pa, &pb);
     REQUIRE_VOID(a && b && pa && pb);
     unsigned ida = tm_arena_id(a), idb = tm_arena_id(b);
-    s.ops->collect(&s, 1); /* the first touches: both were referenced */
+    counts_reset();
+    s.ops->collect(&s, 1); /* the first touches: referenced, but not reuse */
+    if (refs)
+        CHECK_MSG(weight_of[ida] == 0 && weight_of[idb] == 0,
+                  "first touches counted as heat: %llu and %llu pages",
+                  (unsigned long long)weight_of[ida],
+                  (unsigned long long)weight_of[idb]);
     counts_reset();
     uint64_t sum = 0;
     for (int round = 0; round < 3; round++) {
@@ -262,17 +269,79 @@ static void test_fork(void)
     CHECK(tm_arena_destroy(a) == 0);
 }
 
+/* ---------------------------------------------------------------- residency */
+
+/* Resident bytes of [start, start + size) by move_pages, every page. */
+static size_t resident_in(uintptr_t start, size_t size)
+{
+    size_t bytes = 0;
+    for (uintptr_t p = start; p < start + size; p += page_size) {
+        void *pg = (void *)p;
+        int st = -1;
+        if (move_pages(0, 1, &pg, NULL, &st, 0) == 0 && st >= 0)
+            bytes += page_size;
+    }
+    return bytes;
+}
+
+/* numa_maps residency is exact for an arena's data: the exact walk's
+ * bytes less what jemalloc's metadata for the arena has resident (kept
+ * in VMAs of its own, which numa_maps does not count for the arena). */
+static void test_residency_numa_maps(void)
+{
+    tm_arena_t *a, *b;
+    char *pa, *pb;
+    two_arenas(&a, &b, &pa, &pb);
+    REQUIRE_VOID(a && b && pa && pb);
+    attrib_t *at = attrib_new(4);
+    REQUIRE_VOID(at != NULL);
+    (void)residency_test_method(1);
+    residency_sample_all(at, 1024);
+    CHECK(residency_test_method(0) == 1);
+    const prof_interval_t *iv = attrib_close(at, 0, 1);
+    REQUIRE_VOID(iv != NULL);
+    tm_arena_t *both[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        unsigned id = tm_arena_id(both[k]);
+        tm_residency_t exact;
+        REQUIRE_VOID(tm_arena_residency(both[k], 0, &exact) == 0);
+        size_t meta = 0;
+        mutex_lock(&both[k]->hooked.lock);
+        for (unsigned m = 0; m < both[k]->hooked.nmetadata; m++)
+            meta += resident_in(both[k]->hooked.metadata[m].start,
+                                both[k]->hooked.metadata[m].size);
+        mutex_unlock(&both[k]->hooked.lock);
+        const prof_arena_row_t *row = NULL;
+        for (size_t i = 0; i < iv->narenas; i++)
+            if (iv->arenas[i].id == id)
+                row = &iv->arenas[i];
+        REQUIRE_VOID(row != NULL);
+        CHECK_MSG(row->resident_valid &&
+                      row->resident == exact.bytes_resident - meta &&
+                      row->resident >= BLOCK,
+                  "arena %u: numa_maps %llu, exact walk %zu less metadata "
+                  "%zu", id, (unsigned long long)row->resident,
+                  exact.bytes_resident, meta);
+    }
+    /* the walk, forced, for comparison: the same arenas, sampled */
+    (void)residency_test_method(2);
+    residency_sample_all(at, 1024);
+    CHECK(residency_test_method(0) == 2);
+    attrib_delete(at);
+    CHECK(tm_arena_destroy(a) == 0 && tm_arena_destroy(b) == 0);
+}
+
 /* ---------------------------------------------------------------- owners */
 
 static uint64_t credited[8];
 static uintptr_t credited_at[8];
 
-static void note_credit(void *ctx, unsigned arena, uint64_t amount,
+static void note_credit(void *ctx, unsigned arena, const vma_amount_t *share,
                         uintptr_t addr)
 {
     (void)ctx;
     if (arena < 8) {
-        credited[arena] += amount;
+        credited[arena] += share->referenced;
         credited_at[arena] = addr;
     }
 }
@@ -286,14 +355,21 @@ static void test_owners(void)
         {0x80000, 0x81000, 0}};
     REQUIRE_VOID(vma_owners_set(&o, r, 7) == 0);
     memset(credited, 0, sizeof credited);
-    vma_owners_credit(&o, 0x1000, 0x2000, 100, note_credit, NULL); /* foreign */
-    vma_owners_credit(&o, 0x10000, 0x18000, 80, note_credit, NULL); /* arena 1 */
-    vma_owners_credit(&o, 0x18000, 0x24000, 120, note_credit, NULL); /* 1+2 */
-    vma_owners_credit(&o, 0x30000, 0x48000, 50, note_credit, NULL); /* 3+foreign */
-    vma_owners_credit(&o, 0x50000, 0x60000, 7, note_credit, NULL);
+    vma_owners_credit(&o, 0x1000, 0x2000, &(vma_amount_t){100, 0},
+                      note_credit, NULL); /* foreign */
+    vma_owners_credit(&o, 0x10000, 0x18000, &(vma_amount_t){80, 0},
+                      note_credit, NULL); /* arena 1 */
+    vma_owners_credit(&o, 0x18000, 0x24000, &(vma_amount_t){120, 0},
+                      note_credit, NULL); /* 1+2 */
+    vma_owners_credit(&o, 0x30000, 0x48000, &(vma_amount_t){50, 0},
+                      note_credit, NULL); /* 3+foreign */
+    vma_owners_credit(&o, 0x50000, 0x60000, &(vma_amount_t){7, 0},
+                      note_credit, NULL);
     /* metadata then data: data's share only; metadata alone: nothing */
-    vma_owners_credit(&o, 0x70000, 0x74000, 40, note_credit, NULL);
-    vma_owners_credit(&o, 0x80000, 0x81000, 9, note_credit, NULL);
+    vma_owners_credit(&o, 0x70000, 0x74000, &(vma_amount_t){40, 0},
+                      note_credit, NULL);
+    vma_owners_credit(&o, 0x80000, 0x81000, &(vma_amount_t){9, 0},
+                      note_credit, NULL);
     CHECK(credited[0] == 0);
     CHECK_MSG(credited[1] == 80 + 80 && credited[2] == 40,
               "1: %llu 2: %llu", (unsigned long long)credited[1],
@@ -387,6 +463,7 @@ int main(void)
     test_read_heat(&sampler_refs_ops, PROF_SAMPLER_REFS);
     test_read_heat(&sampler_uffd_ops, PROF_SAMPLER_UFFD);
     test_foreign();
+    test_residency_numa_maps();
 #endif
     test_cost_cap();
     test_fork();
