@@ -768,8 +768,9 @@ profiles() {
 }
 
 t_profile() {
-    # The profiler at its default settings (here: the userfaultfd sampler,
-    # as there is no PMU) in real programs: outputs unchanged, and every
+    # The profiler at its default settings (here: the refs sampler, as
+    # there is no PMU; auto tries pebs/ibs, refs, uffd) in real programs,
+    # the refs sampler forking and exec'ing with them: outputs unchanged, and every
     # process that loaded the preload -- each MPI rank, each exec'd child
     # -- leaves one complete profile; forked children that do not exec
     # leave none and do not disturb their parent's.
@@ -783,6 +784,10 @@ t_profile() {
     sampler=$("$build/tiermem-profile" "$d"/python/sites/tiermem-profile.python3*.txt 2>/dev/null |
         awk '$1 == "sampler" { print $2; exit }')
     say "python profile: sampler ${sampler:-?}, $("$build/tiermem-profile" "$d"/python/sites/tiermem-profile.python3*.txt 2>/dev/null | awk '$1 == "samples" { print $2 " samples"; exit }')"
+    if [ -w /proc/self/clear_refs ] && [ "$sampler" != refs ]; then
+        say "auto chose ${sampler:-nothing}, not refs, although clear_refs is writable"
+        ok=1
+    fi
     pair "$d/fork-exec" 180 "${prof[@]}" -- "$bin/fork_exec" || ok=1
     # the parent and its 10 re-exec'd copies; the 10 exec'd echo processes
     # and popen's (run by dash, which forks it and leaves with _exit)
