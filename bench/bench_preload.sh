@@ -11,7 +11,12 @@
 #   bigarrays    bench/bigarrays: an HPC-proxy shape, a few dozen arrays of
 #                >= 2 MiB holding ~99% of the bytes, stencil + triad;
 #   python       a python3 dict/json script (written below), if /usr/bin/python3
-#                (or $BENCH_PRELOAD_PYTHON) is a real executable.
+#                (or $BENCH_PRELOAD_PYTHON) is a real executable;
+#   amg          tools/amg_driver.c, a BoomerAMG solve through Debian's hypre
+#                on 2 MPI ranks (mpirun -np 2; only the ranks are preloaded,
+#                through mpirun -x), if mpicc, mpirun and hypre's headers
+#                are there; BENCH_PRELOAD_AMG_ARGS (default "-n 100") sizes
+#                it.  Its wall time includes mpirun's start-up.
 # Configurations:
 #   glibc            no preload
 #   tiermem          libtiermem-preload.so, default settings
@@ -19,9 +24,12 @@
 #                    walks the stack: no small-allocation fast path)
 #   tiermem-thread   the same with TIERMEM_LAYOUT=per-thread
 #   tiermem-profile  the same with TIERMEM_PROFILE=1: the profiler at its
-#                    default settings (here, with no PMU, the userfaultfd
+#                    default settings (with no PMU, auto picks the refs
 #                    sampler); its overhead is printed as the median of the
 #                    per-round ratios to the plain tiermem run
+#   tiermem-profile-refs, tiermem-profile-uffd  the profiler with that
+#                    sampler named (refs: accessed bits, 2% of a core at
+#                    most; uffd: write faults), side by side
 #   tiermem-profile-none  the profiler with no access sampler (its thread,
 #                    residency, attribution and file only): splits the
 #                    overhead between the sampler and the rest
@@ -94,6 +102,18 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# The AMG workload: built here as scripts/run-example.sh builds it.
+hypre_inc=/usr/include/hypre
+if command -v mpicc >/dev/null && command -v mpirun >/dev/null && [ -f "$hypre_inc/HYPRE.h" ]; then
+    if ! mpicc -std=c11 -O2 -g -I"$hypre_inc" "$(dirname "$0")/../tools/amg_driver.c" \
+        -lHYPRE -o "$tmp/amg_driver" 2>"$tmp/amg-build.log"; then
+        echo "== amg workload skipped: amg_driver did not build (see below)" >&2
+        cat "$tmp/amg-build.log" >&2
+    fi
+else
+    echo "== amg workload skipped: needs mpicc, mpirun and $hypre_inc/HYPRE.h" >&2
+fi
+
 # The python workload: dicts, lists and JSON round trips, sized for about a
 # second.  Its output is a digest of the data only.
 cat >"$tmp/dictjson.py" <<'EOF'
@@ -125,7 +145,7 @@ print("dictjson", h.hexdigest()[:32])
 EOF
 
 "$driver_python" - "$build" "$rounds" "$tmp" "$workload_python" <<'EOF'
-import os, platform, statistics, subprocess, sys, time
+import os, platform, shutil, statistics, subprocess, sys, time
 
 build, rounds, tmp, pyexe = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 preload = os.environ.get("BENCH_PRELOAD_LIB") or os.path.join(build, ".libs", "libtiermem-preload.so")
@@ -142,6 +162,10 @@ configs = [
     ("tiermem-small0", preload, {"TIERMEM_SMALL_SIZE": "0"}),
     ("tiermem-thread", preload, {"TIERMEM_LAYOUT": "per-thread"}),
     ("tiermem-profile", preload, {"TIERMEM_PROFILE": "1", "TIERMEM_OUTPUT_DIR": tmp}),
+    ("tiermem-profile-refs", preload, {"TIERMEM_PROFILE": "1", "TIERMEM_OUTPUT_DIR": tmp,
+                                       "TIERMEM_PROFILE_SAMPLER": "refs"}),
+    ("tiermem-profile-uffd", preload, {"TIERMEM_PROFILE": "1", "TIERMEM_OUTPUT_DIR": tmp,
+                                       "TIERMEM_PROFILE_SAMPLER": "uffd"}),
     ("tiermem-profile-none", preload, {"TIERMEM_PROFILE": "1", "TIERMEM_OUTPUT_DIR": tmp,
                                        "TIERMEM_PROFILE_SAMPLER": "none"}),
     ("jemalloc", jemalloc, {}),
@@ -166,12 +190,27 @@ workloads = [
 ]
 if pyexe:
     workloads.append(("python", [pyexe, os.path.join(tmp, "dictjson.py")]))
+amg = os.path.join(tmp, "amg_driver")
+if os.path.exists(amg):
+    workloads.append(("amg", ["mpirun", "--allow-run-as-root", "--oversubscribe",
+                              "-np", "2", "@MPI_ENV@", amg]
+                      + os.environ.get("BENCH_PRELOAD_AMG_ARGS", "-n 100").split()))
 want = os.environ.get("BENCH_PRELOAD_WORKLOADS")
 if want:
     workloads = [w for w in workloads if w[0] in want.split()]
 
 def run(argv, lib, extra, tag):
     env = dict(base_env)
+    if "@MPI_ENV@" in argv:
+        # mpirun itself is never preloaded: the ranks get the library and
+        # the settings through -x
+        i = argv.index("@MPI_ENV@")
+        xs = [w for k, v in sorted(extra.items()) for w in ("-x", "%s=%s" % (k, v))]
+        if lib:
+            xs += ["-x", "LD_PRELOAD=" + lib]
+        argv = argv[:i] + xs + argv[i + 1:]
+        argv[0] = shutil.which(argv[0]) or argv[0]
+        lib, extra = None, {}
     env.update(extra)
     if lib:
         env["LD_PRELOAD"] = lib
@@ -262,7 +301,8 @@ if any(c[0] == "tiermem-profile" for c in configs) and any(c[0] == "tiermem" for
     print()
     print("profiler overhead (tiermem-profile / tiermem, median of per-round ratios [min-max])")
     for wname, _ in workloads:
-        for pname in ("tiermem-profile", "tiermem-profile-none"):
+        for pname in ("tiermem-profile", "tiermem-profile-refs", "tiermem-profile-uffd",
+                      "tiermem-profile-none"):
             a, b = res.get((wname, pname)), res.get((wname, "tiermem"))
             if not a or not b:
                 continue

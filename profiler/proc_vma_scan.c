@@ -106,14 +106,15 @@ static bool smaps_header(vma_scan_t *s, const char *p, const char *end)
     return true;
 }
 
-/* "Key:     123 kB" for the keys kept: Rss and Referenced. */
+/* "Key:     123 kB" for the keys kept: Rss, Referenced, AnonHugePages. */
 static bool smaps_key(vma_scan_t *s, const char *p, const char *end)
 {
     static const struct {
         const char *key;
         size_t off;
     } keys[] = {{"Rss:", offsetof(vma_record_t, resident)},
-                {"Referenced:", offsetof(vma_record_t, referenced)}};
+                {"Referenced:", offsetof(vma_record_t, referenced)},
+                {"AnonHugePages:", offsetof(vma_record_t, anon_huge)}};
     size_t k = 0, klen = 0;
     for (; k < sizeof keys / sizeof keys[0]; k++) {
         klen = strlen(keys[k].key);

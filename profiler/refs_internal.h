@@ -26,6 +26,7 @@ typedef struct vma_record {
     uintptr_t lo, hi;   /* [lo, hi); numa_maps gives lo only: hi = 0 */
     uint64_t referenced;/* smaps: Referenced, in bytes */
     uint64_t resident;  /* smaps: Rss, in bytes */
+    uint64_t anon_huge; /* smaps: AnonHugePages, in bytes */
     uint64_t page_size; /* numa_maps: kernelpagesize_kB, in bytes */
     uint64_t node_pages[TM_MAX_NODES]; /* numa_maps: N<node>= pages */
     bool has_nodes;
@@ -114,7 +115,12 @@ int residency_test_method(int force);
 typedef struct refs_stats {
     uint64_t scans;       /* smaps reads (each followed by a clear) */
     uint64_t collects;    /* intervals seen */
-    uint64_t cost_ns;     /* CPU time of all scans and clears */
+    uint64_t cost_ns;     /* CPU time of all scans and clears, and the
+                             program's estimated cost of setting the
+                             accessed bits again (below) */
+    uint64_t rearm_ns;    /* of which: that estimate */
+    double rearm_ns_per_page; /* measured at open: what the first access
+                             to a 4 KiB page costs after a clear */
     uint64_t max_scan_ns; /* the dearest single scan */
     unsigned period;      /* intervals per scan now */
     uint64_t vmas, owned_vmas, blurred_vmas, dropped_vmas, malformed;
