@@ -10,9 +10,11 @@
  * the two arenas together, and the arena is the unit the policy moves.
  *
  * So each arena places its extents in address regions of its own: 64 GiB
- * chunks claimed from a window [16 TiB, 80 TiB) that the kernel never
- * reaches on its own (its mmap area grows down from near 128 TiB, brk and
- * the executable sit far below).  An arena asks for a chunk when it maps
+ * chunks claimed from a window [17 TiB, 81 TiB) that the kernel never
+ * reaches on its own (its mmap area grows down from near 128 TiB, a PIE
+ * executable sits near 85 TiB, brk and a fixed executable far below), and
+ * that AddressSanitizer leaves free (its shadow ends just past 16 TiB, its
+ * allocator starts at 96 TiB).  An arena asks for a chunk when it maps
  * its first extent and again whenever its chunk is full; a chunk is never
  * shared, and chunks are claimed in increasing order, so the extents of
  * two arenas are never adjacent: there is always unmapped space between.
@@ -35,8 +37,8 @@
 
 #include "extent.h"
 
-#define REGION_WINDOW_START ((uintptr_t)16 << 40)
-#define REGION_WINDOW_END ((uintptr_t)80 << 40)
+#define REGION_WINDOW_START ((uintptr_t)17 << 40)
+#define REGION_WINDOW_END ((uintptr_t)81 << 40)
 #define REGION_CHUNK ((uintptr_t)64 << 30)
 
 static _Atomic uintptr_t region_next_chunk = REGION_WINDOW_START;
