@@ -40,7 +40,7 @@
 #define COLD_SIZE (48 * DYN_MIB)
 #define CAPACITY "36M"
 #define DEADLINE_S 150
-#define CONTROL_S 20
+#define CONTROL_S 10
 #define CHILD_DEADLINE_S 200
 #define WORKDIR "/tmp/dyn_reads"
 
