@@ -297,9 +297,9 @@ for wname, _ in workloads:
                      "same" if same else "DIFF"))
 # The profiler's price: each round's profiled run against the same round's
 # unprofiled run, so both saw the same neighbours.
-if any(c[0] == "tiermem-profile" for c in configs) and any(c[0] == "tiermem" for c in configs):
+if any(c[0].startswith("tiermem-profile") for c in configs) and any(c[0] == "tiermem" for c in configs):
     print()
-    print("profiler overhead (tiermem-profile / tiermem, median of per-round ratios [min-max])")
+    print("profiler overhead (tiermem-profile* / tiermem, median of per-round ratios [min-max])")
     for wname, _ in workloads:
         for pname in ("tiermem-profile", "tiermem-profile-refs", "tiermem-profile-uffd",
                       "tiermem-profile-none"):

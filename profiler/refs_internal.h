@@ -119,8 +119,8 @@ typedef struct refs_stats {
                              program's estimated cost of setting the
                              accessed bits again (below) */
     uint64_t rearm_ns;    /* of which: that estimate */
-    double rearm_ns_per_page; /* measured at open: what the first access
-                             to a 4 KiB page costs after a clear */
+    double rearm_ns_per_page; /* what the first access to a 4 KiB page
+                             costs after a clear (sampler_refs.c) */
     uint64_t max_scan_ns; /* the dearest single scan */
     unsigned period;      /* intervals per scan now */
     uint64_t vmas, owned_vmas, blurred_vmas, dropped_vmas, malformed;

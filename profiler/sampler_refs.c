@@ -69,10 +69,14 @@ typedef struct refs_state {
     owned_fd_t clear, smaps;
     prof_sink_t sink;
     bool dead;                 /* a descriptor was lost: no more scans */
+    bool calibrated;           /* the re-arm cost was measured */
     double share;              /* of one core, for scans */
     uint64_t interval_ns;
-    unsigned period, since;    /* intervals per scan; since the last */
-    double cost_avg_ns;        /* smoothed CPU time of one scan */
+    unsigned period, since;    /* intervals per scan now; since the last */
+    double cost_avg_ns;        /* smoothed cost of one scan */
+    double predicted_ns;       /* what the next scan will cost */
+    double balance_ns;         /* the budget saved up for it: each interval
+                                  adds its share, each scan takes its cost */
     uint64_t extra_cost_ns;    /* tests */
     char *buf;                 /* REFS_BUFSIZE, for reading smaps */
     refs_vma_t *vmas;          /* the last smaps read, resident VMAs */
@@ -212,6 +216,64 @@ static int refs_read_smaps(refs_state_t *st, uint64_t *malformed,
     return rc;
 }
 
+/* ---------------------------------------------------------------- re-arm
+ * What the first access to a small page costs the program after a clear.
+ * It grows with the set of pages touched, once that outgrows the TLB
+ * (bench figures, this VM: 0.2 ns a page over 1 MiB, 16 ns over 4 MiB,
+ * 311 ns over 16 MiB, 430 ns over 512 MiB), so it is measured over 16 MiB
+ * of the sampler's own pages -- a pass warm, then just after a clear --
+ * and only once the process references that much itself, on the profiling
+ * thread: a program that small pays little either way, and a short-lived
+ * one never maps the 16 MiB.  Until then, the figure measured here. */
+
+#define REFS_REARM_DEFAULT_NS 450.0
+#define REFS_CALIBRATE_PAGES 4096
+#define REFS_CALIBRATE_AT ((uint64_t)64 << 20) /* referenced, small pages */
+
+static double monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static double touch_pass(volatile const char *p, size_t pages, size_t page)
+{
+    double t = monotonic_ns();
+    unsigned sum = 0;
+    for (size_t i = 0; i < pages; i++)
+        sum += p[i * page];
+    (void)sum;
+    return monotonic_ns() - t;
+}
+
+/* The clear, with the calibration around it the first time it is due. */
+static int refs_clear_maybe_calibrate(refs_state_t *st)
+{
+    if (st->calibrated || st->small_referenced < REFS_CALIBRATE_AT)
+        return refs_clear(st);
+    st->calibrated = true;
+    size_t page = os_page_size(), len = REFS_CALIBRATE_PAGES * page;
+    char *p = os_map_near(NULL, len);
+    if (p == NULL)
+        return refs_clear(st);
+    (void)os_madvise(p, len, MADV_NOHUGEPAGE);
+    memset(p, 1, len);
+    double warm = touch_pass(p, REFS_CALIBRATE_PAGES, page);
+    double w2 = touch_pass(p, REFS_CALIBRATE_PAGES, page);
+    warm = w2 < warm ? w2 : warm;
+    int rc = refs_clear(st);
+    double cold = touch_pass(p, REFS_CALIBRATE_PAGES, page);
+    (void)os_unmap(p, len);
+    double per_page = (cold - warm) / REFS_CALIBRATE_PAGES;
+    st->stats.rearm_ns_per_page = per_page < 20.0     ? 20.0
+                                  : per_page > 5000.0 ? 5000.0
+                                                      : per_page;
+    log_info("refs sampler: re-arming a page's accessed bit costs the "
+             "program about %.0f ns", st->stats.rearm_ns_per_page);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- a scan */
 
 static void refs_credit(void *ctx, unsigned arena, const vma_amount_t *share,
@@ -285,19 +347,41 @@ static unsigned refs_period_for(const refs_state_t *st, double cost_ns)
     return period ? period : 1;
 }
 
+/* A scan (or the open's read and clear) cost this much: pay for it from
+ * the balance, and predict the next from the dearer of the average and
+ * the last, so a footprint that just grew is paid for at once and a lucky
+ * cheap scan does not shorten the wait. */
 static void refs_account(refs_state_t *st, uint64_t cost)
 {
     st->stats.cost_ns += cost;
     if (cost > st->stats.max_scan_ns)
         st->stats.max_scan_ns = cost;
+    st->balance_ns -= (double)cost;
     st->cost_avg_ns = st->cost_avg_ns == 0
                           ? (double)cost
                           : 0.75 * st->cost_avg_ns + 0.25 * (double)cost;
-    /* The dearer of the average and the last: a footprint that just grew
-     * is paid for at once, a lucky cheap scan does not shorten the wait. */
-    double c = (double)cost > st->cost_avg_ns ? (double)cost : st->cost_avg_ns;
-    st->period = refs_period_for(st, c);
+    st->predicted_ns =
+        (double)cost > st->cost_avg_ns ? (double)cost : st->cost_avg_ns;
+    st->period = refs_period_for(st, st->predicted_ns);
     st->stats.period = st->period;
+}
+
+/* A token bucket over the intervals: a scan runs once the share saved up
+ * since the last one pays for the predicted cost.  Whatever each scan
+ * really costs is taken from the balance, so over any run the scans cost
+ * at most the share of its intervals plus one scan, even when the
+ * footprint grows between two scans.  Nothing is saved beyond one scan's
+ * worth, so a quiet stretch buys no burst later. */
+static bool refs_scan_due(refs_state_t *st)
+{
+    double per_interval = st->share * (double)st->interval_ns;
+    double cap = st->predicted_ns > per_interval ? st->predicted_ns
+                                                 : per_interval;
+    st->balance_ns += per_interval;
+    if (st->balance_ns > cap)
+        st->balance_ns = cap;
+    return st->balance_ns >= st->predicted_ns ||
+           st->since >= REFS_MAX_PERIOD;
 }
 
 static void refs_scan(refs_state_t *st)
@@ -316,7 +400,7 @@ static void refs_scan(refs_state_t *st)
         log_warn("refs sampler: no memory to list the arenas' extents; "
                  "this scan is skipped");
     refs_hold_credit(st);
-    if (refs_clear(st) != 0) {
+    if (refs_clear_maybe_calibrate(st) != 0) {
         log_warn("refs sampler: writing /proc/self/clear_refs failed: "
                  "errno %d; sampling stops", errno);
         st->dead = true;
@@ -351,54 +435,6 @@ static void refs_deliver(refs_state_t *st)
     }
 }
 
-/* ---------------------------------------------------------------- re-arm */
-
-#define REFS_CALIBRATE_PAGES 256
-
-static double monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static double touch_pass(volatile const char *p, size_t pages, size_t page)
-{
-    double t = monotonic_ns();
-    unsigned sum = 0;
-    for (size_t i = 0; i < pages; i++)
-        sum += p[i * page];
-    (void)sum;
-    return monotonic_ns() - t;
-}
-
-/*
- * What the first access to a small page costs the program after a clear:
- * a pass over pages of our own, warm, then just after a clear (the one
- * open makes anyway), per page.  Clamped to [20 ns, 5 us], and 420 ns (the
- * figure measured here) when the pages cannot be mapped.  Under half a
- * millisecond at open.
- */
-static double refs_calibrate_and_clear(refs_state_t *st, int *clear_rc)
-{
-    size_t page = os_page_size(), len = REFS_CALIBRATE_PAGES * page;
-    char *p = os_map_near(NULL, len);
-    if (p == NULL) {
-        *clear_rc = refs_clear(st);
-        return 420.0;
-    }
-    (void)os_madvise(p, len, MADV_NOHUGEPAGE);
-    memset(p, 1, len);
-    double warm = touch_pass(p, REFS_CALIBRATE_PAGES, page);
-    double w2 = touch_pass(p, REFS_CALIBRATE_PAGES, page);
-    warm = w2 < warm ? w2 : warm;
-    *clear_rc = refs_clear(st);
-    double cold = touch_pass(p, REFS_CALIBRATE_PAGES, page);
-    (void)os_unmap(p, len);
-    double per_page = (cold - warm) / REFS_CALIBRATE_PAGES;
-    return per_page < 20.0 ? 20.0 : per_page > 5000.0 ? 5000.0 : per_page;
-}
-
 /* ---------------------------------------------------------------- the ops */
 
 static int refs_refuse(const prof_options_t *o, const char *what, int err)
@@ -420,7 +456,7 @@ static int refs_open(sampler_t *s, const prof_options_t *o,
     st->interval_ns = o->interval_ns;
     st->period = 1;
     const char *what = NULL;
-    uint64_t malformed = 0, keys = 0;
+    uint64_t malformed = 0, keys = 0, t0 = thread_cpu_ns();
     errno = 0;
     if (refs_open_one("/proc/self/clear_refs", O_WRONLY, &st->clear) != 0)
         what = "cannot open /proc/self/clear_refs for writing";
@@ -432,12 +468,8 @@ static int refs_open(sampler_t *s, const prof_options_t *o,
         what = "/proc/self/smaps has no Referenced lines";
     else if (refs_credit_vmas(st) != 0)
         what = "no memory to list the arenas' extents";
-    if (what == NULL) {
-        int clear_rc;
-        st->stats.rearm_ns_per_page = refs_calibrate_and_clear(st, &clear_rc);
-        if (clear_rc != 0)
-            what = "cannot clear the accessed bits";
-    }
+    else if (refs_clear(st) != 0)
+        what = "cannot clear the accessed bits";
     if (what != NULL) {
         int err = errno ? errno : ENOTSUP;
         refs_free(st);
@@ -446,6 +478,8 @@ static int refs_open(sampler_t *s, const prof_options_t *o,
     /* what is resident now was not touched first in the first window */
     refs_hold_credit(st);
     st->nhold = 0;
+    /* the first scan waits until the budget has paid for one like this */
+    refs_account(st, thread_cpu_ns() - t0);
     s->state = st;
     s->sink = *sink;
     if (s->name == NULL)
@@ -453,9 +487,9 @@ static int refs_open(sampler_t *s, const prof_options_t *o,
     /* a sample is a page accessed in the window: at least one access; a
      * page read or written through makes one per cache line */
     s->accesses_per_sample = (double)os_page_size() / 64.0;
+    st->stats.rearm_ns_per_page = REFS_REARM_DEFAULT_NS;
     log_info("refs sampler: accessed bits (clear_refs, smaps), at most "
-             "%.3g%% of one core; re-arming a page costs the program about "
-             "%.0f ns", o->refs_cost, st->stats.rearm_ns_per_page);
+             "%.3g%% of one core", o->refs_cost);
     return 0;
 }
 
@@ -468,7 +502,8 @@ static void refs_collect(sampler_t *s, uint64_t t_end_ns)
     st->stats.collects++;
     if (!refs_fds_ours(st))
         return;
-    if (++st->since >= st->period) {
+    st->since++;
+    if (refs_scan_due(st)) {
         st->since = 0;
         refs_scan(st);
     }
