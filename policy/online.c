@@ -52,7 +52,15 @@ struct online {
     online_arena_t *arena;  /* [TM_MAX_ARENAS + 1] */
     unsigned *order;        /* [TM_MAX_ARENAS]: ids being ranked */
     double *score;          /* [TM_MAX_ARENAS + 1]: sort keys by id */
+    /* What the kernel let a tier hold when a move into it last failed
+     * with ENOMEM, until decision full_until[t] (online_tier_full). */
+    uint64_t full_bytes[TM_MAX_NODES], full_until[TM_MAX_NODES];
 };
+
+/* Decisions a tier that refused a move counts as full: long enough that a
+ * failing promotion is not retried every decision, short enough that
+ * memory freed by others is used again (10 s at the defaults). */
+#define ONLINE_FULL_DECISIONS 25
 
 #define ONLINE_ARENA_TABLE ((TM_MAX_ARENAS + 1) * sizeof(online_arena_t))
 #define ONLINE_ORDER_TABLE (TM_MAX_ARENAS * sizeof(unsigned))
@@ -289,7 +297,10 @@ static bool online_worth_moving(const online_t *o, const online_arena_t *a)
 
 static uint64_t online_usable(const online_t *o, unsigned tier)
 {
-    return (uint64_t)((double)o->cfg.cap[tier] * (1.0 - o->cfg.headroom));
+    uint64_t u = (uint64_t)((double)o->cfg.cap[tier] * (1.0 - o->cfg.headroom));
+    if (o->full_until[tier] > o->stats.decisions && o->full_bytes[tier] < u)
+        u = o->full_bytes[tier];
+    return u;
 }
 
 /* ------------------------------------------------------- displacement
@@ -459,6 +470,30 @@ static bool online_afford(online_t *o, online_round_t *r, uint64_t bytes)
     return false;
 }
 
+/*
+ * A promotion failed with ENOMEM: the kernel found no free page on the
+ * tier's nodes, whatever its configured capacity says (other processes,
+ * the kernel's reserves).  Retrying every decision would move part of the
+ * arena each time and fail again -- bytes migrated for nothing, a few
+ * hundred MiB in the guest benchmark.  So the arena goes back where the
+ * policy has it (its pages and its placement agree again, and the pages
+ * that did move free the fast tier for others), and the tier counts as
+ * holding at most what it holds now for ONLINE_FULL_DECISIONS decisions.
+ */
+static void online_tier_full(online_t *o, online_round_t *r, unsigned id,
+                             unsigned from, unsigned to)
+{
+    online_arena_t *a = &o->arena[id];
+    o->full_bytes[to] = r->used[to];
+    o->full_until[to] = o->stats.decisions + ONLINE_FULL_DECISIONS;
+    bool back = online_migrate(o, id, from) == 0;
+    log_warn("online: tier %u is full: arena %u (%llu bytes) could not move "
+             "there (errno %d)%s; the tier counts as holding at most %llu "
+             "bytes for %u decisions", to, id, (unsigned long long)a->bytes,
+             ENOMEM, back ? "" : ", nor all the way back",
+             (unsigned long long)o->full_bytes[to], ONLINE_FULL_DECISIONS);
+}
+
 static void online_move(online_t *o, online_round_t *r, unsigned id)
 {
     online_arena_t *a = &o->arena[id];
@@ -477,6 +512,10 @@ static void online_move(online_t *o, online_round_t *r, unsigned id)
         return;
     if (online_migrate(o, id, to) != 0) {
         o->stats.failures++;
+        if (errno == ENOMEM && to < from) {
+            online_tier_full(o, r, id, from, to);
+            return;
+        }
         log_warn("online: moving arena %u (%llu bytes) from tier %u to %u "
                     "failed: errno %d (will retry)", id,
                     (unsigned long long)a->bytes, from, to, errno);

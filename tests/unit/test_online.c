@@ -36,6 +36,7 @@ typedef struct rec {
     int from[CALLS];
     unsigned tier_of[NMAX + 1]; /* the recorder's own map */
     unsigned fail_id, fail_left;
+    int fail_errno;            /* 0: EIO */
     bool overfilled;
 } rec_t;
 
@@ -44,7 +45,7 @@ static int rec_migrate(void *ctx, unsigned id, unsigned tier)
     rec_t *r = ctx;
     if (id == r->fail_id && r->fail_left > 0) {
         r->fail_left--;
-        errno = EIO;
+        errno = r->fail_errno ? r->fail_errno : EIO;
         return -1;
     }
     if (r->ncalls < CALLS) {
@@ -315,6 +316,48 @@ static void test_failure_retry(void)
     online_delete(o);
 }
 
+/* A promotion the kernel refuses with ENOMEM (the tier's nodes are full,
+ * whatever the configured capacity says): the arena is moved back where
+ * the policy has it, and the tier counts as full for ONLINE_FULL_DECISIONS
+ * (25) decisions -- no retry every decision -- then is tried again. */
+static bool promoted(const rec_t *r, unsigned id, unsigned from_call)
+{
+    for (unsigned i = from_call; i < r->ncalls; i++)
+        if (r->id[i] == id && r->tier[i] == 0)
+            return true;
+    return false;
+}
+
+static void test_tier_full(void)
+{
+    online_config_t cfg;
+    sim_t s;
+    rec_t r;
+    online_t *o = setup(&cfg, &s, &r);
+    REQUIRE_VOID(o);
+    s.heat[1] = s.heat[2] = 100;
+    s.heat[3] = s.heat[4] = 1;
+    r.fail_id = 2;
+    r.fail_left = 1;
+    r.fail_errno = ENOMEM;
+    decide(o, &s, cfg.every);
+    CHECK(online_tier_of(o, 1) == 0 && online_tier_of(o, 2) == 1);
+    /* the failed arena was sent back to its tier (the recorder saw it) */
+    CHECK(r.ncalls == 2 && r.id[1] == 2 && r.tier[1] == 1);
+    unsigned mark = r.ncalls;
+    for (int d = 0; d < 23; d++)
+        decide(o, &s, cfg.every);
+    CHECK_MSG(!promoted(&r, 2, mark), "arena 2 retried while tier 0 counts "
+              "as full");
+    online_stats_t st;
+    online_get_stats(o, &st);
+    CHECK(st.failures == 1);
+    for (int d = 0; d < 4; d++)
+        decide(o, &s, cfg.every);
+    CHECK(promoted(&r, 2, mark) && online_tier_of(o, 2) == 0);
+    online_delete(o);
+}
+
 static void test_cost_benefit(void)
 {
     online_config_t cfg;
@@ -557,6 +600,7 @@ int main(void)
     test_budget();
     test_never_overfill();
     test_failure_retry();
+    test_tier_full();
     test_cost_benefit();
     test_budget_carry();
     test_first_tier();
