@@ -43,6 +43,9 @@
 #                      failing ones
 #   TM_GUEST_NO_INSTALL=1  never call apt-get (fail if something is missing)
 #   TM_GUEST_CFLAGS    extra compiler flags for the guest tests
+#   TM_GUEST_EXTRA_SRC programs from outside tests/guest, space-separated
+#                      paths (e.g. bench/guest/bench_x.c): built and run like
+#                      dyn_*.c, named dyn_<file name> (for TM_GUEST_TESTS)
 #
 # Logs of the last run stay in BUILD_DIR/guest-logs/:
 #   topoN-results.log  test output (ttyS1), topoN-console.log  kernel console
@@ -297,9 +300,13 @@ build_initramfs() {
     # users do: linked against libc and libnuma only, never tiermem.
     # -rdynamic exports their functions, so the site table names them.
     local dyn=()
-    for src in "$GUEST_DIR"/dyn_*.c; do
-        [ -e "$src" ] || continue
+    for src in "$GUEST_DIR"/dyn_*.c ${TM_GUEST_EXTRA_SRC:-}; do
+        if [ ! -e "$src" ]; then
+            case "$src" in "$GUEST_DIR"/*) continue ;; esac
+            die "TM_GUEST_EXTRA_SRC: $src not found"
+        fi
         name=$(basename "$src" .c)
+        name=dyn_${name#dyn_}
         test_selected "$name" || continue
         TEST_NAMES="$TEST_NAMES $name"
         # shellcheck disable=SC2086
