@@ -12,7 +12,8 @@
  *
  * Heat.  What a scan measures is the set of pages an arena touched in the
  * window since the last clear: its working set, not how often each page
- * was touched.  That figure is delivered as samples (weight = pages, at an
+ * was touched.  That figure, averaged with the windows before (half
+ * weight to the last), is delivered as samples (weight = pages, at an
  * address inside the arena) on every interval until the next scan, so an
  * arena's heat is "pages in use per window" whatever the window's length.
  *
@@ -62,6 +63,7 @@ typedef struct refs_vma {
 typedef struct refs_arena {
     uint64_t referenced, resident; /* this scan's credit, bytes */
     uint64_t resident_before;      /* at the last scan */
+    double pages;                  /* reused pages per window, smoothed */
     uintptr_t addr;                /* where to deliver its samples */
 } refs_arena_t;
 
@@ -328,9 +330,16 @@ static void refs_hold_credit(refs_state_t *st)
         uint64_t reused = a->referenced > grown ? a->referenced - grown : 0;
         st->stats.referenced += a->referenced;
         st->stats.first_touch += a->referenced - reused;
+        /* Half the last window, half the ones before: an arena touched in
+         * some windows and not others (its period near the window's) gets
+         * a steady share instead of all-or-nothing, which would swap it
+         * in and out of the fast tier.  Nothing resident: a new start. */
+        a->pages = a->resident == 0
+                       ? 0.0
+                       : 0.5 * a->pages + 0.5 * (double)(reused / page);
         a->resident_before = a->resident;
         a->referenced = a->resident = 0;
-        uint64_t pages = reused / page;
+        uint64_t pages = (uint64_t)(a->pages + 0.5);
         if (pages == 0)
             continue;
         st->hold[st->nhold++] = (refs_hold_t){
