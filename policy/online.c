@@ -471,20 +471,24 @@ static bool online_afford(online_t *o, online_round_t *r, uint64_t bytes)
 }
 
 /*
- * A promotion failed with ENOMEM: the kernel found no free page on the
- * tier's nodes, whatever its configured capacity says (other processes,
- * the kernel's reserves).  Retrying every decision would move part of the
+ * A move failed with ENOMEM: the kernel found no free page on the tier's
+ * nodes, whatever its configured capacity says (other processes, the
+ * kernel's reserves).  Retrying every decision would move part of the
  * arena each time and fail again -- bytes migrated for nothing, a few
- * hundred MiB in the guest benchmark.  So the arena goes back where the
+ * hundred MiB in the guest benchmark.  (A demotion too: a middle tier
+ * whose nodes are full; the next decision then demotes past it.)  So the arena goes back where the
  * policy has it (its pages and its placement agree again, and the pages
  * that did move free the fast tier for others), and the tier counts as
- * holding at most what it holds now for ONLINE_FULL_DECISIONS decisions.
+ * holding at most what it holds now (and a sixteenth) for
+ * ONLINE_FULL_DECISIONS decisions.
  */
 static void online_tier_full(online_t *o, online_round_t *r, unsigned id,
                              unsigned from, unsigned to)
 {
     online_arena_t *a = &o->arena[id];
-    o->full_bytes[to] = r->used[to];
+    /* what it holds, and a sixteenth more: the arenas already there grow
+     * a little between decisions, and must not be pushed out for it */
+    o->full_bytes[to] = r->used[to] + r->used[to] / 16;
     o->full_until[to] = o->stats.decisions + ONLINE_FULL_DECISIONS;
     bool back = online_migrate(o, id, from) == 0;
     log_warn("online: tier %u is full: arena %u (%llu bytes) could not move "
@@ -512,7 +516,7 @@ static void online_move(online_t *o, online_round_t *r, unsigned id)
         return;
     if (online_migrate(o, id, to) != 0) {
         o->stats.failures++;
-        if (errno == ENOMEM && to < from) {
+        if (errno == ENOMEM) {
             online_tier_full(o, r, id, from, to);
             return;
         }
