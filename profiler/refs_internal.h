@@ -6,7 +6,19 @@
 #ifndef TM_REFS_INTERNAL_H
 #define TM_REFS_INTERNAL_H
 
+#include <time.h>
+
 #include "profiler.h"
+
+/* CPU time of the calling thread, ns (0 if the clock fails): what the
+ * refs sampler and the residency pass charge to their budgets. */
+static inline uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 /* ------------------------------------------------------------ proc_vma_scan.c
  * A streaming reader of /proc/self/smaps and /proc/self/numa_maps: text in

@@ -39,14 +39,6 @@ int residency_test_method(int force)
     return last_method;
 }
 
-static uint64_t thread_ns(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static double smooth(double old, double now)
 {
     return now > 0 ? 0.75 * old + 0.25 * now : old;
@@ -91,7 +83,7 @@ static bool numa_maps_cheaper(size_t max_pages)
 static void try_numa_maps(attrib_t *at)
 {
     double pages = process_pages();
-    uint64_t t0 = thread_ns();
+    uint64_t t0 = thread_cpu_ns();
     if (residency_numa_maps(at, source) != 0) {
         log_debug("profiler: residency from numa_maps failed: errno %d; "
                   "walking instead", errno);
@@ -99,7 +91,7 @@ static void try_numa_maps(attrib_t *at)
         return;
     }
     numa_maps_ns_per_page =
-        smooth(numa_maps_ns_per_page, (double)(thread_ns() - t0) / pages);
+        smooth(numa_maps_ns_per_page, (double)(thread_cpu_ns() - t0) / pages);
 }
 
 void residency_sample_all(attrib_t *at, size_t max_pages)
@@ -113,7 +105,7 @@ void residency_sample_all(attrib_t *at, size_t max_pages)
     unsigned failed = 0;
     int first_errno = 0;
     size_t queried = 0;
-    uint64_t t0 = thread_ns();
+    uint64_t t0 = thread_cpu_ns();
     arena_walk_begin();
     for (unsigned id = 1; id <= TM_MAX_ARENAS; id++) {
         tm_arena_t *a = arena_by_id(id);
@@ -131,7 +123,7 @@ void residency_sample_all(attrib_t *at, size_t max_pages)
     arena_walk_end();
     if (queried > 0)
         walk_ns_per_page = smooth(walk_ns_per_page,
-                                  (double)(thread_ns() - t0) /
+                                  (double)(thread_cpu_ns() - t0) /
                                       (double)queried);
     if (failed)
         log_warn("profiler: residency of %u arenas could not be measured "

@@ -25,9 +25,9 @@
  * ns a page in the VMs tiermem is developed on, ten times the clear
  * itself (huge pages: nothing measurable).  So a scan's cost is its CPU
  * time on the profiling thread plus the process's referenced small pages
- * times that re-arm cost, calibrated at open on pages of the sampler's own,
- * and the period (intervals per scan) is the smallest that keeps the sum
- * under TIERMEM_PROFILE_REFS_COST percent of one core.
+ * times that re-arm cost (measured once on pages of the sampler's own), and
+ * a token bucket (refs_scan_due) keeps the sum under
+ * TIERMEM_PROFILE_REFS_COST percent of one core.
  *
  * The profiling thread does all of it: metadata memory only, write(2)
  * only, as profiler.h requires.
@@ -79,7 +79,7 @@ typedef struct refs_state {
     bool flush_failed;         /* logged once */
     double share;              /* of one core, for scans */
     uint64_t interval_ns;
-    unsigned period, since;    /* intervals per scan now; since the last */
+    unsigned since;            /* intervals since the last scan */
     double cost_avg_ns;        /* smoothed cost of one scan */
     double predicted_ns;       /* what the next scan will cost */
     double balance_ns;         /* the budget saved up for it: each interval
@@ -97,14 +97,6 @@ typedef struct refs_state {
     size_t nhold;
     refs_stats_t stats;
 } refs_state_t;
-
-static uint64_t thread_cpu_ns(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* ---------------------------------------------------------------- state */
 
@@ -390,7 +382,8 @@ static void refs_hold_credit(refs_state_t *st)
 }
 
 /* Intervals per scan for a scan costing cost_ns: the fewest that keep the
- * scans under their share of one core. */
+ * scans under their share of one core.  Reported in the stats and the
+ * log; refs_scan_due's balance is what decides. */
 static unsigned refs_period_for(const refs_state_t *st, double cost_ns)
 {
     double per_interval = st->share * (double)st->interval_ns;
@@ -418,8 +411,7 @@ static void refs_account(refs_state_t *st, uint64_t cost)
                           : 0.75 * st->cost_avg_ns + 0.25 * (double)cost;
     st->predicted_ns =
         (double)cost > st->cost_avg_ns ? (double)cost : st->cost_avg_ns;
-    st->period = refs_period_for(st, st->predicted_ns);
-    st->stats.period = st->period;
+    st->stats.period = refs_period_for(st, st->predicted_ns);
 }
 
 /* A token bucket over the intervals: a scan runs once the share saved up
@@ -478,7 +470,7 @@ static void refs_scan(refs_state_t *st)
               "bytes credited, next in %u intervals",
               (unsigned long long)st->stats.scans, st->nvmas,
               (unsigned long long)st->seen_vmas,
-              (unsigned long long)st->stats.referenced, st->period);
+              (unsigned long long)st->stats.referenced, st->stats.period);
 }
 
 static void refs_deliver(refs_state_t *st)
@@ -512,7 +504,6 @@ static int refs_open(sampler_t *s, const prof_options_t *o,
     st->sink = *sink;
     st->share = o->refs_cost / 100.0;
     st->interval_ns = o->interval_ns;
-    st->period = 1;
     const char *what = NULL;
     uint64_t malformed = 0, keys = 0, t0 = thread_cpu_ns();
     errno = 0;
