@@ -146,6 +146,7 @@ run_closefrom() {
 for k in 1 2 3; do
     run_closefrom uffd "$k"
 done
+run_closefrom refs 1
 run_closefrom faults 1
 
 # ulimit -n 6: stdin, stdout, stderr and three files of the program's own.

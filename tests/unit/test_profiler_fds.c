@@ -532,6 +532,7 @@ int main(void)
     else
         test_uffd_closed();
     test_closefrom("cf_uffd.txt", PROF_SAMPLER_UFFD, "uffd");
+    test_closefrom("cf_refs.txt", PROF_SAMPLER_REFS, "refs");
     test_closefrom("cf_faults.txt", PROF_SAMPLER_FAULTS, "faults");
     test_closefrom("cf_replay.txt", PROF_SAMPLER_REPLAY, "replay");
     return tm_test_done(__FILE__);
