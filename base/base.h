@@ -263,6 +263,15 @@ int os_madvise(void *addr, size_t size, int advice);
 bool placement_valid(const tm_placement_t *placement);
 
 /* ------------------------------------------------------------------ */
+/* own_thread.c: tiermem's own threads                                  */
+/* ------------------------------------------------------------------ */
+
+/* pthread_create for a thread of ours: every signal blocked in it, and a
+ * 1 MiB stack that transparent huge pages cannot back.  0 or an errno
+ * value, as pthread_create. */
+int own_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg);
+
+/* ------------------------------------------------------------------ */
 /* read_file.c: a whole file into metadata memory                       */
 /* ------------------------------------------------------------------ */
 

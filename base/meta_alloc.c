@@ -38,7 +38,16 @@ static unsigned size_class(size_t size)
     return shift - META_MIN_SHIFT;
 }
 
-/* Metadata mappings are not bound: they are tiny and shared by all arenas. */
+/* Metadata mappings are not bound: they are tiny and shared by all arenas.
+ *
+ * Nor are they ever backed by transparent huge pages.  Our tables (the
+ * site table, its slots, the policy's per-arena rows) are sized for the
+ * most a process may need and touched sparsely; neighbouring chunks merge
+ * into one VMA.  Under THP "always" (RHEL's default) one byte touched made
+ * a whole 2 MiB resident: some 40 MiB per process on the development host,
+ * all of it on the CPU's node, which is the fast tier that tiermem is
+ * there to save (measured: doc/benchmarks.md, bigger-hot).  EINVAL only
+ * means a kernel without THP. */
 static void *meta_map(size_t size)
 {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
@@ -48,6 +57,9 @@ static void *meta_map(size_t size)
                      errno);
         return NULL;
     }
+    if (madvise(p, size, MADV_NOHUGEPAGE) != 0 && errno != EINVAL)
+        log_debug("metadata madvise(MADV_NOHUGEPAGE) of %zu bytes at %p "
+                  "failed: errno %d", size, p, errno);
     atomic_fetch_add(&meta_bytes_mapped, size);
     return p;
 }

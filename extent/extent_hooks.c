@@ -54,6 +54,20 @@ static size_t effective_alignment(size_t size, size_t alignment)
  * The metadata jemalloc maps while it creates the arena stays out of the
  * region: in a VMA of its own, the allocator's bookkeeping pages are never
  * counted as the program's accesses to the arena's data. */
+/* jemalloc's bookkeeping for a new arena: a block it touches sparsely.
+ * Never transparent huge pages: under THP "always" each arena's block
+ * became 2-6 MiB resident on the CPU's node (the fast tier) for a few
+ * KiB used.  EINVAL only means a kernel without THP. */
+static void *map_metadata(size_t size, size_t alignment)
+{
+    void *p = os_map_aligned(size, effective_alignment(size, alignment));
+    if (p != NULL && os_madvise(p, size, MADV_NOHUGEPAGE) != 0 &&
+        errno != EINVAL)
+        log_debug("hooks: madvise(MADV_NOHUGEPAGE) of arena metadata "
+                  "[%p, +%zu) failed: errno %d", p, size, errno);
+    return p;
+}
+
 static void *map_new_extent(hook_arena_t *a, size_t size, size_t alignment)
 {
     size_t page = os_page_size();
@@ -63,7 +77,7 @@ static void *map_new_extent(hook_arena_t *a, size_t size, size_t alignment)
     uintptr_t hint = metadata ? 0 : region_reserve(a, size, align);
     mutex_unlock(&a->lock);
     if (metadata)
-        return os_map_aligned(size, effective_alignment(size, alignment));
+        return map_metadata(size, alignment);
     if (hint != 0) {
         void *p = os_map_near((void *)hint, size);
         if (p == (void *)hint)

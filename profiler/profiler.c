@@ -358,15 +358,11 @@ static int fds_open(void)
     return 0;
 }
 
-/* The thread starts with every signal blocked: signals meant for the
- * application are never delivered to it. */
+/* The thread starts with every signal blocked (signals meant for the
+ * application are never delivered to it) and a small stack: own_thread.c. */
 static int thread_start(void)
 {
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&prof.thread, NULL, profiler_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int rc = own_thread_start(&prof.thread, profiler_main, NULL);
     if (rc != 0) {
         log_error("profiler: pthread_create failed: errno %d", rc);
         errno = rc;

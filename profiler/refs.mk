@@ -1,6 +1,7 @@
 # profiler/refs.mk -- automake fragment included by Makefile.am:
 # the accessed-bit sampler (clear_refs + smaps) and its VMA readers.
-libtmcore_la_SOURCES += profiler/sampler_refs.c profiler/proc_vma_scan.c \
+libtmcore_la_SOURCES += profiler/sampler_refs.c profiler/refs_rearm.c \
+	profiler/proc_vma_scan.c \
 	profiler/residency_numa_maps.c \
 	profiler/vma_owner.c profiler/refs_internal.h
 

@@ -1,6 +1,7 @@
 /*
  * refs_internal.h -- what the accessed-bit sampler's files share
- * (sampler_refs.c, proc_vma_scan.c, vma_owner.c) and what its tests see.
+ * (sampler_refs.c, refs_rearm.c, proc_vma_scan.c, vma_owner.c) and what
+ * its tests see.
  * Private to the profiler.
  */
 #ifndef TM_REFS_INTERNAL_H
@@ -121,6 +122,29 @@ int residency_numa_maps(attrib_t *at, residency_source_t *source);
 /* residency_sampler.c: force a method (tests): 0 the cheaper, 1 numa_maps,
  * 2 the move_pages walk.  Returns what the last pass used (1 or 2). */
 int residency_test_method(int force);
+
+/* ------------------------------------------------------------ refs_rearm.c */
+
+/* What re-arming a small page's accessed bit costs the program until it
+ * is measured, and the process's referenced bytes that make it worth the
+ * measurement (16 MiB of the sampler's own pages, for once). */
+#define REFS_REARM_DEFAULT_NS 450.0
+#define REFS_CALIBRATE_AT ((uint64_t)64 << 20)
+
+typedef struct refs_calibration {
+    char *p;
+    size_t len;
+    double warm;    /* ns of the warm pass */
+    uint64_t t0;    /* thread CPU time at the start */
+} refs_calibration_t;
+
+/* Map the pages (on the slowest tier) and time them warm; false when the
+ * mapping fails.  Then the caller clears the accessed bits, and
+ * refs_calibration_end times them cold, unmaps them and returns the cost
+ * per page (ns, clamped to [20, 5000]); *spent_ns is the calibration's own
+ * CPU time, clear included. */
+bool refs_calibration_begin(refs_calibration_t *c);
+double refs_calibration_end(refs_calibration_t *c, uint64_t *spent_ns);
 
 /* ------------------------------------------------------------ sampler_refs.c */
 

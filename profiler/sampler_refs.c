@@ -251,65 +251,24 @@ static int refs_read_smaps(refs_state_t *st, uint64_t *malformed,
     return rc;
 }
 
-/* ---------------------------------------------------------------- re-arm
- * What the first access to a small page costs the program after a clear.
- * It grows with the set of pages touched, once that outgrows the TLB
- * (bench figures, this VM: 0.2 ns a page over 1 MiB, 16 ns over 4 MiB,
- * 311 ns over 16 MiB, 430 ns over 512 MiB), so it is measured over 16 MiB
- * of the sampler's own pages -- a pass warm, then just after a clear --
- * and only once the process references that much itself, on the profiling
- * thread: a program that small pays little either way, and a short-lived
- * one never maps the 16 MiB.  Until then, the figure measured here. */
+/* ---------------------------------------------------------------- re-arm */
 
-#define REFS_REARM_DEFAULT_NS 450.0
-#define REFS_CALIBRATE_PAGES 4096
-#define REFS_CALIBRATE_AT ((uint64_t)64 << 20) /* referenced, small pages */
-
-static double monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static double touch_pass(volatile const char *p, size_t pages, size_t page)
-{
-    double t = monotonic_ns();
-    unsigned sum = 0;
-    for (size_t i = 0; i < pages; i++)
-        sum += p[i * page];
-    (void)sum;
-    return monotonic_ns() - t;
-}
-
-/* The clear, with the calibration around it the first time it is due.
- * The calibration's own time (mapping and touching 16 MiB: a few ms, much
- * more under emulation) is a one-off, like the open's, so it is left out
- * of the scan's cost: *extra_ns says how much of the time it was. */
+/* The clear, with the calibration (refs_rearm.c) around it the first time
+ * it is due.  The calibration's own time (mapping and touching 16 MiB: a
+ * few ms, much more under emulation) is a one-off, like the open's, so it
+ * is left out of the scan's cost: *extra_ns says how much of the time it
+ * was. */
 static int refs_clear_maybe_calibrate(refs_state_t *st, uint64_t *extra_ns)
 {
     *extra_ns = 0;
+    refs_calibration_t c;
     if (st->calibrated || st->small_referenced < REFS_CALIBRATE_AT)
         return refs_clear(st);
     st->calibrated = true;
-    uint64_t t0 = thread_cpu_ns();
-    size_t page = os_page_size(), len = REFS_CALIBRATE_PAGES * page;
-    char *p = os_map_near(NULL, len);
-    if (p == NULL)
+    if (!refs_calibration_begin(&c))
         return refs_clear(st);
-    (void)os_madvise(p, len, MADV_NOHUGEPAGE);
-    memset(p, 1, len);
-    double warm = touch_pass(p, REFS_CALIBRATE_PAGES, page);
-    double w2 = touch_pass(p, REFS_CALIBRATE_PAGES, page);
-    warm = w2 < warm ? w2 : warm;
     int rc = refs_clear(st);
-    double cold = touch_pass(p, REFS_CALIBRATE_PAGES, page);
-    (void)os_unmap(p, len);
-    *extra_ns = thread_cpu_ns() - t0;
-    double per_page = (cold - warm) / REFS_CALIBRATE_PAGES;
-    st->stats.rearm_ns_per_page = per_page < 20.0     ? 20.0
-                                  : per_page > 5000.0 ? 5000.0
-                                                      : per_page;
+    st->stats.rearm_ns_per_page = refs_calibration_end(&c, extra_ns);
     log_info("refs sampler: re-arming a page's accessed bit costs the "
              "program about %.0f ns", st->stats.rearm_ns_per_page);
     return rc;

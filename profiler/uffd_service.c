@@ -264,20 +264,12 @@ static void *uffd_service_main(void *arg)
     return NULL;
 }
 
-/* The service thread starts with every signal blocked: the application's
- * signals must land on its own threads, never on ours. */
+/* The service thread starts with every signal blocked (the application's
+ * signals must land on its own threads, never on ours) and a small stack:
+ * own_thread.c. */
 int uffd_service_start(uffd_state_t *st)
 {
-    sigset_t all, old;
-    sigfillset(&all);
-    int rc = pthread_sigmask(SIG_SETMASK, &all, &old);
-    if (rc != 0) {
-        log_warn("uffd sampler: pthread_sigmask failed: errno %d", rc);
-        errno = rc;
-        return -1;
-    }
-    rc = pthread_create(&st->thread, NULL, uffd_service_main, st);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int rc = own_thread_start(&st->thread, uffd_service_main, st);
     if (rc != 0) {
         log_warn("uffd sampler: cannot start the fault-service thread: "
                     "errno %d", rc);

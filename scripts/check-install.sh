@@ -41,8 +41,9 @@ cc -std=c11 -Wall -Werror $(pkg-config --cflags tiermem) "$work/use.c" \
 LD_LIBRARY_PATH=$lib "$work/use"
 # only the public API is exported: tm_* and SICM's sh_*; the preload
 # library adds the C allocation functions, C++ new/delete (_Z*), glibc's
-# heap statistics calls (answered from tiermem's arenas) and the exec
-# family (which finishes the profile before the image is replaced).
+# heap statistics calls (answered from tiermem's arenas), the exec
+# family (which finishes the profile before the image is replaced) and
+# jemalloc's malloc_conf (preload/jemalloc_conf.c).
 exports() { nm -D --defined-only "$1" | awk '{print $3}'; }
 bad=$(exports "$lib/libtiermem.so" | grep -vE '^(tm|sh)_' || true)
 if [ -n "$bad" ]; then
@@ -52,7 +53,8 @@ fi
 bad=$(exports "$lib/libtiermem-preload.so" | grep -vE '^(tm_|sh_|_Z)' |
     grep -vxE 'malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size' |
     grep -vxE 'mallinfo|mallinfo2|malloc_trim|malloc_stats|malloc_info|mallopt' |
-    grep -vxE 'execve|execv|execvp|execvpe|execl|execlp|execle|fexecve' || true)
+    grep -vxE 'execve|execv|execvp|execvpe|execl|execlp|execle|fexecve' |
+    grep -vxE 'malloc_conf' || true)
 if [ -n "$bad" ]; then
     echo "libtiermem-preload.so exports unexpected symbols: $bad" >&2
     exit 1

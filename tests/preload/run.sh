@@ -727,6 +727,20 @@ mallinfo2.restype = MallInfo2
 blocks = [bytearray(2000) for _ in range(1000)]
 print("mallinfo2 uordblks is not 0:", "yes" if mallinfo2().uordblks > 0 else "no")' || ok=1
     active "$d/python" '/python3[.0-9]*$' || ok=1
+    # The preload library's jemalloc maps its own bookkeeping without
+    # transparent huge pages (preload/jemalloc_conf.c): opt.thp is
+    # "never", and MALLOC_CONF still overrides it.
+    local q='
+import ctypes
+lib = ctypes.CDLL(None)
+v = ctypes.c_char_p(); n = ctypes.c_size_t(ctypes.sizeof(v))
+rc = lib.mallctl(b"opt.thp", ctypes.byref(v), ctypes.byref(n), None, 0)
+print("opt.thp", rc, v.value.decode() if rc == 0 else "-")'
+    local got
+    got=$(LD_PRELOAD=$lib "$py" -B -c "$q" 2>&1)
+    [ "$got" = "opt.thp 0 never" ] || { say "preloaded opt.thp: $got, want never"; ok=1; }
+    got=$(LD_PRELOAD=$lib MALLOC_CONF=thp:default "$py" -B -c "$q" 2>&1)
+    [ "$got" = "opt.thp 0 default" ] || { say "MALLOC_CONF=thp:default gave: $got"; ok=1; }
     return $ok
 }
 

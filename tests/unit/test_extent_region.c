@@ -13,11 +13,15 @@
  *     VMA);
  *   - a foreign mapping squatting on an arena's next hint: the extent goes
  *     elsewhere, counted as a region miss, still exactly tracked;
- *   - jemalloc's in-place growth is refused across a chunk boundary.
+ *   - jemalloc's in-place growth is refused across a chunk boundary;
+ *   - the metadata of an arena, and tiermem's own tables, never get
+ *     transparent huge pages (VmFlags "nh").
  */
 #include "config.h"
 
+#include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "arena.h"
 #include "../tm_test.h"
@@ -203,6 +207,73 @@ static void test_fixed_growth(void)
     CHECK(region_allows_fixed(0x7f0000000000, 8192)); /* kernel-placed */
 }
 
+/* The VmFlags of the VMA holding p, from /proc/self/smaps: does it carry
+ * the two-letter flag `flag`?  -1: no VMA holds p. */
+static int vma_has_flag(uintptr_t p, const char *flag)
+{
+    FILE *f = fopen("/proc/self/smaps", "re");
+    CHECK(f != NULL);
+    if (f == NULL)
+        return -1;
+    char line[512];
+    bool ours = false;
+    int found = -1;
+    while (fgets(line, sizeof line, f) && found < 0) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') &&
+            strncmp(line, "VmFlags", 7) != 0) {
+            ours = p >= lo && p < hi;
+            continue;
+        }
+        if (ours && strncmp(line, "VmFlags:", 8) == 0) {
+            found = 0;
+            for (char *t = strtok(line + 8, " \n"); t; t = strtok(NULL, " \n"))
+                if (strcmp(t, flag) == 0)
+                    found = 1;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* tiermem's own bookkeeping is never backed by transparent huge pages:
+ * under THP "always" a sparsely touched table became whole 2 MiB pages
+ * on the CPU's node, the fast tier (some 40 MiB per process).  Checked on
+ * the kernel's view: VmFlags "nh" (MADV_NOHUGEPAGE) on the metadata
+ * jemalloc maps for a new arena and on a large meta_alloc table. */
+static void test_metadata_no_thp(void)
+{
+    if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0) {
+        tm_test_skip("metadata without huge pages",
+                     "this kernel has no transparent huge pages");
+        return;
+    }
+    tm_placement_t pl = tm_placement_node(TM_MODE_PREFERRED, 0);
+    tm_arena_t *a = tm_arena_create(&pl);
+    REQUIRE_VOID(a != NULL);
+    mutex_lock(&a->hooked.lock);
+    unsigned n = a->hooked.nmetadata;
+    uintptr_t first = n ? a->hooked.metadata[0].start : 0;
+    mutex_unlock(&a->hooked.lock);
+    CHECK_MSG(n > 0, "the arena recorded no metadata range");
+    if (n > 0)
+        CHECK_MSG(vma_has_flag(first, "nh") == 1, "arena metadata at %#lx "
+                  "may get huge pages", (unsigned long)first);
+    size_t big = (size_t)4 << 20;
+    char *table = meta_alloc(big);
+    REQUIRE_VOID(table != NULL);
+    table[0] = 1;
+    CHECK_MSG(vma_has_flag((uintptr_t)table, "nh") == 1, "a %zu-byte "
+              "metadata table may get huge pages", big);
+    meta_free(table, big);
+    /* control: the arena's data is the program's, and may */
+    void *p = tm_arena_malloc(a, BLOCK);
+    REQUIRE_VOID(p != NULL);
+    CHECK(vma_has_flag((uintptr_t)p, "nh") == 0);
+    tm_free(p);
+    tm_arena_destroy(a);
+}
+
 int main(void)
 {
     if (regions_work()) {
@@ -210,5 +281,6 @@ int main(void)
         test_hint_taken();
     }
     test_fixed_growth();
+    test_metadata_no_thp();
     return tm_test_done(__FILE__);
 }
