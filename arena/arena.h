@@ -296,6 +296,19 @@ bool node_list_parse(const char *s, const char *end, unsigned *ids,
  * Returns 0, or -1 with errno (ENOENT: no usable node under dir). */
 int node_sysfs_read(const char *dir, tm_topology_t *t);
 
+/* ---------------------------------------------------------------- node_room.c */
+
+/* The bytes each node can take now without going below the kernel's
+ * reserves (free and inactive file pages above the low watermark, boost
+ * included, and the zone's lowmem reserve; node_room.c says why these).  room[n] for every node n
+ * in *known.  node_room_parse: the text of /proc/zoneinfo, hostile-safe;
+ * false when no node got a figure.  node_room_read: path NULL reads
+ * /proc/zoneinfo; -1 with errno when unreadable or no figure (ENODATA). */
+bool node_room_parse(const char *text, size_t len, uint64_t page_size,
+                     uint64_t room[TM_MAX_NODES], uint64_t *known);
+int node_room_read(const char *path, uint64_t room[TM_MAX_NODES],
+                   uint64_t *known);
+
 /* ---------------------------------------------------------------- tiers.c */
 
 /* Discover the process's tiers (once, at start-up); -1 with errno

@@ -10,57 +10,24 @@
  *      pay for moving its bytes is not eligible for a faster tier;
  *   3. migrate the difference: demotions first (they make room), then
  *      promotions, within this decision's byte budget, never past a tier's
- *      capacity.  A failed move leaves the arena where it was in the map;
- *      the next decision tries again.
+ *      capacity, and never into nodes without room for the arena now
+ *      (online_has_room).  A failed move leaves the arena where it was in
+ *      the map; the next decision tries again (ENOMEM: online_tier_full).
  *
  * The policy keeps its own map of arena -> tier: an arena first seen is
  * on the tier its placement names (cfg.topology), else on
  * cfg.initial_tier (the slowest by default).  place_items()
  * allocates with malloc, so the greedy (hotset) selection is done here
- * over meta_alloc tables instead.
+ * over meta_alloc tables instead.  The moves themselves are in
+ * online_move.c.
  */
-#include "policy.h"
+#include "online_internal.h"
 
 #include <errno.h>
 #include <string.h>
 
 #include "base.h"
 #include "sites.h"
-
-#define ONLINE_NONE 0xffu   /* tier byte: arena not known */
-
-typedef struct online_arena {
-    uint64_t serial;        /* new serial in a reused id: forget the old */
-    uint64_t seen_seq;      /* interval seq it was last in */
-    uint64_t bytes;         /* what it occupies: see online_bytes */
-    uint64_t resident;      /* the last resident bytes measured */
-    uint64_t mapped_then;   /* its mapped bytes at that measurement */
-    bool measured;          /* resident is known */
-    double heat;
-    uint64_t moved_at;      /* decision number of its last move */
-    uint8_t tier;           /* the policy's map; ONLINE_NONE if unknown */
-    uint8_t target;         /* this decision's choice */
-} online_arena_t;
-
-struct online {
-    online_config_t cfg;
-    uint64_t steps, last_seq;
-    double sampler_accesses_per_sample; /* the last interval's (0: unknown) */
-    online_stats_t stats;
-    double credit;          /* migration bytes the budget allows now */
-    uint64_t wanted;        /* the largest move the budget put off last */
-    online_arena_t *arena;  /* [TM_MAX_ARENAS + 1] */
-    unsigned *order;        /* [TM_MAX_ARENAS]: ids being ranked */
-    double *score;          /* [TM_MAX_ARENAS + 1]: sort keys by id */
-    /* What the kernel let a tier hold when a move into it last failed
-     * with ENOMEM, until decision full_until[t] (online_tier_full). */
-    uint64_t full_bytes[TM_MAX_NODES], full_until[TM_MAX_NODES];
-};
-
-/* Decisions a tier that refused a move counts as full: long enough that a
- * failing promotion is not retried every decision, short enough that
- * memory freed by others is used again (10 s at the defaults). */
-#define ONLINE_FULL_DECISIONS 25
 
 #define ONLINE_ARENA_TABLE ((TM_MAX_ARENAS + 1) * sizeof(online_arena_t))
 #define ONLINE_ORDER_TABLE (TM_MAX_ARENAS * sizeof(unsigned))
@@ -125,40 +92,6 @@ void online_delete(online_t *o)
     meta_free(o, sizeof(*o));
 }
 
-/* ---------------------------------------------------------------- migrate */
-
-/* The real move: the arena table walk keeps the arena alive meanwhile.
- * Fast tiers are bound PREFERRED so a full node spills, not fails. */
-static int online_migrate_default(const online_t *o, unsigned arena_id,
-                                  unsigned tier)
-{
-    const tm_topology_t *topo = o->cfg.topology ? o->cfg.topology
-                                                : topology_get();
-    tm_placement_t to;
-    if (tm_topology_tier_placement(topo, tier, TM_MODE_PREFERRED, &to) != 0) {
-        log_warn("online: no placement for tier %u: errno %d", tier, errno);
-        return -1;
-    }
-    arena_walk_begin();
-    int rc = -1;
-    tm_arena_t *a = arena_by_id(arena_id);
-    if (!a)
-        errno = ENOENT;
-    else
-        rc = tm_arena_migrate(a, &to, NULL);
-    int err = errno;
-    arena_walk_end();
-    errno = err;
-    return rc;
-}
-
-static int online_migrate(online_t *o, unsigned id, unsigned tier)
-{
-    if (o->cfg.migrate)
-        return o->cfg.migrate(o->cfg.migrate_ctx, id, tier);
-    return online_migrate_default(o, id, tier);
-}
-
 /* ---------------------------------------------------------------- tracking */
 
 /* The tier whose nodes hold every node of the placement; initial_tier
@@ -213,12 +146,6 @@ static void online_track(online_t *o, const prof_interval_t *iv)
     o->sampler_accesses_per_sample = iv->accesses_per_sample;
 }
 
-static bool online_live(const online_t *o, unsigned id)
-{
-    const online_arena_t *a = &o->arena[id];
-    return a->tier != ONLINE_NONE && a->seen_seq == o->last_seq;
-}
-
 uint64_t online_tier_bytes(const online_t *o, unsigned tier)
 {
     uint64_t sum = 0;
@@ -242,32 +169,6 @@ void online_get_stats(const online_t *o, online_stats_t *out)
 }
 
 /* ---------------------------------------------------------------- ranking */
-
-/* Shell sort of ids by score descending, id ascending on ties: no malloc,
- * deterministic, fast enough for 4095 ids. */
-static void online_sort(unsigned *ids, size_t n, const double *score)
-{
-    static const size_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
-    for (size_t g = 0; g < sizeof(gaps) / sizeof(gaps[0]); g++) {
-        size_t gap = gaps[g];
-        for (size_t i = gap; i < n; i++) {
-            unsigned v = ids[i];
-            size_t j = i;
-            while (j >= gap &&
-                   (score[ids[j - gap]] < score[v] ||
-                    (score[ids[j - gap]] == score[v] && ids[j - gap] > v))) {
-                ids[j] = ids[j - gap];
-                j -= gap;
-            }
-            ids[j] = v;
-        }
-    }
-}
-
-static double online_density(const online_arena_t *a)
-{
-    return a->heat / (double)(a->bytes ? a->bytes : 1);
-}
 
 static bool online_pinned(const online_t *o, const online_arena_t *a)
 {
@@ -295,13 +196,6 @@ static bool online_worth_moving(const online_t *o, const online_arena_t *a)
     return benefit >= (double)a->bytes * o->cfg.cost_per_byte;
 }
 
-static uint64_t online_usable(const online_t *o, unsigned tier)
-{
-    uint64_t u = (uint64_t)((double)o->cfg.cap[tier] * (1.0 - o->cfg.headroom));
-    if (o->full_until[tier] > o->stats.decisions && o->full_bytes[tier] < u)
-        u = o->full_bytes[tier];
-    return u;
-}
 
 /* ------------------------------------------------------- displacement
  * Greedy by density alone fails a big hot arena: the small dense ones
@@ -444,155 +338,19 @@ static void online_choose(online_t *o)
     }
 }
 
-/* ---------------------------------------------------------------- moving */
+/* ---------------------------------------------------------------- step */
 
-typedef struct online_round {
-    double budget;          /* bytes left this decision; < 0 = unlimited */
-    bool held;              /* an earlier move waits for budget */
-    uint64_t wanted;        /* the largest move put off for budget */
-    uint64_t used[TM_MAX_NODES];
-} online_round_t;
-
-/* Moves are paid for in order (demotions, then promotions).  One the
- * budget cannot pay for now holds back every move after it: otherwise
- * smaller, less important moves would spend the budget each decision and
- * a large arena would never save up enough to move. */
-static bool online_afford(online_t *o, online_round_t *r, uint64_t bytes)
+/* Did the sampler see anything at all?  Before its first window (the refs
+ * sampler's is half a second or more) every arena reads as cold, and a
+ * decision would send the fast tier's arenas down only to bring them back
+ * at the next one: no heat anywhere is no evidence, not "all cold". */
+static bool online_any_heat(const online_t *o)
 {
-    if (r->budget < 0.0)
-        return true;
-    if (!r->held && (double)bytes <= r->budget)
-        return true;
-    r->held = true;
-    if (bytes > r->wanted)
-        r->wanted = bytes;
-    o->stats.skipped_budget++;
+    for (unsigned id = 1; id <= TM_MAX_ARENAS; id++)
+        if (online_live(o, id) && o->arena[id].heat > 0.0)
+            return true;
     return false;
 }
-
-/*
- * A move failed with ENOMEM: the kernel found no free page on the tier's
- * nodes, whatever its configured capacity says (other processes, the
- * kernel's reserves).  Retrying every decision would move part of the
- * arena each time and fail again -- bytes migrated for nothing, a few
- * hundred MiB in the guest benchmark.  (A demotion too: a middle tier
- * whose nodes are full; the next decision then demotes past it.)  So the arena goes back where the
- * policy has it (its pages and its placement agree again, and the pages
- * that did move free the fast tier for others), and the tier counts as
- * holding at most what it holds now (and a sixteenth) for
- * ONLINE_FULL_DECISIONS decisions.
- */
-static void online_tier_full(online_t *o, online_round_t *r, unsigned id,
-                             unsigned from, unsigned to)
-{
-    online_arena_t *a = &o->arena[id];
-    /* what it holds, and a sixteenth more: the arenas already there grow
-     * a little between decisions, and must not be pushed out for it */
-    o->full_bytes[to] = r->used[to] + r->used[to] / 16;
-    o->full_until[to] = o->stats.decisions + ONLINE_FULL_DECISIONS;
-    bool back = online_migrate(o, id, from) == 0;
-    log_warn("online: tier %u is full: arena %u (%llu bytes) could not move "
-             "there (errno %d)%s; the tier counts as holding at most %llu "
-             "bytes for %u decisions", to, id, (unsigned long long)a->bytes,
-             ENOMEM, back ? "" : ", nor all the way back",
-             (unsigned long long)o->full_bytes[to], ONLINE_FULL_DECISIONS);
-}
-
-static void online_move(online_t *o, online_round_t *r, unsigned id)
-{
-    online_arena_t *a = &o->arena[id];
-    unsigned to = a->target, from = a->tier, last = o->cfg.ntiers - 1;
-    debug_assert(to <= last && from <= last); /* online_choose set every target */
-    if (to < from && r->used[to] + a->bytes > online_usable(o, to))
-        return;               /* a promotion would overfill: wait for room */
-    /* A demotion into a full tier may wait for a promotion out of it, and
-     * that promotion for this demotion's room (a swap between two fast
-     * tiers): go further down to a tier with room instead; the next
-     * decision brings it back up if it belongs there. */
-    while (to > from && to < last &&
-           r->used[to] + a->bytes > online_usable(o, to))
-        to++;
-    if (!online_afford(o, r, a->bytes))
-        return;
-    if (online_migrate(o, id, to) != 0) {
-        o->stats.failures++;
-        if (errno == ENOMEM) {
-            online_tier_full(o, r, id, from, to);
-            return;
-        }
-        log_warn("online: moving arena %u (%llu bytes) from tier %u to %u "
-                    "failed: errno %d (will retry)", id,
-                    (unsigned long long)a->bytes, from, to, errno);
-        return;
-    }
-    log_info("online: arena %u (%llu bytes) tier %u -> %u", id,
-                (unsigned long long)a->bytes, from, to);
-    if (r->budget >= 0.0)
-        r->budget -= (double)a->bytes;
-    debug_assert_rule(r->used[from] >= a->bytes,
-                   "a tier's used bytes count every arena on it");
-    r->used[from] -= a->bytes;
-    r->used[to] += a->bytes;
-    a->tier = (uint8_t)to;
-    a->moved_at = o->stats.decisions;
-    o->stats.moves++;
-    o->stats.bytes_migrated += a->bytes;
-    o->stats.last_bytes += a->bytes;
-    if (to > from)
-        o->stats.demotions++;
-    else
-        o->stats.promotions++;
-}
-
-/* The budget this decision may spend: one decision's worth, plus what
- * earlier decisions saved while a move they put off waited -- up to that
- * move's size, so an idle policy banks no burst. */
-static double online_budget(online_t *o)
-{
-    if (o->cfg.budget_bytes_per_s <= 0.0)
-        return -1.0;
-    double per = o->cfg.budget_bytes_per_s * o->cfg.every *
-                 (double)o->cfg.interval_ns / 1e9;
-    double cap = (double)o->wanted > per ? (double)o->wanted : per;
-    o->credit += per;
-    if (o->credit > cap)
-        o->credit = cap;
-    return o->credit;
-}
-
-/* Demotions: slowest source tier first (room below before room above),
- * coldest first.  Promotions: fastest destination first, hottest first. */
-static void online_apply(online_t *o)
-{
-    online_round_t r;
-    memset(&r, 0, sizeof(r));
-    r.budget = online_budget(o);
-    size_t n = 0;
-    for (unsigned id = 1; id <= TM_MAX_ARENAS; id++)
-        if (online_live(o, id)) {
-            o->order[n++] = id;
-            r.used[o->arena[id].tier] += o->arena[id].bytes;
-            o->score[id] = online_density(&o->arena[id]);
-        }
-    online_sort(o->order, n, o->score);
-    for (unsigned t = o->cfg.ntiers; t-- > 0;)
-        for (size_t i = n; i-- > 0;) {
-            const online_arena_t *a = &o->arena[o->order[i]];
-            if (a->tier == t && a->target > t)
-                online_move(o, &r, o->order[i]);
-        }
-    for (unsigned t = 0; t < o->cfg.ntiers; t++)
-        for (size_t i = 0; i < n; i++) {
-            const online_arena_t *a = &o->arena[o->order[i]];
-            if (a->target == t && a->tier > t)
-                online_move(o, &r, o->order[i]);
-        }
-    if (r.budget >= 0.0)
-        o->credit = r.budget;
-    o->wanted = r.wanted;
-}
-
-/* ---------------------------------------------------------------- step */
 
 void online_step(online_t *o, const prof_interval_t *iv)
 {
@@ -605,6 +363,10 @@ void online_step(online_t *o, const prof_interval_t *iv)
     o->stats.last_bytes = 0;
     if (o->cfg.ntiers < 2)
         return;
+    if (!online_any_heat(o)) {
+        o->stats.skipped_no_heat++;
+        return;
+    }
     online_choose(o);
     online_apply(o);
 }

@@ -1,6 +1,7 @@
 # policy/online.mk -- automake fragment included by Makefile.am:
 # the online policy (arena heat -> tier moves while the program runs).
-libtmcore_la_SOURCES += policy/online.c policy/policy_options.c \
+libtmcore_la_SOURCES += policy/online.c policy/online_move.c \
+	policy/online_internal.h policy/policy_options.c \
 	policy/policy_start.c
 
 check_PROGRAMS += tests/unit/test_online

@@ -137,6 +137,9 @@ char *guide_format(const guide_t *g, const char *comment, size_t *len);
 
 /* Move arena `arena_id` to tier `tier`: 0, or -1 with errno. */
 typedef int (*online_migrate_fn)(void *ctx, unsigned arena_id, unsigned tier);
+/* The bytes tier `tier` can take now (its nodes' free memory above the
+ * kernel's reserves): 0, or -1 when unknown (then no check is made). */
+typedef int (*online_room_fn)(void *ctx, unsigned tier, uint64_t *bytes);
 
 typedef struct online_config {
     unsigned every;            /* intervals between decisions (>= 1) */
@@ -164,6 +167,10 @@ typedef struct online_config {
                                   (NULL: the runtime's topology) */
     online_migrate_fn migrate; /* NULL = move the real arena */
     void *migrate_ctx;
+    online_room_fn room;       /* asked before each promotion; NULL = the
+                                  nodes' room from /proc/zoneinfo when
+                                  migrate is NULL, no check otherwise */
+    void *room_ctx;
 } online_config_t;
 
 typedef struct online_stats {
@@ -176,6 +183,11 @@ typedef struct online_stats {
     uint64_t skipped_budget;   /* moves put off: budget used up (a move
                                   put off holds back the rest of its pass,
                                   so the budget saves up for it) */
+    uint64_t skipped_room;     /* promotions not tried: the tier's nodes
+                                  had no room for the arena */
+    uint64_t skipped_no_heat;  /* decisions that moved nothing: no arena
+                                  had any heat (the sampler saw nothing
+                                  yet, or the program is idle) */
     uint64_t last_bytes;       /* bytes migrated by the last decision */
 } online_stats_t;
 

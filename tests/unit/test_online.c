@@ -38,7 +38,27 @@ typedef struct rec {
     unsigned fail_id, fail_left;
     int fail_errno;            /* 0: EIO */
     bool overfilled;
+    uint64_t node_free;        /* test_room: tier 0's node, empty */
+    uint64_t middle_free;      /* tier 1's, in three tiers (0: unknown) */
+    unsigned room_calls;
 } rec_t;
+
+/* Tier 0 is one node of node_free bytes: its room is what the arenas the
+ * recorder put there leave.  Other tiers: unknown. */
+static int rec_room(void *ctx, unsigned tier, uint64_t *bytes)
+{
+    rec_t *r = ctx;
+    r->room_calls++;
+    uint64_t node = tier == 0 ? r->node_free : tier == 1 ? r->middle_free : 0;
+    if (node == 0)
+        return -1;
+    uint64_t used = 0;
+    for (unsigned i = 1; i <= r->sim->n; i++)
+        if (r->tier_of[i] == tier)
+            used += r->sim->bytes[i];
+    *bytes = used < node ? node - used : 0;
+    return 0;
+}
 
 static int rec_migrate(void *ctx, unsigned id, unsigned tier)
 {
@@ -358,6 +378,192 @@ static void test_tier_full(void)
     online_delete(o);
 }
 
+/* Tiers of one node each: tier i is node i. */
+static void topology_chain(tm_topology_t *topo, unsigned ntiers)
+{
+    memset(topo, 0, sizeof *topo);
+    topo->ntiers = ntiers;
+    for (unsigned i = 0; i < ntiers; i++)
+        topo->tiers[i].nodes = 1ull << i;
+}
+
+static int rec_room_unknown(void *ctx, unsigned tier, uint64_t *bytes)
+{
+    (void)tier;
+    (void)bytes;
+    ((rec_t *)ctx)->room_calls++;
+    return -1;
+}
+
+/* A promotion the tier's nodes have no room for is not tried at all: no
+ * partial move, no way back; the tier counts as holding what it holds and
+ * the room left, so a smaller arena that fits still goes, and the big one
+ * waits ONLINE_FULL_DECISIONS decisions before it is asked about again. */
+static void test_room(void)
+{
+    online_config_t cfg;
+    sim_t s;
+    rec_t r;
+    prepare(&cfg, &s, &r);
+    cfg.cap[0] = 8 * MiB;       /* the configured capacity holds them all */
+    cfg.room = rec_room;
+    cfg.room_ctx = &r;
+    r.node_free = 3 * MiB / 2;  /* the node does not */
+    s.bytes[3] = s.bytes[4] = MiB / 4;
+    s.heat[3] = 50;             /* densest: first */
+    s.heat[1] = s.heat[2] = 100;
+    s.heat[4] = 20;             /* least dense: after the refusal */
+    online_t *o = online_new(&cfg);
+    REQUIRE_VOID(o);
+    decide(o, &s, cfg.every);
+    CHECK(online_tier_of(o, 3) == 0 && online_tier_of(o, 4) == 0);
+    CHECK((online_tier_of(o, 1) == 0) != (online_tier_of(o, 2) == 0));
+    unsigned refused = online_tier_of(o, 1) == 0 ? 2 : 1;
+    CHECK_MSG(!promoted(&r, refused, 0), "arena %u was moved without room",
+              refused);
+    CHECK(r.ncalls == 3);       /* three moves, none of them back */
+    online_stats_t st;
+    online_get_stats(o, &st);
+    CHECK(st.skipped_room == 1 && st.failures == 0);
+    CHECK(!r.overfilled);
+    unsigned calls = r.room_calls;
+    for (int d = 0; d < 23; d++)
+        decide(o, &s, cfg.every);
+    CHECK_MSG(r.room_calls == calls, "the full tier was asked %u more times",
+              r.room_calls - calls);
+    online_get_stats(o, &st);
+    CHECK(st.skipped_room == 1 && st.moves == 3);
+    r.node_free = 4 * MiB;      /* others freed the node */
+    unsigned mark = r.ncalls;
+    for (int d = 0; d < 4; d++)
+        decide(o, &s, cfg.every);
+    CHECK(promoted(&r, refused, mark) && online_tier_of(o, refused) == 0);
+    online_delete(o);
+
+    /* Control: the same program and node, the room unknown (the zone
+     * table unreadable): every arena goes in the first decision, as
+     * before the check existed. */
+    prepare(&cfg, &s, &r);
+    cfg.cap[0] = 8 * MiB;
+    cfg.room = rec_room_unknown;
+    cfg.room_ctx = &r;
+    s.bytes[3] = s.bytes[4] = MiB / 4;
+    s.heat[1] = s.heat[2] = s.heat[3] = s.heat[4] = 100;
+    o = online_new(&cfg);
+    REQUIRE_VOID(o);
+    decide(o, &s, cfg.every);
+    online_get_stats(o, &st);
+    CHECK(st.skipped_room == 0 && st.moves == 4 && r.room_calls == 1);
+    online_delete(o);
+}
+
+/* The room is read once, before the round; a demotion out of the tier in
+ * the same round adds its bytes (the kernel's zone table may not show
+ * freed pages at once), so a hotter arena can take a colder one's place
+ * on a node too full for both. */
+static void test_room_after_demotion(void)
+{
+    online_config_t cfg;
+    sim_t s;
+    rec_t r;
+    prepare(&cfg, &s, &r);
+    s.n = 2;
+    s.bytes[1] = MiB / 2;        /* on tier 0, lukewarm */
+    s.bytes[2] = MiB;            /* slow, hot */
+    s.nodes[1] = 1;              /* placed on node 0 = tier 0 */
+    s.nodes[2] = 2;
+    s.heat[1] = 1;
+    s.heat[2] = 100;
+    cfg.cap[0] = 5 * MiB / 4;    /* one of them */
+    tm_topology_t topo;
+    topology_chain(&topo, 2);
+    cfg.topology = &topo;
+    cfg.room = rec_room;
+    cfg.room_ctx = &r;
+    r.tier_of[1] = 0;
+    r.node_free = 5 * MiB / 4;   /* room 0.75 MiB with arena 1 there */
+    online_t *o = online_new(&cfg);
+    REQUIRE_VOID(o);
+    decide(o, &s, cfg.every);
+    CHECK(online_tier_of(o, 1) == 1 && online_tier_of(o, 2) == 0);
+    online_stats_t st;
+    online_get_stats(o, &st);
+    CHECK(st.skipped_room == 0 && st.moves == 2 && r.room_calls == 1);
+    CHECK(demotions_first(&r));
+    online_delete(o);
+}
+
+/* Three tiers: a demotion out of the fast tier into a middle tier whose
+ * nodes have no room goes on to the slowest tier, rather than into an
+ * ENOMEM and a way back. */
+static void test_room_middle_tier(void)
+{
+    online_config_t cfg;
+    sim_t s;
+    rec_t r;
+    prepare(&cfg, &s, &r);
+    cfg.ntiers = 3;
+    cfg.cap[0] = 5 * MiB / 4;    /* one arena */
+    cfg.cap[1] = 8 * MiB;        /* configured for both... */
+    cfg.room = rec_room;
+    cfg.room_ctx = &r;
+    r.node_free = 8 * MiB;
+    r.middle_free = 1;           /* ...but its nodes are full */
+    s.n = 2;
+    s.bytes[1] = s.bytes[2] = MiB;
+    s.nodes[1] = 1;              /* arena 1 on tier 0, lukewarm */
+    s.nodes[2] = 4;              /* arena 2 on tier 2, hot */
+    s.heat[1] = 1;
+    s.heat[2] = 100;
+    tm_topology_t topo;
+    topology_chain(&topo, 3);
+    cfg.topology = &topo;
+    for (unsigned i = 0; i <= NMAX; i++)
+        r.tier_of[i] = 2;
+    r.tier_of[1] = 0;
+    online_t *o = online_new(&cfg);
+    REQUIRE_VOID(o);
+    decide(o, &s, cfg.every);
+    online_stats_t st;
+    online_get_stats(o, &st);
+    CHECK_MSG(online_tier_of(o, 1) == 2, "arena 1 on tier %d",
+              online_tier_of(o, 1));
+    CHECK(online_tier_of(o, 2) == 0);
+    CHECK(st.failures == 0 && st.moves == 2);
+    online_delete(o);
+}
+
+/* Before the sampler's first window every arena reads as cold: with no
+ * heat anywhere a decision moves nothing (the fast tier's arenas are not
+ * sent down to come back at the next one).  Once anything has heat, a
+ * cold arena on the fast tier goes down as usual. */
+static void test_no_heat_no_moves(void)
+{
+    online_config_t cfg;
+    sim_t s;
+    rec_t r;
+    prepare(&cfg, &s, &r);
+    s.n = 2;
+    s.nodes[1] = s.nodes[2] = 1; /* both placed on tier 0 */
+    tm_topology_t topo;
+    topology_chain(&topo, 2);
+    cfg.topology = &topo;
+    r.tier_of[1] = r.tier_of[2] = 0;
+    online_t *o = online_new(&cfg);
+    REQUIRE_VOID(o);
+    for (int d = 0; d < 3; d++)
+        decide(o, &s, cfg.every);
+    online_stats_t st;
+    online_get_stats(o, &st);
+    CHECK_MSG(r.ncalls == 0, "%u moves on no evidence", r.ncalls);
+    CHECK(st.skipped_no_heat == 3);
+    CHECK(online_tier_of(o, 1) == 0 && online_tier_of(o, 2) == 0);
+    s.heat[2] = 10;              /* the sampler sees arena 2, not 1 */
+    decide(o, &s, cfg.every);
+    CHECK(online_tier_of(o, 1) == 1 && online_tier_of(o, 2) == 0);
+    online_delete(o);
+}
+
 static void test_cost_benefit(void)
 {
     online_config_t cfg;
@@ -601,6 +807,10 @@ int main(void)
     test_never_overfill();
     test_failure_retry();
     test_tier_full();
+    test_room();
+    test_room_after_demotion();
+    test_no_heat_no_moves();
+    test_room_middle_tier();
     test_cost_benefit();
     test_budget_carry();
     test_first_tier();
