@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include <cpuid.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 /* the kernel's header first: libpfm4's then leaves its own copy of the
@@ -74,12 +75,52 @@ prof_sampler_kind_t perf_kind_from_cpu(void)
 
 /* ---------------------------------------------------------------- attr */
 
+/*
+ * libpfm4 is loaded the first time an event is encoded, not linked: most
+ * processes never open a PMU sampler (no PMU in VMs, refs or uffd chosen,
+ * no profiler at all), and loading it costs every process ~1 MiB of
+ * relocated tables (171 + 97 dirty pages, measured under the preload
+ * library) on the CPU's node, which is the fast tier on most machines --
+ * per MPI rank.
+ */
+typedef struct pfm_api {
+    int (*initialize)(void);
+    const char *(*strerror)(int);
+    int (*encode)(const char *, int, pfm_os_t, void *);
+} pfm_api_t;
+
+static pfm_api_t pfm;
+static pthread_once_t pfm_once = PTHREAD_ONCE_INIT;
+
+static void pfm_load(void)
+{
+    void *h = dlopen("libpfm.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL) {
+        log_info("profiler: libpfm4 cannot be loaded (%s): PMU events are "
+                 "encoded from sysfs only", dlerror());
+        return;
+    }
+    pfm_api_t api;
+    *(void **)&api.initialize = dlsym(h, "pfm_initialize");
+    *(void **)&api.strerror = dlsym(h, "pfm_strerror");
+    *(void **)&api.encode = dlsym(h, "pfm_get_os_event_encoding");
+    if (api.initialize && api.strerror && api.encode)
+        pfm = api;
+    else
+        log_warn("profiler: libpfm.so.4 lacks the functions tiermem uses");
+}
+
 /* Encode a libpfm4 event name into attr; 0 or -1 (errno ENOENT). */
 static int perf_encode_pfm(const char *name, struct perf_event_attr *attr)
 {
-    int rc = pfm_initialize();
+    pthread_once(&pfm_once, pfm_load);
+    if (pfm.initialize == NULL) {
+        errno = ENOENT;
+        return -1;
+    }
+    int rc = pfm.initialize();
     if (rc != PFM_SUCCESS) {
-        log_debug("profiler: pfm_initialize failed: %s", pfm_strerror(rc));
+        log_debug("profiler: pfm_initialize failed: %s", pfm.strerror(rc));
         errno = ENOENT;
         return -1;
     }
@@ -87,11 +128,10 @@ static int perf_encode_pfm(const char *name, struct perf_event_attr *attr)
     memset(&arg, 0, sizeof arg);
     arg.attr = attr;
     arg.size = sizeof arg;
-    rc = pfm_get_os_event_encoding(name, PFM_PLM3, PFM_OS_PERF_EVENT_EXT,
-                                   &arg);
+    rc = pfm.encode(name, PFM_PLM3, PFM_OS_PERF_EVENT_EXT, &arg);
     if (rc != PFM_SUCCESS) {
         log_debug("profiler: libpfm4 cannot encode %s: %s", name,
-                     pfm_strerror(rc));
+                     pfm.strerror(rc));
         errno = ENOENT;
         return -1;
     }
