@@ -18,7 +18,9 @@
 # TM_BENCH_SAMPLERS (tiermem samplers, "refs uffd"), TM_BENCH_CONTENDERS
 # (a subset of "first-touch kernel-nb1 kernel-nb2 tiermem-<sampler>..."),
 # TM_BENCH_TIERMEM_LOG (TIERMEM_LOG of the tiermem runs, "warn"; "info"
-# shows their moves in the guest log),
+# shows their moves in the guest log), TM_BENCH_SITE0 ("cpu-node": a
+# guidance file starts tiermem's site 0 on the CPU's node, where the other
+# contenders' small blocks are; "slowest": with the arrays),
 # and run-rig.sh's own (TM_GUEST_CACHE, TM_GUEST_TIMEOUT, ...).
 set -euo pipefail
 
@@ -35,7 +37,7 @@ OUT=$BUILD/bench-guest-numa.txt
 
 # The program's own knobs go into the guest through TM_GUEST_ENV.
 env_words="TM_BENCH_SECONDS=$SECS"
-for v in TM_BENCH_WORKLOADS TM_BENCH_SAMPLERS TM_BENCH_CONTENDERS TM_BENCH_TIERMEM_LOG; do
+for v in TM_BENCH_WORKLOADS TM_BENCH_SAMPLERS TM_BENCH_CONTENDERS TM_BENCH_TIERMEM_LOG TM_BENCH_SITE0 TM_BENCH_DUMP_NUMA; do
     # run-rig passes words without spaces: a list goes comma-separated
     [ -z "${!v:-}" ] || env_words="$env_words $v=$(echo ${!v} | tr ' ' ,)"
 done

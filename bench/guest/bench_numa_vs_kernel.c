@@ -127,13 +127,34 @@ static void sweep(arr_t *a, bool write, unsigned char v)
             sink += a->base[i * TG_PAGE];
 }
 
+/* Each page's node at the last observation (-1: not seen yet), and the
+ * pages seen arriving on the fastest tier since the first: moves into it,
+ * as far as once-a-second observations see them (a page that goes and
+ * comes back within a second is missed). */
+static signed char last_node[MAX_PAGES];
+static size_t to_fast;
+
+static void count_arrivals(size_t total, uint64_t fast, bool first)
+{
+    for (size_t i = 0; i < total; i++) {
+        int s = status[i];
+        signed char now = s >= 0 && s < TG_MAX_NODES ? (signed char)s : -1;
+        if (!first && now >= 0 && now != last_node[i] && (fast >> now & 1))
+            to_fast++;
+        last_node[i] = now;
+    }
+}
+
 static bool observe(arr_t *a, int na, uint64_t fast, uint64_t slow,
                     obs_t *o)
 {
+    static bool seen;
     size_t total = a[na - 1].first + a[na - 1].npages;
     memset(o, 0, sizeof *o);
     if (tg_query_pages(pages, status, total, 20) != 0)
         return false;
+    count_arrivals(total, fast, !seen);
+    seen = true;
     for (int k = 0; k < na; k++)
         for (size_t i = a[k].first; i < a[k].first + a[k].npages; i++) {
             int s = status[i], r = a[k].role;
@@ -150,8 +171,98 @@ static bool observe(arr_t *a, int na, uint64_t fast, uint64_t slow,
 
 static double share(size_t a, size_t b) { return b ? (double)a / b : 0; }
 
-static void print_series(const char *id, double t, const obs_t *o)
+/* What the fastest tier's nodes hold, for reading a run's log: the zones'
+ * free pages and watermarks as /proc/zoneinfo prints them (low and high
+ * include the boost), and this process's own pages there (numa_maps), in
+ * MiB.  Any figure not read stays -1. */
+typedef struct fast_mem {
+    double free, low, high, boost, proc;
+} fast_mem_t;
+
+static void fast_memory(uint64_t fast, fast_mem_t *m)
 {
+    m->free = m->low = m->high = m->boost = m->proc = -1;
+    char line[512];
+    unsigned node = 0;
+    bool ours = false;
+    long long v, sum[4] = {0, 0, 0, 0};
+    FILE *f = fopen("/proc/zoneinfo", "re");
+    if (f) {
+        while (fgets(line, sizeof line, f)) {
+            char name[32];
+            if (sscanf(line, "Node %u, zone %31s", &node, name) == 2)
+                ours = node < 64 && (fast >> node & 1);
+            else if (ours && sscanf(line, " pages free %lld", &v) == 1)
+                sum[0] += v;
+            else if (ours && sscanf(line, " low %lld", &v) == 1)
+                sum[1] += v;
+            else if (ours && sscanf(line, " high %lld", &v) == 1)
+                sum[2] += v;
+            else if (ours && sscanf(line, " boost %lld", &v) == 1)
+                sum[3] += v;
+        }
+        fclose(f);
+        m->free = (double)sum[0] * TG_PAGE / MIB;
+        m->low = (double)sum[1] * TG_PAGE / MIB;
+        m->high = (double)sum[2] * TG_PAGE / MIB;
+        m->boost = (double)sum[3] * TG_PAGE / MIB;
+    }
+    f = fopen("/proc/self/numa_maps", "re");
+    if (!f)
+        return;
+    long long pages = 0;
+    while (fgets(line, sizeof line, f))
+        for (char *p = strstr(line, " N"); p; p = strstr(p + 2, " N")) {
+            unsigned n;
+            if (sscanf(p, " N%u=%lld", &n, &v) == 2 && n < 64 &&
+                (fast >> n & 1))
+                pages += v;
+        }
+    fclose(f);
+    m->proc = (double)pages * TG_PAGE / MIB;
+}
+
+/* TM_BENCH_DUMP_NUMA=N: the mappings holding N pages or more, node 0's
+ * meminfo and the zone table, once, after the first touch (for reading
+ * why a node is full). */
+static void dump_numa_maps(const char *id)
+{
+    char line[1024];
+    FILE *f = fopen("/proc/self/numa_maps", "re");
+    while (f && fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, " anon=");
+        const char *q = strstr(line, " mapped=");
+        long long v = 0;
+        long long min = tg_env_long("TM_BENCH_DUMP_NUMA", 0);
+        if ((p && sscanf(p, " anon=%lld", &v) == 1 && v >= min) ||
+            (q && sscanf(q, " mapped=%lld", &v) == 1 && v >= min))
+            printf("NUMAMAP %s %s", id, line);
+    }
+    if (f)
+        fclose(f);
+    f = fopen("/sys/devices/system/node/node0/meminfo", "re");
+    while (f && fgets(line, sizeof line, f))
+        printf("NODEMEM %s %s", id, line);
+    if (f)
+        fclose(f);
+    f = fopen("/proc/zoneinfo", "re");
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, "Node ") || strstr(line, "pages free") ||
+            strstr(line, "count:") || strstr(line, "cpu:") ||
+            strstr(line, "protection") ||
+            (strstr(line, "       ") && !strchr(line, ':') &&
+             (strstr(line, " min ") || strstr(line, " low ") ||
+              strstr(line, " high ") || strstr(line, " boost "))))
+            printf("ZONEINFO %s %s", id, line);
+    if (f)
+        fclose(f);
+}
+
+static void print_series(const char *id, double t, const obs_t *o,
+                         uint64_t fast)
+{
+    fast_mem_t m;
+    fast_memory(fast, &m);
     char nodes[256] = "";
     int off = 0;
     for (unsigned n = 0; n < TG_MAX_NODES && off < (int)sizeof nodes - 24;
@@ -160,9 +271,11 @@ static void print_series(const char *id, double t, const obs_t *o)
             off += snprintf(nodes + off, sizeof nodes - (size_t)off, "%s%u:%zu",
                             off ? "," : "", n, o->node[n]);
     printf("BENCHSERIES %s t=%.0f hot_fast=%.3f hot_up=%.3f cold_fast=%zu "
-           "warm_fast=%zu hot_nodes=%s\n", id, t,
-           share(o->fast[HOT], o->n[HOT]), share(o->up[HOT], o->n[HOT]),
-           o->fast[COLD], o->fast[WARM], nodes[0] ? nodes : "-");
+           "warm_fast=%zu hot_nodes=%s fast_free_mib=%.1f fast_low_mib=%.1f "
+           "fast_high_mib=%.1f fast_boost_mib=%.1f proc_fast_mib=%.1f\n", id,
+           t, share(o->fast[HOT], o->n[HOT]), share(o->up[HOT], o->n[HOT]),
+           o->fast[COLD], o->fast[WARM], nodes[0] ? nodes : "-", m.free,
+           m.low, m.high, m.boost, m.proc);
 }
 
 static int child_main(const char *w, const char *c, const char *id,
@@ -211,7 +324,9 @@ static int child_main(const char *w, const char *c, const char *id,
         printf("child %s: move_pages: %s\n", id, strerror(errno));
         return 2;
     }
-    print_series(id, 0, &o);
+    print_series(id, 0, &o, fast);
+    if (tg_env_long("TM_BENCH_DUMP_NUMA", 0))
+        dump_numa_maps(id);
     double t95 = share(o.fast[HOT], o.n[HOT]) >= 0.95 ? 0 : -1;
     double start_fast = share(o.fast[HOT] + o.fast[COLD] + o.fast[WARM],
                               o.n[HOT] + o.n[COLD] + o.n[WARM]);
@@ -231,7 +346,9 @@ static int child_main(const char *w, const char *c, const char *id,
                 printf("child %s: move_pages: %s\n", id, strerror(errno));
                 return 2;
             }
-            print_series(id, el, &o);
+            print_series(id, el, &o, fast);
+            if (next == 1 && tg_env_long("TM_BENCH_DUMP_NUMA", 0))
+                dump_numa_maps(id);
             if (el - last_obs > max_gap)
                 max_gap = el - last_obs;
             last_obs = el;
@@ -268,11 +385,11 @@ static int child_main(const char *w, const char *c, const char *id,
     fprintf(f, "hot_mib=%.1f start_fast=%.3f hot_fast=%.3f hot_up=%.3f "
                "t95=%.0f t95b=%.0f cold_fast_end=%zu cold_fast_max=%zu "
                "warm_fast_end=%zu best_prec=%.3f sweeps_per_s=%.1f "
-               "max_gap_s=%.1f\n",
+               "max_gap_s=%.1f to_fast=%zu\n",
             (double)(o.n[HOT] * TG_PAGE) / MIB, start_fast, share(o.fast[HOT], o.n[HOT]),
             share(o.up[HOT], o.n[HOT]), t95, t95b, o.fast[COLD], cold_max,
             warm_fast, share(o.fast[HOT], o.fast[HOT] + warm_fast),
-            (double)sweeps / secs, max_gap);
+            (double)sweeps / secs, max_gap, to_fast);
     return fclose(f) == 0 ? 0 : 2;
 }
 

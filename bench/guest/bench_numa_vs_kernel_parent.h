@@ -269,6 +269,33 @@ static bool sampler_usable(const char *s, char *why, size_t wl)
     return ok;
 }
 
+/* Where tiermem's site 0 (blocks under TIERMEM_SMALL_SIZE: the program's
+ * stdio buffers, small structures) starts.  The other contenders
+ * first-touch only the arrays on the slowest node, so their small blocks
+ * live on the CPU's node; a guidance file puts tiermem's there too
+ * (TM_BENCH_SITE0=slowest: on the slowest tier with the arrays, as
+ * TIERMEM_DEFAULT_TIER alone would). */
+static char site0_guidance[64];
+
+static void site0_guidance_write(unsigned cpu_node)
+{
+    if (!strcmp(tg_env_str("TM_BENCH_SITE0", "cpu-node"), "slowest"))
+        return;
+    char text[64];
+    int n = snprintf(text, sizeof text, "tiermem-guidance 1\nkey 0 node %u\n",
+                     cpu_node);
+    const char *path = WORKDIR "/site0.guidance";
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    bool ok = fd >= 0 && write(fd, text, (size_t)n) == n;
+    if (fd >= 0 && close(fd) != 0)
+        ok = false;
+    if (!ok) {
+        tg_check("site0-guidance", false, "%s: %s", path, strerror(errno));
+        return;
+    }
+    snprintf(site0_guidance, sizeof site0_guidance, "%s", path);
+}
+
 static void run_one(row_t *r, const char *w, const char *c, int slowest_tier)
 {
     char id[160], res[128], log[128], why[300];
@@ -300,6 +327,11 @@ static void run_one(row_t *r, const char *w, const char *c, int slowest_tier)
             extra[ne++] = fixed[i];
         for (size_t i = 0; i < 4; i++)
             extra[ne++] = env[i];
+        if (site0_guidance[0]) {
+            snprintf(env[5], sizeof env[5], "TIERMEM_GUIDANCE=%s",
+                     site0_guidance);
+            extra[ne++] = env[5];
+        }
         unlink(log);
     }
     unlink(res);
@@ -316,12 +348,19 @@ static void run_one(row_t *r, const char *w, const char *c, int slowest_tier)
     char *argv[] = {"bench_numa_vs_kernel", "child", (char *)w, (char *)c, id,
                     res, NULL};
     int secs = (int)tg_env_long("TM_BENCH_SECONDS", 15);
+    /* No transparent huge pages in the child from its first instruction:
+     * the flag is inherited by fork and kept across exec, so what a
+     * preloaded library maps before main (tiermem's first small-block
+     * extent) is in 4 KiB pages like everything else. */
+    if (prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0)
+        tg_info("PR_SET_THP_DISABLE: %s", strerror(errno));
     int st = dyn_run(&(dyn_run_t){.label = c, .path = "/proc/self/exe",
                                   .argv = argv, .extra = extra, .nextra = ne,
                                   .check = "run", .exec_check = "run-exec",
                                   .what = "the run ",
                                   .deadline_s = secs + 120});
     long long m1 = vmstat("pgmigrate_success"), n1 = vmstat("numa_pages_migrated");
+    (void)prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
     if (nb && !write_sysctl(SYSCTL_NB, "0", why, sizeof why))
         tg_check("restore-numa-balancing", false, "%s", why);
     r->mig_bytes = m0 >= 0 && m1 >= 0 ? (m1 - m0) * (long long)TG_PAGE : -1;
@@ -367,9 +406,9 @@ static void print_table(void)
 {
     printf("BENCHTABLE topology %s, %s s per run; MiB = 2^20 bytes\n", topo,
            tg_env_str("TM_BENCH_SECONDS", "15"));
-    printf("BENCHTABLE %-10s %-13s %8s %6s %-15s %-11s %-13s %8s %5s\n",
-           "workload", "contender", "hot@fast", "hot-up", "t95",
-           "cold@fast", "migrated MiB", "hot-prec", "gap");
+    printf("BENCHTABLE %-10s %-13s %8s %6s %-15s %-11s %-13s %7s %8s "
+           "%5s\n", "workload", "contender", "hot@fast", "hot-up", "t95",
+           "cold@fast", "migrated MiB", "to-fast", "hot-prec", "gap");
     for (int i = 0; i < nrows; i++) {
         const row_t *r = &rows[i];
         if (!r->res[0]) {
@@ -395,9 +434,10 @@ static void print_table(void)
             snprintf(prec, sizeof prec, "%.2f", res_get(r, "best_prec"));
         else
             snprintf(prec, sizeof prec, "-");
-        printf("BENCHTABLE %-10s %-13s %8.2f %6.2f %-15s %-11s %-13s %8s "
-               "%4.1fs\n", r->workload, r->contender, res_get(r, "hot_fast"),
-               res_get(r, "hot_up"), t95, cold, mig, prec,
+        printf("BENCHTABLE %-10s %-13s %8.2f %6.2f %-15s %-11s %-13s %7.1f "
+               "%8s %4.1fs\n", r->workload, r->contender,
+               res_get(r, "hot_fast"), res_get(r, "hot_up"), t95, cold, mig,
+               res_get(r, "to_fast") * TG_PAGE / MIB, prec,
                res_get(r, "max_gap_s"));
     }
 }
@@ -431,6 +471,7 @@ static int parent_main(void)
         tg_check("workdir", false, "mkdir %s: %s", WORKDIR, strerror(errno));
         return tg_done();
     }
+    site0_guidance_write(cpu);
     const char *workloads = tg_env_str("TM_BENCH_WORKLOADS", all_workloads);
     const char *samplers = tg_env_str("TM_BENCH_SAMPLERS", "refs uffd");
     char contenders[256];
@@ -462,9 +503,10 @@ static int parent_main(void)
             "TIERMEM_DEFAULT_TIER=%d TIERMEM_POLICY_BUDGET=" BUDGET
             " TIERMEM_PROFILE_INTERVAL=" INTERVAL " TIERMEM_POLICY_CAPACITY="
             CAP_SMALL " (" CAP_BIG " for bigger-hot), TIERMEM_POLICY_EVERY "
-            "default; kernel-nb2: %s", topo,
+            "default, site 0 on %s; kernel-nb2: %s", topo,
             tg_mask_str(t.mask[0], fm, sizeof fm), slow, cpu,
             tg_env_str("TM_BENCH_SECONDS", "15"), t.n - 1,
+            site0_guidance[0] ? "the CPU node (guidance)" : "the slowest tier",
             nb2 ? "available" : nb2_why);
     balloon_t bal = {0};
     for (const char *w = workloads; *w;) {
