@@ -122,6 +122,9 @@ int residency_numa_maps(attrib_t *at, residency_source_t *source);
 /* residency_sampler.c: force a method (tests): 0 the cheaper, 1 numa_maps,
  * 2 the move_pages walk.  Returns what the last pass used (1 or 2). */
 int residency_test_method(int force);
+/* residency_numa_maps.c, for tests: the bytes of its per-arena table
+ * resident now (mincore), SIZE_MAX if that cannot be asked. */
+size_t residency_numa_maps_table_resident(void);
 
 /* ------------------------------------------------------------ refs_rearm.c */
 

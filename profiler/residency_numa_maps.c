@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "refs_internal.h"
@@ -37,7 +38,10 @@ typedef struct nm_state {
     size_t nvmas, vmas_cap, next;
     bool grow_failed;
     vma_owners_t owners;
-    tm_residency_t *res;   /* [TM_MAX_ARENAS + 1] */
+    tm_residency_t *res;   /* [TM_MAX_ARENAS + 1], 544 bytes each */
+    uint32_t *stamp;       /* [TM_MAX_ARENAS + 1]: the pass that last
+                              zeroed res[id] (see nm_res) */
+    uint32_t pass;
     residency_source_t *source; /* the caller's, per arena */
 } nm_state_t;
 
@@ -49,15 +53,34 @@ static bool nm_init(void)
         return true;
     nm.buf = meta_alloc(NM_BUFSIZE);
     nm.res = meta_alloc((TM_MAX_ARENAS + 1) * sizeof nm.res[0]);
-    if (nm.buf && nm.res)
+    nm.stamp = meta_alloc((TM_MAX_ARENAS + 1) * sizeof nm.stamp[0]);
+    if (nm.buf && nm.res && nm.stamp)
         return true;
     if (nm.buf)
         meta_free(nm.buf, NM_BUFSIZE);
     if (nm.res)
         meta_free(nm.res, (TM_MAX_ARENAS + 1) * sizeof nm.res[0]);
+    if (nm.stamp)
+        meta_free(nm.stamp, (TM_MAX_ARENAS + 1) * sizeof nm.stamp[0]);
     nm.buf = NULL;
     nm.res = NULL;
+    nm.stamp = NULL;
     return false;
+}
+
+/* Arena id's figures for this pass, zeroed the first time the pass asks.
+ * The table is sized for every possible arena (2.1 MiB); zeroing it whole
+ * each pass made all of it resident, on the profiling thread's node --
+ * the CPU's, the fast tier in the guest benchmark, where those 544 pages
+ * were what the second hot array lacked.  Now only the pages of arenas
+ * the pass sees are touched. */
+static tm_residency_t *nm_res(unsigned id)
+{
+    if (nm.stamp[id] != nm.pass) {
+        memset(&nm.res[id], 0, sizeof nm.res[id]);
+        nm.stamp[id] = nm.pass;
+    }
+    return &nm.res[id];
 }
 
 static void nm_keep_vma(void *ctx, const vma_record_t *r)
@@ -127,7 +150,7 @@ static void nm_take_record(void *ctx, const vma_record_t *r)
     if (nm.source[sole] == RESIDENCY_WALK)
         return;
     nm.source[sole] = RESIDENCY_NUMA_MAPS;
-    tm_residency_t *res = &nm.res[sole];
+    tm_residency_t *res = nm_res(sole);
     for (unsigned n = 0; n < TM_MAX_NODES; n++) {
         uint64_t b = r->node_pages[n] * r->page_size;
         res->node_bytes[n] += b;
@@ -158,7 +181,8 @@ int residency_numa_maps(attrib_t *at, residency_source_t *source)
     nm.nvmas = nm.next = 0;
     nm.grow_failed = false;
     nm.source = source;
-    memset(nm.res, 0, (TM_MAX_ARENAS + 1) * sizeof nm.res[0]);
+    if (++nm.pass == 0) /* after 2^32 passes: no stale stamp may match */
+        memset(nm.stamp, 0xff, (TM_MAX_ARENAS + 1) * sizeof nm.stamp[0]);
     /* maps (the ends), then the owners (after: extents only grow while
      * their arena lives, so every VMA read lies inside them), then
      * numa_maps.  A VMA that changed between the two reads is skipped. */
@@ -172,8 +196,25 @@ int residency_numa_maps(attrib_t *at, residency_source_t *source)
         return -1;
     for (unsigned id = 1; id <= TM_MAX_ARENAS; id++)
         if (source[id] == RESIDENCY_NUMA_MAPS) {
-            nm.res[id].stride = 1;
-            attrib_residency(at, id, &nm.res[id]);
+            tm_residency_t *res = nm_res(id);
+            res->stride = 1;
+            attrib_residency(at, id, res);
         }
     return 0;
+}
+
+size_t residency_numa_maps_table_resident(void)
+{
+    if (nm.res == NULL)
+        return 0;
+    size_t page = os_page_size();
+    uintptr_t lo = (uintptr_t)nm.res & ~(page - 1);
+    uintptr_t hi = (uintptr_t)(nm.res + TM_MAX_ARENAS + 1);
+    unsigned char vec[1024];
+    size_t n = (hi - lo + page - 1) / page, resident = 0;
+    if (n > sizeof vec || mincore((void *)lo, n * page, vec) != 0)
+        return SIZE_MAX;
+    for (size_t i = 0; i < n; i++)
+        resident += vec[i] & 1;
+    return resident * page;
 }

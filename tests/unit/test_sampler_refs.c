@@ -336,6 +336,12 @@ static void test_residency_numa_maps(void)
     (void)residency_test_method(1);
     residency_sample_all(at, 1024);
     CHECK(residency_test_method(0) == 1);
+    /* its table is sized for every possible arena (2.1 MiB): a pass that
+     * saw two arenas (and the process's others) touches a few pages of
+     * it, not all -- zeroed whole, it sat on the fast tier */
+    size_t table = residency_numa_maps_table_resident();
+    CHECK_MSG(table <= (size_t)64 << 10, "the numa_maps residency table "
+              "has %zu bytes resident after one pass", table);
     const prof_interval_t *iv = attrib_close(at, 0, 1);
     REQUIRE_VOID(iv != NULL);
     tm_arena_t *both[2] = {a, b};
