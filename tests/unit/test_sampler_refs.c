@@ -85,6 +85,18 @@ static uint64_t read_all(const char *p, size_t n)
 
 /* Two arenas, same placement, blocks allocated in turns so that without
  * extent_region.c they would share VMAs. */
+/* An arena on node 0 with one block of `size` bytes, written once: *a is
+ * the arena (NULL if it could not be made); NULL if the block failed. */
+static char *one_arena(tm_arena_t **a, size_t size)
+{
+    tm_placement_t pl = tm_placement_node(TM_MODE_PREFERRED, 0);
+    *a = tm_arena_create(&pl);
+    char *p = *a ? tm_arena_malloc(*a, size) : NULL;
+    if (p)
+        memset(p, 1, size);
+    return p;
+}
+
 static void two_arenas(tm_arena_t **a, tm_arena_t **b, char **pa, char **pb)
 {
     tm_placement_t pl = tm_placement_node(TM_MODE_PREFERRED, 0);
@@ -159,12 +171,10 @@ static void test_small_hot_set(void)
 {
     sampler_t s;
     REQUIRE_VOID(open_sampler(&s, &sampler_refs_ops, PROF_SAMPLER_REFS, 50));
-    tm_placement_t pl = tm_placement_node(TM_MODE_PREFERRED, 0);
-    tm_arena_t *a = tm_arena_create(&pl);
+    tm_arena_t *a;
     size_t size = 64 * page_size;
-    char *p = a ? tm_arena_malloc(a, size) : NULL;
+    char *p = one_arena(&a, size);
     REQUIRE_VOID(p != NULL);
-    memset(p, 1, size);
     s.ops->collect(&s, 1);
     for (int w = 0; w < 3; w++) { /* smoothed: 7/8 after three windows */
         counts_reset();
@@ -186,12 +196,9 @@ static void test_foreign(void)
 {
     sampler_t s;
     REQUIRE_VOID(open_sampler(&s, &sampler_refs_ops, PROF_SAMPLER_REFS, 50));
-    tm_placement_t pl = tm_placement_node(TM_MODE_PREFERRED, 0);
-    tm_arena_t *a = tm_arena_create(&pl);
-    REQUIRE_VOID(a != NULL);
-    char *p = tm_arena_malloc(a, BLOCK);
+    tm_arena_t *a;
+    char *p = one_arena(&a, BLOCK);
     REQUIRE_VOID(p != NULL);
-    memset(p, 1, BLOCK);
     /* a plain hot mapping elsewhere */
     char *far = mmap(NULL, BLOCK, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -286,11 +293,9 @@ static void test_fork(void)
     int status;
     CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
           WEXITSTATUS(status) == 0);
-    tm_placement_t pl = tm_placement_node(TM_MODE_PREFERRED, 0);
-    tm_arena_t *a = tm_arena_create(&pl);
-    char *p = a ? tm_arena_malloc(a, BLOCK) : NULL;
+    tm_arena_t *a;
+    char *p = one_arena(&a, BLOCK);
     REQUIRE_VOID(p != NULL);
-    memset(p, 1, BLOCK);
     s.ops->collect(&s, 1);
     for (int w = 0; w < 2; w++) { /* smoothed: 3/4 after two windows */
         counts_reset();
