@@ -34,15 +34,23 @@ void online_sort(unsigned *ids, size_t n, const double *score)
 
 /* ---------------------------------------------------------------- migrate */
 
+/* Tier `tier`'s nodes, bound PREFERRED: the configured topology, else the
+ * runtime's.  0, or -1 with errno. */
+static int online_tier_placement(const online_t *o, unsigned tier,
+                                 tm_placement_t *p)
+{
+    const tm_topology_t *topo = o->cfg.topology ? o->cfg.topology
+                                                : topology_get();
+    return tm_topology_tier_placement(topo, tier, TM_MODE_PREFERRED, p);
+}
+
 /* The real move: the arena table walk keeps the arena alive meanwhile.
  * Fast tiers are bound PREFERRED so a full node spills, not fails. */
 static int online_migrate_default(const online_t *o, unsigned arena_id,
                                   unsigned tier)
 {
-    const tm_topology_t *topo = o->cfg.topology ? o->cfg.topology
-                                                : topology_get();
     tm_placement_t to;
-    if (tm_topology_tier_placement(topo, tier, TM_MODE_PREFERRED, &to) != 0) {
+    if (online_tier_placement(o, tier, &to) != 0) {
         log_warn("online: no placement for tier %u: errno %d", tier, errno);
         return -1;
     }
@@ -66,17 +74,15 @@ static int online_migrate(online_t *o, unsigned id, unsigned tier)
     return online_migrate_default(o, id, tier);
 }
 
-/* The real room: what the tier's nodes can take (arena/node_room.c).
- * Unknown when the zone table cannot be read or names none of them. */
-static int online_room_default(const online_t *o, unsigned tier,
-                               uint64_t *bytes)
+/* The real room of one tier: what its nodes can take, from one reading
+ * of the zone table (arena/node_room.c) shared by all the tiers of a
+ * round.  Unknown when the table names none of the tier's nodes. */
+static int online_room_of_nodes(const online_t *o, unsigned tier,
+                                const uint64_t *room, uint64_t known,
+                                uint64_t *bytes)
 {
-    const tm_topology_t *topo = o->cfg.topology ? o->cfg.topology
-                                                : topology_get();
     tm_placement_t p;
-    uint64_t room[TM_MAX_NODES], known;
-    if (tm_topology_tier_placement(topo, tier, TM_MODE_PREFERRED, &p) != 0 ||
-        node_room_read(NULL, room, &known) != 0 || (p.nodes & known) == 0)
+    if (online_tier_placement(o, tier, &p) != 0 || (p.nodes & known) == 0)
         return -1;
     uint64_t sum = 0;
     for (unsigned n = 0; n < TM_MAX_NODES; n++)
@@ -84,15 +90,6 @@ static int online_room_default(const online_t *o, unsigned tier,
             sum = sum > UINT64_MAX - room[n] ? UINT64_MAX : sum + room[n];
     *bytes = sum;
     return 0;
-}
-
-static int online_room(const online_t *o, unsigned tier, uint64_t *bytes)
-{
-    if (o->cfg.room)
-        return o->cfg.room(o->cfg.room_ctx, tier, bytes);
-    if (o->cfg.migrate)
-        return -1; /* a test's own moves: no real node to ask */
-    return online_room_default(o, tier, bytes);
 }
 
 /* ---------------------------------------------------------------- moving */
@@ -197,10 +194,8 @@ static uint64_t online_incoming(const online_t *o, unsigned id, unsigned to)
     uint64_t estimate = o->arena[id].bytes;
     if (o->cfg.migrate)
         return estimate;
-    const tm_topology_t *topo = o->cfg.topology ? o->cfg.topology
-                                                : topology_get();
     tm_placement_t p;
-    if (tm_topology_tier_placement(topo, to, TM_MODE_PREFERRED, &p) != 0)
+    if (online_tier_placement(o, to, &p) != 0)
         return estimate;
     tm_residency_t res;
     arena_walk_begin();
@@ -332,9 +327,21 @@ static void online_room_read(online_t *o, online_round_t *r, size_t n)
         if (a->target != a->tier && a->target < last)
             wanted |= 1ull << a->target;
     }
-    for (unsigned t = 0; t < o->cfg.ntiers; t++)
-        if ((wanted >> t & 1) && online_room(o, t, &r->room[t]) == 0)
+    if (wanted == 0 || (o->cfg.room == NULL && o->cfg.migrate != NULL))
+        return; /* nothing to ask, or a test's own moves: no real node */
+    uint64_t nodes_room[TM_MAX_NODES], nodes_known = 0;
+    if (o->cfg.room == NULL &&
+        node_room_read(NULL, nodes_room, &nodes_known) != 0)
+        return;
+    for (unsigned t = 0; t < o->cfg.ntiers; t++) {
+        if (!(wanted >> t & 1))
+            continue;
+        int rc = o->cfg.room ? o->cfg.room(o->cfg.room_ctx, t, &r->room[t])
+                             : online_room_of_nodes(o, t, nodes_room,
+                                                    nodes_known, &r->room[t]);
+        if (rc == 0)
             r->room_known |= 1ull << t;
+    }
 }
 
 /* Demotions: slowest source tier first (room below before room above),
