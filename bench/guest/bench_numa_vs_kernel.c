@@ -130,17 +130,24 @@ static void sweep(arr_t *a, bool write, unsigned char v)
 /* Each page's node at the last observation (-1: not seen yet), and the
  * pages seen arriving on the fastest tier since the first: moves into it,
  * as far as once-a-second observations see them (a page that goes and
- * comes back within a second is missed). */
+ * comes back within a second is missed); to_mid, the same for the nodes
+ * of the tiers between the fastest and the slowest (topology 3's node 0,
+ * where the kernel's mode 1 promotes). */
 static signed char last_node[MAX_PAGES];
-static size_t to_fast;
+static size_t to_fast, to_mid;
 
-static void count_arrivals(size_t total, uint64_t fast, bool first)
+static void count_arrivals(size_t total, uint64_t fast, uint64_t slow,
+                           bool first)
 {
     for (size_t i = 0; i < total; i++) {
         int s = status[i];
         signed char now = s >= 0 && s < TG_MAX_NODES ? (signed char)s : -1;
-        if (!first && now >= 0 && now != last_node[i] && (fast >> now & 1))
-            to_fast++;
+        if (!first && now >= 0 && now != last_node[i]) {
+            if (fast >> now & 1)
+                to_fast++;
+            else if (!(slow >> now & 1))
+                to_mid++;
+        }
         last_node[i] = now;
     }
 }
@@ -153,7 +160,7 @@ static bool observe(arr_t *a, int na, uint64_t fast, uint64_t slow,
     memset(o, 0, sizeof *o);
     if (tg_query_pages(pages, status, total, 20) != 0)
         return false;
-    count_arrivals(total, fast, !seen);
+    count_arrivals(total, fast, slow, !seen);
     seen = true;
     for (int k = 0; k < na; k++)
         for (size_t i = a[k].first; i < a[k].first + a[k].npages; i++) {
@@ -385,11 +392,11 @@ static int child_main(const char *w, const char *c, const char *id,
     fprintf(f, "hot_mib=%.1f start_fast=%.3f hot_fast=%.3f hot_up=%.3f "
                "t95=%.0f t95b=%.0f cold_fast_end=%zu cold_fast_max=%zu "
                "warm_fast_end=%zu best_prec=%.3f sweeps_per_s=%.1f "
-               "max_gap_s=%.1f to_fast=%zu\n",
+               "max_gap_s=%.1f to_fast=%zu to_mid=%zu\n",
             (double)(o.n[HOT] * TG_PAGE) / MIB, start_fast, share(o.fast[HOT], o.n[HOT]),
             share(o.up[HOT], o.n[HOT]), t95, t95b, o.fast[COLD], cold_max,
             warm_fast, share(o.fast[HOT], o.fast[HOT] + warm_fast),
-            (double)sweeps / secs, max_gap, to_fast);
+            (double)sweeps / secs, max_gap, to_fast, to_mid);
     return fclose(f) == 0 ? 0 : 2;
 }
 

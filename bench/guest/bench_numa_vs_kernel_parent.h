@@ -20,6 +20,7 @@ static row_t rows[MAX_RUNS];
 static int nrows;
 static char preload_var[600];
 static const char *topo;
+static unsigned ntiers; /* the topology's tiers: to-mid only past 2 */
 
 /* ------------------------------------------------------------ kernel */
 
@@ -406,9 +407,10 @@ static void print_table(void)
 {
     printf("BENCHTABLE topology %s, %s s per run; MiB = 2^20 bytes\n", topo,
            tg_env_str("TM_BENCH_SECONDS", "15"));
-    printf("BENCHTABLE %-10s %-13s %8s %6s %-15s %-11s %-13s %7s %8s "
+    printf("BENCHTABLE %-10s %-13s %8s %6s %-15s %-11s %-13s %7s %6s %8s "
            "%5s\n", "workload", "contender", "hot@fast", "hot-up", "t95",
-           "cold@fast", "migrated MiB", "to-fast", "hot-prec", "gap");
+           "cold@fast", "migrated MiB", "to-fast", "to-mid", "hot-prec",
+           "gap");
     for (int i = 0; i < nrows; i++) {
         const row_t *r = &rows[i];
         if (!r->res[0]) {
@@ -416,7 +418,7 @@ static void print_table(void)
                    r->note);
             continue;
         }
-        char t95[32], a[16], b[16], cold[32], mig[32], prec[16];
+        char t95[32], a[16], b[16], cold[32], mig[32], prec[16], mid[16];
         if (!strcmp(r->workload, "phase")) {
             fmt_t95(res_get(r, "t95"), a, sizeof a);
             fmt_t95(res_get(r, "t95b"), b, sizeof b);
@@ -434,10 +436,15 @@ static void print_table(void)
             snprintf(prec, sizeof prec, "%.2f", res_get(r, "best_prec"));
         else
             snprintf(prec, sizeof prec, "-");
+        if (ntiers > 2)
+            snprintf(mid, sizeof mid, "%.1f",
+                     res_get(r, "to_mid") * TG_PAGE / MIB);
+        else
+            snprintf(mid, sizeof mid, "-");
         printf("BENCHTABLE %-10s %-13s %8.2f %6.2f %-15s %-11s %-13s %7.1f "
-               "%8s %4.1fs\n", r->workload, r->contender,
+               "%6s %8s %4.1fs\n", r->workload, r->contender,
                res_get(r, "hot_fast"), res_get(r, "hot_up"), t95, cold, mig,
-               res_get(r, "to_fast") * TG_PAGE / MIB, prec,
+               res_get(r, "to_fast") * TG_PAGE / MIB, mid, prec,
                res_get(r, "max_gap_s"));
     }
 }
@@ -464,6 +471,7 @@ static int parent_main(void)
     if (!dyn_check_tiers(nodes, &t))
         return tg_done();
     topo = tg_env_str("TM_TOPO", "?");
+    ntiers = (unsigned)t.n;
     unsigned cpu = (unsigned)tg_env_long("TM_CPU_NODE", 0), slow = 0;
     while (!(t.mask[t.n - 1] >> slow & 1))
         slow++;
