@@ -22,6 +22,11 @@
 
 #include "profiler.h"
 
+/* The kernel's half of the x86-64 address space: the top bit set, with
+ * 4-level and 5-level page tables alike (a user address can pass 2^47
+ * with 5 levels, so the top bit is the test, not the 4-level limit). */
+#define PERF_RING_KERNEL_HALF ((uint64_t)1 << 63)
+
 /* Copy len bytes starting at free-running position pos, wrapping. */
 static void perf_ring_copy(const perf_ring_t *ring, uint64_t pos, void *dst,
                            size_t len)
@@ -38,20 +43,45 @@ static void perf_ring_copy(const perf_ring_t *ring, uint64_t pos, void *dst,
     memcpy((unsigned char *)dst + first, data, len - first);
 }
 
-/* Where ADDR sits in a sample record's body (after the header), given the
- * attr's sample_type; the fields before it come in the kernel's order. */
-static size_t perf_ring_addr_offset(uint64_t sample_type)
+/* Where a field sits in a sample record's body (after the header), given
+ * the attr's sample_type; the fields before it come in the kernel's
+ * order: IDENTIFIER, IP, TID (u32 pid, u32 tid), TIME, ADDR. */
+static size_t perf_ring_tid_offset(uint64_t sample_type)
 {
     size_t off = 0;
     if (sample_type & PERF_SAMPLE_IDENTIFIER)
         off += 8;
     if (sample_type & PERF_SAMPLE_IP)
         off += 8;
+    return off;
+}
+
+static size_t perf_ring_addr_offset(uint64_t sample_type)
+{
+    size_t off = perf_ring_tid_offset(sample_type);
     if (sample_type & PERF_SAMPLE_TID)
-        off += 8; /* u32 pid, u32 tid */
+        off += 8;
     if (sample_type & PERF_SAMPLE_TIME)
         off += 8;
     return off;
+}
+
+/* Is the record another process's?  Every record carries its pid with
+ * PERF_SAMPLE_TID: where the kernel refused inherit_thread (before 5.13)
+ * a forked child, and what it execs, writes into the parent's rings, and
+ * its addresses mean nothing in the parent's address space. */
+static bool perf_ring_foreign(const perf_ring_t *ring, uint64_t pos,
+                              size_t size)
+{
+    if (ring->owner_pid == 0 || !(ring->sample_type & PERF_SAMPLE_TID))
+        return false;
+    size_t off = sizeof(struct perf_event_header) +
+                 perf_ring_tid_offset(ring->sample_type);
+    if (size < off + sizeof(uint32_t))
+        return false; /* too short: the address check calls it malformed */
+    uint32_t pid;
+    perf_ring_copy(ring, pos + off, &pid, sizeof pid);
+    return pid != ring->owner_pid;
 }
 
 /* A sample record: deliver its address.  false = too short (malformed). */
@@ -59,16 +89,28 @@ static bool perf_ring_sample(const perf_ring_t *ring, uint64_t pos,
                              size_t size, const prof_sink_t *sink,
                              perf_ring_counts_t *counts)
 {
-    if (!(ring->sample_type & PERF_SAMPLE_ADDR))
-        return true; /* nothing we can use, but not wrong */
+    if (!(ring->sample_type & PERF_SAMPLE_ADDR)) {
+        counts->no_addr++; /* nothing we can use, but not wrong */
+        return true;
+    }
     size_t off = sizeof(struct perf_event_header) +
                  perf_ring_addr_offset(ring->sample_type);
     if (size < off + sizeof(uint64_t))
         return false;
+    if (perf_ring_foreign(ring, pos, size)) {
+        counts->foreign++;
+        return true;
+    }
     uint64_t addr;
     perf_ring_copy(ring, pos + off, &addr, sizeof addr);
-    if (addr == 0)
-        return true; /* the PMU gave no address (e.g. a non-memory op) */
+    if (addr == 0) {
+        counts->no_addr++; /* the PMU gave no address (a non-memory op) */
+        return true;
+    }
+    if (ring->user_only && (addr & PERF_RING_KERNEL_HALF)) {
+        counts->kernel++;
+        return true;
+    }
     counts->samples++;
     if (sink != NULL && sink->sample != NULL)
         sink->sample(sink->ctx, (uintptr_t)addr, 1);

@@ -166,10 +166,20 @@ typedef struct perf_ring {
     void *base;        /* the mmap: one metadata page, then data_size bytes */
     size_t data_size;  /* a power of two */
     uint64_t sample_type; /* the attr's sample_type: which fields follow */
+    uint32_t owner_pid;   /* with PERF_SAMPLE_TID: samples of any other
+                             process are dropped (0 = keep every pid) */
+    bool user_only;       /* drop kernel addresses (the event could not
+                             exclude the kernel: IBS before swfilt) */
 } perf_ring_t;
 
 typedef struct perf_ring_counts {
     uint64_t samples;   /* PERF_RECORD_SAMPLE records delivered */
+    uint64_t no_addr;   /* sample records without a data address (a
+                           non-memory op, an event that is not a data-
+                           address event, IBS before 6.1) */
+    uint64_t foreign;   /* sample records of another process (a forked
+                           child where inherit_thread was refused) */
+    uint64_t kernel;    /* sample records at kernel addresses, dropped */
     uint64_t lost;      /* sum of PERF_RECORD_LOST / LOST_SAMPLES counts */
     uint64_t throttles; /* PERF_RECORD_THROTTLE records */
     uint64_t unthrottles;
@@ -179,8 +189,9 @@ typedef struct perf_ring_counts {
 } perf_ring_counts_t;
 
 /* Read every record between data_tail and data_head, deliver each sample's
- * address to the sink, count the rest into *counts, then publish the new
- * data_tail.  Records that wrap around the end of the data area are
+ * address to the sink (unless it has none, is another process's or is a
+ * kernel address, per the ring's filters), count the rest into *counts,
+ * then publish the new data_tail.  Records that wrap around the end of the data area are
  * reassembled.  Returns the number of samples delivered. */
 uint64_t perf_ring_drain(perf_ring_t *ring, const prof_sink_t *sink,
                          perf_ring_counts_t *counts);

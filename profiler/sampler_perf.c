@@ -48,7 +48,6 @@
 /* 64 pages hold the ~5000 samples of a 100 ms interval at the default pebs
  * period (perf_event.c). */
 #define PERF_DEFAULT_RING_PAGES 64
-#define PERF_USER_ADDR_LIMIT ((uint64_t)1 << 47)
 #define PERF_MAX_CPUS 1024
 
 /* The ring of one CPU, mapped from the first event opened on it. */
@@ -73,9 +72,8 @@ typedef struct perf_state {
     size_t nthreads;              /* threads with events */
     perf_ring_counts_t total;
     bool throttle_reported;
-    prof_sink_t user_sink;        /* filtered view when kernel addresses
-                                     could not be excluded (ibs) */
-    bool filter_kernel;
+    bool filter_kernel;           /* kernel addresses could not be
+                                     excluded (ibs): the rings drop them */
     bool dead;                    /* an event was lost: sampling stopped */
 } perf_state_t;
 
@@ -142,6 +140,8 @@ static int perf_ring_map(perf_state_t *st, perf_cpu_ring_t *r,
     r->ring.base = p;
     r->ring.data_size = st->ring_pages * page;
     r->ring.sample_type = st->attr.sample_type;
+    r->ring.owner_pid = (uint32_t)st->owner;
+    r->ring.user_only = st->filter_kernel;
     return 0;
 }
 
@@ -319,23 +319,6 @@ static int perf_add_all_threads(perf_state_t *st)
     return rc;
 }
 
-/* ---------------------------------------------------------------- sink */
-
-/* When kernel addresses could not be excluded: pass user ones only. */
-static void perf_user_sample(void *ctx, uintptr_t addr, uint32_t weight)
-{
-    perf_state_t *st = ctx;
-    if ((uint64_t)addr < PERF_USER_ADDR_LIMIT)
-        st->user_sink.sample(st->user_sink.ctx, addr, weight);
-}
-
-static void perf_user_lost(void *ctx, uint64_t n)
-{
-    perf_state_t *st = ctx;
-    if (st->user_sink.lost != NULL)
-        st->user_sink.lost(st->user_sink.ctx, n);
-}
-
 /* ---------------------------------------------------------------- ops */
 
 static void perf_release(perf_state_t *st)
@@ -409,10 +392,6 @@ static int perf_open(sampler_t *s, const prof_options_t *o,
     s->name = perf_kind_name(st->kind);
     s->accesses_per_sample = (double)st->attr.sample_period;
     s->sink = *sink;
-    if (st->filter_kernel) {
-        st->user_sink = *sink;
-        s->sink = (prof_sink_t){perf_user_sample, perf_user_lost, st};
-    }
     log_info("profiler: %s sampling with %s, period %llu, %zu thread(s),"
                 " %zu CPU rings of %zu pages", s->name, st->event,
                 (unsigned long long)st->attr.sample_period, st->nthreads,

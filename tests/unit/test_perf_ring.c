@@ -70,6 +70,7 @@ static void ring_init(test_ring_t *t, uint64_t sample_type, uint64_t start)
         abort();
     memset(p, 0xA5, page + DATA_SIZE); /* garbage where nothing was written */
     memset(p, 0, sizeof(struct perf_event_mmap_page));
+    memset(&t->ring, 0, sizeof t->ring); /* no pid filter, kernel kept */
     t->ring.base = p;
     t->ring.data_size = DATA_SIZE;
     t->ring.sample_type = sample_type;
@@ -118,8 +119,8 @@ static uint16_t sample_size(uint64_t st)
 }
 
 /* A sample record with every field sample_type asks for, in the kernel's
- * order; fields other than addr hold junk. */
-static void write_sample(test_ring_t *t, uint64_t addr)
+ * order; fields other than addr and pid/tid hold junk. */
+static void write_sample_of(test_ring_t *t, uint32_t pid, uint64_t addr)
 {
     uint64_t st = t->ring.sample_type;
     ring_header(t, PERF_RECORD_SAMPLE, sample_size(st));
@@ -129,9 +130,15 @@ static void write_sample(test_ring_t *t, uint64_t addr)
         PERF_SAMPLE_STREAM_ID, PERF_SAMPLE_CPU, PERF_SAMPLE_PERIOD};
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
         if (st & order[i])
-            ring_put_u64(t, order[i] == PERF_SAMPLE_ADDR
-                                ? addr
-                                : 0xdead000000000000ull + order[i]);
+            ring_put_u64(t, order[i] == PERF_SAMPLE_ADDR  ? addr
+                            : order[i] == PERF_SAMPLE_TID ? (uint64_t)pid |
+                                                                (uint64_t)(pid + 1) << 32
+                                                          : 0xdead000000000000ull + order[i]);
+}
+
+static void write_sample(test_ring_t *t, uint64_t addr)
+{
+    write_sample_of(t, 4242, addr);
 }
 
 static void write_lost(test_ring_t *t, uint64_t n)
@@ -389,6 +396,54 @@ static void test_random(void)
     }
 }
 
+/* The filters: another process's samples (a forked child feeding the
+ * parent's ring where inherit_thread was refused), samples with no
+ * address, kernel addresses when the event could not exclude them --
+ * each counted, none delivered; with no filter set, all delivered. */
+static void test_filters(void)
+{
+    test_ring_t t;
+    ring_init(&t, ST_DEFAULT, DATA_SIZE - 20);
+    t.ring.owner_pid = 100;
+    t.ring.user_only = true;
+    write_sample_of(&t, 100, 0x1000);
+    write_sample_of(&t, 101, 0x2000);             /* foreign */
+    write_sample_of(&t, 100, 0);                  /* no address */
+    write_sample_of(&t, 100, 0xffffffff81000000); /* kernel text */
+    write_sample_of(&t, 100, (1ull << 47) + 0x1000); /* 5-level user */
+    write_sample_of(&t, 7, 0);                    /* foreign first */
+    publish(&t);
+    perf_ring_counts_t c;
+    CHECK(drain(&t, &c) == 2);
+    CHECK(c.samples == 2 && c.foreign == 2 && c.no_addr == 1 &&
+          c.kernel == 1 && c.malformed == 0);
+    REQUIRE_VOID(nseen == 2);
+    CHECK(seen[0] == 0x1000 && seen[1] == (1ull << 47) + 0x1000);
+
+    t.ring.owner_pid = 0;
+    t.ring.user_only = false;
+    write_sample_of(&t, 101, 0x3000);
+    write_sample_of(&t, 100, 0xffffffff81000000);
+    publish(&t);
+    CHECK(drain(&t, &c) == 2 && c.foreign == 0 && c.kernel == 0);
+    ring_free(&t);
+
+    /* without PERF_SAMPLE_TID there is no pid to filter on: kept; without
+     * PERF_SAMPLE_ADDR every sample is one without an address */
+    ring_init(&t, PERF_SAMPLE_IP | PERF_SAMPLE_ADDR, 0);
+    t.ring.owner_pid = 100;
+    write_sample_of(&t, 101, 0x4000);
+    publish(&t);
+    CHECK(drain(&t, &c) == 1 && c.foreign == 0);
+    ring_free(&t);
+    ring_init(&t, PERF_SAMPLE_IP | PERF_SAMPLE_TID, 0);
+    write_sample(&t, 0x5000);
+    write_sample(&t, 0x6000);
+    publish(&t);
+    CHECK(drain(&t, &c) == 0 && c.no_addr == 2 && c.malformed == 0);
+    ring_free(&t);
+}
+
 int main(void)
 {
     test_plain();
@@ -397,5 +452,6 @@ int main(void)
     test_sample_types();
     test_malformed();
     test_random();
+    test_filters();
     return tm_test_done(__FILE__);
 }
