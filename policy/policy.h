@@ -236,8 +236,6 @@ typedef struct policy_options {
 void policy_options_defaults(policy_options_t *o);
 /* Fill o from an environment array (like environ); never fails. */
 void policy_options_parse(char *const *env, policy_options_t *o);
-/* MPI ranks on this host, from the launcher's variables (1 if none). */
-unsigned policy_local_ranks(char *const *env);
 /* The online policy's configuration for these settings and tiers: fast
  * tiers' capacities, the cost/benefit weights (ns saved per access from
  * HMAT latencies, else 100; ns per byte moved), an arena's first tier from

@@ -22,25 +22,6 @@ extern char **environ;
  * Optane memory. */
 #define DEFAULT_ACCESS_GAIN_NS 100.0
 
-/* Where MPI launchers put the number of ranks on this host. */
-static const char *const local_size_vars[] = {
-    "OMPI_COMM_WORLD_LOCAL_SIZE", /* Open MPI */
-    "MPI_LOCALNRANKS",            /* MPICH's Hydra */
-    "MV2_COMM_WORLD_LOCAL_SIZE",  /* MVAPICH2 */
-};
-
-unsigned policy_local_ranks(char *const *env)
-{
-    for (size_t i = 0; i < sizeof local_size_vars / sizeof *local_size_vars;
-         i++) {
-        const char *v = env_value(env, local_size_vars[i]);
-        unsigned long n;
-        if (v != NULL && parse_ulong(v, 1, 1u << 20, &n))
-            return (unsigned)n;
-    }
-    return 1;
-}
-
 /* One fast tier's capacity: the setting, or the tier's share per rank. */
 static uint64_t tier_capacity(const policy_options_t *po,
                               const tm_topology_t *topo, unsigned tier,
@@ -105,7 +86,7 @@ static bool online_wire(const policy_options_t *po, const prof_options_t *pr)
     (void)sites_ready(); /* the tiers are discovered with the sites */
     online_config_t cfg;
     if (policy_online_config(po, topology_get(), pr->interval_ns,
-                             policy_local_ranks(environ), &cfg) != 0) {
+                             settings_local_ranks(environ), &cfg) != 0) {
         log_info("policy: one memory tier here: the online policy has "
                     "nothing to move");
         return false;

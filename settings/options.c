@@ -81,6 +81,25 @@ static const char *const rank_vars[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK",
                                         "PMIX_RANK", "SLURM_PROCID"};
 #define NRANK_VARS (sizeof rank_vars / sizeof rank_vars[0])
 
+/* Where MPI launchers put the number of ranks on this host. */
+static const char *const local_size_vars[] = {
+    "OMPI_COMM_WORLD_LOCAL_SIZE", /* Open MPI */
+    "MPI_LOCALNRANKS",            /* MPICH's Hydra */
+    "MV2_COMM_WORLD_LOCAL_SIZE",  /* MVAPICH2 */
+};
+
+unsigned settings_local_ranks(char *const *env)
+{
+    for (size_t i = 0; i < sizeof local_size_vars / sizeof *local_size_vars;
+         i++) {
+        const char *v = env_value(env, local_size_vars[i]);
+        unsigned long n;
+        if (v != NULL && parse_ulong(v, 1, 1u << 20, &n))
+            return (unsigned)n;
+    }
+    return 1;
+}
+
 /* ---------------------------------------------------------------- settings */
 
 static const char *const layout_names[] = {"per-site", "per-thread",

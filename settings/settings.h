@@ -231,6 +231,11 @@ bool parse_duration_ns(const char *s, uint64_t *out);
 /* A share within [lo, hi]: "0.05", or "5%" for the same. */
 bool parse_fraction(const char *s, double lo, double hi, double *out);
 
+/* MPI ranks on this host, from the launcher's variables (1 if none, or if
+ * the value is not a number from 1 to 2^20): the policy shares each fast
+ * tier among them, the perf sampler the locked memory of its rings. */
+unsigned settings_local_ranks(char *const *env);
+
 /* Expand %r (rank, or "0" with no rank), %p (pid), %e (executable's base
  * name) and %% in pattern into out (size outsz).  False if it does not fit
  * or a % is followed by anything else. */

@@ -123,10 +123,10 @@ static void test_local_ranks(void)
     char *hydra[] = {"MPI_LOCALNRANKS=3", NULL};
     char *junk[] = {"OMPI_COMM_WORLD_LOCAL_SIZE=0", "MPI_LOCALNRANKS=x",
                     "MV2_COMM_WORLD_LOCAL_SIZE=2", NULL};
-    CHECK(policy_local_ranks(none) == 1);
-    CHECK(policy_local_ranks(ompi) == 4);
-    CHECK(policy_local_ranks(hydra) == 3);
-    CHECK(policy_local_ranks(junk) == 2);
+    CHECK(settings_local_ranks(none) == 1);
+    CHECK(settings_local_ranks(ompi) == 4);
+    CHECK(settings_local_ranks(hydra) == 3);
+    CHECK(settings_local_ranks(junk) == 2);
 }
 
 /* ---------------------------------------------------------------- config */
