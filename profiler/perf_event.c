@@ -55,6 +55,21 @@ const char *perf_kind_name(prof_sampler_kind_t k)
     }
 }
 
+/* What the period of kind's default event counts, for the profile. */
+const char *perf_kind_counter(prof_sampler_kind_t k)
+{
+    switch (k) {
+    case PROF_SAMPLER_PEBS:
+        return "loads";
+    case PROF_SAMPLER_IBS:
+        return "ops";
+    case PROF_SAMPLER_FAULTS:
+        return "page-faults";
+    default:
+        return "events";
+    }
+}
+
 /* auto: pebs on Intel, ibs on AMD, by the CPUID vendor string. */
 prof_sampler_kind_t perf_kind_from_cpu(void)
 {

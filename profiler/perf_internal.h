@@ -17,6 +17,9 @@
 /* "pebs", "ibs", "faults"; "perf" for any other kind. */
 const char *perf_kind_name(prof_sampler_kind_t k);
 
+/* What the period of kind's default event counts: "loads", "ops", ... */
+const char *perf_kind_counter(prof_sampler_kind_t k);
+
 /* What auto means on this CPU: pebs on Intel, ibs on AMD, else
  * PROF_SAMPLER_AUTO (none of ours). */
 prof_sampler_kind_t perf_kind_from_cpu(void);

@@ -4,7 +4,8 @@
  * and the one error a parse reports, "name:line: what".  Lines, fields and
  * numbers are base/text.c's, as for every line format.
  *
- * Strict for versions 1 and 2 (2 adds the arena serial): a line it does not understand is an error, because
+ * Strict for versions 1 to 3 (2 adds the arena serial, 3 the sampler_detail
+ * and sampler_totals lines): a line it does not understand is an error, because
  * the only writer is ours and a surprise means a bug or a damaged file.
  * Which line may come where, the intervals, heat and totals are the
  * reader's (profile_read.c).  Runs in tools and offline passes, never on
@@ -25,6 +26,7 @@ enum {
     PR_H_EXE = 1 << 0, PR_H_PID = 1 << 1, PR_H_RANK = 1 << 2,
     PR_H_SAMPLER = 1 << 3, PR_H_INTERVAL = 1 << 4, PR_H_HALFLIFE = 1 << 5,
     PR_H_START = 1 << 6, PR_H_ALL = (1 << 7) - 1,
+    PR_H_DETAIL = 1 << 7, /* optional (version 3) */
 };
 
 /* ---------------------------------------------------------------- errors */
@@ -161,6 +163,22 @@ static bool pr_node(profile_parser_t *ps, const text_span_t *f, size_t n)
     return true;
 }
 
+/* The rest of the line after the keyword f0 and one blank, blanks
+ * included, into dst (cap bytes); false when it does not fit. */
+static bool pr_rest(profile_parser_t *ps, text_span_t line, text_span_t f0,
+                    char *dst, size_t cap)
+{
+    const char *start = f0.p + f0.n, *end = line.p + line.n;
+    start += start < end; /* the one blank after the keyword */
+    size_t n = (size_t)(end - start);
+    if (n >= cap)
+        return profile_parse_fail(ps, "%.*s longer than %zu bytes",
+                                  (int)f0.n, f0.p, cap - 1);
+    memcpy(dst, start, n);
+    dst[n] = '\0';
+    return true;
+}
+
 bool profile_parse_header_line(profile_parser_t *ps, text_span_t line,
                                const text_span_t *f, size_t n,
                                bool *handled)
@@ -168,18 +186,13 @@ bool profile_parse_header_line(profile_parser_t *ps, text_span_t line,
     prof_header_t *h = &ps->out->header;
     int64_t v;
     *handled = true;
-    if (span_eq(f[0], "exe")) {
-        /* the rest of the line, blanks included, after "exe " */
-        const char *start = f[0].p + 3, *end = line.p + line.n;
-        start += start < end; /* the one blank after the keyword */
-        text_span_t rest = {start, (size_t)(end - start)};
-        if (rest.n >= sizeof h->exe)
-            return profile_parse_fail(ps, "exe longer than %zu bytes",
-                                      sizeof h->exe - 1);
-        memcpy(h->exe, rest.p, rest.n);
-        h->exe[rest.n] = '\0';
-        return pr_once(ps, PR_H_EXE, "exe");
-    }
+    if (span_eq(f[0], "exe"))
+        return pr_rest(ps, line, f[0], h->exe, sizeof h->exe) &&
+               pr_once(ps, PR_H_EXE, "exe");
+    if (span_eq(f[0], "sampler_detail") && ps->version >= 3)
+        return pr_rest(ps, line, f[0], h->sampler_detail,
+                       sizeof h->sampler_detail) &&
+               pr_once(ps, PR_H_DETAIL, "sampler_detail");
     if (span_eq(f[0], "pid") || span_eq(f[0], "rank")) {
         bool pid = f[0].n == 3;
         if (!PROFILE_FIELD_COUNT(ps, n, 2, pid ? "pid" : "rank"))

@@ -45,7 +45,7 @@ typedef struct profile_parser {
     size_t line;
     bool failed;
     profile_t *out;
-    unsigned version;      /* from the first line: 1 or 2 */
+    unsigned version;      /* from the first line: 1, 2 or 3 */
     unsigned header;       /* header lines seen (profile_parse.c's bits) */
     double decay;
     size_t intervals_cap;

@@ -194,6 +194,29 @@ static bool pr_trailer(profile_parser_t *ps, const text_span_t *f,
     return true;
 }
 
+/* sampler_totals (version 3): once, after the last interval, before the
+ * trailer. */
+static bool pr_sampler_totals(profile_parser_t *ps, const text_span_t *f,
+                              size_t n)
+{
+    profile_t *out = ps->out;
+    if (ps->in_interval)
+        return profile_parse_fail(ps, "sampler_totals inside interval %"
+                                  PRIu64, ps->cur.seq);
+    if (out->has_sampler_totals)
+        return profile_parse_fail(ps, "second \"sampler_totals\" line");
+    if (!profile_parse_header_complete(ps) ||
+        !PROFILE_FIELD_COUNT(ps, n, 7, "sampler_totals"))
+        return false;
+    prof_sampler_totals_t *t = &out->sampler_totals;
+    uint64_t *dst[6] = {&t->samples, &t->no_addr, &t->foreign, &t->kernel,
+                        &t->lost, &t->throttles};
+    if (!profile_parse_nums(ps, f, 1, 6, dst, "sampler_totals"))
+        return false;
+    out->has_sampler_totals = true;
+    return true;
+}
+
 /* ---------------------------------------------------------------- driver */
 
 static bool pr_line(profile_parser_t *ps, text_span_t line)
@@ -218,6 +241,8 @@ static bool pr_line(profile_parser_t *ps, text_span_t line)
         return pr_interval_start(ps, f, n);
     if (span_eq(f[0], "complete"))
         return pr_trailer(ps, f, n);
+    if (span_eq(f[0], "sampler_totals") && ps->version >= 3)
+        return pr_sampler_totals(ps, f, n);
     if (!ps->in_interval)
         return profile_parse_fail(ps, "unknown or misplaced line \"%.*s\"",
                                   (int)(f[0].n > 40 ? 40 : f[0].n), f[0].p);

@@ -72,6 +72,8 @@ struct prof_writer {
     pw_arena_last_t *arenas; /* TM_MAX_ARENAS + 1, by id */
     pw_site_last_t *sites;  /* by site index */
     size_t nsites_cap;
+    bool has_totals;        /* profile_writer_set_totals was called */
+    prof_sampler_totals_t totals;
 };
 
 /* ---------------------------------------------------------------- output */
@@ -217,13 +219,18 @@ static void pw_format_double(char *dst, size_t cap, double h)
 static int pw_header(prof_writer_t *w, const prof_header_t *h)
 {
     char exe[sizeof h->exe], sampler[sizeof h->sampler];
+    char detail[sizeof h->sampler_detail];
     char exe_src[sizeof h->exe], sampler_src[sizeof h->sampler];
+    char detail_src[sizeof h->sampler_detail];
     memcpy(exe_src, h->exe, sizeof exe_src);
     exe_src[sizeof exe_src - 1] = '\0';
     memcpy(sampler_src, h->sampler, sizeof sampler_src);
     sampler_src[sizeof sampler_src - 1] = '\0';
+    memcpy(detail_src, h->sampler_detail, sizeof detail_src);
+    detail_src[sizeof detail_src - 1] = '\0';
     pw_sanitize(exe, sizeof exe, exe_src, true);
     pw_sanitize(sampler, sizeof sampler, sampler_src, false);
+    pw_sanitize(detail, sizeof detail, detail_src, true);
     char halflife[64];
     pw_format_double(halflife, sizeof halflife, h->halflife);
     /* The header's fixed lines fit the buffer at once: one call. */
@@ -234,6 +241,8 @@ static int pw_header(prof_writer_t *w, const prof_header_t *h)
                 PROF_FORMAT_VERSION, exe, h->pid, h->rank,
                 sampler[0] ? sampler : "-", h->interval_ns, halflife,
                 h->start_unix_ms) != 0)
+        return -1;
+    if (detail[0] != '\0' && pw_line(w, "sampler_detail %s\n", detail) != 0)
         return -1;
     for (unsigned i = 0; i < h->nnodes; i++)
         if (pw_line(w, "node %u %u %" PRIu64 "\n", h->nodes[i].id,
@@ -550,6 +559,28 @@ static void pw_sync_dir(const char *path)
         close(fd);
 }
 
+void profile_writer_set_totals(prof_writer_t *w,
+                               const prof_sampler_totals_t *t)
+{
+    if (w == NULL || t == NULL)
+        return;
+    w->totals = *t;
+    w->has_totals = true;
+}
+
+/* The sampler_totals line, when the sampler gave totals; 0 or -1. */
+static int pw_totals(prof_writer_t *w)
+{
+    const prof_sampler_totals_t *t = &w->totals;
+    if (!w->has_totals)
+        return 0;
+    return pw_line(w,
+                   "sampler_totals %" PRIu64 " %" PRIu64 " %" PRIu64
+                   " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+                   t->samples, t->no_addr, t->foreign, t->kernel, t->lost,
+                   t->throttles);
+}
+
 int profile_writer_finish(prof_writer_t *w)
 {
     if (w == NULL) {
@@ -557,7 +588,7 @@ int profile_writer_finish(prof_writer_t *w)
         return -1;
     }
     int rc = -1, e = EIO;
-    if (!w->broken &&
+    if (!w->broken && pw_totals(w) == 0 &&
         pw_line(w, "complete %" PRIu64 "\n", w->nintervals) == 0 &&
         pw_flush(w) == 0) {
         if (!pw_fd_ours(w)) {

@@ -308,6 +308,9 @@ static void header_fill(prof_header_t *h)
     h->pid = (long)getpid();
     h->rank = runtime_options.rank;
     memcpy(h->sampler, prof.sampler_name, sizeof h->sampler);
+    if (prof.sampling)
+        memcpy(h->sampler_detail, prof.sampler.detail,
+               sizeof h->sampler_detail);
     h->interval_ns = prof.opts.interval_ns;
     h->halflife = prof.opts.halflife;
     struct timespec ts;
@@ -382,6 +385,8 @@ static void teardown(bool finish)
     }
     if (prof.writer != NULL) {
         if (finish && !prof_fd_any_lost()) {
+            if (prof.sampler.has_totals)
+                profile_writer_set_totals(prof.writer, &prof.sampler.totals);
             if (profile_writer_finish(prof.writer) != 0)
                 log_error("profiler: finishing %s failed: errno %d",
                              prof.path, errno);

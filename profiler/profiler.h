@@ -114,6 +114,17 @@ typedef struct prof_sink {
     void *ctx;
 } prof_sink_t;
 
+/* What a sampler saw over the whole run, beyond the samples it delivered:
+ * written once, before the trailer, by the samplers that count it (perf). */
+typedef struct prof_sampler_totals {
+    uint64_t samples;    /* delivered */
+    uint64_t no_addr;    /* sample records without a data address */
+    uint64_t foreign;    /* records of another process, dropped */
+    uint64_t kernel;     /* records at kernel addresses, dropped */
+    uint64_t lost;       /* records the kernel reported lost */
+    uint64_t throttles;  /* times the kernel throttled the event */
+} prof_sampler_totals_t;
+
 typedef struct sampler sampler_t;
 
 typedef struct sampler_ops {
@@ -146,6 +157,10 @@ struct sampler {
     double accesses_per_sample; /* memory accesses one sample of weight 1
                                    stands for, as far as the backend can
                                    tell (set by open; 0 = unknown) */
+    char detail[160];   /* event, period and what it counts, for the
+                           profile's sampler_detail line ("" = none) */
+    bool has_totals;    /* the backend keeps totals (kept past close) */
+    prof_sampler_totals_t totals;
 };
 
 /* The backends.  sampler_perf serves pebs, ibs and faults (o->sampler says
@@ -299,7 +314,8 @@ void residency_sample_all(attrib_t *a, size_t max_pages);
 /* ================================================================ profile file
  * profile_write.c and profile_read.c; the format is doc/profile-format.md. */
 
-#define PROF_FORMAT_VERSION 2
+/* 3 adds the optional sampler_detail and sampler_totals lines. */
+#define PROF_FORMAT_VERSION 3
 
 typedef struct prof_node {
     unsigned id;
@@ -312,6 +328,8 @@ typedef struct prof_header {
     long pid;
     int rank;            /* -1 without MPI */
     char sampler[32];    /* the sampler actually used */
+    char sampler_detail[160]; /* its event, period and what the period
+                                 counts (perf samplers; "" = none) */
     uint64_t interval_ns;
     double halflife;
     uint64_t start_unix_ms;
@@ -332,6 +350,10 @@ prof_writer_t *profile_writer_open(const char *path, const prof_header_t *h);
  * reader counts them into heat (which decays) and the totals, but returns
  * only the rows written.  0 or -1 + errno (logged). */
 int profile_writer_interval(prof_writer_t *w, const prof_interval_t *iv);
+/* The sampler's totals, written by profile_writer_finish before the
+ * trailer (no line when never called). */
+void profile_writer_set_totals(prof_writer_t *w,
+                               const prof_sampler_totals_t *t);
 /* Write the trailer, fsync, rename path.partial to path, free w. */
 int profile_writer_finish(prof_writer_t *w);
 /* Close without finishing (a fork child): the file is left as it is. */
@@ -340,6 +362,8 @@ void profile_writer_abandon(prof_writer_t *w);
 typedef struct profile {
     prof_header_t header;
     bool complete;        /* the trailer is there: the run ended normally */
+    bool has_sampler_totals; /* a sampler_totals line (version 3) */
+    prof_sampler_totals_t sampler_totals;
     size_t nintervals;    /* complete intervals only */
     /* Each interval holds the rows as written (see profile_writer_interval),
      * with heat recomputed from the samples. */

@@ -70,8 +70,8 @@ typedef struct perf_state {
     owned_fd_t *fds;           /* every event, fds_cap entries */
     size_t nfds, fds_cap;
     size_t nthreads;              /* threads with events */
-    perf_ring_counts_t total;
-    bool throttle_reported;
+    uint64_t malformed;           /* ring records skipped as malformed */
+    bool throttle_reported, lost_reported, no_addr_reported;
     bool filter_kernel;           /* kernel addresses could not be
                                      excluded (ibs): the rings drop them */
     bool dead;                    /* an event was lost: sampling stopped */
@@ -392,6 +392,10 @@ static int perf_open(sampler_t *s, const prof_options_t *o,
     s->name = perf_kind_name(st->kind);
     s->accesses_per_sample = (double)st->attr.sample_period;
     s->sink = *sink;
+    s->has_totals = true;
+    snprintf(s->detail, sizeof s->detail, "event %s period %llu counts %s",
+             st->event, (unsigned long long)st->attr.sample_period,
+             perf_kind_counter(st->kind));
     log_info("profiler: %s sampling with %s, period %llu, %zu thread(s),"
                 " %zu CPU rings of %zu pages", s->name, st->event,
                 (unsigned long long)st->attr.sample_period, st->nthreads,
@@ -415,6 +419,51 @@ static bool perf_rings_ours(perf_state_t *st)
     return true;
 }
 
+/* Loss and throttling are never silent: each is reported once, as a
+ * warning, with what to change.  A throttle matters beyond this process:
+ * the kernel's "perf interrupt took too long" logic then lowers
+ * perf_event_max_sample_rate for the whole node. */
+static void perf_report_loss(const sampler_t *s, perf_state_t *st,
+                             const perf_ring_counts_t *c)
+{
+    if (c->lost && !st->lost_reported) {
+        st->lost_reported = true;
+        log_warn("profiler: the kernel lost %llu %s samples in one interval"
+                 " (rings of %zu pages per CPU were full); raise "
+                 "TIERMEM_PROFILE_PERIOD or TIERMEM_PROFILE_RING_PAGES",
+                 (unsigned long long)c->lost, s->name, st->ring_pages);
+    }
+    if (c->throttles && !st->throttle_reported) {
+        st->throttle_reported = true;
+        log_warn("profiler: the kernel throttled %s sampling (period %llu):"
+                 " samples were dropped, and the node's "
+                 "perf_event_max_sample_rate may have been lowered; raise "
+                 "TIERMEM_PROFILE_PERIOD", s->name,
+                 (unsigned long long)st->attr.sample_period);
+    }
+}
+
+/* Samples without an address are useless to tiermem: an event that is
+ * not a data-address event (cycles:ppp asked for by name), or IBS on a
+ * kernel before 6.1, gives a profile of zero samples.  Say so once, when
+ * enough records came in to tell. */
+#define PERF_NO_ADDR_MIN_RECORDS 1000
+
+static void perf_warn_no_addr(const sampler_t *s, perf_state_t *st)
+{
+    const prof_sampler_totals_t *t = &s->totals;
+    uint64_t records = t->samples + t->no_addr;
+    if (st->no_addr_reported || records < PERF_NO_ADDR_MIN_RECORDS ||
+        t->no_addr <= t->samples)
+        return;
+    st->no_addr_reported = true;
+    log_warn("profiler: %llu of %llu %s samples (event %s) carry no data "
+             "address, so they cannot be attributed; use a data-address "
+             "event (a PEBS load/store event, IBS op on Linux 6.1 or later)",
+             (unsigned long long)t->no_addr, (unsigned long long)records,
+             s->name, st->event);
+}
+
 static void perf_collect(sampler_t *s, uint64_t t_end_ns)
 {
     (void)t_end_ns; /* samples up to now is all a ring can give */
@@ -435,16 +484,16 @@ static void perf_collect(sampler_t *s, uint64_t t_end_ns)
                      (unsigned long long)c.lost,
                      (unsigned long long)c.throttles,
                      (unsigned long long)c.malformed);
-    if (c.throttles && !st->throttle_reported) {
-        st->throttle_reported = true;
-        log_info("profiler: the kernel throttled %s sampling (period"
-                    " %llu); raise TIERMEM_PROFILE_PERIOD to avoid it",
-                    s->name, (unsigned long long)st->attr.sample_period);
-    }
-    st->total.samples += c.samples;
-    st->total.lost += c.lost;
-    st->total.throttles += c.throttles;
-    st->total.malformed += c.malformed;
+    perf_report_loss(s, st, &c);
+    prof_sampler_totals_t *t = &s->totals;
+    t->samples += c.samples;
+    t->no_addr += c.no_addr;
+    t->foreign += c.foreign;
+    t->kernel += c.kernel;
+    t->lost += c.lost;
+    t->throttles += c.throttles;
+    st->malformed += c.malformed;
+    perf_warn_no_addr(s, st);
 }
 
 static void perf_close(sampler_t *s)
@@ -468,11 +517,15 @@ static void perf_close(sampler_t *s)
             }
         }
         perf_collect(s, 0);
-        log_debug("profiler: %s totals: %llu samples, %llu lost,"
-                     " %llu throttles", s->name,
-                     (unsigned long long)st->total.samples,
-                     (unsigned long long)st->total.lost,
-                     (unsigned long long)st->total.throttles);
+        log_debug("profiler: %s totals: %llu samples, %llu without an "
+                  "address, %llu of other processes, %llu lost, %llu "
+                  "throttles, %llu malformed", s->name,
+                  (unsigned long long)s->totals.samples,
+                  (unsigned long long)s->totals.no_addr,
+                  (unsigned long long)s->totals.foreign,
+                  (unsigned long long)s->totals.lost,
+                  (unsigned long long)s->totals.throttles,
+                  (unsigned long long)st->malformed);
     }
     perf_release(st);
     s->state = NULL;

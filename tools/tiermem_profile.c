@@ -47,6 +47,18 @@ static uint64_t total_samples(const profile_t *p)
     return n;
 }
 
+/* A header field from the file, control characters shown as '?': a
+ * hostile profile must not drive the terminal. */
+static const char *printable(const char *src)
+{
+    static char out[256];
+    size_t i = 0;
+    for (; src[i] != '\0' && i + 1 < sizeof out; i++)
+        out[i] = (unsigned char)src[i] < 0x20 || src[i] == 0x7f ? '?' : src[i];
+    out[i] = '\0';
+    return out;
+}
+
 static void print_header(const char *path, const profile_t *p)
 {
     const prof_header_t *h = &p->header;
@@ -59,6 +71,8 @@ static void print_header(const char *path, const profile_t *p)
     printf("  sampler %s  interval %.3f ms  halflife %g intervals\n",
            h->sampler[0] ? h->sampler : "-", (double)h->interval_ns / 1e6,
            h->halflife);
+    if (h->sampler_detail[0] != '\0')
+        printf("  sampler detail: %s\n", printable(h->sampler_detail));
     printf("  intervals %zu  %s\n", p->nintervals,
            p->complete ? "complete" : "incomplete (no trailer: the run did "
                                       "not finish)");
@@ -66,6 +80,13 @@ static void print_header(const char *path, const profile_t *p)
         printf("  node %u tier %u capacity %" PRIu64 "\n", h->nodes[i].id,
                h->nodes[i].tier, h->nodes[i].capacity);
     printf("  samples %" PRIu64 "\n", total_samples(p));
+    const prof_sampler_totals_t *t = &p->sampler_totals;
+    if (p->has_sampler_totals)
+        printf("  sampler totals: %" PRIu64 " delivered, %" PRIu64
+               " without an address, %" PRIu64 " of other processes, %"
+               PRIu64 " kernel, %" PRIu64 " lost, %" PRIu64 " throttles\n",
+               t->samples, t->no_addr, t->foreign, t->kernel, t->lost,
+               t->throttles);
 }
 
 static int by_site_samples(const void *a, const void *b)

@@ -58,6 +58,8 @@ static prof_header_t make_header(void)
     h.pid = 4321;
     h.rank = 3;
     snprintf(h.sampler, sizeof h.sampler, "uffd");
+    snprintf(h.sampler_detail, sizeof h.sampler_detail,
+             "event a b  c period 7 counts ops");
     h.interval_ns = 100000000;
     h.halflife = 3.7; /* not exact in binary: %.17g must carry it */
     h.start_unix_ms = 1700000000123ull;
@@ -398,6 +400,7 @@ static void check_header(const prof_header_t *got, const prof_header_t *want)
     CHECK(strcmp(got->exe, want->exe) == 0);
     CHECK(got->pid == want->pid && got->rank == want->rank);
     CHECK(strcmp(got->sampler, want->sampler) == 0);
+    CHECK(strcmp(got->sampler_detail, want->sampler_detail) == 0);
     CHECK(got->interval_ns == want->interval_ns);
     CHECK(got->halflife == want->halflife); /* exact: %.17g round-trips */
     CHECK(got->start_unix_ms == want->start_unix_ms);
@@ -467,14 +470,18 @@ static void test_round_trip(void)
     check_profile(&p, m, n);
     profile_free(&p);
 
+    CHECK(!p.has_sampler_totals);
+    const prof_sampler_totals_t tot = {1, 2, 3, 4, 5, UINT64_MAX};
     a0 = thread_allocated();
+    profile_writer_set_totals(w, &tot);
     CHECK(profile_writer_finish(w) == 0);
     mallocd += thread_allocated() - a0;
     CHECK_MSG(!counted || mallocd == 0, "the writer malloc'd %llu bytes",
               (unsigned long long)mallocd);
     CHECK(file_exists(path) && !file_exists(partial));
     REQUIRE_VOID(profile_read(path, &p) == 0);
-    CHECK(p.complete);
+    CHECK(p.complete && p.has_sampler_totals &&
+          memcmp(&p.sampler_totals, &tot, sizeof tot) == 0);
     check_header(&p.header, &h);
     check_profile(&p, m, n);
     check_totals(&p, m);
@@ -694,6 +701,7 @@ static void test_writer_refuses(void)
                   "halflife 4\nstart_unix_ms 0\n"
 #define HEAD "tiermem-profile 1\n" HEAD_REST
 #define HEAD2 "tiermem-profile 2\n" HEAD_REST
+#define HEAD3 "tiermem-profile 3\n" HEAD_REST
 
 /* A bad text: -1, EINVAL, one error naming bad.txt:line. */
 static void expect_bad(const char *text, unsigned line, const char *words)
@@ -717,7 +725,20 @@ static void expect_bad(const char *text, unsigned line, const char *words)
 static void test_bad_inputs(void)
 {
     expect_bad("tiermem-sites 1\n", 1, "not a tiermem profile");
-    expect_bad("tiermem-profile 3\nexe x\n", 1, "newer");
+    expect_bad("tiermem-profile 4\nexe x\n", 1, "newer");
+    /* version 3's lines: not in older files, once, in their places */
+    expect_bad(HEAD2 "sampler_detail x\n", 9, "sampler_detail");
+    expect_bad(HEAD2 "sampler_totals 1 2 3 4 5 6\ncomplete 0\n", 9,
+               "sampler_totals");
+    expect_bad(HEAD3 "sampler_detail x\nsampler_detail y\n", 10, "second");
+    expect_bad(HEAD3 "sampler_totals 1 2 3 4 5\n", 9, "7");
+    expect_bad(HEAD3 "sampler_totals 1 2 3 4 5 x\n", 9, "64 bits");
+    expect_bad(HEAD3 "sampler_totals 1 2 3 4 5 6\nsampler_totals 1 2 3 4 5 "
+                     "6\n", 10, "second");
+    expect_bad(HEAD3 "interval 1 0 1 0 0 0\nsampler_totals 1 2 3 4 5 6\n",
+               10, "inside");
+    expect_bad(HEAD3 "complete 0\nsampler_totals 1 2 3 4 5 6\n", 10,
+               "after the trailer");
     /* version 1 has no serial in arena rows, version 2 must have it */
     expect_bad(HEAD2 "interval 1 0 1 0 0 0\narena 4 user 0 bind 0x1 0 0 0 "
                      "0 0 0 0 -\n", 10, "15");
