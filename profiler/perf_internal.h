@@ -35,4 +35,22 @@ int perf_event_for_kind(prof_sampler_kind_t kind, const prof_options_t *o,
 /* The attribute fields we set whatever the event, after the encoding. */
 void perf_attr_common(struct perf_event_attr *attr);
 
+/* ---- perf_wake.c: one descriptor for every ring's wake-up watermark */
+
+typedef struct perf_wake {
+    owned_fd_t ep;   /* the epoll set of the rings' events */
+    bool on;
+} perf_wake_t;
+
+/* An epoll set of the rings' event fds; 0, or -1 (logged: the rings are
+ * then read at interval ends only, and w is off). */
+int perf_wake_open(perf_wake_t *w, const int *fds, size_t n);
+/* The descriptor to poll, or -1 (off, or lost to the program). */
+int perf_wake_fd(perf_wake_t *w);
+/* After a wake-up: clear it, and drop events that hung up. */
+void perf_wake_consume(perf_wake_t *w);
+/* Close the set if it is still ours (also in a fork child: a close is
+ * async-signal-safe and does not touch the parent's set). */
+void perf_wake_close(perf_wake_t *w);
+
 #endif

@@ -56,6 +56,7 @@ typedef struct profiler {
     prof_options_t opts;
     sampler_t sampler;
     bool sampling;           /* sampler is open */
+    bool wake_off;           /* its wake-up descriptor misbehaved */
     attrib_t *attrib;
     prof_writer_t *writer;
     bool write_failed;       /* logged once */
@@ -205,14 +206,42 @@ static bool timer_consume(void)
     return true;
 }
 
-/* Wall clock: one interval per timer expiry until stopped. */
+/* The sampler's wake-up descriptor, or -1: none, or given up on. */
+static int sampler_wake_fd(void)
+{
+    const sampler_ops_t *ops = prof.sampler.ops;
+    if (!prof.sampling || prof.wake_off || ops->wake_fd == NULL ||
+        ops->drain == NULL)
+        return -1;
+    return ops->wake_fd(&prof.sampler);
+}
+
+/* The sampler's descriptor woke us: drain.  An error or hang-up there
+ * would wake every poll from now on, so the sampler is then drained at
+ * interval ends only. */
+static void sampler_woken(short revents)
+{
+    prof.sampler.ops->drain(&prof.sampler);
+    if (revents & (POLLERR | POLLHUP | POLLNVAL)) {
+        prof.wake_off = true;
+        log_info("profiler: the %s sampler's wake-up descriptor reports "
+                 "poll events %#x; its data is now read at interval ends "
+                 "only", prof.sampler.name, (unsigned)revents);
+    }
+}
+
+/* Wall clock: one interval per timer expiry until stopped; in between,
+ * the sampler is drained whenever it asks (perf rings fill faster than an
+ * interval at high sample rates). */
 static void run_wall_clock(void)
 {
     int timeout = wake_timeout_ms();
     for (;;) {
-        struct pollfd p[2] = {{.fd = prof.timer.fd, .events = POLLIN},
-                              {.fd = prof.stop.fd, .events = POLLIN}};
-        int n = poll(p, 2, timeout);
+        int wfd = sampler_wake_fd();
+        struct pollfd p[3] = {{.fd = prof.timer.fd, .events = POLLIN},
+                              {.fd = prof.stop.fd, .events = POLLIN},
+                              {.fd = wfd, .events = POLLIN}};
+        int n = poll(p, wfd >= 0 ? 3 : 2, timeout);
         if (n < 0 && errno != EINTR) {
             log_error("profiler: poll on timer fd %d failed: errno %d; "
                          "profiling stops", prof.timer.fd, errno);
@@ -230,6 +259,8 @@ static void run_wall_clock(void)
                          "profiling stops", prof.timer.fd, p[0].revents);
             return;
         }
+        if (wfd >= 0 && p[2].revents != 0)
+            sampler_woken(p[2].revents);
         if (p[0].revents & POLLIN) {
             if (!timer_consume())
                 return;
@@ -495,6 +526,7 @@ static int start_locked(const prof_options_t *o)
         errno = ENOMEM;
         return -1;
     }
+    prof.wake_off = false;
     prof.sampling = prof_sampler_choose(o, attrib_sink(prof.attrib),
                                         &prof.sampler, prof.sampler_name,
                                         sizeof prof.sampler_name);

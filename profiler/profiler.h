@@ -147,6 +147,13 @@ typedef struct sampler_ops {
      * events and the userfaultfd are shared with the parent until the
      * child closes them).  Async-signal-safe calls only. */
     void (*fork_child)(sampler_t *s);
+    /* Optional (NULL: collect alone).  A descriptor that turns readable
+     * when the sampler holds data that should not wait for the interval's
+     * end (perf: a ring past its wake-up watermark), or -1 (none now).
+     * The profiling thread polls it with its timer and calls drain. */
+    int (*wake_fd)(sampler_t *s);
+    /* Deliver what is ready, within the current interval. */
+    void (*drain)(sampler_t *s);
 } sampler_ops_t;
 
 struct sampler {

@@ -75,6 +75,7 @@ typedef struct perf_state {
     bool filter_kernel;           /* kernel addresses could not be
                                      excluded (ibs): the rings drop them */
     bool dead;                    /* an event was lost: sampling stopped */
+    perf_wake_t wake;             /* the rings' watermarks, as one fd */
 } perf_state_t;
 
 /* ---------------------------------------------------------------- open */
@@ -323,6 +324,7 @@ static int perf_add_all_threads(perf_state_t *st)
 
 static void perf_release(perf_state_t *st)
 {
+    perf_wake_close(&st->wake);
     for (size_t i = 0; i < st->nrings; i++) {
         perf_cpu_ring_t *r = &st->rings[i];
         if (r->fd >= 0 && munmap(r->ring.base, r->map_len) != 0)
@@ -336,6 +338,17 @@ static void perf_release(perf_state_t *st)
     if (st->fds != NULL)
         meta_free(st->fds, st->fds_cap * sizeof *st->fds);
     meta_free(st, sizeof *st);
+}
+
+/* The wake-up set over the rings mapped; without it, interval ends only. */
+static void perf_wake_start(perf_state_t *st)
+{
+    int fds[PERF_MAX_CPUS];
+    size_t n = 0;
+    for (size_t i = 0; i < st->nrings && n < PERF_MAX_CPUS; i++)
+        if (st->rings[i].fd >= 0)
+            fds[n++] = st->rings[i].fd;
+    (void)perf_wake_open(&st->wake, fds, n);
 }
 
 static size_t perf_ring_pages(unsigned want)
@@ -360,6 +373,7 @@ static int perf_open(sampler_t *s, const prof_options_t *o,
     st->kind = o->sampler == PROF_SAMPLER_AUTO ? perf_kind_from_cpu()
                                                : o->sampler;
     st->owner = getpid();
+    st->wake.ep.fd = -1;
     st->ring_pages = perf_ring_pages(o->ring_pages);
     /* Asked for by name, its absence is news; under `auto` it is the
      * normal case on every machine without a PMU (VMs, CI), and a warning
@@ -376,6 +390,11 @@ static int perf_open(sampler_t *s, const prof_options_t *o,
         return -1;
     }
     perf_attr_common(&st->attr);
+    /* wake the profiling thread when a ring is a quarter full: it drains
+     * then, long before the ring can overflow */
+    st->attr.watermark = 1;
+    st->attr.wakeup_watermark =
+        (uint32_t)(st->ring_pages * os_page_size() / 4);
     if (perf_cpus_init(st) != 0 || perf_add_all_threads(st) != 0 ||
         st->nthreads == 0) {
         int e = errno ? errno : ENOENT;
@@ -388,6 +407,7 @@ static int perf_open(sampler_t *s, const prof_options_t *o,
         errno = e;
         return -1;
     }
+    perf_wake_start(st);
     s->state = st;
     s->name = perf_kind_name(st->kind);
     s->accesses_per_sample = (double)st->attr.sample_period;
@@ -464,21 +484,16 @@ static void perf_warn_no_addr(const sampler_t *s, perf_state_t *st)
              s->name, st->event);
 }
 
-static void perf_collect(sampler_t *s, uint64_t t_end_ns)
+/* Read every ring into the sink and the totals. */
+static void perf_drain_rings(sampler_t *s, perf_state_t *st)
 {
-    (void)t_end_ns; /* samples up to now is all a ring can give */
-    perf_state_t *st = s->state;
-    if (st == NULL || getpid() != st->owner || st->dead)
-        return; /* a fork child must not steal the parent's samples */
-    if (!perf_rings_ours(st))
-        return;
     perf_ring_counts_t c;
     memset(&c, 0, sizeof c);
     for (size_t i = 0; i < st->nrings; i++)
         if (st->rings[i].fd >= 0)
             perf_ring_drain(&st->rings[i].ring, &s->sink, &c);
     if (c.lost || c.throttles || c.malformed)
-        log_debug("profiler: %s interval: %llu samples, %llu lost,"
+        log_debug("profiler: %s drain: %llu samples, %llu lost,"
                      " %llu throttles, %llu malformed", s->name,
                      (unsigned long long)c.samples,
                      (unsigned long long)c.lost,
@@ -494,6 +509,43 @@ static void perf_collect(sampler_t *s, uint64_t t_end_ns)
     t->throttles += c.throttles;
     st->malformed += c.malformed;
     perf_warn_no_addr(s, st);
+}
+
+/* Is this the process that opened the events, still sampling?  A fork
+ * child must not steal the parent's samples. */
+static perf_state_t *perf_live(sampler_t *s)
+{
+    perf_state_t *st = s->state;
+    if (st == NULL || getpid() != st->owner || st->dead ||
+        !perf_rings_ours(st))
+        return NULL;
+    return st;
+}
+
+static void perf_collect(sampler_t *s, uint64_t t_end_ns)
+{
+    (void)t_end_ns; /* samples up to now is all a ring can give */
+    perf_state_t *st = perf_live(s);
+    if (st != NULL)
+        perf_drain_rings(s, st);
+}
+
+/* A ring passed its watermark: read them all now, within the interval. */
+static void perf_drain(sampler_t *s)
+{
+    perf_state_t *st = perf_live(s);
+    if (st == NULL)
+        return;
+    perf_wake_consume(&st->wake);
+    perf_drain_rings(s, st);
+}
+
+static int perf_wake_fd_of(sampler_t *s)
+{
+    perf_state_t *st = s->state;
+    if (st == NULL || getpid() != st->owner || st->dead)
+        return -1;
+    return perf_wake_fd(&st->wake);
 }
 
 static void perf_close(sampler_t *s)
@@ -542,6 +594,7 @@ static void perf_fork_child(sampler_t *s)
         return;
     for (size_t i = 0; i < st->nfds; i++)
         (void)fd_release(&st->fds[i]); /* async-signal-safe */
+    perf_wake_close(&st->wake);
     s->state = NULL;
 }
 
@@ -551,4 +604,6 @@ const sampler_ops_t sampler_perf_ops = {
     .done = NULL,
     .close = perf_close,
     .fork_child = perf_fork_child,
+    .wake_fd = perf_wake_fd_of,
+    .drain = perf_drain,
 };

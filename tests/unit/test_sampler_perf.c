@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <linux/perf_event.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -209,6 +210,56 @@ static void test_threads_and_fork(sampler_t *s)
     munmap(last_block, BLOCK);
 }
 
+/* (5) the wake-up watermark: a ring a quarter full makes the sampler's
+ * wake descriptor readable, and drain delivers within the interval.  150
+ * faults fill a 4-page ring past a quarter (102 records of 40 bytes) but
+ * not past half, where the kernel wakes by default: this fails without
+ * the watermark. */
+static void test_wake(void)
+{
+    prof_options_t o;
+    options(&o, PROF_SAMPLER_FAULTS);
+    o.ring_pages = 4;
+    sampler_t s;
+    memset(&s, 0, sizeof s);
+    log_reset(TM_LOG_WARN);
+    if (sampler_perf_ops.open(&s, &o, &sink) != 0) {
+        char why[160];
+        tm_test_missing("the faults sampler's wake-up",
+                        tm_test_expect_perf_sw(why, sizeof why), why,
+                        log_text());
+        return;
+    }
+    CHECK_MSG(strstr(s.detail, "event page-faults period 1 counts "
+                               "page-faults") != NULL, "detail: %s",
+              s.detail);
+    char *block = block_new();
+    REQUIRE_VOID(block != NULL);
+    watch(block);
+    int fd = sampler_perf_ops.wake_fd(&s);
+    CHECK(fd >= 0);
+    for (size_t off = 0; off < 150 * 4096; off += 4096)
+        ((volatile char *)block)[off] = 1;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    CHECK_MSG(fd >= 0 && poll(&p, 1, 5000) == 1 && (p.revents & POLLIN),
+              "150 faults in a 4-page ring did not wake (revents %#x)",
+              p.revents);
+    sampler_perf_ops.drain(&s);
+    CHECK_MSG(watched_pages() >= 140, "drain delivered %zu of 150 pages",
+              watched_pages());
+    p.revents = 0;
+    CHECK_MSG(fd < 0 || poll(&p, 1, 0) == 0,
+              "still readable after the drain (revents %#x)", p.revents);
+    CHECK(s.has_totals && s.totals.samples >= 140 && s.totals.foreign == 0 &&
+          s.totals.no_addr == 0);
+    sampler_perf_ops.close(&s);
+    CHECK(s.totals.samples >= 140); /* the totals outlive close */
+    CHECK_MSG(log_count("warning", NULL) == 0 &&
+                  log_count("error", NULL) == 0,
+              "logged: %s", log_text());
+    munmap(block, BLOCK);
+}
+
 /* Is there a hardware PMU at all?  (Not here: ENOENT.) */
 static bool hardware_pmu(void)
 {
@@ -279,5 +330,6 @@ int main(void)
     memset(&s, 0, sizeof s);
     test_threads_and_fork(&s);
     pthread_barrier_destroy(&go);
+    test_wake();
     return tm_test_done(__FILE__);
 }
