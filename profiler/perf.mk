@@ -2,7 +2,7 @@
 # the perf_event samplers (pebs, ibs, faults), their events' encoding and
 # the ring reader.
 libtmcore_la_SOURCES += profiler/perf_ring.c profiler/sampler_perf.c \
-	profiler/perf_event.c profiler/perf_wake.c \
+	profiler/perf_event.c profiler/perf_open.c profiler/perf_wake.c \
 	profiler/perf_internal.h
 
 check_PROGRAMS += tests/unit/test_perf_ring tests/unit/test_sampler_perf

@@ -30,14 +30,25 @@
 
 #include "perf_internal.h"
 
-/* Loads per sample for pebs.  A prime, so the sample points do not alias
- * with loop strides; at ~1e9 loads/s per core it gives ~50k samples/s, the
- * kernel's default max sample rate is 100k/s, and the ~5000 samples of a
- * 100 ms interval (40-byte records) fit the default 64-page ring. */
-#define PERF_PEBS_PERIOD 20011
-/* Ops per IBS sample; IBS periods are multiples of 16.  Only memory ops
- * carry an address, roughly a third of them. */
-#define PERF_IBS_PERIOD 65536
+/*
+ * Default periods.  They keep the sample rate well under the kernel's
+ * throttle (perf_event_max_sample_rate, 100k/s per CPU by default, which
+ * the kernel lowers node-wide once sampling interrupts take too long) on
+ * a core doing 2-3 loads a cycle at 3 GHz, about 6e9 loads/s:
+ *  - all loads: 6e9 / 200003 = 30k samples/s at most;
+ *  - L3-miss loads: a core's misses are bounded by its memory bandwidth,
+ *    a few 1e7/s (20 GB/s / 64 B = 3e8 lines/s for a whole socket), so
+ *    5003 gives at most ~20k/s, and most programs far less;
+ *  - all stores: about one instruction in ten, 1e9/s at most, so 100003
+ *    gives 10k/s.
+ * Primes, so sample points do not alias with loop strides.
+ */
+#define PERF_PEBS_LOAD_PERIOD 200003
+#define PERF_PEBS_MISS_PERIOD 5003
+#define PERF_PEBS_STORE_PERIOD 100003
+/* Ops per IBS sample (IBS periods are multiples of 16): at 3e9 ops/s,
+ * 11k samples/s; roughly a third of ops are memory ops with an address. */
+#define PERF_IBS_PERIOD 262144
 
 /* ---------------------------------------------------------------- kinds */
 
@@ -52,21 +63,6 @@ const char *perf_kind_name(prof_sampler_kind_t k)
         return "faults";
     default:
         return "perf";
-    }
-}
-
-/* What the period of kind's default event counts, for the profile. */
-const char *perf_kind_counter(prof_sampler_kind_t k)
-{
-    switch (k) {
-    case PROF_SAMPLER_PEBS:
-        return "loads";
-    case PROF_SAMPLER_IBS:
-        return "ops";
-    case PROF_SAMPLER_FAULTS:
-        return "page-faults";
-    default:
-        return "events";
     }
 }
 
@@ -172,61 +168,133 @@ static int perf_ibs_type(void)
     return end == buf || v < 0 ? -1 : (int)v;
 }
 
-/* The event for kind: encoding plus the name logged.  0, or -1 after
- * setting errno (the caller logs the one warning). */
-int perf_event_for_kind(prof_sampler_kind_t kind, const prof_options_t *o,
-                        struct perf_event_attr *attr, char *name,
-                        size_t name_size)
+/* Append one encoded event to ev; its name joins ev->name. */
+static void perf_events_add(perf_events_t *ev, const struct perf_event_attr *a,
+                            const char *name, uint64_t period)
 {
-    const char *want = o->event[0] != '\0' ? o->event : NULL;
-    switch (kind) {
-    case PROF_SAMPLER_FAULTS:
-        snprintf(name, name_size, "page-faults");
-        attr->type = PERF_TYPE_SOFTWARE;
-        attr->config = PERF_COUNT_SW_PAGE_FAULTS;
-        attr->sample_period = o->period ? o->period : 1;
-        return 0;
-    case PROF_SAMPLER_PEBS: {
-        const char *names[] = {want ? want : "MEM_INST_RETIRED:ALL_LOADS",
-                               want ? NULL : "MEM_UOPS_RETIRED:ALL_LOADS"};
-        snprintf(name, name_size, "%s", names[0]);
-        for (size_t i = 0; i < 2 && names[i] != NULL; i++)
-            if (perf_encode_pfm(names[i], attr) == 0) {
-                snprintf(name, name_size, "%s", names[i]);
-                attr->sample_period = o->period ? o->period
-                                                : PERF_PEBS_PERIOD;
-                return 0;
-            }
-        if (want != NULL)
-            return -1;
-        /* libpfm4 names the PMU from CPUID and may not know this core (or
-         * mistake it for another vendor's): the all-loads event has had
-         * the same code, event 0xd0 umask 0x81, on every Intel core since
-         * Sandy Bridge, so ask the kernel for it raw.  perf_event_open
-         * then decides, which is the probe that counts. */
-        snprintf(name, name_size, "raw 0x81d0 (all loads)");
-        memset(attr, 0, sizeof *attr);
-        attr->type = PERF_TYPE_RAW;
-        attr->config = 0x81d0;
-        attr->sample_period = o->period ? o->period : PERF_PEBS_PERIOD;
-        return 0;
+    struct perf_event_attr *dst = &ev->attr[ev->n];
+    *dst = *a;
+    dst->sample_period = period;
+    size_t used = strlen(ev->name);
+    snprintf(ev->name + used, sizeof ev->name - used, "%s%s",
+             ev->n ? " + " : "", name);
+    ev->n++;
+}
+
+/* An Intel event by its libpfm4 names (tried in order), else raw: the
+ * codes below have been the same on every Intel core since Haswell, and
+ * libpfm4 names the PMU from CPUID, so it may not know this core. */
+static void perf_intel_event(perf_events_t *ev, const char *const *names,
+                             uint64_t raw, const char *raw_name,
+                             uint64_t period)
+{
+    struct perf_event_attr a;
+    for (size_t i = 0; names[i] != NULL; i++) {
+        memset(&a, 0, sizeof a);
+        if (perf_encode_pfm(names[i], &a) == 0) {
+            perf_events_add(ev, &a, names[i], period);
+            return;
+        }
     }
-    case PROF_SAMPLER_IBS: {
-        snprintf(name, name_size, "%s", want ? want : "ibs_op");
-        int type = want ? 0 : perf_ibs_type();
-        if (want != NULL ? perf_encode_pfm(want, attr) != 0 : type < 0) {
+    memset(&a, 0, sizeof a);
+    a.type = PERF_TYPE_RAW;
+    a.config = raw;
+    perf_events_add(ev, &a, raw_name, period);
+}
+
+/* pebs: variant 0, last-level-cache-miss loads plus all stores, which is
+ * what tier placement changes (an L1 hit costs the same on every tier);
+ * variant 1, all loads (cores without the miss event in PEBS).  An event
+ * named in TIERMEM_PROFILE_EVENT is the only variant. */
+static int perf_pebs_events(const prof_options_t *o, unsigned variant,
+                            perf_events_t *ev)
+{
+    static const char *const miss[] = {"MEM_LOAD_RETIRED:L3_MISS",
+                                       "MEM_LOAD_UOPS_RETIRED:L3_MISS", NULL};
+    static const char *const stores[] = {"MEM_INST_RETIRED:ALL_STORES",
+                                         "MEM_UOPS_RETIRED:ALL_STORES", NULL};
+    static const char *const loads[] = {"MEM_INST_RETIRED:ALL_LOADS",
+                                        "MEM_UOPS_RETIRED:ALL_LOADS", NULL};
+    if (o->event[0] != '\0') {
+        snprintf(ev->name, sizeof ev->name, "%s", o->event);
+        struct perf_event_attr a;
+        memset(&a, 0, sizeof a);
+        if (variant > 0 || perf_encode_pfm(o->event, &a) != 0) {
             errno = ENOENT;
             return -1;
         }
-        if (want == NULL) {
-            attr->type = (uint32_t)type;
-            attr->config = 0;
-        }
-        attr->sample_period = o->period ? o->period : PERF_IBS_PERIOD;
+        ev->name[0] = '\0';
+        perf_events_add(ev, &a, o->event,
+                        o->period ? o->period : PERF_PEBS_LOAD_PERIOD);
+        ev->counter = "events";
         return 0;
     }
+    if (variant == 0) {
+        perf_intel_event(ev, miss, 0x20d1, "raw 0x20d1 (L3-miss loads)",
+                         o->period ? o->period : PERF_PEBS_MISS_PERIOD);
+        perf_intel_event(ev, stores, 0x82d0, "raw 0x82d0 (all stores)",
+                         PERF_PEBS_STORE_PERIOD);
+        ev->counter = "l3-miss-loads";
+        return 0;
+    }
+    if (variant == 1) {
+        perf_intel_event(ev, loads, 0x81d0, "raw 0x81d0 (all loads)",
+                         o->period ? o->period : PERF_PEBS_LOAD_PERIOD);
+        ev->counter = "loads";
+        return 0;
+    }
+    errno = ENOENT;
+    return -1;
+}
+
+static int perf_ibs_events(const prof_options_t *o, unsigned variant,
+                           perf_events_t *ev)
+{
+    const char *want = o->event[0] != '\0' ? o->event : NULL;
+    snprintf(ev->name, sizeof ev->name, "%s", want ? want : "ibs_op");
+    struct perf_event_attr a;
+    memset(&a, 0, sizeof a);
+    int type = want ? 0 : perf_ibs_type();
+    if (variant > 0 ||
+        (want != NULL ? perf_encode_pfm(want, &a) != 0 : type < 0)) {
+        errno = ENOENT;
+        return -1;
+    }
+    if (want == NULL) {
+        a.type = (uint32_t)type;
+        a.config = 0;
+    }
+    ev->name[0] = '\0';
+    perf_events_add(ev, &a, want ? want : "ibs_op",
+                    o->period ? o->period : PERF_IBS_PERIOD);
+    ev->counter = "ops";
+    return 0;
+}
+
+int perf_events_for_kind(prof_sampler_kind_t kind, const prof_options_t *o,
+                         unsigned variant, perf_events_t *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    switch (kind) {
+    case PROF_SAMPLER_FAULTS: {
+        if (variant > 0) {
+            errno = ENOENT;
+            return -1;
+        }
+        struct perf_event_attr a;
+        memset(&a, 0, sizeof a);
+        a.type = PERF_TYPE_SOFTWARE;
+        a.config = PERF_COUNT_SW_PAGE_FAULTS;
+        perf_events_add(ev, &a, "page-faults", o->period ? o->period : 1);
+        ev->counter = "page-faults";
+        return 0;
+    }
+    case PROF_SAMPLER_PEBS:
+        return perf_pebs_events(o, variant, ev);
+    case PROF_SAMPLER_IBS:
+        return perf_ibs_events(o, variant, ev);
     default:
-        snprintf(name, name_size, "(none)");
+        snprintf(ev->name, sizeof ev->name, "(none)");
         errno = EINVAL;
         return -1;
     }

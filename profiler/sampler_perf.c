@@ -45,286 +45,11 @@
 
 #include "perf_internal.h"
 
-/* 64 pages hold the ~5000 samples of a 100 ms interval at the default pebs
- * period (perf_event.c). */
-#define PERF_DEFAULT_RING_PAGES 64
-#define PERF_MAX_CPUS 1024
-
-/* The ring of one CPU, mapped from the first event opened on it. */
-typedef struct perf_cpu_ring {
-    int cpu;
-    int fd;          /* the event the ring is mapped from; -1 until then */
-    owned_fd_t own; /* that event's identity (its fds[] entry's copy) */
-    size_t map_len;
-    perf_ring_t ring;
-} perf_cpu_ring_t;
-
-typedef struct perf_state {
-    prof_sampler_kind_t kind;
-    pid_t owner;                  /* the process that opened the events */
-    char event[128];              /* the name logged */
-    struct perf_event_attr attr;  /* as accepted by the first open */
-    size_t ring_pages;
-    perf_cpu_ring_t *rings;       /* one per online CPU (meta_alloc) */
-    size_t nrings;
-    owned_fd_t *fds;           /* every event, fds_cap entries */
-    size_t nfds, fds_cap;
-    size_t nthreads;              /* threads with events */
-    uint64_t malformed;           /* ring records skipped as malformed */
-    bool throttle_reported, lost_reported, no_addr_reported;
-    bool filter_kernel;           /* kernel addresses could not be
-                                     excluded (ibs): the rings drop them */
-    bool dead;                    /* an event was lost: sampling stopped */
-    perf_wake_t wake;             /* the rings' watermarks, as one fd */
-} perf_state_t;
-
-/* ---------------------------------------------------------------- open */
-
-static int perf_event_open_tid(struct perf_event_attr *attr, pid_t tid,
-                               int cpu)
-{
-    long fd = syscall(SYS_perf_event_open, attr, tid, cpu, -1,
-                      PERF_FLAG_FD_CLOEXEC);
-    return (int)fd;
-}
-
-/* First open: find the attr variant the kernel accepts.  Hardware events
- * try precise_ip 3, 2, 1; an old kernel without inherit_thread is retried
- * without it; IBS, which may refuse exclude_kernel, without that (and the
- * kernel addresses are then filtered out here). */
-static int perf_probe_open(perf_state_t *st, pid_t tid, int cpu)
-{
-    struct perf_event_attr *attr = &st->attr;
-    int precise_max = st->kind == PROF_SAMPLER_PEBS ? 3 : 0;
-    int saved = 0;
-    for (int no_ex = 0; no_ex <= (st->kind == PROF_SAMPLER_IBS); no_ex++)
-        for (int it = 1; it >= 0; it--)
-            for (int p = precise_max; p >= (precise_max ? 1 : 0); p--) {
-                attr->inherit_thread = (unsigned)it;
-                attr->precise_ip = (unsigned)p;
-                attr->exclude_kernel = !no_ex;
-                attr->exclude_hv = !no_ex;
-                int fd = perf_event_open_tid(attr, tid, cpu);
-                if (fd >= 0) {
-                    if (!it)
-                        log_warn("profiler: kernel refused inherit_thread;"
-                                    " forked children will feed the parent's"
-                                    " %s rings", perf_kind_name(st->kind));
-                    st->filter_kernel = no_ex;
-                    return fd;
-                }
-                if (errno != EINVAL && errno != EOPNOTSUPP)
-                    return -1; /* no variant will help */
-                saved = saved ? saved : errno;
-            }
-    errno = saved;
-    return -1;
-}
-
-/* mmap the ring of cpu r from event fd; 0 or -1 (logged). */
-static int perf_ring_map(perf_state_t *st, perf_cpu_ring_t *r,
-                         const owned_fd_t *own)
-{
-    int fd = own->fd;
-    size_t page = os_page_size();
-    size_t len = (1 + st->ring_pages) * page;
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED) {
-        log_error("profiler: mmap of a %zu-byte perf ring (fd %d, cpu %d)"
-                     " failed: errno %d (%s)", len, fd, r->cpu, errno,
-                     strerror(errno));
-        return -1;
-    }
-    r->fd = fd;
-    r->own = *own;
-    r->map_len = len;
-    r->ring.base = p;
-    r->ring.data_size = st->ring_pages * page;
-    r->ring.sample_type = st->attr.sample_type;
-    r->ring.owner_pid = (uint32_t)st->owner;
-    r->ring.user_only = st->filter_kernel;
-    return 0;
-}
-
-/* Keep fd in the table (grown by copying); -1 when out of memory. */
-static int perf_fds_add(perf_state_t *st, const owned_fd_t *own)
-{
-    if (st->nfds == st->fds_cap) {
-        size_t cap = st->fds_cap ? st->fds_cap * 2 : 256;
-        owned_fd_t *n = meta_alloc(cap * sizeof *n);
-        if (n == NULL) {
-            log_error("profiler: no metadata memory for %zu perf fds",
-                         cap);
-            errno = ENOMEM;
-            return -1;
-        }
-        if (st->fds != NULL) {
-            memcpy(n, st->fds, st->nfds * sizeof *n);
-            meta_free(st->fds, st->fds_cap * sizeof *n);
-        }
-        st->fds = n;
-        st->fds_cap = cap;
-    }
-    st->fds[st->nfds++] = *own;
-    return 0;
-}
-
-/* Route event fd into cpu r's ring: map the ring from it if it is the
- * first, else redirect it there.  0 or -1 (logged). */
-static int perf_attach_ring(perf_state_t *st, perf_cpu_ring_t *r,
-                            const owned_fd_t *own)
-{
-    int fd = own->fd;
-    if (r->fd < 0)
-        return perf_ring_map(st, r, own);
-    if (ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, r->fd) != 0) {
-        log_error("profiler: PERF_EVENT_IOC_SET_OUTPUT of fd %d to the"
-                     " cpu %d ring (fd %d) failed: errno %d (%s)", fd,
-                     r->cpu, r->fd, errno, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-/* Open one thread's events, one per CPU.  1 added, 0 the thread is gone,
- * -1 failure (logged, except the very first open's: the caller words
- * that one as "unavailable"). */
-static int perf_add_thread(perf_state_t *st, pid_t tid)
-{
-    for (size_t i = 0; i < st->nrings; i++) {
-        perf_cpu_ring_t *r = &st->rings[i];
-        bool first = st->nfds == 0;
-        int fd = first ? perf_probe_open(st, tid, r->cpu)
-                       : perf_event_open_tid(&st->attr, tid, r->cpu);
-        if (fd < 0) {
-            if (errno == ESRCH)
-                return 0; /* exited since we listed it */
-            if (!first)
-                log_error("profiler: perf_event_open(%s) for tid %d,"
-                             " cpu %d failed: errno %d (%s)", st->event,
-                             (int)tid, r->cpu, errno, strerror(errno));
-            return -1;
-        }
-        owned_fd_t own;
-        if (fd_own(fd, &own) < 0) {
-            log_error("profiler: keeping perf fd %d (tid %d, cpu %d) "
-                         "failed: errno %d", fd, (int)tid, r->cpu, errno);
-            return -1;
-        }
-        if (perf_fds_add(st, &own) != 0) {
-            int e = errno;
-            (void)fd_release(&own);
-            errno = e;
-            return -1;
-        }
-        if (perf_attach_ring(st, r, &own) != 0)
-            return -1; /* fd is in the table: released with the rest */
-    }
-    st->nthreads++;
-    return 1;
-}
-
-/* The online CPUs, from /sys/devices/system/cpu/online ("0-3,5"), into
- * st->rings.  0 or -1 (logged). */
-static int perf_cpus_init(perf_state_t *st)
-{
-    char buf[1024];
-    ssize_t n = -1;
-    int fd = open("/sys/devices/system/cpu/online", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        n = read(fd, buf, sizeof buf - 1);
-        close(fd);
-    }
-    if (n <= 0) {
-        long c = sysconf(_SC_NPROCESSORS_CONF);
-        n = snprintf(buf, sizeof buf, "0-%ld", c > 0 ? c - 1 : 0);
-    }
-    buf[n] = '\0';
-    int cpus[PERF_MAX_CPUS];
-    size_t count = 0;
-    for (char *p = buf; *p != '\0' && *p != '\n';) {
-        char *end;
-        long lo = strtol(p, &end, 10), hi = lo;
-        if (end == p)
-            break;
-        if (*end == '-')
-            hi = strtol(end + 1, &end, 10);
-        for (long c = lo; c <= hi && count < PERF_MAX_CPUS; c++)
-            cpus[count++] = (int)c;
-        p = *end == ',' ? end + 1 : end;
-    }
-    if (count == 0)
-        cpus[count++] = 0;
-    st->rings = meta_alloc(count * sizeof *st->rings);
-    if (st->rings == NULL) {
-        log_error("profiler: no metadata memory for %zu perf rings",
-                     count);
-        errno = ENOMEM;
-        return -1;
-    }
-    for (size_t i = 0; i < count; i++) {
-        st->rings[i].cpu = cpus[i];
-        st->rings[i].fd = -1;
-    }
-    st->nrings = count;
-    return 0;
-}
-
-struct perf_dirent64 {
-    uint64_t d_ino;
-    int64_t d_off;
-    unsigned short d_reclen;
-    unsigned char d_type;
-    char d_name[];
-};
-
-/* Open an event for every thread listed in /proc/self/task.  A thread
- * created while we list and open, by a thread whose event is not open
- * yet, inherits nothing and is missed: a narrow race at start-up only
- * (the usual caller starts profiling before the program's threads). */
-static int perf_add_all_threads(perf_state_t *st)
-{
-    int dfd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) {
-        log_error("profiler: open /proc/self/task failed: errno %d (%s)",
-                     errno, strerror(errno));
-        return -1;
-    }
-    char buf[4096] __attribute__((aligned(8)));
-    int rc = 0;
-    for (;;) {
-        long n = syscall(SYS_getdents64, dfd, buf, sizeof buf);
-        if (n < 0) {
-            log_error("profiler: getdents64 of /proc/self/task failed:"
-                         " errno %d (%s)", errno, strerror(errno));
-            rc = -1;
-        }
-        if (n <= 0)
-            break;
-        for (long off = 0; off < n && rc == 0;) {
-            struct perf_dirent64 *d = (struct perf_dirent64 *)(buf + off);
-            off += d->d_reclen;
-            char *end;
-            long tid = strtol(d->d_name, &end, 10);
-            if (end == d->d_name || *end != '\0' || tid <= 0)
-                continue; /* "." and ".." */
-            if (perf_add_thread(st, (pid_t)tid) < 0)
-                rc = -1;
-        }
-        if (rc != 0)
-            break;
-    }
-    int e = errno;
-    close(dfd);
-    errno = e;
-    return rc;
-}
-
 /* ---------------------------------------------------------------- ops */
 
-static void perf_release(perf_state_t *st)
+/* Unmap the rings and close the events still ours; st stays. */
+static void perf_release_events(perf_state_t *st)
 {
-    perf_wake_close(&st->wake);
     for (size_t i = 0; i < st->nrings; i++) {
         perf_cpu_ring_t *r = &st->rings[i];
         if (r->fd >= 0 && munmap(r->ring.base, r->map_len) != 0)
@@ -337,6 +62,16 @@ static void perf_release(perf_state_t *st)
         meta_free(st->rings, st->nrings * sizeof *st->rings);
     if (st->fds != NULL)
         meta_free(st->fds, st->fds_cap * sizeof *st->fds);
+    st->rings = NULL;
+    st->fds = NULL;
+    st->nrings = st->nfds = st->fds_cap = st->nthreads = 0;
+    st->filter_kernel = false;
+}
+
+static void perf_release(perf_state_t *st)
+{
+    perf_wake_close(&st->wake);
+    perf_release_events(st);
     meta_free(st, sizeof *st);
 }
 
@@ -361,6 +96,78 @@ static size_t perf_ring_pages(unsigned want)
     return p;
 }
 
+/* The attr fields every event of the set gets: the common ones, and a
+ * wake-up when a ring is a quarter full, so that the profiling thread
+ * drains long before the ring can overflow. */
+static void perf_events_finish(perf_state_t *st)
+{
+    for (size_t k = 0; k < st->ev.n; k++) {
+        struct perf_event_attr *a = &st->ev.attr[k];
+        perf_attr_common(a);
+        a->watermark = 1;
+        a->wakeup_watermark = (uint32_t)(st->ring_pages * os_page_size() / 4);
+    }
+}
+
+/* Open the kind's event sets in order of preference until the kernel
+ * takes one.  0, or -1 with errno: the last refusal's (an event no
+ * encoder knows counts only when nothing opened). */
+static int perf_open_variants(perf_state_t *st, const prof_options_t *o)
+{
+    int err = ENOENT;
+    for (unsigned v = 0;; v++) {
+        if (perf_events_for_kind(st->kind, o, v, &st->ev) != 0) {
+            if (errno == ENOENT && v == 0)
+                st->no_encoding = true;
+            errno = v == 0 ? errno : err;
+            return -1;
+        }
+        perf_events_finish(st);
+        errno = 0;
+        if (perf_open_events(st) == 0 && st->nthreads > 0)
+            return 0;
+        err = errno ? errno : ENOENT;
+        log_debug("profiler: %s events %s refused: errno %d",
+                  perf_kind_name(st->kind), st->ev.name, err);
+        perf_release_events(st);
+        if (err != EINVAL && err != EOPNOTSUPP && err != ENOENT) {
+            errno = err; /* a permission or resource refusal: no set helps */
+            return -1;
+        }
+    }
+}
+
+/* The one line that says why the kind cannot sample here. */
+static void perf_say_unavailable(const perf_state_t *st, int level, int e)
+{
+    if (st->no_encoding) {
+        log_at(level, "profiler: %s sampling unavailable: no event %s here"
+                      " (libpfm4 or sysfs does not know it) -- falling back",
+               perf_kind_name(st->kind), st->ev.name);
+        return;
+    }
+    log_at(level, "profiler: %s sampling unavailable: perf_event_open(%s)"
+                  " failed: errno %d (%s)%s -- falling back",
+           perf_kind_name(st->kind), st->ev.name, e, strerror(e),
+           e == ENOENT && st->kind != PROF_SAMPLER_FAULTS
+               ? "; no hardware PMU" : "");
+}
+
+/* The profile's sampler_detail: "event A + B period 5003+100003 counts
+ * l3-miss-loads" (the periods in the events' order). */
+static void perf_detail(const perf_state_t *st, char *out, size_t cap)
+{
+    char periods[48] = "";
+    for (size_t k = 0, used = 0; k < st->ev.n && used < sizeof periods;
+         k++)
+        used += (size_t)snprintf(periods + used, sizeof periods - used,
+                                 "%s%llu", k ? "+" : "",
+                                 (unsigned long long)st->ev.attr[k]
+                                     .sample_period);
+    snprintf(out, cap, "event %.100s period %s counts %s", st->ev.name,
+             periods, st->ev.counter);
+}
+
 static int perf_open(sampler_t *s, const prof_options_t *o,
                      const prof_sink_t *sink)
 {
@@ -379,47 +186,26 @@ static int perf_open(sampler_t *s, const prof_options_t *o,
      * normal case on every machine without a PMU (VMs, CI), and a warning
      * there would repeat for every process image and every MPI rank. */
     int level = o->sampler == PROF_SAMPLER_AUTO ? TM_LOG_INFO : TM_LOG_WARN;
-    if (perf_event_for_kind(st->kind, o, &st->attr, st->event,
-                            sizeof st->event) != 0) {
-        int e = errno;
-        log_at(level, "profiler: %s sampling unavailable: no event %s here"
-                    " (libpfm4 or sysfs does not know it) -- falling back",
-                    perf_kind_name(st->kind), st->event);
-        perf_release(st);
-        errno = e;
-        return -1;
-    }
-    perf_attr_common(&st->attr);
-    /* wake the profiling thread when a ring is a quarter full: it drains
-     * then, long before the ring can overflow */
-    st->attr.watermark = 1;
-    st->attr.wakeup_watermark =
-        (uint32_t)(st->ring_pages * os_page_size() / 4);
-    if (perf_cpus_init(st) != 0 || perf_add_all_threads(st) != 0 ||
-        st->nthreads == 0) {
+    if (perf_open_variants(st, o) != 0) {
         int e = errno ? errno : ENOENT;
-        log_at(level, "profiler: %s sampling unavailable: perf_event_open(%s)"
-                    " failed: errno %d (%s)%s -- falling back",
-                    perf_kind_name(st->kind), st->event, e, strerror(e),
-                    e == ENOENT && st->kind != PROF_SAMPLER_FAULTS
-                        ? "; no hardware PMU" : "");
+        perf_say_unavailable(st, level, e);
         perf_release(st);
         errno = e;
         return -1;
     }
     perf_wake_start(st);
+    const struct perf_event_attr *a = &st->ev.attr[0];
     s->state = st;
     s->name = perf_kind_name(st->kind);
-    s->accesses_per_sample = (double)st->attr.sample_period;
+    s->accesses_per_sample = (double)a->sample_period;
     s->sink = *sink;
     s->has_totals = true;
-    snprintf(s->detail, sizeof s->detail, "event %s period %llu counts %s",
-             st->event, (unsigned long long)st->attr.sample_period,
-             perf_kind_counter(st->kind));
-    log_info("profiler: %s sampling with %s, period %llu, %zu thread(s),"
-                " %zu CPU rings of %zu pages", s->name, st->event,
-                (unsigned long long)st->attr.sample_period, st->nthreads,
-                st->nrings, st->ring_pages);
+    perf_detail(st, s->detail, sizeof s->detail);
+    log_info("profiler: %s sampling with %s, period %llu (%s), precise %u,"
+             " %zu thread(s), %zu CPU rings of %zu pages", s->name,
+             st->ev.name, (unsigned long long)a->sample_period,
+             st->ev.counter, (unsigned)a->precise_ip, st->nthreads,
+             st->nrings, st->ring_pages);
     return 0;
 }
 
@@ -459,7 +245,7 @@ static void perf_report_loss(const sampler_t *s, perf_state_t *st,
                  " samples were dropped, and the node's "
                  "perf_event_max_sample_rate may have been lowered; raise "
                  "TIERMEM_PROFILE_PERIOD", s->name,
-                 (unsigned long long)st->attr.sample_period);
+                 (unsigned long long)st->ev.attr[0].sample_period);
     }
 }
 
@@ -481,7 +267,7 @@ static void perf_warn_no_addr(const sampler_t *s, perf_state_t *st)
              "address, so they cannot be attributed; use a data-address "
              "event (a PEBS load/store event, IBS op on Linux 6.1 or later)",
              (unsigned long long)t->no_addr, (unsigned long long)records,
-             s->name, st->event);
+             s->name, st->ev.name);
 }
 
 /* Read every ring into the sink and the totals. */
