@@ -1,12 +1,16 @@
 # profiler/perf.mk -- automake fragment included by Makefile.am:
 # the perf_event samplers (pebs, ibs, faults), their events' encoding and
-# the ring reader.
+# the ring reader, and the CPUs that get a ring (perf_budget.c).
 libtmcore_la_SOURCES += profiler/perf_ring.c profiler/sampler_perf.c \
-	profiler/perf_event.c profiler/perf_internal.h
+	profiler/perf_event.c profiler/perf_budget.c profiler/perf_internal.h
 
-check_PROGRAMS += tests/unit/test_perf_ring tests/unit/test_sampler_perf
+check_PROGRAMS += tests/unit/test_perf_ring tests/unit/test_sampler_perf \
+	tests/unit/test_perf_budget
 tests_unit_test_perf_ring_SOURCES = tests/unit/test_perf_ring.c tests/tm_test.h
 tests_unit_test_perf_ring_LDADD = $(TEST_LIBS)
+tests_unit_test_perf_budget_SOURCES = tests/unit/test_perf_budget.c \
+	tests/tm_test.h
+tests_unit_test_perf_budget_LDADD = $(TEST_LIBS)
 tests_unit_test_sampler_perf_SOURCES = tests/unit/test_sampler_perf.c \
 	tests/tm_test.h tests/observe.h
 tests_unit_test_sampler_perf_LDADD = $(TEST_LIBS)
