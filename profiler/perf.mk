@@ -1,6 +1,7 @@
 # profiler/perf.mk -- automake fragment included by Makefile.am:
 # the perf_event samplers (pebs, ibs, faults), their events' encoding and
-# the ring reader, and the CPUs that get a ring (perf_budget.c).
+# the ring reader, and the rings' CPUs and size within the locked-memory
+# budget (perf_budget.c).
 libtmcore_la_SOURCES += profiler/perf_ring.c profiler/sampler_perf.c \
 	profiler/perf_event.c profiler/perf_budget.c profiler/perf_internal.h
 
