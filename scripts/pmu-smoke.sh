@@ -421,7 +421,7 @@ else
     count="" used=""
     for ev in "${events[@]}"; do
         rm -rf "$work/perfstat"
-        wrap=("$perf" stat -x, -o "$work/perfstat/stat.txt" -e "$ev" --)
+        wrap=("$perf" stat -x "," -o "$work/perfstat/stat.txt" -e "$ev" --)
         run_probes perfstat user 1 "${lossless_env[@]}" -- --no-fork || true
         wrap=()
         count=$(perf_stat_count "$work/perfstat/stat.txt" 2>/dev/null || true)
