@@ -232,6 +232,7 @@ build_all() {
         -o "$bin/cxx_new" "$here/cxx_new.cc"
     b capi gcc "${CFLAGS_T[@]}" -o "$bin/capi" "$here/capi.c"
     b malloc_stats gcc "${CFLAGS_T[@]}" -o "$bin/malloc_stats" "$here/malloc_stats.c"
+    b pmu_probe gcc "${CFLAGS_T[@]}" -pthread -o "$bin/pmu_probe" "$here/../pmu/pmu_probe.c" -ldl
     if command -v mpicc >/dev/null; then
         b mpi_ring mpicc "${CFLAGS_T[@]}" -o "$bin/mpi_ring" "$here/mpi_ring.c"
     else
@@ -831,6 +832,49 @@ t_profile() {
     return $ok
 }
 
+t_pmu_smoke() {
+    # scripts/pmu-smoke.sh, the PMU smoke test for real hardware: its
+    # verdict must say what this machine has (PMU: PASS; none: exactly
+    # "skipped: no PMU (why)", exit 0; hardware events refused to us: FAIL,
+    # exit 1), and its dry run with the faults sampler, which runs the
+    # whole pipeline without a PMU, must pass every check and never say
+    # PASS.
+    local d=$work/pmu-smoke ok=0 check crc rc verdict want want_rc=0
+    local smoke=$here/../../scripts/pmu-smoke.sh
+    mkdir -p "$d"
+    check=$("$bin/pmu_probe" --pmu-check 2>&1)
+    crc=$?
+    say "$check"
+    timeout -k 10 600 "$smoke" "$build" >"$d/real.out" 2>&1
+    rc=$?
+    verdict=$(grep '^pmu-smoke: ' "$d/real.out" | tail -1)
+    case $crc in
+    0) want="pmu-smoke: PASS (*)" ;;
+    3) want="pmu-smoke: skipped: no PMU (${check#pmu-probe: pmu no: })" ;;
+    *) want="pmu-smoke: FAIL (*)" want_rc=1 ;;
+    esac
+    # shellcheck disable=SC2053 # want is a pattern on purpose
+    if [[ $verdict != $want ]] || [ "$rc" -ne "$want_rc" ]; then
+        say "pmu-smoke.sh: verdict '$verdict', exit $rc; want '$want' (pmu check status $crc)"
+        tail -15 "$d/real.out" | sed 's/^/    /'
+        ok=1
+    fi
+    [ -s "$build/pmu-smoke.txt" ] && grep -q '^perf_event_paranoid: ' "$build/pmu-smoke.txt" ||
+        { say "no environment in $build/pmu-smoke.txt"; ok=1; }
+    TM_SMOKE_SAMPLER=faults TM_SMOKE_SECONDS=3 timeout -k 10 600 "$smoke" "$build" \
+        >"$d/dry.out" 2>&1
+    rc=$?
+    verdict=$(grep '^pmu-smoke: ' "$d/dry.out" | tail -1)
+    if ! [[ $verdict =~ ^pmu-smoke:\ dry\ run\ \(faults\ sampler,\ not\ a\ PMU\ verdict\):\ all\ [0-9]+\ checks\ passed$ ]] ||
+        [ "$rc" -ne 0 ] || grep -q '^pmu-smoke: PASS' "$d/dry.out"; then
+        say "pmu-smoke.sh dry run: verdict '$verdict', exit $rc; its failures:"
+        grep -E '^  FAIL|failed' "$d/dry.out" | head -10 | sed 's/^/    /'
+        ok=1
+    fi
+    say "$verdict"
+    return $ok
+}
+
 # ------------------------------------------------------------------ main
 result() { # name status
     if [ "$2" -eq 0 ]; then
@@ -845,7 +889,7 @@ result() { # name status
 
 tests=(sort coreutils-pipeline python gcc pthreads openmp fork-exec mpi
     aslr-keys wrappers static-wrappers runtime-frames cxx-new-delete c-api
-    malloc-stats layouts profile)
+    malloc-stats layouts profile pmu-smoke)
 
 echo "preload library: $lib"
 if [ ! -f "$lib" ]; then
