@@ -48,7 +48,16 @@
 #define PERF_PEBS_STORE_PERIOD 100003
 /* Ops per IBS sample (IBS periods are multiples of 16): at 3e9 ops/s,
  * 11k samples/s; roughly a third of ops are memory ops with an address. */
-#define PERF_IBS_PERIOD 262144
+#define PERF_IBS_PERIOD PERF_IBS_DEFAULT_PERIOD
+#define PERF_IBS_SYSFS "/sys/bus/event_source/devices/ibs_op"
+
+/* The most events of each kind one busy core gives per second, to size
+ * the rings for the worst case (perf_budget.c): the figures above. */
+#define PERF_RATE_LOADS 6e9
+#define PERF_RATE_MISSES 1e8
+#define PERF_RATE_STORES 1.5e9
+#define PERF_RATE_OPS 3e9
+#define PERF_RATE_FAULTS 1e6 /* a page fault costs a microsecond or more */
 
 /* ---------------------------------------------------------------- kinds */
 
@@ -152,8 +161,7 @@ static int perf_encode_pfm(const char *name, struct perf_event_attr *attr)
 /* The ibs_op PMU's perf type from sysfs; -1 when there is none. */
 static int perf_ibs_type(void)
 {
-    int fd = open("/sys/bus/event_source/devices/ibs_op/type",
-                  O_RDONLY | O_CLOEXEC);
+    int fd = open(PERF_IBS_SYSFS "/type", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
     char buf[32];
@@ -170,11 +178,13 @@ static int perf_ibs_type(void)
 
 /* Append one encoded event to ev; its name joins ev->name. */
 static void perf_events_add(perf_events_t *ev, const struct perf_event_attr *a,
-                            const char *name, uint64_t period)
+                            const char *name, uint64_t period,
+                            double worst_rate)
 {
     struct perf_event_attr *dst = &ev->attr[ev->n];
     *dst = *a;
     dst->sample_period = period;
+    ev->worst_rate[ev->n] = worst_rate;
     size_t used = strlen(ev->name);
     snprintf(ev->name + used, sizeof ev->name - used, "%s%s",
              ev->n ? " + " : "", name);
@@ -186,20 +196,20 @@ static void perf_events_add(perf_events_t *ev, const struct perf_event_attr *a,
  * libpfm4 names the PMU from CPUID, so it may not know this core. */
 static void perf_intel_event(perf_events_t *ev, const char *const *names,
                              uint64_t raw, const char *raw_name,
-                             uint64_t period)
+                             uint64_t period, double worst_rate)
 {
     struct perf_event_attr a;
     for (size_t i = 0; names[i] != NULL; i++) {
         memset(&a, 0, sizeof a);
         if (perf_encode_pfm(names[i], &a) == 0) {
-            perf_events_add(ev, &a, names[i], period);
+            perf_events_add(ev, &a, names[i], period, worst_rate);
             return;
         }
     }
     memset(&a, 0, sizeof a);
     a.type = PERF_TYPE_RAW;
     a.config = raw;
-    perf_events_add(ev, &a, raw_name, period);
+    perf_events_add(ev, &a, raw_name, period, worst_rate);
 }
 
 /* pebs: variant 0, last-level-cache-miss loads plus all stores, which is
@@ -225,21 +235,23 @@ static int perf_pebs_events(const prof_options_t *o, unsigned variant,
         }
         ev->name[0] = '\0';
         perf_events_add(ev, &a, o->event,
-                        o->period ? o->period : PERF_PEBS_LOAD_PERIOD);
+                        o->period ? o->period : PERF_PEBS_LOAD_PERIOD, 0.0);
         ev->counter = "events";
         return 0;
     }
     if (variant == 0) {
         perf_intel_event(ev, miss, 0x20d1, "raw 0x20d1 (L3-miss loads)",
-                         o->period ? o->period : PERF_PEBS_MISS_PERIOD);
+                         o->period ? o->period : PERF_PEBS_MISS_PERIOD,
+                         PERF_RATE_MISSES);
         perf_intel_event(ev, stores, 0x82d0, "raw 0x82d0 (all stores)",
-                         PERF_PEBS_STORE_PERIOD);
+                         PERF_PEBS_STORE_PERIOD, PERF_RATE_STORES);
         ev->counter = "l3-miss-loads";
         return 0;
     }
     if (variant == 1) {
         perf_intel_event(ev, loads, 0x81d0, "raw 0x81d0 (all loads)",
-                         o->period ? o->period : PERF_PEBS_LOAD_PERIOD);
+                         o->period ? o->period : PERF_PEBS_LOAD_PERIOD,
+                         PERF_RATE_LOADS);
         ev->counter = "loads";
         return 0;
     }
@@ -247,6 +259,10 @@ static int perf_pebs_events(const prof_options_t *o, unsigned variant,
     return -1;
 }
 
+/* ibs: the op PMU from sysfs, its period in ops where the PMU can count
+ * them (cnt_ctl) and a multiple of 16, the kernel's own filter of kernel
+ * samples where it has one (swfilt); or an event named in
+ * TIERMEM_PROFILE_EVENT, encoded by libpfm4 as given. */
 static int perf_ibs_events(const prof_options_t *o, unsigned variant,
                            perf_events_t *ev)
 {
@@ -260,14 +276,27 @@ static int perf_ibs_events(const prof_options_t *o, unsigned variant,
         errno = ENOENT;
         return -1;
     }
-    if (want == NULL) {
-        a.type = (uint32_t)type;
-        a.config = 0;
-    }
     ev->name[0] = '\0';
-    perf_events_add(ev, &a, want ? want : "ibs_op",
-                    o->period ? o->period : PERF_IBS_PERIOD);
     ev->counter = "ops";
+    if (want != NULL) {
+        perf_events_add(ev, &a, want, o->period ? o->period : PERF_IBS_PERIOD,
+                        PERF_RATE_OPS);
+        return 0;
+    }
+    a.type = (uint32_t)type;
+    perf_ibs_setup_t setup;
+    if (perf_ibs_configure(PERF_IBS_SYSFS, o->period, o->l3_miss_only, &a,
+                           &setup) != 0)
+        log_info("profiler: the ibs_op PMU's format files are malformed "
+                 "(errno %d): sampling with the fields that parsed", errno);
+    if (setup.period_changed)
+        log_info("profiler: ibs period %llu rounded to %llu (IBS takes "
+                 "multiples of 16, at least %llu)",
+                 (unsigned long long)o->period,
+                 (unsigned long long)setup.period, PERF_IBS_MIN_PERIOD);
+    ev->counter = perf_ibs_counter_name(&setup);
+    ev->ibs_swfilt = setup.swfilt;
+    perf_events_add(ev, &a, "ibs_op", setup.period, PERF_RATE_OPS);
     return 0;
 }
 
@@ -285,7 +314,8 @@ int perf_events_for_kind(prof_sampler_kind_t kind, const prof_options_t *o,
         memset(&a, 0, sizeof a);
         a.type = PERF_TYPE_SOFTWARE;
         a.config = PERF_COUNT_SW_PAGE_FAULTS;
-        perf_events_add(ev, &a, "page-faults", o->period ? o->period : 1);
+        perf_events_add(ev, &a, "page-faults", o->period ? o->period : 1,
+                        PERF_RATE_FAULTS);
         ev->counter = "page-faults";
         return 0;
     }

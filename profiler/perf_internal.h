@@ -65,6 +65,9 @@ typedef struct perf_events {
     struct perf_event_attr attr[PERF_MAX_EVENTS];
     char name[160];          /* every event, for logs and the profile */
     const char *counter;     /* what attr[0]'s period counts */
+    double worst_rate[PERF_MAX_EVENTS]; /* events/s on one busy core, at
+                                           most (0: unknown), to size rings */
+    bool ibs_swfilt;         /* the IBS PMU filters exclude_kernel (6.14) */
 } perf_events_t;
 
 /* Variant `variant` of kind's events: 0 the preferred set, 1, 2, ... the
@@ -80,7 +83,6 @@ int perf_events_for_kind(prof_sampler_kind_t kind, const prof_options_t *o,
 
 /* Data pages per ring when TIERMEM_PROFILE_RING_PAGES is not set. */
 #define PERF_DEFAULT_RING_PAGES 64
-#define PERF_MAX_CPUS 1024
 
 /* The ring of one CPU, mapped from the first event opened on it. */
 typedef struct perf_cpu_ring {
@@ -107,11 +109,17 @@ typedef struct perf_state {
                                      excluded (ibs): the rings drop them */
     bool dead;                    /* an event was lost: sampling stopped */
     bool no_encoding;             /* no encoder knew the event */
+    bool system_wide;             /* events per CPU with pid -1 */
+    size_t watermark;             /* wake-up bytes, from the ring plan */
+    char plan_why[200];           /* why the rings were cut, or are 0 */
     perf_wake_t wake;             /* the rings' watermarks, as one fd */
 } perf_state_t;
 
-/* Open the events of every thread on every ring's CPU, and map the
- * rings.  0, or -1 with errno (the very first open's failure is not
+/* The rings' table: one per CPU this process may run on
+ * (perf_cpus_for_rings), none mapped yet.  0, or -1 (logged). */
+int perf_rings_init(perf_state_t *st);
+/* Open the events of every thread on every ring's CPU (system_wide: one
+ * per CPU for every task), and map the rings.  0, or -1 with errno (the very first open's failure is not
  * logged: the caller words it as "unavailable"). */
 int perf_open_events(perf_state_t *st);
 

@@ -45,8 +45,9 @@ static int perf_probe_open(perf_state_t *st, struct perf_event_attr *attr,
 {
     int precise_max = st->kind == PROF_SAMPLER_PEBS ? 2 : 0;
     int saved = 0;
+    int it_max = st->system_wide ? 0 : 1; /* no inheritance per CPU */
     for (int no_ex = 0; no_ex <= (st->kind == PROF_SAMPLER_IBS); no_ex++)
-        for (int it = 1; it >= 0; it--)
+        for (int it = it_max; it >= 0; it--)
             for (int p = precise_max; p >= (precise_max ? 1 : 0); p--) {
                 attr->inherit_thread = (unsigned)it;
                 attr->precise_ip = (unsigned)p;
@@ -54,7 +55,7 @@ static int perf_probe_open(perf_state_t *st, struct perf_event_attr *attr,
                 attr->exclude_hv = !no_ex;
                 int fd = perf_event_open_tid(attr, tid, cpu);
                 if (fd >= 0) {
-                    if (!it)
+                    if (!it && it_max)
                         log_warn("profiler: kernel refused inherit_thread;"
                                  " samples of forked children are dropped "
                                  "by pid, after they reach the %s rings",
@@ -103,6 +104,17 @@ static int perf_ring_map(perf_state_t *st, perf_cpu_ring_t *r,
     size_t page = os_page_size();
     size_t len = (1 + st->ring_pages) * page;
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED && errno == EPERM) {
+        /* not a perf_event_open failure: the rings are locked memory */
+        log_warn("profiler: mmap of a %zu-byte perf ring (cpu %d) was "
+                 "refused (EPERM): locked memory is exhausted -- "
+                 "perf_event_mlock_kb x CPUs for all of this user's "
+                 "processes, then ulimit -l; lower "
+                 "TIERMEM_PROFILE_RING_PAGES, raise ulimit -l, or bind "
+                 "the process to fewer CPUs", len, r->cpu);
+        errno = EPERM;
+        return -1;
+    }
     if (p == MAP_FAILED) {
         log_error("profiler: mmap of a %zu-byte perf ring (fd %d, cpu %d)"
                      " failed: errno %d (%s)", len, fd, r->cpu, errno,
@@ -217,37 +229,10 @@ static int perf_add_thread(perf_state_t *st, pid_t tid)
     return 1;
 }
 
-/* The online CPUs, from /sys/devices/system/cpu/online ("0-3,5"), into
- * st->rings.  0 or -1 (logged). */
-static int perf_cpus_init(perf_state_t *st)
+int perf_rings_init(perf_state_t *st)
 {
-    char buf[1024];
-    ssize_t n = -1;
-    int fd = open("/sys/devices/system/cpu/online", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        n = read(fd, buf, sizeof buf - 1);
-        close(fd);
-    }
-    if (n <= 0) {
-        long c = sysconf(_SC_NPROCESSORS_CONF);
-        n = snprintf(buf, sizeof buf, "0-%ld", c > 0 ? c - 1 : 0);
-    }
-    buf[n] = '\0';
-    int cpus[PERF_MAX_CPUS];
-    size_t count = 0;
-    for (char *p = buf; *p != '\0' && *p != '\n';) {
-        char *end;
-        long lo = strtol(p, &end, 10), hi = lo;
-        if (end == p)
-            break;
-        if (*end == '-')
-            hi = strtol(end + 1, &end, 10);
-        for (long c = lo; c <= hi && count < PERF_MAX_CPUS; c++)
-            cpus[count++] = (int)c;
-        p = *end == ',' ? end + 1 : end;
-    }
-    if (count == 0)
-        cpus[count++] = 0;
+    int cpus[PERF_AFFINITY_MAX_CPUS];
+    size_t count = perf_cpus_for_rings(cpus, PERF_AFFINITY_MAX_CPUS);
     st->rings = meta_alloc(count * sizeof *st->rings);
     if (st->rings == NULL) {
         log_error("profiler: no metadata memory for %zu perf rings",
@@ -315,7 +300,7 @@ static int perf_add_all_threads(perf_state_t *st)
 
 int perf_open_events(perf_state_t *st)
 {
-    if (perf_cpus_init(st) != 0)
-        return -1;
+    if (st->system_wide) /* pid -1: every task on the rings' CPUs */
+        return perf_add_thread(st, -1) < 0 ? -1 : 0;
     return perf_add_all_threads(st);
 }

@@ -61,6 +61,12 @@ typedef enum prof_sampler_kind {
     PROF_SAMPLER_NONE,     /* residency and allocation counters only */
 } prof_sampler_kind_t;
 
+typedef enum {
+    PROF_SYSTEM_WIDE_AUTO, /* ibs only, where per-process is refused */
+    PROF_SYSTEM_WIDE_ON,
+    PROF_SYSTEM_WIDE_OFF,
+} prof_system_wide_t;
+
 typedef struct prof_options {
     bool enabled;                /* TIERMEM_PROFILE=1|on|yes|true */
     prof_sampler_kind_t sampler; /* TIERMEM_PROFILE_SAMPLER (default auto) */
@@ -72,7 +78,11 @@ typedef struct prof_options {
     uint64_t period;             /* TIERMEM_PROFILE_PERIOD: events per sample
                                     (0 = the sampler's default) */
     unsigned ring_pages;         /* TIERMEM_PROFILE_RING_PAGES: data pages of
-                                    each perf ring, a power of two */
+                                    each perf ring, a power of two; 0 =
+                                    sized (perf_ring_plan) */
+    int system_wide;             /* TIERMEM_PROFILE_SYSTEM_WIDE:
+                                    prof_system_wide_t */
+    bool l3_miss_only;           /* TIERMEM_PROFILE_L3_MISS_ONLY (ibs) */
     unsigned uffd_pages;         /* TIERMEM_PROFILE_UFFD_PAGES: pages write-
                                     protected per interval, over all arenas;
                                     0 = scaled with resident memory */

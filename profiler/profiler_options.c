@@ -32,6 +32,10 @@ static const char *const sampler_names[] = {
 };
 #define NSAMPLERS (sizeof sampler_names / sizeof sampler_names[0])
 
+static const char *const system_wide_names[] = {
+    [PROF_SYSTEM_WIDE_AUTO] = "auto", [PROF_SYSTEM_WIDE_ON] = "on",
+    [PROF_SYSTEM_WIDE_OFF] = "off"};
+
 const char *prof_sampler_name(prof_sampler_kind_t k)
 {
     return (unsigned)k < NSAMPLERS ? sampler_names[k] : "?";
@@ -43,7 +47,7 @@ void prof_options_defaults(prof_options_t *o)
     o->sampler = PROF_SAMPLER_AUTO;
     o->interval_ns = DEFAULT_INTERVAL_NS;
     o->halflife = 4.0;
-    o->ring_pages = 64;
+    o->ring_pages = 0; /* sized by perf_ring_plan */
     o->uffd_pages = DEFAULT_UFFD_PAGES;
     o->refs_cost = 2.0;
     o->residency_every = 10;
@@ -178,11 +182,31 @@ static const setting_t profiler_rows[] = {
      .values_doc = "events per sample, from 1", .dflt_doc = "per sampler",
      .doc = "sampling period of the perf samplers"},
     {.name = "TIERMEM_PROFILE_RING_PAGES", .type = SETTING_UINT,
-     .flags = SETTING_POW2, .min = 1, .max = 1ull << 16,
-     FIELD(ring_pages, FIELD_UINT), .dflt = "64",
-     .want = "a power of two from 1 to 65536",
-     .values_doc = "a power of two, 1 to 65536",
-     .doc = "data pages of each perf ring buffer"},
+     .flags = SETTING_POW2, .min = 0, .max = 1ull << 16,
+     FIELD(ring_pages, FIELD_UINT), .dflt = "0",
+     .want = "0 (sized) or a power of two from 1 to 65536",
+     .values_doc = "`0`, or a power of two, 1 to 65536",
+     .dflt_doc = "`0`: one interval of samples at the event's highest "
+                 "rate, 8 to 512 pages, within the locked-memory budget",
+     .doc = "data pages of each perf ring buffer (one per CPU the process "
+            "may run on). The rings are locked memory, shared among the "
+            "MPI ranks of a host (doc/profiler-perf.md)"},
+    {.name = "TIERMEM_PROFILE_SYSTEM_WIDE", .type = SETTING_ENUM,
+     .names = system_wide_names, .nnames = 3,
+     FIELD(system_wide, FIELD_INT), .dflt = "auto",
+     .want = "auto, on or off", .values_doc = "`auto`, `on`, `off`",
+     .dflt_doc = "`auto`",
+     .doc = "perf events per CPU for every task (pid -1), keeping this "
+            "process's samples by pid, instead of per thread. `auto`: only "
+            "for `ibs` where the kernel refuses it per process (Linux "
+            "before 6.2) and the process may (CAP_PERFMON, or "
+            "perf_event_paranoid 0 or less)"},
+    {.name = "TIERMEM_PROFILE_L3_MISS_ONLY", .type = SETTING_BOOL,
+     FIELD(l3_miss_only, FIELD_BOOL), .dflt = "off",
+     .want = "1, on, yes, true, 0, off, no or false",
+     .values_doc = "`1`, `on`, `yes`, `true` / `0`, `off`, `no`, `false`",
+     .doc = "`ibs` only: sample only ops that missed the L3 cache, where "
+            "the PMU has `l3missonly` (Zen 4 and later)"},
     {.name = "TIERMEM_PROFILE_UFFD_PAGES", .type = SETTING_UINT, .min = 0,
      .max = 1ull << 20, FIELD(uffd_pages, FIELD_UINT), .dflt = "0",
      .want = "a page count (0 = scaled)",

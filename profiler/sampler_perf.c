@@ -33,6 +33,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <linux/perf_event.h>
 #include <stdio.h>
@@ -45,9 +46,13 @@
 
 #include "perf_internal.h"
 
+/* One sample record: header, IP, pid/tid, time, address (perf_attr_common). */
+#define PERF_RECORD_BYTES 40
+
 /* ---------------------------------------------------------------- ops */
 
-/* Unmap the rings and close the events still ours; st stays. */
+/* Unmap the rings and close the events still ours; the rings' table
+ * stays, for the next set of events. */
 static void perf_release_events(perf_state_t *st)
 {
     for (size_t i = 0; i < st->nrings; i++) {
@@ -55,16 +60,14 @@ static void perf_release_events(perf_state_t *st)
         if (r->fd >= 0 && munmap(r->ring.base, r->map_len) != 0)
             log_error("profiler: munmap of the cpu %d perf ring (fd %d)"
                          " failed: errno %d", r->cpu, r->fd, errno);
+        r->fd = -1;
     }
     for (size_t i = 0; i < st->nfds; i++)
         (void)fd_release(&st->fds[i]); /* only those still ours */
-    if (st->rings != NULL)
-        meta_free(st->rings, st->nrings * sizeof *st->rings);
     if (st->fds != NULL)
         meta_free(st->fds, st->fds_cap * sizeof *st->fds);
-    st->rings = NULL;
     st->fds = NULL;
-    st->nrings = st->nfds = st->fds_cap = st->nthreads = 0;
+    st->nfds = st->fds_cap = st->nthreads = 0;
     st->filter_kernel = false;
 }
 
@@ -72,40 +75,72 @@ static void perf_release(perf_state_t *st)
 {
     perf_wake_close(&st->wake);
     perf_release_events(st);
+    if (st->rings != NULL)
+        meta_free(st->rings, st->nrings * sizeof *st->rings);
     meta_free(st, sizeof *st);
 }
 
 /* The wake-up set over the rings mapped; without it, interval ends only. */
 static void perf_wake_start(perf_state_t *st)
 {
-    int fds[PERF_MAX_CPUS];
+    int fds[PERF_AFFINITY_MAX_CPUS];
     size_t n = 0;
-    for (size_t i = 0; i < st->nrings && n < PERF_MAX_CPUS; i++)
+    for (size_t i = 0; i < st->nrings && n < PERF_AFFINITY_MAX_CPUS; i++)
         if (st->rings[i].fd >= 0)
             fds[n++] = st->rings[i].fd;
     (void)perf_wake_open(&st->wake, fds, n);
 }
 
-static size_t perf_ring_pages(unsigned want)
+/* Size the rings for this set of events: one interval of samples at the
+ * events' highest rate, within this process's share of the host's locked
+ * memory (perf_budget.c).  0, or -1 with errno EPERM when not one page per
+ * ring fits (st->plan_why says why). */
+static int perf_size_rings(perf_state_t *st, const prof_options_t *o)
 {
-    size_t p = 1;
-    if (want == 0)
-        return PERF_DEFAULT_RING_PAGES;
-    while (p < want && p < ((size_t)1 << 20))
-        p <<= 1; /* the kernel wants a power of two */
-    return p;
+    perf_lock_facts_t f;
+    perf_lock_facts_read(&f);
+    double rate = 0.0; /* samples/s on one CPU, all events together */
+    for (size_t k = 0; k < st->ev.n; k++)
+        rate += st->ev.worst_rate[k] > 0.0
+                    ? st->ev.worst_rate[k] /
+                          (double)st->ev.attr[k].sample_period
+                    : (double)f.max_sample_rate; /* unknown: the cap */
+    perf_ring_plan_in_t in = {
+        .period = 1, .events_per_s = rate,
+        .record_bytes = PERF_RECORD_BYTES, .interval_ns = o->interval_ns,
+        .nrings = st->nrings, .local_ranks = settings_local_ranks(environ),
+        .want_pages = o->ring_pages};
+    perf_ring_plan_t plan;
+    if (perf_ring_plan(&in, &f, &plan) != 0)
+        return -1;
+    char line[320];
+    log_debug("profiler: %s", perf_ring_plan_format(&plan, line,
+                                                    sizeof line));
+    snprintf(st->plan_why, sizeof st->plan_why, "%s", plan.why);
+    if (plan.ring_pages == 0) {
+        errno = EPERM;
+        return -1;
+    }
+    if (plan.why[0] != '\0')
+        log_info("profiler: %s", plan.why);
+    st->ring_pages = plan.ring_pages;
+    st->watermark = plan.watermark_bytes;
+    return 0;
 }
 
-/* The attr fields every event of the set gets: the common ones, and a
- * wake-up when a ring is a quarter full, so that the profiling thread
- * drains long before the ring can overflow. */
+/* The attr fields every event of the set gets: the common ones; a wake-up
+ * at the plan's watermark (a quarter of the ring), so that the profiling
+ * thread drains long before the ring can overflow; and, per CPU for every
+ * task, no inheritance (there is nothing to inherit). */
 static void perf_events_finish(perf_state_t *st)
 {
     for (size_t k = 0; k < st->ev.n; k++) {
         struct perf_event_attr *a = &st->ev.attr[k];
         perf_attr_common(a);
         a->watermark = 1;
-        a->wakeup_watermark = (uint32_t)(st->ring_pages * os_page_size() / 4);
+        a->wakeup_watermark = (uint32_t)st->watermark;
+        if (st->system_wide)
+            a->inherit = a->inherit_thread = 0;
     }
 }
 
@@ -116,12 +151,18 @@ static int perf_open_variants(perf_state_t *st, const prof_options_t *o)
 {
     int err = ENOENT;
     for (unsigned v = 0;; v++) {
-        if (perf_events_for_kind(st->kind, o, v, &st->ev) != 0) {
-            if (errno == ENOENT && v == 0)
+        perf_events_t ev; /* st->ev keeps the last set tried, for the log */
+        if (perf_events_for_kind(st->kind, o, v, &ev) != 0) {
+            if (errno == ENOENT && v == 0) {
                 st->no_encoding = true;
+                st->ev = ev; /* its name says which event is unknown */
+            }
             errno = v == 0 ? errno : err;
             return -1;
         }
+        st->ev = ev;
+        if (perf_size_rings(st, o) != 0)
+            return -1;
         perf_events_finish(st);
         errno = 0;
         if (perf_open_events(st) == 0 && st->nthreads > 0)
@@ -137,7 +178,32 @@ static int perf_open_variants(perf_state_t *st, const prof_options_t *o)
     }
 }
 
-/* The one line that says why the kind cannot sample here. */
+/* IBS before Linux 6.2 cannot follow one process: where the process may
+ * sample whole CPUs, do that, keeping its own samples by pid (the rings'
+ * owner filter).  auto tries it for ibs only, after the per-process
+ * refusal; on, for any kind, from the start. */
+static bool perf_try_system_wide(perf_state_t *st, const prof_options_t *o,
+                                 int err)
+{
+    if (o->system_wide != PROF_SYSTEM_WIDE_AUTO ||
+        st->kind != PROF_SAMPLER_IBS || st->no_encoding ||
+        (err != EINVAL && err != EACCES && err != EPERM))
+        return false;
+    perf_host_facts_t h;
+    perf_host_facts_read(&h);
+    if (!h.privileged && !(h.paranoid != INT_MIN && h.paranoid <= 0))
+        return false;
+    char cause[PERF_CAUSE_LEN];
+    log_info("profiler: ibs per process refused (%s); sampling whole CPUs "
+             "and keeping this process's samples by pid",
+             perf_open_cause(st->kind, err, &h, st->ev.ibs_swfilt, cause,
+                             sizeof cause));
+    st->system_wide = true;
+    return true;
+}
+
+/* The one line that says why the kind cannot sample here: the real
+ * cause, from the errno and what the host says (perf_open_cause). */
 static void perf_say_unavailable(const perf_state_t *st, int level, int e)
 {
     if (st->no_encoding) {
@@ -146,11 +212,19 @@ static void perf_say_unavailable(const perf_state_t *st, int level, int e)
                perf_kind_name(st->kind), st->ev.name);
         return;
     }
+    if (st->plan_why[0] != '\0' && st->ring_pages == 0) {
+        log_at(level, "profiler: %s sampling unavailable: %s -- falling "
+                      "back", perf_kind_name(st->kind), st->plan_why);
+        return;
+    }
+    perf_host_facts_t h;
+    perf_host_facts_read(&h);
+    char cause[PERF_CAUSE_LEN];
     log_at(level, "profiler: %s sampling unavailable: perf_event_open(%s)"
-                  " failed: errno %d (%s)%s -- falling back",
+                  " failed: errno %d (%s): %s -- falling back",
            perf_kind_name(st->kind), st->ev.name, e, strerror(e),
-           e == ENOENT && st->kind != PROF_SAMPLER_FAULTS
-               ? "; no hardware PMU" : "");
+           perf_open_cause(st->kind, e, &h, st->ev.ibs_swfilt, cause,
+                           sizeof cause));
 }
 
 /* The profile's sampler_detail: "event A + B period 5003+100003 counts
@@ -181,12 +255,18 @@ static int perf_open(sampler_t *s, const prof_options_t *o,
                                                : o->sampler;
     st->owner = getpid();
     st->wake.ep.fd = -1;
-    st->ring_pages = perf_ring_pages(o->ring_pages);
+    st->system_wide = o->system_wide == PROF_SYSTEM_WIDE_ON;
     /* Asked for by name, its absence is news; under `auto` it is the
      * normal case on every machine without a PMU (VMs, CI), and a warning
      * there would repeat for every process image and every MPI rank. */
     int level = o->sampler == PROF_SAMPLER_AUTO ? TM_LOG_INFO : TM_LOG_WARN;
-    if (perf_open_variants(st, o) != 0) {
+    int rc = perf_rings_init(st);
+    if (rc == 0) {
+        rc = perf_open_variants(st, o);
+        if (rc != 0 && perf_try_system_wide(st, o, errno))
+            rc = perf_open_variants(st, o);
+    }
+    if (rc != 0) {
         int e = errno ? errno : ENOENT;
         perf_say_unavailable(st, level, e);
         perf_release(st);
@@ -202,10 +282,11 @@ static int perf_open(sampler_t *s, const prof_options_t *o,
     s->has_totals = true;
     perf_detail(st, s->detail, sizeof s->detail);
     log_info("profiler: %s sampling with %s, period %llu (%s), precise %u,"
-             " %zu thread(s), %zu CPU rings of %zu pages", s->name,
-             st->ev.name, (unsigned long long)a->sample_period,
-             st->ev.counter, (unsigned)a->precise_ip, st->nthreads,
-             st->nrings, st->ring_pages);
+             " %s, %zu CPU rings of %zu pages", s->name, st->ev.name,
+             (unsigned long long)a->sample_period, st->ev.counter,
+             (unsigned)a->precise_ip,
+             st->system_wide ? "whole CPUs, this pid's samples" :
+                               "per thread", st->nrings, st->ring_pages);
     return 0;
 }
 

@@ -875,6 +875,38 @@ t_pmu_smoke() {
     return $ok
 }
 
+t_perf_nonroot() {
+    # The perf sampler's own test as an unprivileged user, where locked
+    # memory is limited (perf_event_mlock_kb x CPUs, then ulimit -l): its
+    # rings are sized within that budget, so it must pass there, not skip.
+    # Only root can switch to nobody; as anyone else the test runs as that
+    # user already, in the unit suite.
+    local d=$work/perf-nonroot t=tests/unit/test_sampler_perf rc
+    if [ "$(id -u)" -ne 0 ]; then
+        say "not root: the unit suite runs it as $(id -un) already"
+        return 0
+    fi
+    command -v runuser >/dev/null || { say "runuser missing"; return 1; }
+    mkdir -p "$d"
+    if [ ! -x "$build/$t" ]; then
+        make -C "$build" "$t" >"$d/make.out" 2>&1 ||
+            { say "building $t failed"; tail -5 "$d/make.out"; return 1; }
+    fi
+    # the build tree may not be readable by nobody (a clone under mktemp
+    # -d is 0700): run a copy from a directory it can read
+    cp "$build/$t" "$d/test_sampler_perf" && chmod 0755 "$d" "$d/test_sampler_perf"
+    (cd "$d" && timeout -k 10 300 runuser -u nobody -- \
+        ./test_sampler_perf >"$d/out" 2>&1)
+    rc=$?
+    say "$(grep -E 'passed, [0-9]+ failed' "$d/out" | tail -1) (as nobody, ulimit -l $(runuser -u nobody -- sh -c 'ulimit -l'))"
+    if [ $rc -ne 0 ] || grep -q '^SKIP: the faults sampler' "$d/out"; then
+        say "test_sampler_perf as nobody: exit $rc"
+        grep -E 'FAIL|SKIP|failed' "$d/out" | head -10 | sed 's/^/    /'
+        return 1
+    fi
+    return 0
+}
+
 # ------------------------------------------------------------------ main
 result() { # name status
     if [ "$2" -eq 0 ]; then
@@ -889,7 +921,7 @@ result() { # name status
 
 tests=(sort coreutils-pipeline python gcc pthreads openmp fork-exec mpi
     aslr-keys wrappers static-wrappers runtime-frames cxx-new-delete c-api
-    malloc-stats layouts profile pmu-smoke)
+    malloc-stats layouts profile pmu-smoke perf-nonroot)
 
 echo "preload library: $lib"
 if [ ! -f "$lib" ]; then

@@ -78,7 +78,7 @@ static void test_rows_documented(void)
             CHECK(s->alias == NULL ||
                   setting_find(s->alias, strlen(s->alias)) == s);
         }
-    CHECK_MSG(rows == 38, "%zu rows, not 38", rows);
+    CHECK_MSG(rows == 40, "%zu rows, not 40", rows);
 }
 
 /* The default text parses to the layer's default, with no warning. */

@@ -205,7 +205,8 @@ static void test_options(void)
     prof_options_parse(none, &o);
     CHECK(!o.enabled && o.sampler == PROF_SAMPLER_AUTO);
     CHECK(o.interval_ns == 100000000ull && o.halflife == 4.0);
-    CHECK(o.residency_every == 10 && o.ring_pages == 64);
+    CHECK(o.residency_every == 10 && o.ring_pages == 0); /* 0: sized */
+    CHECK(o.system_wide == PROF_SYSTEM_WIDE_AUTO && !o.l3_miss_only);
     CHECK(log_text()[0] == '\0');
 
     char *good[] = {"TIERMEM_PROFILE=on", "TIERMEM_PROFILE_SAMPLER=uffd",
@@ -213,9 +214,12 @@ static void test_options(void)
                     "TIERMEM_PROFILE_HALFLIFE=2.5",
                     "TIERMEM_PROFILE_RING_PAGES=128",
                     "TIERMEM_PROFILE_RESIDENCY_EVERY=0",
-                    "TIERMEM_PROFILE_FILE=/tmp/p.%p.txt", NULL};
+                    "TIERMEM_PROFILE_FILE=/tmp/p.%p.txt",
+                    "TIERMEM_PROFILE_SYSTEM_WIDE=on",
+                    "TIERMEM_PROFILE_L3_MISS_ONLY=yes", NULL};
     prof_options_parse(good, &o);
     CHECK(o.enabled && o.sampler == PROF_SAMPLER_UFFD);
+    CHECK(o.system_wide == PROF_SYSTEM_WIDE_ON && o.l3_miss_only);
     CHECK(o.interval_ns == 250000000ull && o.halflife == 2.5);
     CHECK(o.ring_pages == 128 && o.residency_every == 0);
     char want[64];
@@ -230,15 +234,18 @@ static void test_options(void)
     char *bad[] = {"TIERMEM_PROFILE=maybe", "TIERMEM_PROFILE_SAMPLER=magic",
                    "TIERMEM_PROFILE_INTERVAL=0", "TIERMEM_PROFILE_HALFLIFE=-1",
                    "TIERMEM_PROFILE_RING_PAGES=100",
-                   "TIERMEM_PROFILE_CLOCK=sundial", NULL};
+                   "TIERMEM_PROFILE_CLOCK=sundial",
+                   "TIERMEM_PROFILE_SYSTEM_WIDE=sometimes", NULL};
     log_reset(TM_LOG_WARN);
     prof_options_parse(bad, &o);
     CHECK(!o.enabled && o.sampler == PROF_SAMPLER_AUTO);
     CHECK(o.interval_ns == 100000000ull && o.halflife == 4.0);
-    CHECK(o.ring_pages == 64 && !o.trace_clock);
+    CHECK(o.ring_pages == 0 && !o.trace_clock);
+    CHECK(o.system_wide == PROF_SYSTEM_WIDE_AUTO);
     const char *names[] = {"TIERMEM_PROFILE=maybe", "TIERMEM_PROFILE_SAMPLER",
                            "TIERMEM_PROFILE_INTERVAL", "TIERMEM_PROFILE_HALFLIFE",
-                           "TIERMEM_PROFILE_RING_PAGES", "TIERMEM_PROFILE_CLOCK"};
+                           "TIERMEM_PROFILE_RING_PAGES", "TIERMEM_PROFILE_CLOCK",
+                           "TIERMEM_PROFILE_SYSTEM_WIDE"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         CHECK_MSG(log_count("warning", names[i], "using", NULL) == 1,
                   "one warning for %s", names[i]);

@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "perf_internal.h"
 #include "profiler.h"
 #include "../tm_test.h"
 #include "../observe.h"
@@ -104,8 +105,11 @@ static void options(prof_options_t *o, prof_sampler_kind_t kind)
     o->enabled = true;
     o->sampler = kind;
     o->period = 1;
-    /* sanitizers fault in shadow pages too: room for all of it */
-    o->ring_pages = 256;
+    o->interval_ns = 100000000; /* the rings hold one interval's samples */
+    /* 0: the rings are sized by the locked-memory budget, which is what
+     * lets this test run as an unprivileged user (the preload suite runs
+     * it as nobody); they are drained at their watermark */
+    o->ring_pages = 0;
 }
 
 /* ---------------------------------------------------------------- tests */
@@ -260,6 +264,100 @@ static void test_wake(void)
     munmap(block, BLOCK);
 }
 
+/* (6) system-wide mode (what IBS uses before Linux 6.2): one event per
+ * CPU for every task, this process's samples kept by pid.  A forked
+ * child's faults reach the rings and are dropped, counted as foreign;
+ * ours are delivered.  Needs CAP_PERFMON or paranoid <= 0: root here. */
+static void test_system_wide(void)
+{
+    prof_options_t o;
+    options(&o, PROF_SAMPLER_FAULTS);
+    o.system_wide = PROF_SYSTEM_WIDE_ON;
+    sampler_t s;
+    memset(&s, 0, sizeof s);
+    log_reset(TM_LOG_INFO);
+    if (sampler_perf_ops.open(&s, &o, &sink) != 0) {
+        char seen[600];
+        snprintf(seen, sizeof seen, "open: errno %d: %.400s", errno,
+                 log_text());
+        tm_test_missing("system-wide perf events", geteuid() == 0,
+                        "not root (needs CAP_PERFMON)", seen);
+        return;
+    }
+    CHECK_MSG(log_count("info", "whole CPUs", NULL) == 1, "log: %s",
+              log_text());
+    char *mine = block_new(), *childs = block_new();
+    REQUIRE_VOID(mine != NULL && childs != NULL);
+    watch(childs);
+    pid_t pid = fork();
+    REQUIRE_VOID(pid >= 0);
+    if (pid == 0) {
+        touch(childs);
+        _exit(0);
+    }
+    int status;
+    REQUIRE_VOID(waitpid(pid, &status, 0) == pid);
+    sampler_perf_ops.collect(&s, 1);
+    CHECK_MSG(watched_pages() == 0, "the child's faults delivered: %zu",
+              watched_pages());
+    CHECK_MSG(s.totals.foreign >= BLOCK / 4096 * 9 / 10,
+              "%llu foreign samples for the child's %zu faults",
+              (unsigned long long)s.totals.foreign, BLOCK / 4096);
+    watch(mine);
+    touch(mine);
+    sampler_perf_ops.collect(&s, 2);
+    CHECK_MSG(watched_pages() >= sizeof watched * 9 / 10,
+              "system-wide: %zu of our %zu pages sampled", watched_pages(),
+              sizeof watched);
+    sampler_perf_ops.close(&s);
+    munmap(mine, BLOCK);
+    munmap(childs, BLOCK);
+}
+
+/* (7) the event sets, no PMU needed: pebs prefers L3-miss loads plus
+ * all stores, then all loads; a named event is the only set; periods are
+ * the defaults unless TIERMEM_PROFILE_PERIOD sets the first event's. */
+static void test_event_sets(void)
+{
+    prof_options_t o;
+    options(&o, PROF_SAMPLER_PEBS);
+    o.period = 0;
+    perf_events_t ev;
+    REQUIRE_VOID(perf_events_for_kind(PROF_SAMPLER_PEBS, &o, 0, &ev) == 0);
+    CHECK_MSG(ev.n == 2 && ev.attr[0].sample_period == 5003 &&
+                  ev.attr[1].sample_period == 100003 &&
+                  strcmp(ev.counter, "l3-miss-loads") == 0 &&
+                  strstr(ev.name, " + ") != NULL,
+              "pebs set 0: %zu events, %s", ev.n, ev.name);
+    CHECK(ev.worst_rate[0] > 0.0 && ev.worst_rate[1] > ev.worst_rate[0]);
+    REQUIRE_VOID(perf_events_for_kind(PROF_SAMPLER_PEBS, &o, 1, &ev) == 0);
+    CHECK_MSG(ev.n == 1 && ev.attr[0].sample_period == 200003 &&
+                  strcmp(ev.counter, "loads") == 0,
+              "pebs set 1: %zu events, %s", ev.n, ev.name);
+    errno = 0;
+    CHECK(perf_events_for_kind(PROF_SAMPLER_PEBS, &o, 2, &ev) == -1 &&
+          errno == ENOENT);
+    o.period = 7;
+    REQUIRE_VOID(perf_events_for_kind(PROF_SAMPLER_PEBS, &o, 0, &ev) == 0);
+    CHECK(ev.attr[0].sample_period == 7 && ev.attr[1].sample_period == 100003);
+    snprintf(o.event, sizeof o.event, "perf::PERF_COUNT_HW_CPU_CYCLES");
+    if (perf_events_for_kind(PROF_SAMPLER_PEBS, &o, 0, &ev) == 0) {
+        CHECK(ev.n == 1 && ev.attr[0].sample_period == 7 &&
+              strcmp(ev.counter, "events") == 0 && ev.worst_rate[0] == 0.0);
+        CHECK(perf_events_for_kind(PROF_SAMPLER_PEBS, &o, 1, &ev) == -1);
+    } else {
+        tm_test_skip("a named pebs event", "libpfm4 cannot be loaded here");
+    }
+    o.event[0] = '\0';
+    o.period = 0;
+    REQUIRE_VOID(perf_events_for_kind(PROF_SAMPLER_FAULTS, &o, 0, &ev) == 0);
+    CHECK(ev.n == 1 && ev.attr[0].sample_period == 1 &&
+          ev.attr[0].type == PERF_TYPE_SOFTWARE);
+    CHECK(perf_events_for_kind(PROF_SAMPLER_FAULTS, &o, 1, &ev) == -1);
+    CHECK(perf_events_for_kind(PROF_SAMPLER_UFFD, &o, 0, &ev) == -1 &&
+          errno == EINVAL);
+}
+
 /* Is there a hardware PMU at all?  (Not here: ENOENT.) */
 static bool hardware_pmu(void)
 {
@@ -331,5 +429,7 @@ int main(void)
     test_threads_and_fork(&s);
     pthread_barrier_destroy(&go);
     test_wake();
+    test_system_wide();
+    test_event_sets();
     return tm_test_done(__FILE__);
 }
