@@ -174,7 +174,7 @@ struct sampler {
     double accesses_per_sample; /* memory accesses one sample of weight 1
                                    stands for, as far as the backend can
                                    tell (set by open; 0 = unknown) */
-    char detail[160];   /* event, period and what it counts, for the
+    char detail[224];   /* event, period and what it counts, for the
                            profile's sampler_detail line ("" = none) */
     bool has_totals;    /* the backend keeps totals (kept past close) */
     prof_sampler_totals_t totals;
@@ -345,7 +345,7 @@ typedef struct prof_header {
     long pid;
     int rank;            /* -1 without MPI */
     char sampler[32];    /* the sampler actually used */
-    char sampler_detail[160]; /* its event, period and what the period
+    char sampler_detail[224]; /* its event, period and what the period
                                  counts (perf samplers; "" = none) */
     uint64_t interval_ns;
     double halflife;

@@ -219,6 +219,16 @@ static void perf_say_unavailable(const perf_state_t *st, int level, int e)
     }
     perf_host_facts_t h;
     perf_host_facts_read(&h);
+    if (st->system_wide && (e == EACCES || e == EPERM)) {
+        /* perf_open_cause judges a per-process open; whole CPUs need
+         * more: paranoid 1 and above forbid CPU-wide events */
+        log_at(level, "profiler: %s sampling unavailable: events on whole "
+                      "CPUs (TIERMEM_PROFILE_SYSTEM_WIDE) were refused "
+                      "(errno %d): they need CAP_PERFMON or "
+                      "perf_event_paranoid 0 or less (it is %d) -- falling "
+                      "back", perf_kind_name(st->kind), e, h.paranoid);
+        return;
+    }
     char cause[PERF_CAUSE_LEN];
     log_at(level, "profiler: %s sampling unavailable: perf_event_open(%s)"
                   " failed: errno %d (%s): %s -- falling back",
@@ -238,7 +248,7 @@ static void perf_detail(const perf_state_t *st, char *out, size_t cap)
                                  "%s%llu", k ? "+" : "",
                                  (unsigned long long)st->ev.attr[k]
                                      .sample_period);
-    snprintf(out, cap, "event %.100s period %s counts %s", st->ev.name,
+    snprintf(out, cap, "event %.120s period %s counts %.16s", st->ev.name,
              periods, st->ev.counter);
 }
 
