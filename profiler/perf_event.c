@@ -61,20 +61,6 @@
 
 /* ---------------------------------------------------------------- kinds */
 
-const char *perf_kind_name(prof_sampler_kind_t k)
-{
-    switch (k) {
-    case PROF_SAMPLER_PEBS:
-        return "pebs";
-    case PROF_SAMPLER_IBS:
-        return "ibs";
-    case PROF_SAMPLER_FAULTS:
-        return "faults";
-    default:
-        return "perf";
-    }
-}
-
 /* auto: pebs on Intel, ibs on AMD, by the CPUID vendor string. */
 prof_sampler_kind_t perf_kind_from_cpu(void)
 {

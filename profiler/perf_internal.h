@@ -25,9 +25,6 @@
 
 #include "profiler.h"
 
-/* "pebs", "ibs", "faults"; "perf" for any other kind. */
-const char *perf_kind_name(prof_sampler_kind_t k);
-
 /* What auto means on this CPU: pebs on Intel, ibs on AMD, else
  * PROF_SAMPLER_AUTO (none of ours). */
 prof_sampler_kind_t perf_kind_from_cpu(void);

@@ -59,7 +59,7 @@ static int perf_probe_open(perf_state_t *st, struct perf_event_attr *attr,
                         log_warn("profiler: kernel refused inherit_thread;"
                                  " samples of forked children are dropped "
                                  "by pid, after they reach the %s rings",
-                                 perf_kind_name(st->kind));
+                                 prof_sampler_name(st->kind));
                     if (no_ex)
                         st->filter_kernel = true;
                     return fd;
@@ -86,7 +86,7 @@ static int perf_probe_events(perf_state_t *st, pid_t tid, int cpu, int *fds)
         if (fd < 0) {
             log_info("profiler: %s: event %zu of \"%s\" could not open "
                      "(errno %d); sampling without it",
-                     perf_kind_name(st->kind), k + 1, st->ev.name, errno);
+                     prof_sampler_name(st->kind), k + 1, st->ev.name, errno);
             continue;
         }
         st->ev.attr[kept] = *a;

@@ -363,22 +363,6 @@ void perf_host_facts_read(perf_host_facts_t *h)
 
 /* ---------------------------------------------------------------- cause */
 
-/* The kind's name in the sentence (perf_kind_name is perf_event.c's, and
- * perf_event.c is to call this file). */
-static const char *perf_cause_kind(prof_sampler_kind_t kind)
-{
-    switch (kind) {
-    case PROF_SAMPLER_PEBS:
-        return "pebs";
-    case PROF_SAMPLER_IBS:
-        return "ibs";
-    case PROF_SAMPLER_FAULTS:
-        return "faults";
-    default:
-        return "perf";
-    }
-}
-
 /* Is the kernel known, and older than major.minor? */
 static bool perf_kernel_before(const perf_host_facts_t *h, int major,
                                int minor)
@@ -443,7 +427,7 @@ const char *perf_open_cause(prof_sampler_kind_t kind, int err,
 {
     if (buf == NULL || len == 0)
         return "";
-    const char *kn = perf_cause_kind(kind);
+    const char *kn = prof_sampler_name(kind);
     bool pmu = kind == PROF_SAMPLER_PEBS || kind == PROF_SAMPLER_IBS;
     bool ibs = kind == PROF_SAMPLER_IBS;
     char kv[24];

@@ -169,7 +169,7 @@ static int perf_open_variants(perf_state_t *st, const prof_options_t *o)
             return 0;
         err = errno ? errno : ENOENT;
         log_debug("profiler: %s events %s refused: errno %d",
-                  perf_kind_name(st->kind), st->ev.name, err);
+                  prof_sampler_name(st->kind), st->ev.name, err);
         perf_release_events(st);
         if (err != EINVAL && err != EOPNOTSUPP && err != ENOENT) {
             errno = err; /* a permission or resource refusal: no set helps */
@@ -209,12 +209,12 @@ static void perf_say_unavailable(const perf_state_t *st, int level, int e)
     if (st->no_encoding) {
         log_at(level, "profiler: %s sampling unavailable: no event %s here"
                       " (libpfm4 or sysfs does not know it) -- falling back",
-               perf_kind_name(st->kind), st->ev.name);
+               prof_sampler_name(st->kind), st->ev.name);
         return;
     }
     if (st->plan_why[0] != '\0' && st->ring_pages == 0) {
         log_at(level, "profiler: %s sampling unavailable: %s -- falling "
-                      "back", perf_kind_name(st->kind), st->plan_why);
+                      "back", prof_sampler_name(st->kind), st->plan_why);
         return;
     }
     perf_host_facts_t h;
@@ -226,13 +226,13 @@ static void perf_say_unavailable(const perf_state_t *st, int level, int e)
                       "CPUs (TIERMEM_PROFILE_SYSTEM_WIDE) were refused "
                       "(errno %d): they need CAP_PERFMON or "
                       "perf_event_paranoid 0 or less (it is %d) -- falling "
-                      "back", perf_kind_name(st->kind), e, h.paranoid);
+                      "back", prof_sampler_name(st->kind), e, h.paranoid);
         return;
     }
     char cause[PERF_CAUSE_LEN];
     log_at(level, "profiler: %s sampling unavailable: perf_event_open(%s)"
                   " failed: errno %d (%s): %s -- falling back",
-           perf_kind_name(st->kind), st->ev.name, e, strerror(e),
+           prof_sampler_name(st->kind), st->ev.name, e, strerror(e),
            perf_open_cause(st->kind, e, &h, st->ev.ibs_swfilt, cause,
                            sizeof cause));
 }
@@ -286,7 +286,7 @@ static int perf_open(sampler_t *s, const prof_options_t *o,
     perf_wake_start(st);
     const struct perf_event_attr *a = &st->ev.attr[0];
     s->state = st;
-    s->name = perf_kind_name(st->kind);
+    s->name = prof_sampler_name(st->kind);
     s->accesses_per_sample = (double)a->sample_period;
     s->sink = *sink;
     s->has_totals = true;
