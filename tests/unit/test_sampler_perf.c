@@ -221,7 +221,7 @@ static void test_threads_and_fork(sampler_t *s)
  * the watermark. */
 static void test_wake(void)
 {
-#ifdef TM_TEST_TSAN
+#if TM_TEST_TSAN
     /* ThreadSanitizer faults in shadow pages with ours, so how full the
      * ring gets is not ours to set */
     tm_test_skip("the ring's wake-up watermark",
