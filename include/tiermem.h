@@ -209,12 +209,20 @@ typedef struct tm_alloc_stats {
     uint64_t peak;   /* highest live */
 } tm_alloc_stats_t;
 
+/* What names a site. */
+typedef enum tm_site_kind {
+    TM_SITE_STACK = 0,    /* the call stack (the preload library); site 0 */
+    TM_SITE_EXPLICIT = 1, /* an int id: tm_site_* / sh_* */
+    TM_SITE_CC = 2,       /* a compiler id: tm_cc_*; key == the id */
+} tm_site_kind_t;
+
 typedef struct tm_site_info {
     unsigned index;       /* 0 .. tm_site_count() - 1; 0 = unsited */
     uint64_t key;         /* stable across runs: what guidance names */
     int explicit_id;      /* the program's id, or -1 for a stack site */
     unsigned arena_id;    /* the site's arena (0: none yet / per thread) */
     unsigned depth;       /* frames in the key */
+    tm_site_kind_t kind;  /* in what was padding: the size is unchanged */
     tm_alloc_stats_t stats;
 } tm_site_info_t;
 
@@ -242,6 +250,46 @@ TM_EXPORT char *sh_strndup(int id, const char *s, size_t n);
 TM_EXPORT void sh_free(void *ptr);
 TM_EXPORT void sh_sized_free(void *ptr, size_t size);
 TM_EXPORT void *sh_alloc_cxx_nothrow(int id, size_t sz, void *nothrow_tag);
+
+/* ------------------------------------------------------------------ */
+/* Compiler-instrumented sites                                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A compiler pass rewrites a program's allocation calls into these, each
+ * with its call site's 64-bit id (bits 63..62 = binary 10), and describes
+ * the ids in an ELF note of each object (.note.tiermem; doc/sites.md).
+ * Each behaves as the standard function it replaces (errno, NULL,
+ * alignment rules, realloc(NULL, n) and realloc(p, 0) as malloc and free),
+ * but its site is the id: no stack walk.  Free the blocks with free,
+ * delete or tm_free.  An id without bits 63..62 = 10 counts as site 0.
+ * The C++ ones throw std::bad_alloc as operator new does (the program's
+ * new_handler first); the nothrow ones return NULL.
+ */
+TM_EXPORT void *tm_cc_malloc(uint64_t id, size_t size);
+TM_EXPORT void *tm_cc_calloc(uint64_t id, size_t n, size_t size);
+TM_EXPORT void *tm_cc_realloc(uint64_t id, void *ptr, size_t size);
+TM_EXPORT void *tm_cc_reallocarray(uint64_t id, void *ptr, size_t n,
+                                   size_t size);
+TM_EXPORT int tm_cc_posix_memalign(uint64_t id, void **p, size_t align,
+                                   size_t size);
+TM_EXPORT void *tm_cc_aligned_alloc(uint64_t id, size_t align, size_t size);
+TM_EXPORT void *tm_cc_memalign(uint64_t id, size_t align, size_t size);
+TM_EXPORT void *tm_cc_valloc(uint64_t id, size_t size);
+TM_EXPORT char *tm_cc_strdup(uint64_t id, const char *s);
+TM_EXPORT char *tm_cc_strndup(uint64_t id, const char *s, size_t n);
+/* operator new / new[], plain, nothrow, aligned (align: a power of two). */
+TM_EXPORT void *tm_cc_new(uint64_t id, size_t size);
+TM_EXPORT void *tm_cc_new_array(uint64_t id, size_t size);
+TM_EXPORT void *tm_cc_new_nothrow(uint64_t id, size_t size);
+TM_EXPORT void *tm_cc_new_array_nothrow(uint64_t id, size_t size);
+TM_EXPORT void *tm_cc_new_aligned(uint64_t id, size_t size, size_t align);
+TM_EXPORT void *tm_cc_new_array_aligned(uint64_t id, size_t size,
+                                        size_t align);
+TM_EXPORT void *tm_cc_new_aligned_nothrow(uint64_t id, size_t size,
+                                          size_t align);
+TM_EXPORT void *tm_cc_new_array_aligned_nothrow(uint64_t id, size_t size,
+                                                size_t align);
 
 /* ------------------------------------------------------------------ */
 /* Statistics                                                           */

@@ -6,12 +6,9 @@
  * library does not pull libstdc++ into C programs.  A throwing new that
  * fails calls the program's new_handler and retries, as the standard
  * requires; with no handler it throws std::bad_alloc through libstdc++'s
- * own helper, found with dlsym (a program using new has libstdc++ loaded).
+ * own helper (sites/cxx_new.c, shared with the compiler's tm_cc_new*).
  */
 #include "config.h"
-
-#include <dlfcn.h>
-#include <stdlib.h>
 
 #include "sites.h"
 
@@ -19,29 +16,17 @@
 #define CALLER __builtin_return_address(0)
 #define NEW_ALIGN 16 /* __STDCPP_DEFAULT_NEW_ALIGNMENT__ on x86-64 */
 
-typedef void (*new_handler_fn)(void);
-
+/* The standard's loop: the new_handler, then a retry, until one succeeds
+ * or there is no handler (bad_alloc; sites/cxx_new.c). */
 static void *new_failed(const void *caller, size_t size, size_t align)
 {
-    new_handler_fn (*get_handler)(void) =
-        (new_handler_fn(*)(void))dlsym(RTLD_DEFAULT, "_ZSt15get_new_handlerv");
     for (;;) {
-        new_handler_fn h = get_handler ? get_handler() : NULL;
-        if (h == NULL)
-            break;
-        h(); /* frees memory, throws, or ends the program */
+        cxx_new_handler_or_throw(size);
         void *p = align > NEW_ALIGN ? site_aligned(caller, -1, align, size)
                                     : site_malloc(caller, -1, size);
         if (p != NULL)
             return p;
     }
-    void (*throw_bad_alloc)(void) =
-        (void (*)(void))dlsym(RTLD_DEFAULT, "_ZSt17__throw_bad_allocv");
-    if (throw_bad_alloc != NULL)
-        throw_bad_alloc();
-    log_error("operator new(%zu) failed and std::bad_alloc cannot be "
-                 "thrown (no libstdc++); aborting", size);
-    abort();
 }
 
 static void *new_plain(const void *caller, size_t size)

@@ -5,7 +5,8 @@
  * Only the forking thread survives in the child, so any lock another thread
  * held at that moment would stay locked forever.  This layer's locks (the
  * site table, the per-thread arena pool, the reclaim list, site 0's
- * counters, the object list and the ledger) are taken before fork and
+ * counters, the object list, the compiler sites' descriptions and the
+ * ledger) are taken before fork and
  * released, or re-initialised, after it.
  *
  * The arena layer registers its own handlers (arena table, tcaches, and the
@@ -25,7 +26,7 @@
 /* Reclaim first: it holds its lock while it waits for the arena table.
  * Then the site table, the shared arena and the thread-arena pool (both
  * make arenas under their lock), site 0's counters; the object list and
- * the ledger are leaves. */
+ * the ledger are leaves, and so are the compiler sites' descriptions. */
 static void prefork(void)
 {
     site_reclaim_prefork();
@@ -33,12 +34,14 @@ static void prefork(void)
     sites_prefork();
     site_stats_prefork();
     objects_prefork();
+    cc_sites_prefork();
     ledger_prefork();
 }
 
 static void postfork_parent(void)
 {
     ledger_postfork_parent();
+    cc_sites_postfork_parent();
     objects_postfork_parent();
     site_stats_postfork_parent();
     sites_postfork_parent();
@@ -49,6 +52,7 @@ static void postfork_parent(void)
 static void postfork_child(void)
 {
     ledger_postfork_child();
+    cc_sites_postfork_child();
     objects_postfork_child();
     site_stats_postfork_child();
     sites_postfork_child();

@@ -16,6 +16,11 @@
 
 #define CALLER __builtin_return_address(0)
 
+_Static_assert((int)SITE_KIND_STACK == (int)TM_SITE_STACK &&
+                   (int)SITE_KIND_EXPLICIT == (int)TM_SITE_EXPLICIT &&
+                   (int)SITE_KIND_CC == (int)TM_SITE_CC,
+               "tm_site_info's kind is the site's own");
+
 static int site_id(int id) { return id > 0 ? id : 0; }
 
 /* ------------------------------------------------------------ tiermem's */
@@ -56,6 +61,7 @@ int tm_site_info(unsigned index, tm_site_info_t *out)
         .explicit_id = s->explicit_id,
         .arena_id = a ? tm_arena_id(a) : 0,
         .depth = s->trace.depth,
+        .kind = (tm_site_kind_t)s->kind,
     };
     stats_snapshot(&s->stats, &out->stats);
     return 0;

@@ -64,18 +64,31 @@ static size_t boot_size(const void *p)
 
 static __thread int in_site_logic __attribute__((tls_model("initial-exec")));
 
+/* Who names the site of an allocation: a compiler id (cc != 0), an
+ * explicit id (id >= 0), else the caller's stack. */
+typedef struct who {
+    const void *caller;
+    int id;
+    uint64_t cc;
+} who_t;
+
 /* The site of this allocation. */
-static site_t *site_pick(const void *caller, int site_id, size_t size)
+static site_t *site_pick(who_t w, size_t size)
 {
-    if (site_id >= 0)
-        return site_id == 0 ? site_get(SITE_UNSITED)
-                            : site_find(site_explicit_key(site_id), site_id,
-                                        NULL);
+    if (w.cc != 0) { /* no stack walk, no hashing: the id is the key */
+        in_site_logic++; /* a first sight may scan the objects' notes */
+        site_t *s = cc_site(w.cc);
+        in_site_logic--;
+        return s ? s : site_get(SITE_UNSITED);
+    }
+    if (w.id >= 0)
+        return w.id == 0 ? site_get(SITE_UNSITED)
+                         : site_find(site_explicit_key(w.id), w.id, NULL);
     if (size < runtime_options.small_size || in_site_logic)
         return site_get(SITE_UNSITED);
     in_site_logic++;
     stack_trace_t trace;
-    uint64_t key = stack_key(caller, runtime_options.stack_depth, &trace);
+    uint64_t key = stack_key(w.caller, runtime_options.stack_depth, &trace);
     site_t *s = site_find(key, -1, &trace);
     in_site_logic--;
     return s;
@@ -109,6 +122,8 @@ static inline tm_arena_t *small_arena(int site_id, size_t size)
     return s0 ? atomic_load_explicit(&s0->arena, memory_order_acquire) : NULL;
 }
 
+static void *pick_malloc(who_t w, size_t size);
+
 void *site_malloc(const void *caller, int site_id, size_t size)
 {
     tm_arena_t *fast = small_arena(site_id, size);
@@ -118,9 +133,14 @@ void *site_malloc(const void *caller, int site_id, size_t size)
             site0_add(usable_of(p, size ? size : 1));
         return p;
     }
+    return pick_malloc((who_t){caller, site_id, 0}, size);
+}
+
+static void *pick_malloc(who_t w, size_t size)
+{
     if (TM_UNLIKELY(!sites_ready()))
         return boot_alloc(size ? size : 1, 16);
-    site_t *s = site_pick(caller, site_id, size);
+    site_t *s = site_pick(w, size);
     tm_arena_t *a = arena_pick(s);
     if (TM_UNLIKELY(a == NULL)) {
         errno = ENOMEM;
@@ -134,7 +154,7 @@ void *site_malloc(const void *caller, int site_id, size_t size)
     return p;
 }
 
-void *site_calloc(const void *caller, int site_id, size_t n, size_t size)
+static void *pick_calloc(who_t w, size_t n, size_t size)
 {
     size_t total;
     if (__builtin_mul_overflow(n, size, &total)) {
@@ -143,7 +163,7 @@ void *site_calloc(const void *caller, int site_id, size_t n, size_t size)
     }
     if (TM_UNLIKELY(!sites_ready()))
         return boot_alloc(total ? total : 1, 16);
-    site_t *s = site_pick(caller, site_id, total);
+    site_t *s = site_pick(w, total);
     tm_arena_t *a = arena_pick(s);
     if (TM_UNLIKELY(a == NULL)) {
         errno = ENOMEM;
@@ -157,7 +177,7 @@ void *site_calloc(const void *caller, int site_id, size_t n, size_t size)
     return p;
 }
 
-void *site_aligned(const void *caller, int site_id, size_t align, size_t size)
+static void *pick_aligned(who_t w, size_t align, size_t size)
 {
     if (align == 0 || (align & (align - 1)) != 0) {
         errno = EINVAL;
@@ -165,7 +185,7 @@ void *site_aligned(const void *caller, int site_id, size_t align, size_t size)
     }
     if (TM_UNLIKELY(!sites_ready()))
         return boot_alloc(size ? size : 1, align);
-    site_t *s = site_pick(caller, site_id, size);
+    site_t *s = site_pick(w, size);
     tm_arena_t *a = arena_pick(s);
     if (TM_UNLIKELY(a == NULL)) {
         errno = ENOMEM;
@@ -213,10 +233,9 @@ size_t site_usable_size(const void *ptr)
 }
 
 /* Move a block to a new one of `size` bytes from the site's arena. */
-static void *realloc_move(const void *caller, int site_id, void *ptr,
-                          size_t old, size_t size)
+static void *realloc_move(who_t w, void *ptr, size_t old, size_t size)
 {
-    void *q = site_malloc(caller, site_id, size);
+    void *q = w.cc ? pick_malloc(w, size) : site_malloc(w.caller, w.id, size);
     if (q == NULL)
         return NULL;
     memcpy(q, ptr, old < size ? old : size);
@@ -224,18 +243,18 @@ static void *realloc_move(const void *caller, int site_id, void *ptr,
     return q;
 }
 
-void *site_realloc(const void *caller, int site_id, void *ptr, size_t size)
+static void *pick_realloc(who_t w, void *ptr, size_t size)
 {
     if (ptr == NULL)
-        return site_malloc(caller, site_id, size);
+        return w.cc ? pick_malloc(w, size) : site_malloc(w.caller, w.id, size);
     if (size == 0) { /* as glibc: realloc(p, 0) frees p, returns NULL */
         site_free(ptr);
         return NULL;
     }
     if (boot_owns(ptr))
-        return realloc_move(caller, site_id, ptr, boot_size(ptr), size);
+        return realloc_move(w, ptr, boot_size(ptr), size);
     if (TM_UNLIKELY(!sites_ready()))
-        return realloc_move(caller, site_id, ptr, tm_usable_size(ptr), size);
+        return realloc_move(w, ptr, tm_usable_size(ptr), size);
     unsigned id;
     tm_arena_t *old_arena = owner_of(ptr, &id);
     if (TM_UNLIKELY(old_arena == NULL)) {
@@ -249,14 +268,14 @@ void *site_realloc(const void *caller, int site_id, void *ptr, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    site_t *s = site_pick(caller, site_id, size);
+    site_t *s = site_pick(w, size);
     tm_arena_t *a = arena_pick(s);
     if (TM_UNLIKELY(a == NULL)) {
         errno = ENOMEM;
         return NULL;
     }
     if (a != old_arena)
-        return realloc_move(caller, site_id, ptr, old, size);
+        return realloc_move(w, ptr, old, size);
     site_account_free(a, ptr, old);
     void *q = tm_arena_realloc(a, ptr, size);
     if (q == NULL) { /* the old block is untouched and still live */
@@ -265,4 +284,49 @@ void *site_realloc(const void *caller, int site_id, void *ptr, size_t size)
     }
     site_account_alloc(s, a, q, sallocx(q, 0));
     return q;
+}
+
+/* ------------------------------------------------------------ by name */
+
+void *site_calloc(const void *caller, int site_id, size_t n, size_t size)
+{
+    return pick_calloc((who_t){caller, site_id, 0}, n, size);
+}
+
+void *site_aligned(const void *caller, int site_id, size_t align, size_t size)
+{
+    return pick_aligned((who_t){caller, site_id, 0}, align, size);
+}
+
+void *site_realloc(const void *caller, int site_id, void *ptr, size_t size)
+{
+    return pick_realloc((who_t){caller, site_id, 0}, ptr, size);
+}
+
+/* A compiler id that is not one (bits 63..62 not 10) cannot be a key, or it
+ * could land on a stack site: such calls count as site 0's, as sh_alloc's
+ * id 0 does. */
+static who_t cc_who(uint64_t id)
+{
+    return cc_id_valid(id) ? (who_t){NULL, -1, id} : (who_t){NULL, 0, 0};
+}
+
+void *site_cc_malloc(uint64_t id, size_t size)
+{
+    return pick_malloc(cc_who(id), size);
+}
+
+void *site_cc_calloc(uint64_t id, size_t n, size_t size)
+{
+    return pick_calloc(cc_who(id), n, size);
+}
+
+void *site_cc_realloc(uint64_t id, void *ptr, size_t size)
+{
+    return pick_realloc(cc_who(id), ptr, size);
+}
+
+void *site_cc_aligned(uint64_t id, size_t align, size_t size)
+{
+    return pick_aligned(cc_who(id), align, size);
 }

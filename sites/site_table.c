@@ -45,7 +45,7 @@ uint64_t site_explicit_key(int id)
     uint64_t h = 0x5349434d00000000ull ^ (uint32_t)id; /* "SICM" */
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
-    return h ^ (h >> 33);
+    return (h ^ (h >> 33)) & SITE_KEY_MASK; /* never a compiler id */
 }
 
 
@@ -91,6 +91,11 @@ static site_t *site_new(uint64_t key, int explicit_id,
     s->key = key;
     s->explicit_id = explicit_id;
     s->index = n;
+    /* Stack and explicit keys have bit 63 clear, so the key alone tells a
+     * compiler site. */
+    s->kind = explicit_id >= 0   ? SITE_KIND_EXPLICIT
+              : cc_id_valid(key) ? SITE_KIND_CC
+                                 : SITE_KIND_STACK;
     pthread_mutex_init(&s->lock, NULL);
     if (trace != NULL)
         s->trace = *trace;

@@ -134,6 +134,9 @@ typedef struct stack_trace {
  * frame that `caller` (the entry point's return address) returns into,
  * skipping wrapper functions and libc.  Fills trace if not NULL. */
 uint64_t stack_key(const void *caller, unsigned depth, stack_trace_t *trace);
+/* How many stack keys this thread computed: tests check that the compiler
+ * path makes none. */
+uint64_t stack_key_calls(void);
 void stack_warm_up(void);
 /* At start-up: one warning for each wrapper the user named (not a default
  * one) that no object loaded so far defines. */
@@ -183,10 +186,30 @@ static inline site_arena_t *site_arena_of(const tm_arena_t *a)
  * big/small promoted site's shared one), else SITE_UNSITED. */
 arena_kind_t site_arena_kind(const tm_arena_t *a, uint32_t *owner);
 
+/* What names a site.  The three key spaces never meet: stack and explicit
+ * keys have bit 63 clear, compiler ids have bits 63..62 = 10 (CC_ID_TAG),
+ * so a compiler site's key is its id. */
+typedef enum site_kind {
+    SITE_KIND_STACK = 0,  /* a call stack (and site 0) */
+    SITE_KIND_EXPLICIT,   /* an sh_* / tm_site_* int id */
+    SITE_KIND_CC,         /* a compiler id (tm_cc_*): key == id */
+} site_kind_t;
+
+#define CC_ID_TAG_MASK (UINT64_C(3) << 62)
+#define CC_ID_TAG (UINT64_C(2) << 62)
+static inline bool cc_id_valid(uint64_t id)
+{
+    return (id & CC_ID_TAG_MASK) == CC_ID_TAG;
+}
+/* Stack and explicit keys stay out of the compiler ids' space. */
+#define SITE_KEY_MASK (~(UINT64_C(1) << 63))
+
 typedef struct site {
-    uint64_t key;             /* stack key, or site_explicit_key(id) */
+    uint64_t key;             /* stack key, site_explicit_key(id), or the
+                                 compiler id */
     int32_t explicit_id;      /* the sh_* id, or -1 for a stack site */
     uint32_t index;           /* dense, 0 = the unsited allocations */
+    site_kind_t kind;         /* from the key: see site_new */
     _Atomic(tm_arena_t *) arena;
     pthread_mutex_t lock;     /* arena creation / promotion */
     _Atomic bool promote_failed; /* big/small: no arena left; stop trying */
@@ -202,7 +225,7 @@ typedef struct site {
 
 uint64_t site_explicit_key(int id);
 /* The site of this key, made (without an arena) if new; site 0 past
- * TIERMEM_MAX_SITES. */
+ * TIERMEM_MAX_SITES.  A key with bits 63..62 = 10 makes a compiler site. */
 site_t *site_find(uint64_t key, int explicit_id, const stack_trace_t *trace);
 /* The table with site 0 in it; false (logged) without metadata memory. */
 bool site_table_init(void);
@@ -310,8 +333,61 @@ void *site_malloc(const void *caller, int site_id, size_t size);
 void *site_calloc(const void *caller, int site_id, size_t n, size_t size);
 void *site_realloc(const void *caller, int site_id, void *ptr, size_t size);
 void *site_aligned(const void *caller, int site_id, size_t align, size_t size);
+/* The same for a compiler id (cc_id_valid): no stack walk, no hashing. */
+void *site_cc_malloc(uint64_t id, size_t size);
+void *site_cc_calloc(uint64_t id, size_t n, size_t size);
+void *site_cc_realloc(uint64_t id, void *ptr, size_t size);
+void *site_cc_aligned(uint64_t id, size_t align, size_t size);
 void site_free(void *ptr);
 size_t site_usable_size(const void *ptr);
+
+/* ---------------------------------------------------------------- cc_sites.c */
+
+/* Compiler ids -> sites: a lock-free direct-mapped cache in front of
+ * site_find(id), and the sites' descriptions from the objects' .note.tiermem
+ * notes (doc/sites.md, "Compiler-instrumented builds"). */
+#define CC_NOTE_NAME "tiermem"
+#define CC_NOTE_TYPE 0x544d0001u
+#define CC_NOTE_VERSION 1u
+#define CC_RECORD_SIZE 32u
+#define CC_HEADER_SIZE 16u
+
+/* One site as a note describes it: strings point into the note's strtab
+ * (in the loaded object) or into metadata memory, always NUL-terminated. */
+typedef struct cc_desc {
+    uint64_t id;
+    const char *file, *function, *callee, *chain;
+    uint32_t line, column;
+    uint32_t object;          /* objects scanned, index of the note's */
+} cc_desc_t;
+
+/* The site of compiler id `id` (made if new); NULL if id is not one. */
+site_t *cc_site(uint64_t id);
+/* Its description from the loaded objects' notes, or NULL (a rescan of
+ * the objects happens when the loader has loaded more since the last). */
+const cc_desc_t *cc_describe(uint64_t id);
+void cc_sites_prefork(void);
+void cc_sites_postfork_parent(void);
+void cc_sites_postfork_child(void);
+
+/* A note's descriptor (desc, len bytes, as in memory) checked as hostile
+ * data.  NULL if good, with *nsites set; else what is wrong.  each (if not
+ * NULL) is called for every record of a good note. */
+typedef void (*cc_record_fn)(const cc_desc_t *d, void *arg);
+const char *cc_note_parse(const void *desc, size_t len, uint32_t *nsites,
+                          cc_record_fn each, void *arg);
+/* Walk an ELF note area (PT_NOTE contents, `align` 4 or 8): every tiermem
+ * note's descriptor goes to cc_note_parse.  The object's name is only for
+ * the warnings (one per bad note).  Returns the notes found. */
+size_t cc_notes_walk(const void *area, size_t len, size_t align,
+                     const char *object, cc_record_fn each, void *arg);
+
+/* ---------------------------------------------------------------- cxx_new.c */
+
+/* operator new's failure protocol: call the program's new_handler (then
+ * return: the caller retries), or with none throw std::bad_alloc through
+ * libstdc++ (never returns; aborts without libstdc++). */
+void cxx_new_handler_or_throw(size_t size);
 
 /* ---------------------------------------------------------------- site_report.c */
 

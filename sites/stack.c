@@ -230,7 +230,24 @@ static _Unwind_Reason_Code walk_frame(struct _Unwind_Context *ctx, void *arg)
     return _URC_NO_REASON;
 }
 
+/* Per thread, so counting costs the hot path no shared cache line. */
+static __thread uint64_t key_calls __attribute__((tls_model("initial-exec")));
+
+uint64_t stack_key_calls(void) { return key_calls; }
+
+/* Bit 63 clear: compiler ids (bits 63..62 = 10) are site keys as they are,
+ * so no stack may ever hash onto one. */
+static uint64_t stack_key_walk(const void *caller, unsigned depth,
+                               stack_trace_t *trace);
+
 uint64_t stack_key(const void *caller, unsigned depth, stack_trace_t *trace)
+{
+    key_calls++;
+    return stack_key_walk(caller, depth, trace) & SITE_KEY_MASK;
+}
+
+static uint64_t stack_key_walk(const void *caller, unsigned depth,
+                               stack_trace_t *trace)
 {
     if (depth == 0 || depth > TM_MAX_STACK_DEPTH)
         depth = TM_MAX_STACK_DEPTH;

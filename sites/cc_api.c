@@ -1,0 +1,171 @@
+/*
+ * cc_api.c -- the entry points a compiler-instrumented program calls: the
+ * LLVM pass rewrites malloc(n) into tm_cc_malloc(ID, n), new T into
+ * tm_cc_new(ID, sizeof(T)), and so on, with ID the site's compiler id
+ * (bits 63..62 = 10) described by the object's .note.tiermem.
+ *
+ * Each behaves as the standard function does where a program can tell
+ * (glibc's rules, as the preload library keeps them: 16-byte minimum
+ * blocks, realloc(p, 0) frees, posix_memalign's EINVAL, memalign's rounding
+ * of an odd alignment, new's new_handler then bad_alloc), but the site is
+ * the id: no stack walk.  Blocks are freed by the ordinary free/delete
+ * (or tm_free): the arena of any block is found from its address.
+ *
+ * The C++ ones are C functions too (extern "C" in tiermem.h), throwing
+ * through sites/cxx_new.c, so libtiermem.so needs no libstdc++.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sites.h"
+
+/* glibc aligns every block to 16 bytes, and new guarantees as much. */
+#define MIN_BLOCK 16
+
+static inline size_t min_block(size_t size)
+{
+    return size < MIN_BLOCK ? MIN_BLOCK : size;
+}
+
+void *tm_cc_malloc(uint64_t id, size_t size)
+{
+    return site_cc_malloc(id, min_block(size));
+}
+
+void *tm_cc_calloc(uint64_t id, size_t n, size_t size)
+{
+    size_t total;
+    if (!__builtin_mul_overflow(n, size, &total) && total < MIN_BLOCK)
+        return site_cc_calloc(id, 1, MIN_BLOCK);
+    return site_cc_calloc(id, n, size);
+}
+
+void *tm_cc_realloc(uint64_t id, void *ptr, size_t size)
+{
+    /* size 0 keeps glibc's meaning (free, return NULL) */
+    return site_cc_realloc(id, ptr, size ? min_block(size) : 0);
+}
+
+void *tm_cc_reallocarray(uint64_t id, void *ptr, size_t n, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return site_cc_realloc(id, ptr, total ? min_block(total) : 0);
+}
+
+int tm_cc_posix_memalign(uint64_t id, void **p, size_t align, size_t size)
+{
+    if (p == NULL || align < sizeof(void *) || (align & (align - 1)) != 0)
+        return EINVAL;
+    int saved = errno; /* posix_memalign reports through its result only */
+    void *q = site_cc_aligned(id, align, size);
+    if (q == NULL) {
+        errno = saved;
+        return ENOMEM;
+    }
+    *p = q;
+    return 0;
+}
+
+/* memalign, and glibc's aligned_alloc (which is memalign): an alignment
+ * that is not a power of two is rounded up; one past the largest fails. */
+static void *memalign_cc(uint64_t id, size_t align, size_t size)
+{
+    size_t a = 1;
+    if (align > (SIZE_MAX >> 1) + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    while (a < align)
+        a <<= 1;
+    return site_cc_aligned(id, a, size);
+}
+
+void *tm_cc_aligned_alloc(uint64_t id, size_t align, size_t size)
+{
+    return memalign_cc(id, align, size);
+}
+
+void *tm_cc_memalign(uint64_t id, size_t align, size_t size)
+{
+    return memalign_cc(id, align, size);
+}
+
+void *tm_cc_valloc(uint64_t id, size_t size)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    return site_cc_aligned(id, page > 0 ? (size_t)page : 4096, size);
+}
+
+char *tm_cc_strdup(uint64_t id, const char *s)
+{
+    size_t n = strlen(s);
+    char *p = site_cc_malloc(id, min_block(n + 1));
+    if (p != NULL)
+        memcpy(p, s, n + 1);
+    return p;
+}
+
+char *tm_cc_strndup(uint64_t id, const char *s, size_t n)
+{
+    size_t len = strnlen(s, n);
+    char *p = site_cc_malloc(id, min_block(len + 1));
+    if (p != NULL) {
+        memcpy(p, s, len);
+        p[len] = '\0';
+    }
+    return p;
+}
+
+/* ------------------------------------------------------------ C++ */
+
+/* align 0: new's own 16 bytes.  The standard's loop on failure: the
+ * new_handler, then a retry, until one succeeds; with no handler
+ * cxx_new_handler_or_throw throws bad_alloc.  An alignment above 16 that
+ * is not a power of two (no valid std::align_val_t) fails as ENOMEM would. */
+static void *new_cc(uint64_t id, size_t size, size_t align, bool nothrow)
+{
+    for (;;) {
+        void *p = align > MIN_BLOCK ? site_cc_aligned(id, align, size)
+                                    : site_cc_malloc(id, min_block(size));
+        if (TM_LIKELY(p != NULL) || nothrow)
+            return p;
+        cxx_new_handler_or_throw(size);
+    }
+}
+
+void *tm_cc_new(uint64_t id, size_t size) { return new_cc(id, size, 0, false); }
+void *tm_cc_new_array(uint64_t id, size_t size)
+{
+    return new_cc(id, size, 0, false);
+}
+void *tm_cc_new_nothrow(uint64_t id, size_t size)
+{
+    return new_cc(id, size, 0, true);
+}
+void *tm_cc_new_array_nothrow(uint64_t id, size_t size)
+{
+    return new_cc(id, size, 0, true);
+}
+void *tm_cc_new_aligned(uint64_t id, size_t size, size_t align)
+{
+    return new_cc(id, size, align, false);
+}
+void *tm_cc_new_array_aligned(uint64_t id, size_t size, size_t align)
+{
+    return new_cc(id, size, align, false);
+}
+void *tm_cc_new_aligned_nothrow(uint64_t id, size_t size, size_t align)
+{
+    return new_cc(id, size, align, true);
+}
+void *tm_cc_new_array_aligned_nothrow(uint64_t id, size_t size, size_t align)
+{
+    return new_cc(id, size, align, true);
+}
