@@ -3,7 +3,8 @@
  *
  * A guidance file (format in doc/guidance.md) is a header line
  * "tiermem-guidance 1" and then one rule per line: a site, named by its
- * stack key or its explicit id, and the tier or node its arena goes to.
+ * key (a stack key, or a compiler id: "cc"), or its explicit id, and the
+ * tier or node its arena goes to.
  * Files are written by tools and edited by hand, so the parser forgives
  * comments, blank lines, CRLF and blanks; a line it cannot read is logged as
  * "name:line: what is wrong" and skipped, never guessed at.  A missing
@@ -33,7 +34,7 @@
 /* Malformed lines logged one by one; the rest are only counted, so a
  * binary file cannot flood the log. */
 #define GUIDANCE_MAX_REPORTED 20
-#define RULE_FIELDS_MAX 5 /* key|id VALUE tier|node N [mode] */
+#define RULE_FIELDS_MAX 5 /* key|id|cc VALUE tier|node N [mode] */
 
 typedef struct parser {
     const char *name; /* for messages: name_shown's text */
@@ -118,16 +119,22 @@ static const char *parse_rule(text_span_t line, const text_span_t *f, size_t n,
         *bad = f[RULE_FIELDS_MAX];
         return "extra field after the rule";
     }
-    if (span_eq_nocase(f[0], "key") || span_eq_nocase(f[0], "id"))
-        r->by_id = f[0].n == 2;
+    /* "cc ID" is "key ID" for a compiler id (a compiler site's key is its
+     * id), with the id's tag checked: a typo cannot name a stack site. */
+    bool cc = span_eq_nocase(f[0], "cc");
+    if (span_eq_nocase(f[0], "key") || span_eq_nocase(f[0], "id") || cc)
+        r->by_id = span_eq_nocase(f[0], "id");
     else
-        return "a rule starts with \"key\" or \"id\"";
+        return "a rule starts with \"key\", \"id\" or \"cc\"";
     if (n < 4)
-        return "too few fields (want: key|id VALUE tier|node N [mode])";
+        return "too few fields (want: key|id|cc VALUE tier|node N [mode])";
     *bad = f[1];
     if (!r->by_id && !text_hex_u64(f[1], TEXT_HEX_PREFIX_OPTIONAL | TEXT_HEX_MAX_16_DIGITS,
                                         &r->key))
-        return "a key is 1 to 16 hex digits, with or without 0x";
+        return cc ? "a compiler id is 16 hex digits, with or without 0x"
+                  : "a key is 1 to 16 hex digits, with or without 0x";
+    if (cc && !cc_id_valid(r->key))
+        return "a compiler id has bits 63..62 = 10 (0x8... to 0xb...)";
     if (r->by_id && !text_dec_u64(f[1], INT32_MAX, &r->key))
         return "an id is a number from 0 to 2147483647";
     *bad = f[2];

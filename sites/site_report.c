@@ -2,9 +2,10 @@
  * site_report.c -- the site table, written for people and tools.
  *
  * One text file per process (format in doc/sites.md): a header, then per
- * site its key, arena and counters followed by its frames as (object path,
- * offset, function from the object's symbols or its exports), then per arena
- * its counters.  The tiermem-sites tool (tools/tiermem_sites.c) reads it
+ * site its key, arena, counters and kind, followed by its frames as (object
+ * path, offset, function from the object's symbols or its exports), or for
+ * a compiler site its source from the object's note; then per arena its
+ * counters.  The tiermem-sites tool (tools/tiermem_sites.c) reads it
  * back strictly and adds file:line with addr2line.
  *
  * Written with open/write from a stack buffer, never stdio: it runs at exit,
@@ -128,6 +129,27 @@ static void write_frame(out_t *o, unsigned i, const stack_frame_t *f)
                    (unsigned long)f->offset, fn, fn_off);
 }
 
+/* A field from a note, as the reader will take it: "?" when empty or not
+ * data by its rules (a note is the object's, not ours to trust). */
+static const char *cc_field(const char *v, bool (*ok)(const char *))
+{
+    return v[0] != '\0' && ok(v) ? v : "?";
+}
+
+/* A compiler site's source, from its object's note; nothing if no loaded
+ * object described it. */
+static void write_cc(out_t *o, uint64_t id)
+{
+    const cc_desc_t *d = cc_describe(id);
+    if (d == NULL)
+        return;
+    out_printf(o, "cc %s %u %u %s %s %s\n",
+               cc_field(d->file, site_table_object_ok), d->line, d->column,
+               cc_field(d->function, site_table_function_ok),
+               cc_field(d->callee, site_table_function_ok),
+               cc_field(d->chain, site_table_chain_ok));
+}
+
 static void write_site(out_t *o, const site_t *s)
 {
     tm_arena_t *a = atomic_load(&s->arena);
@@ -141,9 +163,13 @@ static void write_site(out_t *o, const site_t *s)
                (unsigned long long)st.allocs, (unsigned long long)st.frees,
                (unsigned long long)st.live, (unsigned long long)st.peak,
                (unsigned long long)st.bytes);
+    static const char *const kinds[] = {"stack", "explicit", "cc"};
+    out_printf(o, " kind %s", kinds[s->kind]);
     if (s->explicit_id >= 0)
         out_printf(o, " id %d", s->explicit_id);
     out_printf(o, "\n");
+    if (s->kind == SITE_KIND_CC)
+        write_cc(o, s->key);
     for (unsigned i = 0; i < s->trace.depth && i < TM_MAX_STACK_DEPTH; i++)
         write_frame(o, i, &s->trace.frame[i]);
 }
@@ -173,7 +199,7 @@ static void write_table(out_t *o)
     char exe[OBJECT_PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = '\0';
-    out_printf(o, "# tiermem site table, format 1\n");
+    out_printf(o, "# tiermem site table, format 2\n");
     out_printf(o, "# exe %s pid %ld rank %d layout %s depth %u\n",
                exe[0] && site_table_object_ok(exe) ? exe : "?",
                (long)getpid(), runtime_options.rank,

@@ -1,5 +1,6 @@
 /*
- * site_table_read.c -- a site table (doc/sites.md, format 1) read back.
+ * site_table_read.c -- a site table (doc/sites.md, formats 1 and 2) read
+ * back.
  *
  * Site tables travel: they come from other users and other machines, and
  * the tools that read them hand their object paths to other programs.  So
@@ -240,66 +241,86 @@ static bool parse_site(st_parser_t *p, site_table_site_t *s)
     s->arena = (unsigned)arena;
     s->explicit_id = -1;
     s->first_frame = t->nframes;
-    /* the rest: " id N" for an explicit id, then fields to ignore */
-    if (p->nf >= 18 && strcmp(p->f[16], "id") == 0) {
+    /* format 2: " kind K" first; then " id N" for an explicit id, then
+     * fields to ignore */
+    size_t at = 16;
+    s->kind = SITE_KIND_STACK;
+    if (t->version >= 2) {
+        static const char *const kinds[] = {"stack", "explicit", "cc"};
+        char q[48];
+        if (p->nf < 18)
+            return fail(p, "a site line without its kind");
+        if (!expect(p, 16, "kind"))
+            return false;
+        unsigned k = 0;
+        while (k < 3 && strcmp(p->f[17], kinds[k]) != 0)
+            k++;
+        if (k == 3)
+            return fail(p, "site kind \"%s\" is not stack, explicit or cc",
+                        quote(p->f[17], q));
+        s->kind = (site_kind_t)k;
+        at = 18;
+        /* the key spaces (doc/sites.md): only compiler ids have bit 63 */
+        if ((s->kind == SITE_KIND_CC) != cc_id_valid(s->key))
+            return fail(p, "key 0x%016llx does not fit a site of kind %s",
+                        (unsigned long long)s->key, kinds[k]);
+    }
+    if (p->nf >= at + 2 && strcmp(p->f[at], "id") == 0) {
         uint64_t id;
-        if (!parse_dec(p, 17, INT32_MAX, &id))
+        if (!parse_dec(p, at + 1, INT32_MAX, &id))
             return false;
         s->explicit_id = (int32_t)id;
+        if (t->version < 2)
+            s->kind = SITE_KIND_EXPLICIT;
     }
+    if (s->kind == SITE_KIND_EXPLICIT && s->explicit_id < 0)
+        return fail(p, "an explicit site without its id");
     return true;
 }
 
-/* A byte of an object path: letters, digits, ._+,@%=:~/- and UTF-8.
- * Real objects need no more, and without quotes, $, `, ;, globs and
- * the like a path stays data in whatever script reads the table next. */
-static bool path_byte(unsigned char c)
+/* format 2: "cc FILE LINE COLUMN FUNCTION CALLEE CHAIN" under a compiler
+ * site, before any frame. */
+static bool parse_cc(st_parser_t *p, site_table_site_t **out)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || c >= 0x80 ||
-           strchr("._+,@%=:~/-", c) != NULL;
-}
-
-/* "?" (no object), "[exe]" (the runtime could not read /proc/self/exe), or
- * a path shorter than OBJECT_PATH_MAX.  Relative paths are what the loader
- * reports for dlopen("./libx.so") and for the vDSO ("linux-vdso.so.1"):
- * the runtime writes them, so they are data too.  They never start with
- * '-' or '@', so nothing reading the table next can take one for an option
- * or a response file. */
-typedef enum object_problem {
-    OBJECT_OK,
-    OBJECT_LEADING,  /* starts with '-' or '@' */
-    OBJECT_BAD_BYTE, /* at *bad */
-    OBJECT_TOO_LONG,
-} object_problem_t;
-
-static object_problem_t object_problem(const char *path, size_t *bad)
-{
-    *bad = 0;
-    if (strcmp(path, "?") == 0 || strcmp(path, "[exe]") == 0)
-        return OBJECT_OK;
-    if (path[0] == '-' || path[0] == '@')
-        return OBJECT_LEADING;
-    size_t n = 0;
-    for (; path[n] != '\0'; n++)
-        if (!path_byte((unsigned char)path[n])) {
-            *bad = n;
-            return OBJECT_BAD_BYTE;
-        }
-    return n >= OBJECT_PATH_MAX ? OBJECT_TOO_LONG : OBJECT_OK;
-}
-
-bool site_table_object_ok(const char *path)
-{
-    size_t bad;
-    return object_problem(path, &bad) == OBJECT_OK;
+    site_table_t *t = p->t;
+    uint64_t line, column;
+    char q[48];
+    if (t->version < 2)
+        return fail(p, "a cc line in a format 1 table");
+    if (p->nf < 7)
+        return fail(p, "a cc line has %zu fields, not at least 7", p->nf);
+    site_table_site_t *s = t->nsites && !p->in_arenas ? &t->sites[t->nsites - 1]
+                                                      : NULL;
+    if (s == NULL || s->kind != SITE_KIND_CC || s->has_cc || s->nframes)
+        return fail(p, "a cc line not right under a compiler site");
+    if (!site_table_object_ok(p->f[1]))
+        return fail(p, "source file \"%s\" is not a safe path",
+                    quote(p->f[1], q));
+    if (!parse_dec(p, 2, UINT32_MAX, &line) ||
+        !parse_dec(p, 3, UINT32_MAX, &column))
+        return false;
+    for (size_t i = 4; i < 6; i++)
+        if (!site_table_function_ok(p->f[i]))
+            return fail(p, "\"%s\" is not a symbol name", quote(p->f[i], q));
+    if (!site_table_chain_ok(p->f[6]))
+        return fail(p, "wrapper chain \"%s\" is not symbol names joined by "
+                       "','", quote(p->f[6], q));
+    s->has_cc = true;
+    s->cc_file = p->f[1];
+    s->cc_line = (uint32_t)line;
+    s->cc_column = (uint32_t)column;
+    s->cc_function = p->f[4];
+    s->cc_callee = p->f[5];
+    s->cc_chain = p->f[6];
+    *out = s;
+    return true;
 }
 
 static bool check_object(st_parser_t *p, const char *path)
 {
     char q[48];
     size_t n;
-    switch (object_problem(path, &n)) {
+    switch (site_table_object_problem(path, &n)) {
     case OBJECT_OK:
         return true;
     case OBJECT_LEADING:
@@ -314,26 +335,6 @@ static bool check_object(st_parser_t *p, const char *path)
     return fail(p, "object path longer than %d bytes", OBJECT_PATH_MAX - 1);
 }
 
-/* A byte of a symbol as the dynamic symbol table holds it (mangled). */
-static bool symbol_byte(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || (c != '\0' && strchr("_.$@", c) != NULL);
-}
-
-/* "?" or a symbol as dladdr names it, optionally +0xOFFSET. */
-bool site_table_function_ok(const char *fn)
-{
-    if (strcmp(fn, "?") == 0)
-        return true;
-    size_t n = 0;
-    while (symbol_byte(fn[n]))
-        n++;
-    const char *tail = fn + n; /* "", or "+0x" and hex digits */
-    bool hex_tail = strncmp(tail, "+0x", 3) == 0 && tail[3] != '\0' &&
-                    tail[3 + strspn(tail + 3, "0123456789abcdef")] == '\0';
-    return n > 0 && n <= SITE_TABLE_SYMBOL_MAX && (*tail == '\0' || hex_tail);
-}
 
 static bool check_function(st_parser_t *p, const char *fn)
 {
@@ -398,16 +399,17 @@ static bool parse_arena(st_parser_t *p, site_table_arena_t *a)
     return true;
 }
 
-/* Line 1 names the format; only format 1 is known. */
+/* Line 1 names the format: 1, or 2 (site kinds, cc lines). */
 static bool parse_header(st_parser_t *p, const char *s, size_t n)
 {
     size_t hl = sizeof ST_HEADER - 1;
     char q[48];
     if (n < hl || memcmp(s, ST_HEADER, hl) != 0)
         return fail(p, "not a tiermem site table (no \"" ST_HEADER "1\")");
-    if (n != hl + 1 || s[hl] != '1')
-        return fail(p, "site table format \"%s\" is not format 1",
+    if (n != hl + 1 || (s[hl] != '1' && s[hl] != '2'))
+        return fail(p, "site table format \"%s\" is not format 1 or 2",
                     quote(p->t->fields + p->line_at + hl, q));
+    p->t->version = (unsigned)(s[hl] - '0');
     return true;
 }
 
@@ -440,6 +442,11 @@ static bool parse_line(st_parser_t *p, size_t n)
             return false;
         return parse_frame(p, &t->frames[t->nframes]) &&
                add_line(p, ST_LINE_FRAME, t->nframes++, n);
+    }
+    if (strcmp(p->f[0], "cc") == 0) {
+        site_table_site_t *cs = NULL;
+        return parse_cc(p, &cs) &&
+               add_line(p, ST_LINE_CC, (size_t)(cs - t->sites), n);
     }
     if (strcmp(p->f[0], "arena") == 0) {
         if (!grow(p, (void **)&t->arenas, &p->caps[3], t->narenas,

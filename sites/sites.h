@@ -404,7 +404,8 @@ void site_report_at_exit(void);
 #define SITE_TABLE_LINE_MAX 4096
 
 typedef enum site_table_kind {
-    ST_LINE_COMMENT, ST_LINE_SITE, ST_LINE_FRAME, ST_LINE_ARENA
+    ST_LINE_COMMENT, ST_LINE_SITE, ST_LINE_FRAME, ST_LINE_ARENA,
+    ST_LINE_CC       /* format 2: a compiler site's source */
 } site_table_kind_t;
 
 typedef struct site_table_line {
@@ -420,7 +421,13 @@ typedef struct site_table_site {
     unsigned arena;
     tm_alloc_stats_t stats;
     int32_t explicit_id;  /* -1: a stack site */
+    site_kind_t kind;     /* format 1: explicit if it has an id, else stack */
     size_t first_frame, nframes;
+    /* A compiler site's "cc" line (format 2), strings as written ("?":
+     * unknown), pointing into the table's fields. */
+    bool has_cc;
+    const char *cc_file, *cc_function, *cc_callee, *cc_chain;
+    uint32_t cc_line, cc_column;
 } site_table_site_t;
 
 typedef struct site_table_frame {
@@ -440,6 +447,7 @@ typedef struct site_table_arena {
 } site_table_arena_t;
 
 typedef struct site_table {
+    unsigned version;     /* the header's format: 1 or 2 */
     char *text, *fields;  /* private copies: lines; the same split in fields */
     site_table_line_t *lines;
     size_t nlines;
@@ -464,6 +472,16 @@ void site_table_free(site_table_t *t);
 #define SITE_TABLE_SYMBOL_MAX 1024
 bool site_table_object_ok(const char *path);
 bool site_table_function_ok(const char *fn);
+/* "?" or symbol names joined by ',' (a compiler site's wrapper chain). */
+bool site_table_chain_ok(const char *chain);
+/* Why an object path is refused (site_table_fields.c). */
+typedef enum object_problem {
+    OBJECT_OK,
+    OBJECT_LEADING,  /* starts with '-' or '@' */
+    OBJECT_BAD_BYTE, /* at *bad */
+    OBJECT_TOO_LONG,
+} object_problem_t;
+object_problem_t site_table_object_problem(const char *path, size_t *bad);
 
 /* ---------------------------------------------------------------- guidance
  *
@@ -474,6 +492,7 @@ bool site_table_function_ok(const char *fn);
  *     key 0x9f3c0e1d2a4b5c6d tier 0
  *     key 9f3c0e1d2a4b5c6d node 1 bind
  *     id 12 node 1 preferred        (explicit site ids from sh_* calls)
+ *     cc 0x8000000000000abc tier 1  (a compiler id: the same as "key")
  */
 typedef struct guidance_rule {
     bool by_id;        /* selector is an explicit site id, else a stack key */

@@ -1,6 +1,6 @@
 # tools/sites.mk -- automake fragment included by Makefile.am: the site
 # table reader and the tiermem-sites tool that adds file:line to tables.
-libtmcore_la_SOURCES += sites/site_table_read.c
+libtmcore_la_SOURCES += sites/site_table_read.c sites/site_table_fields.c
 
 bin_PROGRAMS += tiermem-sites
 tiermem_sites_SOURCES = tools/tiermem_sites.c

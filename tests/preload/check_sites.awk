@@ -2,10 +2,11 @@
 #
 # usage: awk [-v strict=1] -f check_sites.awk tiermem-sites.EXE.PID.txt
 #
-# Checks the format the preload library writes at exit (format 1):
-#   # tiermem site table, format 1
+# Checks the format the preload library writes at exit (format 2):
+#   # tiermem site table, format 2
 #   # exe PATH pid PID rank RANK layout LAYOUT depth DEPTH
-#   site ID key 0xHEX arena N allocs N frees N live N peak N bytes N [id N]
+#   site ID key 0xHEX arena N allocs N frees N live N peak N bytes N kind K [id N]
+#   cc FILE LINE COLUMN FUNCTION CALLEE CHAIN    (under a compiler site)
 #   frame I OBJECT 0xOFFSET FUNCTION      (0..DEPTH-1 per site, in order)
 #   arena N kind site|shared nodes 0xMASK allocs N frees N live N peak N bytes N
 # (doc/sites.md: fields may be added at the end of a line), that ids and
@@ -28,8 +29,8 @@ function err(msg) {
 BEGIN { bad = 0; nsites = 0; active = 0; allocs = 0; insite = 0; depth = 0 }
 
 FNR == 1 {
-    if ($0 != "# tiermem site table, format 1")
-        err("first line is not the format 1 header: " $0)
+    if ($0 != "# tiermem site table, format 2")
+        err("first line is not the format 2 header: " $0)
     next
 }
 
@@ -44,7 +45,7 @@ FNR == 2 {
 }
 
 /^site / {
-    if ($0 !~ /^site [0-9]+ key 0x[0-9a-fA-F]+ arena [0-9]+ allocs [0-9]+ frees [0-9]+ live [0-9]+ peak [0-9]+ bytes [0-9]+( .*)?$/) {
+    if ($0 !~ /^site [0-9]+ key 0x[0-9a-fA-F]+ arena [0-9]+ allocs [0-9]+ frees [0-9]+ live [0-9]+ peak [0-9]+ bytes [0-9]+ kind (stack|explicit|cc)( .*)?$/) {
         err("bad site line: " $0)
         next
     }
@@ -61,6 +62,12 @@ FNR == 2 {
     allocs += $8
     if ($8 + 0 > 0) active++
     insite = 1; nframes = 0
+    next
+}
+
+/^cc / {
+    if (!insite || nframes > 0) err("cc line not right under a site")
+    if ($0 !~ /^cc [^ ]+ [0-9]+ [0-9]+ [^ ]+ [^ ]+ [^ ]+( .*)?$/) err("bad cc line: " $0)
     next
 }
 

@@ -54,7 +54,7 @@ fail=0
 check() { # description command...
     if "${@:2}"; then echo "PASS: $1"; else echo "FAIL: $1"; fail=1; fi
 }
-check "format header" grep -q '^# tiermem site table, format 1' "$table"
+check "format header" grep -q '^# tiermem site table, format 2' "$table"
 annotated=$("$tool" "$table")
 echo "$annotated" | grep -E '^(site|frame) ' | grep -v 'lib' | head -20
 # make_big's site: 2 allocations of 1 MiB, one freed.
