@@ -239,7 +239,7 @@ static void test_structure(void)
 {
     expect_bad("", 1, "empty file");
     expect_bad("hello\n", 1, "not a tiermem site table");
-    expect_bad("# tiermem site table, format 2\n", 1, "\"2\" is not format 1");
+    expect_bad("# tiermem site table, format 3\n", 1, "\"3\" is not format 1 or 2");
     expect_bad("# tiermem site table, format 1 \n", 1, "is not format 1");
     expect_bad(HEADER SITE4 "frame 0 /bin/ls 0x10 ?", 3, "truncated");
     expect_bad(HEADER "site 4 key 0x1 arena 5 allocs 2 frees 1 live 1 peak 2\n", 2,
@@ -349,8 +349,70 @@ static void test_read_file(void)
           strstr(t.error, "cannot read") != NULL);
 }
 
+/* Format 2: kinds, and compiler sites' cc lines (site_report.c writes). */
+#define HEADER2 "# tiermem site table, format 2\n"
+#define CNT "allocs 1 frees 0 live 1 peak 1 bytes 1"
+#define CCSITE "site 3 key 0x8000000000000a01 arena 0 " CNT " kind cc\n"
+
+static void test_format2(void)
+{
+    site_table_t t;
+    const char *good = HEADER2
+        "site 0 key 0x0 arena 0 " CNT " kind stack\n"
+        "site 1 key 0x55a7e0b16c6ab028 arena 0 " CNT " kind stack\n"
+        "frame 0 /bin/ls 0x10 main+0x4\n"
+        "site 2 key 0x1d3e arena 0 " CNT " kind explicit id 12 more\n"
+        CCSITE "cc src/grid.c 118 17 grid_new malloc xmalloc,ywrap\n"
+        "site 4 key 0xbfffffffffffffff arena 0 " CNT " kind cc\n";
+    CHECK(parse_exact(good, strlen(good), &t) == 0);
+    CHECK(t.version == 2 && t.nsites == 5 && t.nlines == 8);
+    if (t.nsites == 5) {
+        CHECK(t.sites[1].kind == SITE_KIND_STACK && t.sites[1].nframes == 1);
+        CHECK(t.sites[2].kind == SITE_KIND_EXPLICIT &&
+              t.sites[2].explicit_id == 12);
+        const site_table_site_t *c = &t.sites[3];
+        CHECK(c->kind == SITE_KIND_CC && c->has_cc && c->cc_line == 118 &&
+              c->cc_column == 17 && strcmp(c->cc_file, "src/grid.c") == 0 &&
+              strcmp(c->cc_function, "grid_new") == 0 &&
+              strcmp(c->cc_callee, "malloc") == 0 &&
+              strcmp(c->cc_chain, "xmalloc,ywrap") == 0);
+        CHECK(t.sites[4].kind == SITE_KIND_CC && !t.sites[4].has_cc);
+        CHECK(t.lines[6].kind == ST_LINE_CC && t.lines[6].item == 3);
+    }
+    site_table_free(&t);
+    /* format 1 reads as before: an id makes an explicit site */
+    const char *v1 = HEADER "site 2 key 0x1d3e arena 0 " CNT " id 12\n";
+    CHECK(parse_exact(v1, strlen(v1), &t) == 0 && t.version == 1 &&
+          t.sites[0].kind == SITE_KIND_EXPLICIT);
+    site_table_free(&t);
+
+    expect_bad(HEADER2 "site 1 key 0x1 arena 0 " CNT "\n", 2, "without its kind");
+    expect_bad(HEADER2 "site 1 key 0x1 arena 0 " CNT " kind heap\n", 2,
+               "not stack, explicit or cc");
+    expect_bad(HEADER2 "site 1 key 0x8000000000000001 arena 0 " CNT
+               " kind stack\n", 2, "does not fit a site of kind stack");
+    expect_bad(HEADER2 "site 1 key 0x4000000000000001 arena 0 " CNT
+               " kind cc\n", 2, "does not fit a site of kind cc");
+    expect_bad(HEADER2 "site 1 key 0x1 arena 0 " CNT " kind explicit\n", 2,
+               "explicit site without its id");
+    expect_bad(HEADER "site 3 key 0x1 arena 0 " CNT "\ncc a.c 1 2 f g h\n", 3,
+               "format 1 table");
+    expect_bad(HEADER2 "site 1 key 0x1 arena 0 " CNT " kind stack\n"
+               "cc a.c 1 2 f g h\n", 3, "not right under a compiler site");
+    expect_bad(HEADER2 CCSITE "cc a.c 1 2 f g h\ncc a.c 1 2 f g h\n", 4,
+               "not right under a compiler site");
+    expect_bad(HEADER2 CCSITE "cc a.c 1 2 f g\n", 3, "not at least 7");
+    expect_bad(HEADER2 CCSITE "cc $(x) 1 2 f g h\n", 3, "not a safe path");
+    expect_bad(HEADER2 CCSITE "cc -rf 1 2 f g h\n", 3, "not a safe path");
+    expect_bad(HEADER2 CCSITE "cc a.c 1 99999999999 f g h\n", 3, "");
+    expect_bad(HEADER2 CCSITE "cc a.c 1 2 f;ls g h\n", 3, "not a symbol name");
+    expect_bad(HEADER2 CCSITE "cc a.c 1 2 f g ,h\n", 3, "wrapper chain");
+    expect_bad(HEADER2 CCSITE "cc a.c 1 2 f g h|x\n", 3, "wrapper chain");
+}
+
 int main(void)
 {
+    test_format2();
     test_good();
     test_injection();
     test_bytes();

@@ -431,7 +431,7 @@ static void scenario_table_file(void)
     bool header = false, found = false, arena = false;
     tm_site_info_t i21 = info_of_id(21);
     while (fgets(line, sizeof line, f)) {
-        header |= strncmp(line, "# tiermem site table, format 1", 30) == 0;
+        header |= strncmp(line, "# tiermem site table, format 2", 30) == 0;
         unsigned idx, arena_id;
         unsigned long long key, allocs;
         int id;
