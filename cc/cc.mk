@@ -27,3 +27,8 @@ endif
 CLEANFILES += cc/tiermem-pass.so
 EXTRA_DIST += $(cc_pass_sources) $(cc_pass_headers) cc/tiermem-cc.in \
 	tests/cc
+
+if TM_CC_PASS
+# builds tests/cc/prog and news.cpp with the wrappers, against a stub runtime
+TESTS += tests/cc/run.sh
+endif
