@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# run.sh [BUILD_DIR] -- the compiler path's tests: tests/cc/prog built with
+# tiermem-cc in two directories at -O0 and -O2 must carry the same, unique
+# site ids, each with file:line; a call through a pointer stays a call of
+# malloc; the programs run.  tests/cc/news.cpp runs every operator new
+# through tiermem-c++.  Everything links against tests/cc's STUB runtime,
+# not libtiermem.  Exits 77 (skipped) when the build has no compiler path.
+set -euo pipefail
+build=$(cd "${1:-.}" && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cc=$build/cc/tiermem-cc
+cxx=$build/cc/tiermem-c++
+export TIERMEM_CC_PLUGIN=$build/cc/tiermem-pass.so
+if [ ! -x "$cc" ] || [ ! -f "$TIERMEM_CC_PLUGIN" ]; then
+    echo "SKIP: $build has no compiler path (no tiermem-cc or plugin)"
+    exit 77
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+check() { # check WHAT COMMAND...: one line per check
+    if "${@:2}"; then echo "ok: $1"; else echo "FAIL: $1"; fails=$((fails + 1)); fi
+}
+notes() { python3 "$here/read_notes.py" "$1" | sort -u; }
+
+# the stub runtime, built with the plugin's own clang (not instrumented)
+clang=$(sed -n 's/^LLVM_CLANG = //p' "$build/Makefile")
+clangxx=$(sed -n 's/^LLVM_CLANGXX = //p' "$build/Makefile")
+mkdir -p "$tmp/stub"
+"$clang" -O2 -fPIC -c "$here/stub_runtime.c" -o "$tmp/stub/c.o"
+"$clangxx" -O2 -fPIC -c "$here/stub_runtime_cxx.cpp" -o "$tmp/stub/cxx.o"
+"$clangxx" -shared -o "$tmp/stub/libtiermem.so" "$tmp/stub/c.o" "$tmp/stub/cxx.o"
+export TIERMEM_CC_LIBDIR=$tmp/stub
+
+build_prog() { # build_prog DIR OPT: a copy of prog built inside DIR
+    mkdir -p "$1"
+    cp "$here"/prog/*.[ch] "$1"
+    (cd "$1" &&
+        TIERMEM_CC_VERBOSE=1 "$cc" "$2" -c main.c 2>verbose.txt &&
+        TIERMEM_CC_VERBOSE=1 "$cc" "$2" -c alloc.c 2>>verbose.txt &&
+        "$cc" "$2" main.o alloc.o -o prog -Wl,--gc-sections)
+}
+build_prog "$tmp/one" -O0
+build_prog "$tmp/two/deeper/still" -O2
+notes "$tmp/one/prog" >"$tmp/one.sites"
+notes "$tmp/two/deeper/still/prog" >"$tmp/two.sites"
+echo "sites of prog (-O0 in $tmp/one):"
+sed 's/^/  /' "$tmp/one.sites"
+
+nsites=$(wc -l <"$tmp/one.sites")
+nids=$(cut -d' ' -f1 "$tmp/one.sites" | sort -u | wc -l)
+check "prog has sites ($nsites) and the note survives --gc-sections" [ "$nsites" -ge 10 ]
+check "the ids are identical across directories and -O0/-O2" cmp -s "$tmp/one.sites" "$tmp/two.sites"
+check "each id names one site ($nids ids, $nsites sites)" [ "$nids" = "$nsites" ]
+check "every site has file:line" \
+    awk '{ split($2, w, ":"); if (w[1] == "" || w[2] + 0 == 0) exit 1 }' "$tmp/one.sites"
+check "the ids have top bits 10" awk '$1 !~ /^0x[89ab]/ { exit 1 }' "$tmp/one.sites"
+check "the macro's two calls on one line are two sites" \
+    [ "$(grep -c ' main malloc -$' "$tmp/one.sites")" -ge 2 ]
+check "the static inline function's strdup is in alloc.h" grep -q ' alloc.h:[0-9]*:[0-9]* copy_name strdup' "$tmp/one.sites"
+# wrappers resolve within their own file: main.c's calls of grid_alloc
+# (alloc.c) are not sites, alloc.c's own calls of it are
+check "each call of a two-level wrapper in its file is a site" \
+    [ "$(grep -c ' make_fields grid_alloc grid_alloc>xmalloc>malloc$' "$tmp/one.sites")" = 2 ]
+check "the build summary counts the call through a pointer" \
+    grep -q '1 calls through pointers left alone; 2 wrappers: xmalloc, grid_alloc' "$tmp/one/verbose.txt"
+check "the call through a pointer still reaches malloc" \
+    sh -c "nm '$tmp/one/alloc.o' | grep -q ' U malloc\$' &&
+           cd '$tmp/one' && '$cc' -S -emit-llvm -o - alloc.c | grep -q 'call ptr %'"
+check "objects keep no debug info the user did not ask for" \
+    sh -c "! readelf -S '$tmp/one/main.o' | grep -q debug_"
+out=$(cd "$tmp/one" && TIERMEM_STUB_REPORT=1 ./prog 2>&1)
+echo "prog: $out" | tr '\n' ' '; echo
+check "prog runs through the stub runtime" sh -c "echo '$out' | grep -q 'tm_cc calls' && echo '$out' | grep -q 'tier 11 sites ran'"
+
+# out of tree, from two build directories, with TIERMEM_CC_ROOT: the same
+# ids as the in-tree copy's main.c
+for d in "$tmp/oot1" "$tmp/x/y/oot2"; do
+    mkdir -p "$d"
+    (cd "$d" && TIERMEM_CC_ROOT=$here/prog "$cc" -c "$(realpath --relative-to="$d" "$here/prog/main.c")" -o main.o)
+done
+notes "$tmp/oot1/main.o" >"$tmp/oot1.sites"
+notes "$tmp/x/y/oot2/main.o" >"$tmp/oot2.sites"
+notes "$tmp/one/main.o" >"$tmp/one.main.sites"
+check "out-of-tree builds with TIERMEM_CC_ROOT give the same ids" \
+    sh -c "cmp -s '$tmp/oot1.sites' '$tmp/oot2.sites' && cmp -s '$tmp/oot1.sites' '$tmp/one.main.sites'"
+
+# C++: every operator new, an invoke's unwind edge, nothrow's null
+for opt in -O0 -O2; do
+    (cd "$tmp" && "$cxx" "$opt" "$here/news.cpp" -o "news$opt")
+    out=$("$tmp/news$opt" 2>&1) && rc=0 || rc=$?
+    echo "news $opt: $out (exit $rc)"
+    check "C++ news $opt: aligned, nothrow null, bad_alloc caught" [ "$rc" = 0 ]
+done
+kinds=$(notes "$tmp/news-O0" | awk '{ print $4 }' | sort -u | tr '\n' ' ')
+echo "C++ callees with sites: $kinds"
+check "C++: all eight operator new variants are sites" \
+    [ "$(notes "$tmp/news-O0" | awk '$4 ~ /^_Zn[wa]m/ { print $4 }' | sort -u | wc -l)" = 8 ]
+
+# refusals: never a half-instrumented build
+msg=$(TIERMEM_CC_PLUGIN=/nonexistent/tiermem-pass.so "$cc" -c "$here/prog/main.c" -o "$tmp/no.o" 2>&1) && rc=0 || rc=$?
+echo "missing plugin: $msg (exit $rc)"
+check "a missing plugin fails with one line and exit 1" sh -c "[ $rc = 1 ] && [ ! -e '$tmp/no.o' ]"
+if command -v clang-14 >/dev/null; then
+    msg=$(TIERMEM_CC_COMPILER=clang-14 "$cc" -c "$here/prog/main.c" -o "$tmp/no.o" 2>&1) && rc=0 || rc=$?
+    echo "other LLVM: $msg (exit $rc)"
+    check "a compiler of another LLVM fails with exit 1" [ "$rc" = 1 ]
+fi
+
+[ $fails = 0 ] && echo "tests/cc: all passed" || echo "tests/cc: $fails failed"
+[ $fails = 0 ]
