@@ -92,6 +92,11 @@ void settings_check_names(char *const *env)
         size_t len = (size_t)(eq - entry);
         if (setting_find(entry, len) != NULL)
             continue;
+        /* TIERMEM_CC_*: the compiler wrappers' and the pass's settings
+         * (doc/compiler.md), read at build time; a build's environment
+         * often reaches the programs it runs (tests, configure checks) */
+        if (len > 11 && memcmp(entry, "TIERMEM_CC_", 11) == 0)
+            continue;
         /* TIERMEM_ ones are likely typos; SICM has many SH_ settings
          * tiermem has no use for, so those are only noted. */
         if (len >= 8 && memcmp(entry, "TIERMEM_", 8) == 0)

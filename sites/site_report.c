@@ -147,7 +147,8 @@ static void write_cc(out_t *o, uint64_t id)
                cc_field(d->file, site_table_object_ok), d->line, d->column,
                cc_field(d->function, site_table_function_ok),
                cc_field(d->callee, site_table_function_ok),
-               cc_field(d->chain, site_table_chain_ok));
+               d->chain[0] == '\0' ? "-"
+                                    : cc_field(d->chain, site_table_chain_ok));
 }
 
 static void write_site(out_t *o, const site_t *s)

@@ -71,13 +71,16 @@ bool site_table_function_ok(const char *fn)
     return n > 0 && n <= SITE_TABLE_SYMBOL_MAX && (*tail == '\0' || hex_tail);
 }
 
-/* A compiler site's wrapper chain: symbol names joined by ','. */
+/* A compiler site's wrapper chain: symbol names joined by '>', outermost
+ * wrapper first, as the pass writes it ("grid_alloc>xmalloc>malloc"); "-"
+ * when the call is not through a wrapper. */
 bool site_table_chain_ok(const char *chain)
 {
-    if (strcmp(chain, "?") == 0)
+    if (strcmp(chain, "?") == 0 || strcmp(chain, "-") == 0)
         return true;
     size_t n = 0;
-    while (symbol_byte(chain[n]) || (chain[n] == ',' && n > 0))
+    while (symbol_byte(chain[n]) ||
+           (chain[n] == '>' && n > 0 && chain[n - 1] != '>'))
         n++;
     return n > 0 && n <= SITE_TABLE_SYMBOL_MAX && chain[n] == '\0';
 }

@@ -2,9 +2,10 @@
 # run.sh [BUILD_DIR] -- the compiler path's tests: tests/cc/prog built with
 # tiermem-cc in two directories at -O0 and -O2 must carry the same, unique
 # site ids, each with file:line; a call through a pointer stays a call of
-# malloc; the programs run.  tests/cc/news.cpp runs every operator new
-# through tiermem-c++.  Everything links against tests/cc's STUB runtime,
-# not libtiermem.  Exits 77 (skipped) when the build has no compiler path.
+# malloc; the programs run against libtiermem, whose site table names the
+# compiler sites by file:line.  tests/cc/news.cpp runs every operator new
+# through tiermem-c++.  TIERMEM_CC_STUB=1 links tests/cc's stub runtime
+# instead.  Exits 77 (skipped) when the build has no compiler path.
 set -euo pipefail
 build=$(cd "${1:-.}" && pwd)
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -23,14 +24,20 @@ check() { # check WHAT COMMAND...: one line per check
 }
 notes() { python3 "$here/read_notes.py" "$1" | sort -u; }
 
-# the stub runtime, built with the plugin's own clang (not instrumented)
-clang=$(sed -n 's/^LLVM_CLANG = //p' "$build/Makefile")
-clangxx=$(sed -n 's/^LLVM_CLANGXX = //p' "$build/Makefile")
-mkdir -p "$tmp/stub"
-"$clang" -O2 -fPIC -c "$here/stub_runtime.c" -o "$tmp/stub/c.o"
-"$clangxx" -O2 -fPIC -c "$here/stub_runtime_cxx.cpp" -o "$tmp/stub/cxx.o"
-"$clangxx" -shared -o "$tmp/stub/libtiermem.so" "$tmp/stub/c.o" "$tmp/stub/cxx.o"
-export TIERMEM_CC_LIBDIR=$tmp/stub
+# the runtime: libtiermem from this build (TIERMEM_CC_STUB=1: tests/cc's
+# stub instead, to test the pass alone)
+if [ "${TIERMEM_CC_STUB:-0}" = 1 ]; then
+    clang=$(sed -n 's/^LLVM_CLANG = //p' "$build/Makefile")
+    clangxx=$(sed -n 's/^LLVM_CLANGXX = //p' "$build/Makefile")
+    mkdir -p "$tmp/stub"
+    "$clang" -O2 -fPIC -c "$here/stub_runtime.c" -o "$tmp/stub/c.o"
+    "$clangxx" -O2 -fPIC -c "$here/stub_runtime_cxx.cpp" -o "$tmp/stub/cxx.o"
+    "$clangxx" -shared -o "$tmp/stub/libtiermem.so" "$tmp/stub/c.o" "$tmp/stub/cxx.o"
+    export TIERMEM_CC_LIBDIR=$tmp/stub
+else
+    export TIERMEM_CC_LIBDIR=$build/.libs
+fi
+export LD_LIBRARY_PATH=$TIERMEM_CC_LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
 build_prog() { # build_prog DIR OPT: a copy of prog built inside DIR
     mkdir -p "$1"
@@ -69,9 +76,29 @@ check "the call through a pointer still reaches malloc" \
            cd '$tmp/one' && '$cc' -S -emit-llvm -o - alloc.c | grep -q 'call ptr %'"
 check "objects keep no debug info the user did not ask for" \
     sh -c "! readelf -S '$tmp/one/main.o' | grep -q debug_"
-out=$(cd "$tmp/one" && TIERMEM_STUB_REPORT=1 ./prog 2>&1)
+mkdir -p "$tmp/one/out"
+if [ "${TIERMEM_CC_STUB:-0}" = 1 ]; then report=TIERMEM_STUB_REPORT=1; else report=TIERMEM_LOG=warn; fi
+out=$(cd "$tmp/one" && env TIERMEM_OUTPUT_DIR="$tmp/one/out" "$report" ./prog 2>&1)
 echo "prog: $out" | tr '\n' ' '; echo
-check "prog runs through the stub runtime" sh -c "echo '$out' | grep -q 'tm_cc calls' && echo '$out' | grep -q 'tier 11 sites ran'"
+check "prog runs" sh -c "echo '$out' | grep -q 'tier 11 sites ran'"
+check "prog logs no warning" sh -c "! echo '$out' | grep -q 'warning'"
+if [ "${TIERMEM_CC_STUB:-0}" != 1 ]; then
+    table=$(ls "$tmp"/one/out/tiermem-sites.* 2>/dev/null | head -1)
+    echo "site table: ${table:-none}"
+    [ -z "$table" ] || grep -E '^(site|cc) ' "$table" | sed 's/^/  /' | head -40
+    # every compiler site of the program that allocated is in the table,
+    # named by its file:line from the note, with no debug info
+    check "the runtime's site table has compiler sites" \
+        sh -c "[ -n '$table' ] && grep -q ' kind cc\$' '$table'"
+    check "compiler sites are named by the note (alloc.c, main.c)" \
+        sh -c "grep -q '^cc alloc.c [0-9]' '$table' && grep -q '^cc main.c [0-9]' '$table'"
+    check "the wrapper chain is in the table" \
+        grep -q '^cc alloc.c 2[23] 10 make_fields grid_alloc grid_alloc>xmalloc>malloc$' "$table"
+    check "no note field was refused (no ? in cc lines)" \
+        sh -c "! grep '^cc ' '$table' | grep -q ' ?'"
+    check "the call through a pointer stays a stack-keyed site" \
+        sh -c "grep -q ' kind stack\$' '$table'"
+fi
 
 # out of tree, from two build directories, with TIERMEM_CC_ROOT: the same
 # ids as the in-tree copy's main.c

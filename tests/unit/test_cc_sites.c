@@ -20,7 +20,7 @@
 
 __attribute__((section(".note.tiermem"), used, aligned(4)))
 static const cc_test_note_t own_note =
-    CC_TEST_NOTE(ID_A, 10, ID_B, 20, "\0main.c\0main\0malloc\0xalloc,ywrap\0",
+    CC_TEST_NOTE(ID_A, 10, ID_B, 20, "\0main.c\0main\0malloc\0xalloc>ywrap\0",
                  1, 8, 13, 20);
 
 /* ---------------------------------------------------------------- parser */
@@ -212,7 +212,7 @@ static void test_descriptions(void)
     REQUIRE_VOID(d != NULL);
     CHECK(strcmp(d->file, "main.c") == 0 && d->line == 10 && d->column == 7);
     CHECK(strcmp(d->function, "main") == 0 && strcmp(d->callee, "malloc") == 0);
-    CHECK(strcmp(d->chain, "xalloc,ywrap") == 0);
+    CHECK(strcmp(d->chain, "xalloc>ywrap") == 0);
     d = cc_describe(ID_B);
     CHECK(d != NULL && d->line == 20 && d->chain[0] == '\0');
     CHECK(cc_describe(ID_C) == NULL && cc_describe(ID_D) == NULL);
@@ -253,7 +253,7 @@ static void test_table(const char *dir)
                 strcmp(s->cc_file, "main.c") == 0 && s->cc_line == 10 &&
                 s->cc_column == 7 && strcmp(s->cc_function, "main") == 0 &&
                 strcmp(s->cc_callee, "malloc") == 0 &&
-                strcmp(s->cc_chain, "xalloc,ywrap") == 0 && s->nframes == 0;
+                strcmp(s->cc_chain, "xalloc>ywrap") == 0 && s->nframes == 0;
         if (s->key == ID_C)
             c = s->kind == SITE_KIND_CC && !s->has_cc; /* undescribed */
         if (s->kind == SITE_KIND_EXPLICIT)

@@ -515,8 +515,9 @@ static void test_unknown_names(void)
     log_reset(TM_LOG_WARN);
     parse(&o, "TIERMEM_STAK_DEPTH=4", "TIERMEM_LOG=info",
           "TIERMEM_LOG_FILE=/tmp/x", "TIERMEM_TIERS=0;1", "SH_PROFILE_ALL=1",
-          "SH_ARENA_LAYOUT_X=1", "NOEQUALS", "=value", "TIERMEM_=1", NULL);
-    CHECK(o.stack_depth == 2);
+          "SH_ARENA_LAYOUT_X=1", "NOEQUALS", "=value", "TIERMEM_=1",
+          "TIERMEM_CC_ROOT=/src", "TIERMEM_CC_PLUGIN=/x.so", NULL);
+    CHECK(o.stack_depth == 2); /* TIERMEM_CC_*: the compiler's, no warning */
     CHECK_MSG(log_count("warning", "unknown setting TIERMEM_STAK_DEPTH "
                         "ignored", NULL) == 1, "log: %s", log_text());
     CHECK(log_count("warning", "unknown setting TIERMEM_ ignored", NULL) ==

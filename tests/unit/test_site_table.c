@@ -362,7 +362,7 @@ static void test_format2(void)
         "site 1 key 0x55a7e0b16c6ab028 arena 0 " CNT " kind stack\n"
         "frame 0 /bin/ls 0x10 main+0x4\n"
         "site 2 key 0x1d3e arena 0 " CNT " kind explicit id 12 more\n"
-        CCSITE "cc src/grid.c 118 17 grid_new malloc xmalloc,ywrap\n"
+        CCSITE "cc src/grid.c 118 17 grid_new malloc xmalloc>ywrap\n"
         "site 4 key 0xbfffffffffffffff arena 0 " CNT " kind cc\n";
     CHECK(parse_exact(good, strlen(good), &t) == 0);
     CHECK(t.version == 2 && t.nsites == 5 && t.nlines == 8);
@@ -375,7 +375,7 @@ static void test_format2(void)
               c->cc_column == 17 && strcmp(c->cc_file, "src/grid.c") == 0 &&
               strcmp(c->cc_function, "grid_new") == 0 &&
               strcmp(c->cc_callee, "malloc") == 0 &&
-              strcmp(c->cc_chain, "xmalloc,ywrap") == 0);
+              strcmp(c->cc_chain, "xmalloc>ywrap") == 0);
         CHECK(t.sites[4].kind == SITE_KIND_CC && !t.sites[4].has_cc);
         CHECK(t.lines[6].kind == ST_LINE_CC && t.lines[6].item == 3);
     }
@@ -406,7 +406,8 @@ static void test_format2(void)
     expect_bad(HEADER2 CCSITE "cc -rf 1 2 f g h\n", 3, "not a safe path");
     expect_bad(HEADER2 CCSITE "cc a.c 1 99999999999 f g h\n", 3, "");
     expect_bad(HEADER2 CCSITE "cc a.c 1 2 f;ls g h\n", 3, "not a symbol name");
-    expect_bad(HEADER2 CCSITE "cc a.c 1 2 f g ,h\n", 3, "wrapper chain");
+    expect_bad(HEADER2 CCSITE "cc a.c 1 2 f g >h\n", 3, "wrapper chain");
+    expect_bad(HEADER2 CCSITE "cc a.c 1 2 f g h>>x\n", 3, "wrapper chain");
     expect_bad(HEADER2 CCSITE "cc a.c 1 2 f g h|x\n", 3, "wrapper chain");
 }
 
