@@ -14,6 +14,9 @@ packages=(
     # real programs under the preload library (tests/preload/run.sh), and
     # the main job's BoomerAMG solve (scripts/run-example.sh)
     python3 openmpi-bin libopenmpi-dev libhypre-dev gfortran g++
+    # the compiler path: the pass plugin is built for, and loaded by, LLVM
+    # 16's clang (doc/compiler.md)
+    llvm-16-dev clang-16
     # the multi-node guest rig (tests/guest/run-rig.sh)
     qemu-system-x86 busybox-static cpio xz-utils binutils
 )

@@ -16,6 +16,13 @@ if [ ! -x "$cc" ] || [ ! -f "$TIERMEM_CC_PLUGIN" ]; then
     echo "SKIP: $build has no compiler path (no tiermem-cc or plugin)"
     exit 77
 fi
+# The programs link the runtime, which a sanitizer build instruments: a
+# program without the sanitizer's own runtime first cannot load it.  The
+# release build runs these tests.
+if grep -q '^CFLAGS = .*-fsanitize' "$build/Makefile"; then
+    echo "SKIP: tests/cc (this build's runtime is sanitizer-instrumented; the release build runs them)"
+    exit 77
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0
