@@ -62,12 +62,13 @@ sources=("$root/settings/options.c" "$root/settings/options_lists.c" "$root/sett
     "$root/base/file_open.c" "$root/base/log.c" "$root/base/owned_fd.c" "$root/settings/setting_env.c"
     "$root/base/meta_alloc.c" "$root/base/os.c" "$root/sites/elf_symbols.c"
     "$root/profiler/proc_vma_scan.c" "$root/arena/node_room.c"
+    "$root/sites/cc_notes.c" "$root/sites/site_table_fields.c"
     "$root/tests/fuzz/fuzz_support.c")
 
-targets=(guidance options profile site_table trace node_list elf proc_vma zoneinfo)
+targets=(guidance options profile site_table trace node_list elf proc_vma zoneinfo cc_note)
 declare -A max_len=([guidance]=65536 [options]=4096 [profile]=8192 [site_table]=16384
     [trace]=16384 [node_list]=256 [elf]=16384 [proc_vma]=8192
-    [zoneinfo]=16384)
+    [zoneinfo]=16384 [cc_note]=8192)
 for t in "${targets[@]}"; do
     "$cc" "${flags[@]}" "$root/tests/fuzz/fuzz_$t.c" "${sources[@]}" \
         -lnuma -lm -o "$out/fuzz_$t" || { echo "fuzz: building fuzz_$t failed" >&2; exit 2; }
