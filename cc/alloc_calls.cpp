@@ -42,6 +42,21 @@ static const AllocKind kinds[] = {
      3, 2, true},
 };
 
+/* Flang 16 lowers ALLOCATE of a derived type (with or without allocatable
+ * components, scalar or array) and of a polymorphic or SOURCE= object to
+ * these, which malloc inside libFortranRuntime.a: an uninstrumented library
+ * where every such malloc would share one stack-keyed site.  ALLOCATE of an
+ * intrinsic-type array is an inline malloc, rewritten as in C.  The
+ * prototypes are flang 16's (flang/include/flang/Runtime/allocatable.h,
+ * pointer.h): (descriptor, [source,] hasStat, errMsg, sourceFile,
+ * sourceLine). */
+static const AnnouncedKind announced[] = {
+    {"_FortranAAllocatableAllocate", 5, 4},
+    {"_FortranAAllocatableAllocateSource", 6, 5},
+    {"_FortranAPointerAllocate", 5, 4},
+    {"_FortranAPointerAllocateSource", 6, 5},
+};
+
 Function *direct_callee(const CallBase &call) {
   return dyn_cast<Function>(call.getCalledOperand()->stripPointerCasts());
 }
@@ -65,6 +80,52 @@ const AllocKind *alloc_kind_of(const CallBase &call) {
     if (name == kind.callee)
       return call_fits_kind(call, kind) ? &kind : nullptr;
   return nullptr;
+}
+
+const AnnouncedKind *announced_kind_of(const CallBase &call) {
+  Function *callee = direct_callee(call);
+  if (!callee || !callee->isDeclaration())
+    return nullptr;
+  StringRef name = callee->getName();
+  for (const AnnouncedKind &kind : announced) {
+    if (name != kind.callee)
+      continue;
+    FunctionType *type = call.getFunctionType();
+    bool fits = !type->isVarArg() && type->getNumParams() == kind.nparams &&
+                type->getParamType(kind.line_arg)->isIntegerTy(32);
+    return fits ? &kind : nullptr;
+  }
+  return nullptr;
+}
+
+unsigned announced_line(const CallBase &call, const AnnouncedKind &kind) {
+  auto *line = dyn_cast<ConstantInt>(call.getArgOperand(kind.line_arg));
+  return line && line->getSExtValue() > 0 ? unsigned(line->getZExtValue())
+                                          : 0;
+}
+
+bool announce_site(CallBase &call, Value *id) {
+  /* After an invoke there are two successors to clear the id on; flang
+   * emits none (Fortran does not unwind), so leave such calls alone. */
+  auto *plain = dyn_cast<CallInst>(&call);
+  if (!plain)
+    return false;
+  Module &m = *call.getModule();
+  Type *i64 = Type::getInt64Ty(m.getContext());
+  FunctionCallee next = m.getOrInsertFunction(
+      "tm_cc_next_site", FunctionType::get(Type::getVoidTy(m.getContext()),
+                                           {i64}, /*isVarArg=*/false));
+  if (auto *f = dyn_cast<Function>(next.getCallee()))
+    f->setDoesNotThrow();
+  CallInst *before = CallInst::Create(next, {id}, "", plain);
+  before->setDebugLoc(call.getDebugLoc());
+  /* Cleared after the call: an ALLOCATE that fails before its malloc (an
+   * already allocated object with STAT=) must not hand the id to an
+   * unrelated later allocation. */
+  CallInst *after = CallInst::Create(next, {ConstantInt::get(i64, 0)});
+  after->insertAfter(plain);
+  after->setDebugLoc(call.getDebugLoc());
+  return true;
 }
 
 CallBase *replace_call(CallBase &old, FunctionCallee callee,

@@ -12,8 +12,11 @@
 #include <cstdlib>
 
 #include "llvm/ADT/SmallString.h"
+#include "llvm/IR/Constants.h"
 #include "llvm/IR/DebugInfoMetadata.h"
 #include "llvm/IR/Function.h"
+#include "llvm/IR/GlobalVariable.h"
+#include "llvm/IR/Instructions.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 
@@ -70,7 +73,54 @@ static std::string written_in(const DILocation *loc) {
   return std::string(name.empty() ? sp->getName() : name);
 }
 
-SiteWhere site_where(const CallBase &call, const std::string &root) {
+static bool is_fortran_file(StringRef name) {
+  for (const char *suffix : {".f", ".F", ".for", ".f90", ".F90", ".f95",
+                             ".F95", ".f03", ".F03", ".f08", ".F08"})
+    if (name.endswith(suffix))
+      return true;
+  return false;
+}
+
+/* A flang runtime call's sourceFile argument: flang's runtime API ends its
+ * calls in (const char *sourceFile, int sourceLine), the file a constant
+ * "_QQcl.<hex>" string. */
+static StringRef flang_source_arg(const CallBase &call) {
+  Function *callee = call.getCalledFunction();
+  if (!callee || !callee->getName().startswith("_FortranA"))
+    return "";
+  unsigned n = call.arg_size();
+  if (n < 2 || !call.getArgOperand(n - 1)->getType()->isIntegerTy(32))
+    return "";
+  auto *g = dyn_cast<GlobalVariable>(
+      call.getArgOperand(n - 2)->stripPointerCasts());
+  if (!g || !g->getName().startswith("_QQcl.") || !g->hasInitializer())
+    return "";
+  auto *data = dyn_cast<ConstantDataSequential>(g->getInitializer());
+  if (!data || !data->isString())
+    return "";
+  StringRef file = data->getAsString();
+  file = file.take_until([](char c) { return c == '\0'; });
+  return is_fortran_file(file) ? file : "";
+}
+
+std::string module_source_file(const Module &m) {
+  /* flang-new 16 names every module "FIRModule" and emits no debug info:
+   * the file its runtime calls report is the source's name */
+  if (m.getSourceFileName() != "FIRModule")
+    return m.getSourceFileName();
+  for (const Function &f : m)
+    for (const BasicBlock &bb : f)
+      for (const Instruction &i : bb)
+        if (auto *call = dyn_cast<CallBase>(&i)) {
+          StringRef file = flang_source_arg(*call);
+          if (!file.empty())
+            return std::string(file);
+        }
+  return m.getSourceFileName();
+}
+
+SiteWhere site_where(const CallBase &call, const std::string &root,
+                     const std::string &module_file) {
   SiteWhere where;
   if (const DILocation *loc = call.getDebugLoc().get()) {
     /* loc itself is the innermost frame: where the call was written, even
@@ -85,8 +135,7 @@ SiteWhere site_where(const CallBase &call, const std::string &root) {
   if (where.function.empty())
     where.function = std::string(call.getFunction()->getName());
   if (where.file.empty()) {
-    std::string file =
-        normalized_absolute(call.getModule()->getSourceFileName(), "");
+    std::string file = normalized_absolute(module_file, "");
     where.file = path_under_root(file, root);
   }
   return where;

@@ -42,7 +42,9 @@ static bool is_call_through_pointer(const CallBase &call) {
 /* Rewrites the direct allocation and wrapper calls of one (non-clone)
  * function, each a new site. */
 static void rewrite_function(Function &f, const Wrappers &w,
-                             const std::string &root, SiteNumbering &numbers,
+                             const std::string &root,
+                             const std::string &module_file,
+                             SiteNumbering &numbers,
                              std::vector<Site> &sites, Summary &sum) {
   std::vector<CallBase *> calls;
   for (BasicBlock &bb : f)
@@ -55,12 +57,23 @@ static void rewrite_function(Function &f, const Wrappers &w,
       sum.through_pointers++;
       continue;
     }
+    if (const AnnouncedKind *announced = announced_kind_of(*call)) {
+      SiteWhere where = site_where(*call, root, module_file);
+      if (where.line == 0) /* flang 16 emits no debug info: its argument */
+        where.line = announced_line(*call, *announced);
+      Site site = numbers.next(where, announced->callee, "");
+      if (announce_site(*call, ConstantInt::get(i64, site.id))) {
+        sites.push_back(site);
+        sum.by_kind[announced->callee]++;
+      }
+      continue;
+    }
     const AllocKind *kind = alloc_kind_of(*call);
     Function *callee = direct_callee(*call);
     auto clone = callee ? w.clone_of.find(callee) : w.clone_of.end();
     if (!kind && clone == w.clone_of.end())
       continue;
-    SiteWhere where = site_where(*call, root);
+    SiteWhere where = site_where(*call, root, module_file);
     if (kind) {
       Site site = numbers.next(where, kind->callee, "");
       rewrite_alloc_call(*call, *kind, ConstantInt::get(i64, site.id));
@@ -136,6 +149,7 @@ public:
       errs() << "tiermem-cc: warning: " << m.getSourceFileName() << ": "
              << warning << "\n";
     std::string root = site_root();
+    std::string module_file = module_source_file(m);
     SiteNumbering numbers;
     std::vector<Site> sites;
     Summary sum;
@@ -144,7 +158,7 @@ public:
       if (!f.isDeclaration() && !is_wrapper_clone(f))
         originals.push_back(&f);
     for (Function *f : originals)
-      rewrite_function(*f, w, root, numbers, sites, sum);
+      rewrite_function(*f, w, root, module_file, numbers, sites, sum);
     drop_unused_clones(w);
     warn_duplicate_ids(m, sites);
     if (!sites.empty())

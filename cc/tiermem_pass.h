@@ -48,6 +48,27 @@ llvm::CallBase *replace_call(llvm::CallBase &old, llvm::FunctionCallee callee,
 llvm::CallBase *rewrite_alloc_call(llvm::CallBase &call, const AllocKind &kind,
                                    llvm::Value *id);
 
+/* A runtime entry point that allocates inside an uninstrumented library
+ * (flang's _FortranAAllocatableAllocate): its call stays, announced by
+ * tm_cc_next_site(id) before it and tm_cc_next_site(0) after, and the
+ * runtime gives the id to the thread's next allocation. */
+struct AnnouncedKind {
+  const char *callee;
+  unsigned nparams;
+  unsigned line_arg; /* the parameter holding the statement's source line */
+};
+
+/* The kind of a direct call to such an entry point (declared, not defined,
+ * in the module, with its known prototype), or null. */
+const AnnouncedKind *announced_kind_of(const llvm::CallBase &call);
+
+/* The source line the call passes to the runtime, or 0 if not a constant. */
+unsigned announced_line(const llvm::CallBase &call, const AnnouncedKind &kind);
+
+/* Brackets a call (not an invoke) with tm_cc_next_site(id) and
+ * tm_cc_next_site(0); false, and nothing changed, for an invoke. */
+bool announce_site(llvm::CallBase &call, llvm::Value *id);
+
 /* ------------------------------------------------------------ site_id.cpp */
 
 /* Where a call was written. */
@@ -66,8 +87,13 @@ struct Site {
 };
 
 /* Where `call` was written: its debug location, else the IR function and
- * the module's source file with line 0. */
-SiteWhere site_where(const llvm::CallBase &call, const std::string &root);
+ * `module_file` (module_source_file) with line 0. */
+SiteWhere site_where(const llvm::CallBase &call, const std::string &root,
+                     const std::string &module_file);
+
+/* The module's source file: its own name, but for flang's "FIRModule" the
+ * file its Fortran runtime calls name. */
+std::string module_source_file(const llvm::Module &m);
 
 /* The directory ids are relative to: $TIERMEM_CC_ROOT, else the working
  * directory of the compile. */

@@ -290,6 +290,12 @@ TM_EXPORT void *tm_cc_new_aligned_nothrow(uint64_t id, size_t size,
                                           size_t align);
 TM_EXPORT void *tm_cc_new_array_aligned_nothrow(uint64_t id, size_t size,
                                                 size_t align);
+/* The id the calling thread's next allocation through the replaced malloc
+ * takes (0: none; an invalid id counts as none).  The pass brackets calls
+ * of a language runtime that allocates inside itself (flang's
+ * _FortranAAllocatableAllocate) with tm_cc_next_site(id) and
+ * tm_cc_next_site(0). */
+TM_EXPORT void tm_cc_next_site(uint64_t id);
 
 /* ------------------------------------------------------------------ */
 /* Statistics                                                           */

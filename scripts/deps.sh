@@ -17,6 +17,9 @@ packages=(
     # the compiler path: the pass plugin is built for, and loaded by, LLVM
     # 16's clang (doc/compiler.md)
     llvm-16-dev clang-16
+    # tiermem-fortran: flang-new-16 takes the same plugin; linking a Fortran
+    # program needs its runtime archives (libFortranRuntime.a ...)
+    flang-16 libflang-16-dev
     # the multi-node guest rig (tests/guest/run-rig.sh)
     qemu-system-x86 busybox-static cpio xz-utils binutils
 )

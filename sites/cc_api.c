@@ -123,6 +123,14 @@ char *tm_cc_strndup(uint64_t id, const char *s, size_t n)
     return p;
 }
 
+/* The pass brackets a call of a language runtime's allocating entry point
+ * (flang's _FortranAAllocatableAllocate) with tm_cc_next_site(id) and
+ * tm_cc_next_site(0): the first allocation the thread makes through the
+ * replaced malloc in between (the preload library's, linked by
+ * tiermem-fortran) takes the id as its site.  Without the replaced malloc
+ * nothing takes it, and the 0 after the call clears it. */
+void tm_cc_next_site(uint64_t id) { site_cc_next(cc_id_valid(id) ? id : 0); }
+
 /* ------------------------------------------------------------ C++ */
 
 /* align 0: new's own 16 bytes.  The standard's loop on failure: the

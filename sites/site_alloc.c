@@ -94,6 +94,14 @@ static site_t *site_pick(who_t w, size_t size)
     return s;
 }
 
+/* A compiler id that is not one (bits 63..62 not 10) cannot be a key, or it
+ * could land on a stack site: such calls count as site 0's, as sh_alloc's
+ * id 0 does. */
+static who_t cc_who(uint64_t id)
+{
+    return cc_id_valid(id) ? (who_t){NULL, -1, id} : (who_t){NULL, 0, 0};
+}
+
 static tm_arena_t *arena_pick(site_t *s)
 {
     in_site_logic++; /* creating an arena may log, unwind...: no recursion */
@@ -124,8 +132,35 @@ static inline tm_arena_t *small_arena(int site_id, size_t size)
 
 static void *pick_malloc(who_t w, size_t size);
 
+/* A compiler id announced for this thread's next allocation by
+ * tm_cc_next_site: the pass brackets calls of flang's runtime entry points
+ * (_FortranAAllocatableAllocate...), which malloc inside an uninstrumented
+ * library, with it.  The first interposed allocation takes it (so the
+ * runtime's own allocations inside the site logic never see it). */
+static __thread uint64_t cc_next __attribute__((tls_model("initial-exec")));
+
+void site_cc_next(uint64_t id) { cc_next = id; }
+
+static inline bool cc_announced(int site_id)
+{
+    return TM_UNLIKELY(cc_next != 0) && site_id < 0;
+}
+
+/* Who names a stack-keyed allocation: the announced id, taken, if any. */
+static who_t stack_who(const void *caller, int site_id)
+{
+    if (cc_announced(site_id)) {
+        uint64_t id = cc_next;
+        cc_next = 0;
+        return cc_who(id);
+    }
+    return (who_t){caller, site_id, 0};
+}
+
 void *site_malloc(const void *caller, int site_id, size_t size)
 {
+    if (cc_announced(site_id)) /* even a small one: the id's site */
+        return pick_malloc(stack_who(caller, site_id), size);
     tm_arena_t *fast = small_arena(site_id, size);
     if (TM_LIKELY(fast != NULL)) {
         void *p = tm_arena_malloc(fast, size);
@@ -290,25 +325,17 @@ static void *pick_realloc(who_t w, void *ptr, size_t size)
 
 void *site_calloc(const void *caller, int site_id, size_t n, size_t size)
 {
-    return pick_calloc((who_t){caller, site_id, 0}, n, size);
+    return pick_calloc(stack_who(caller, site_id), n, size);
 }
 
 void *site_aligned(const void *caller, int site_id, size_t align, size_t size)
 {
-    return pick_aligned((who_t){caller, site_id, 0}, align, size);
+    return pick_aligned(stack_who(caller, site_id), align, size);
 }
 
 void *site_realloc(const void *caller, int site_id, void *ptr, size_t size)
 {
-    return pick_realloc((who_t){caller, site_id, 0}, ptr, size);
-}
-
-/* A compiler id that is not one (bits 63..62 not 10) cannot be a key, or it
- * could land on a stack site: such calls count as site 0's, as sh_alloc's
- * id 0 does. */
-static who_t cc_who(uint64_t id)
-{
-    return cc_id_valid(id) ? (who_t){NULL, -1, id} : (who_t){NULL, 0, 0};
+    return pick_realloc(stack_who(caller, site_id), ptr, size);
 }
 
 void *site_cc_malloc(uint64_t id, size_t size)

@@ -334,6 +334,8 @@ void *site_calloc(const void *caller, int site_id, size_t n, size_t size);
 void *site_realloc(const void *caller, int site_id, void *ptr, size_t size);
 void *site_aligned(const void *caller, int site_id, size_t align, size_t size);
 /* The same for a compiler id (cc_id_valid): no stack walk, no hashing. */
+/* The id the thread's next stack-keyed allocation takes (0: none). */
+void site_cc_next(uint64_t id);
 void *site_cc_malloc(uint64_t id, size_t size);
 void *site_cc_calloc(uint64_t id, size_t n, size_t size);
 void *site_cc_realloc(uint64_t id, void *ptr, size_t size);

@@ -4,7 +4,8 @@
 # site ids, each with file:line; a call through a pointer stays a call of
 # malloc; the programs run against libtiermem, whose site table names the
 # compiler sites by file:line.  tests/cc/news.cpp runs every operator new
-# through tiermem-c++.  TIERMEM_CC_STUB=1 links tests/cc's stub runtime
+# through tiermem-c++; tests/cc/alloc.f90 every kind of ALLOCATE through
+# tiermem-fortran (skipped, visibly, without flang-new-16).  TIERMEM_CC_STUB=1 links tests/cc's stub runtime
 # instead.  Exits 77 (skipped) when the build has no compiler path.
 set -euo pipefail
 build=$(cd "${1:-.}" && pwd)
@@ -130,6 +131,50 @@ kinds=$(notes "$tmp/news-O0" | awk '{ print $4 }' | sort -u | tr '\n' ' ')
 echo "C++ callees with sites: $kinds"
 check "C++: all eight operator new variants are sites" \
     [ "$(notes "$tmp/news-O0" | awk '$4 ~ /^_Zn[wa]m/ { print $4 }' | sort -u | wc -l)" = 8 ]
+
+# Fortran: tests/cc/alloc.f90 through tiermem-fortran (flang-new-16).
+# Flang 16 emits no debug info: ALLOCATE of an intrinsic-type array is an
+# inline malloc with line 0 (its own site all the same); ALLOCATE of a
+# derived type calls _FortranAAllocatableAllocate, whose line argument the
+# site takes, and whose malloc inside libFortranRuntime takes the id
+# announced by tm_cc_next_site.
+fc=$build/cc/tiermem-fortran
+flang=$(sed -n 's/^LLVM_FLANG = //p' "$build/Makefile")
+if [ "${TIERMEM_CC_STUB:-0}" = 1 ]; then
+    echo "SKIP: Fortran (the stub runtime has no tm_cc_next_site)"
+elif [ ! -x "$flang" ]; then
+    echo "SKIP: Fortran (no flang-new-16: apt-get install flang-16 libflang-16-dev)"
+else
+    mkdir -p "$tmp/f90/out"
+    cp "$here/alloc.f90" "$tmp/f90/"
+    (cd "$tmp/f90" && "$fc" -O2 alloc.f90 -o alloc)
+    notes "$tmp/f90/alloc" >"$tmp/f90.sites"
+    echo "sites of alloc.f90:"
+    sed 's/^/  /' "$tmp/f90.sites"
+    out=$(cd "$tmp/f90" && env TIERMEM_OUTPUT_DIR="$tmp/f90/out" TIERMEM_LOG=warn ./alloc 2>&1)
+    echo "alloc.f90: $out"
+    check "the Fortran program runs and prints its sums" \
+        [ "$out" = "fortran 100000.0 120000.0 7.0 12502500.0 100001 10000.0" ]
+    # the three ALLOCATEs of derived types (lines 27-29), by their line
+    for line in 27 28 29; do
+        check "ALLOCATE of a derived type at alloc.f90:$line is a site" \
+            grep -q " alloc.f90:$line:0 _QQmain _FortranAAllocatableAllocate -\$" "$tmp/f90.sites"
+    done
+    # lines 25, 26 and 30 (a, b, bg%items) and the temporaries and
+    # reallocations of lines 38-41: each malloc is its own site, line 0
+    check "the intrinsic-type ALLOCATEs and reallocations are sites" \
+        [ "$(grep -c ' alloc.f90:0:0 _QQmain \(malloc\|realloc\) -$' "$tmp/f90.sites")" -ge 5 ]
+    check "each Fortran site has its own id" \
+        [ "$(cut -d' ' -f1 "$tmp/f90.sites" | sort -u | wc -l)" = "$(wc -l <"$tmp/f90.sites")" ]
+    table=$(ls "$tmp"/f90/out/tiermem-sites.* 2>/dev/null | head -1)
+    [ -z "$table" ] || grep -E '^cc ' "$table" | sed 's/^/  /'
+    check "the runtime's site table has kind cc sites named alloc.f90" \
+        sh -c "[ -n '$table' ] && grep -q ' kind cc\$' '$table' && grep -q '^cc alloc.f90 ' '$table'"
+    # the derived types' blocks were allocated by the flang runtime's own
+    # malloc, and counted at the ALLOCATE's site
+    check "the flang runtime's malloc took the announced ids (allocs 1 at lines 27-29)" \
+        sh -c "[ \$(grep -B1 '^cc alloc.f90 2[789] 0 _QQmain _FortranAAllocatableAllocate -\$' '$table' | grep -c ' allocs 1 ') = 3 ]"
+fi
 
 # refusals: never a half-instrumented build
 msg=$(TIERMEM_CC_PLUGIN=/nonexistent/tiermem-pass.so "$cc" -c "$here/prog/main.c" -o "$tmp/no.o" 2>&1) && rc=0 || rc=$?
