@@ -282,6 +282,37 @@ static void test_guidance_selector(void)
     guidance_free(&g);
 }
 
+/* tm_cc_next_site: the id announced before a language runtime's
+ * allocating call goes to the first interposed allocation of the thread,
+ * and to that one only; 0 withdraws it; an untagged id announces nothing. */
+static void test_next_site(void)
+{
+    site_t *b = cc_site(ID_B);
+    REQUIRE_VOID(b != NULL);
+    tm_site_info_t before, after;
+    REQUIRE_VOID(tm_site_info(b->index, &before) == 0);
+    tm_cc_next_site(ID_B);
+    void *p = site_malloc(__builtin_return_address(0), -1, 100000);
+    void *q = site_malloc(__builtin_return_address(0), -1, 100000);
+    REQUIRE_VOID(p != NULL && q != NULL);
+    CHECK(tm_site_info(b->index, &after) == 0 &&
+          after.stats.allocs == before.stats.allocs + 1);
+    CHECK(tm_arena_of(p) == atomic_load(&b->arena));
+    CHECK(tm_arena_of(q) != atomic_load(&b->arena)); /* taken once */
+    tm_cc_next_site(ID_B);
+    tm_cc_next_site(0); /* the call failed before allocating */
+    void *r = site_malloc(__builtin_return_address(0), -1, 100000);
+    CHECK(tm_site_info(b->index, &after) == 0 &&
+          after.stats.allocs == before.stats.allocs + 1);
+    tm_cc_next_site(0x4000000000000002ull); /* no tag: nothing announced */
+    void *t = site_malloc(__builtin_return_address(0), -1, 100000);
+    CHECK(tm_arena_of(t) != atomic_load(&b->arena));
+    tm_free(p);
+    tm_free(q);
+    tm_free(r);
+    tm_free(t);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/tm_cc_sites.XXXXXX", gpath[600];
@@ -297,6 +328,7 @@ int main(void)
     test_parser();
     test_guidance_selector();
     test_fast_path();
+    test_next_site();
     test_semantics();
     test_descriptions();
     test_table(dir);
