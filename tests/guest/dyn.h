@@ -380,6 +380,10 @@ typedef struct dyn_site {
     unsigned arena;
     unsigned long long peak;
     uint64_t nodes; /* its arena's node mask */
+    char kind[16];  /* stack, explicit or cc */
+    /* A compiler site's "cc" line (cc_line 0 if none): where the call is. */
+    char cc_file[256];
+    unsigned cc_line;
 } dyn_site_t;
 
 typedef struct dyn_table {
@@ -390,7 +394,10 @@ typedef struct dyn_table {
 
 /* The site table one run of this test wrote in dir
  * (tiermem-sites.<test>.<pid>.txt): site i is the site whose frame 0 is in
- * the function fn[i] or, for fn[i] NULL, the site with explicit id `id`.
+ * the function fn[i], or the compiler site whose "cc" line names fn[i] as
+ * the function the call is written in (a program built with tiermem-cc:
+ * its sites have no frames), or, for fn[i] NULL, the site with explicit id
+ * `id`.
  * False (t->why says) when there is no table to read; which of the n sites
  * it has (have) is the caller's to judge. */
 static inline bool dyn_read_table(const char *dir, const char *const *fn,
@@ -436,12 +443,28 @@ static inline bool dyn_read_table(const char *dir, const char *const *fn,
                    "%llu peak %llu bytes %llu%n",
                    &idx, &key, &arena, &allocs, &frees, &live, &peak, &bytes,
                    &off) == 8) {
-            cur = (dyn_site_t){true, key, arena, peak, 0};
+            cur = (dyn_site_t){.have = true, .key = key, .arena = arena,
+                               .peak = peak};
+            /* Format 2 has " kind K" before the explicit site's " id N". */
+            int koff = 0;
+            if (sscanf(line + off, " kind %15s%n", cur.kind, &koff) == 1)
+                off += koff;
+            else
+                cur.kind[0] = '\0';
             if (id >= 0 && sscanf(line + off, " id %d", &sid) == 1 &&
                 sid == id)
                 for (int i = 0; i < n; i++)
                     if (!fn[i])
                         t->site[i] = cur;
+            continue;
+        }
+        unsigned ccl;
+        if (sscanf(line, "cc %255s %u %*u %255s", cur.cc_file, &ccl, fname) ==
+            3) {
+            cur.cc_line = ccl;
+            for (int i = 0; i < n; i++)
+                if (fn[i] && strcmp(fname, fn[i]) == 0)
+                    t->site[i] = cur;
             continue;
         }
         if (sscanf(line, "frame %u %511s %*s %255s", &fno, obj, fname) == 3) {

@@ -15,7 +15,8 @@
 #      bzImage for a PVH boot; both are cached;
 #   3. links every tests/guest/guest_*.c statically against libtiermem.a,
 #      every tests/guest/dyn_*.c dynamically without tiermem (they run under
-#      the LD_PRELOAD library), and packs them with busybox, init.sh,
+#      the LD_PRELOAD library), every dyn_cc_*.c with the build's tiermem-cc
+#      (a skip when the build has no compiler path), and packs them with busybox, init.sh,
 #      libtiermem-preload.so, the tiermem-guide tool (/usr/bin, for
 #      dyn_guide) and the shared libraries those need into an initramfs;
 #   4. boots one TCG guest per topology and collects the TMTEST lines the
@@ -85,6 +86,13 @@ GUEST_PRELOAD=/usr/lib/tiermem/libtiermem-preload.so
 # The tool dyn_guide runs in the guest (profile -> guidance), and its path there.
 GUIDE_TOOL=$BUILD_DIR/tiermem-guide
 GUEST_GUIDE=/usr/bin/tiermem-guide
+# The compiler path (doc/compiler.md), for the dyn_cc_* tests; a build
+# without it has neither.
+CC_WRAPPER=$BUILD_DIR/cc/tiermem-cc
+CC_PLUGIN=$BUILD_DIR/cc/tiermem-pass.so
+# "test/check: reason" lines of selected tests this build cannot make,
+# reported as skips in every topology.
+HOST_SKIPS=""
 
 T_START=$(date +%s%N)
 log() {
@@ -299,7 +307,7 @@ build_initramfs() {
     # Dynamic tests run unmodified programs under the LD_PRELOAD library, as
     # users do: linked against libc and libnuma only, never tiermem.
     # -rdynamic exports their functions, so the site table names them.
-    local dyn=()
+    local dyn=() compiler
     for src in "$GUEST_DIR"/dyn_*.c ${TM_GUEST_EXTRA_SRC:-}; do
         if [ ! -e "$src" ]; then
             case "$src" in "$GUEST_DIR"/*) continue ;; esac
@@ -308,9 +316,27 @@ build_initramfs() {
         name=$(basename "$src" .c)
         name=dyn_${name#dyn_}
         test_selected "$name" || continue
+        # dyn_cc_*.c are built with the build's tiermem-cc (the compiler
+        # path): their allocation calls get compile-time ids, and the
+        # runtime is linked in (NEEDED, rpath BUILD_DIR/.libs), not
+        # preloaded.  A build without the compiler path cannot make them:
+        # a skip, shown in every topology's results, not a failure.
+        compiler=(gcc)
+        case "$name" in
+        dyn_cc_*)
+            if [ ! -x "$CC_WRAPPER" ] || [ ! -f "$CC_PLUGIN" ]; then
+                HOST_SKIPS="$HOST_SKIPS$name/all: the build has no compiler path (no $CC_WRAPPER or $CC_PLUGIN)
+"
+                continue
+            fi
+            # TIERMEM_CC_ROOT: the notes name the source tests/guest/...
+            compiler=(env TIERMEM_CC_ROOT="$SRC_ROOT" TIERMEM_CC_PLUGIN="$CC_PLUGIN"
+                TIERMEM_CC_LIBDIR="$BUILD_DIR/.libs" "$CC_WRAPPER")
+            ;;
+        esac
         TEST_NAMES="$TEST_NAMES $name"
         # shellcheck disable=SC2086
-        if gcc -std=c11 -O2 -g -rdynamic -Wall -Wextra -Werror ${TM_GUEST_CFLAGS:-} \
+        if "${compiler[@]}" -std=c11 -O2 -g -rdynamic -Wall -Wextra -Werror ${TM_GUEST_CFLAGS:-} \
             -I "$GUEST_DIR" -o "$WORK/bin/$name" "$src" \
             -lnuma -ldl >>"$LOGDIR/build.log" 2>&1; then
             strip -o "$root/tests/$name" "$WORK/bin/$name"
@@ -343,7 +369,11 @@ build_initramfs() {
             "$LOGDIR/build.log" >&2 || true
         die "guest tests did not build (see $LOGDIR/build.log)"
     fi
-    [ -n "$TEST_NAMES" ] || die "no guest test selected (TM_GUEST_TESTS='${TM_GUEST_TESTS:-}')"
+    if [ -z "$TEST_NAMES" ]; then
+        [ -n "$HOST_SKIPS" ] || die "no guest test selected (TM_GUEST_TESTS='${TM_GUEST_TESTS:-}')"
+        log "every selected test is skipped: no guest to boot"
+        return 0
+    fi
     (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$WORK/initramfs.cpio"
     log "initramfs $(du -h "$WORK/initramfs.cpio" | cut -f1):$TEST_NAMES"
 }
@@ -502,8 +532,27 @@ symbolize_crashes() { # RESULTS
         done
 }
 
+# The skips of tests this build cannot make (HOST_SKIPS), as the guest's
+# SKIP lines are shown; sets HOST_SKIP_COUNT.
+report_host_skips() { # TOPOLOGY
+    local line
+    HOST_SKIP_COUNT=0
+    while IFS= read -r line; do
+        [ -n "$line" ] || continue
+        echo "  [topo$1] SKIP $line"
+        HOST_SKIP_COUNT=$((HOST_SKIP_COUNT + 1))
+    done <<<"$HOST_SKIPS"
+}
+
 run_topology() {
     local topo=$1 kernel results console kind pass fail skip problems=""
+    if [ -z "$TEST_NAMES" ]; then
+        report_host_skips "$topo"
+        TOTAL_SKIP=$((TOTAL_SKIP + HOST_SKIP_COUNT))
+        SUMMARY="$SUMMARY
+  topology $topo ($(topology_desc "$topo")): $HOST_SKIP_COUNT skipped, not booted"
+        return 0
+    fi
     results=$LOGDIR/topo$topo-results.log
     console=$LOGDIR/topo$topo-console.log
     kernel=${VMLINUX:-$BZIMAGE}
@@ -527,6 +576,8 @@ run_topology() {
     fail=$(grep -c '^TMTEST FAIL ' "$clean" || true)
     skip=$(grep -c '^TMTEST SKIP ' "$clean" || true)
     grep '^TMTEST ' "$clean" | sed "s/^TMTEST /  [topo$topo] /" || true
+    report_host_skips "$topo"
+    skip=$((skip + HOST_SKIP_COUNT))
 
     # Every test program must have reported something and ended; the guest
     # must have booted and finished.
