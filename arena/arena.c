@@ -82,6 +82,7 @@ static void arena_layer_init_once(void)
 {
     settings_init();
     front_cache_init_classes(); /* also initialises jemalloc */
+    arena_hazard_init();
     int rc = pthread_atfork(arena_prefork, arena_postfork_parent,
                             arena_postfork_child);
     if (rc != 0)

@@ -212,8 +212,11 @@ void tcache_forget_arena(unsigned id);
  * between choosing an arena and accounting a block (allocation), or between
  * accounting a block and handing it back (its free observer: arena_free
  * clears it once the block is back).  The client destroys an arena only
- * when no thread's hazard names it.  Set is a full fence; clear a release.
+ * when no thread's hazard names it.  Set and held form a pair of full
+ * fences (asymmetric where membarrier allows: see tcache.c); clear is a
+ * release.  arena_hazard_init runs once, before any arena exists.
  */
+void arena_hazard_init(void);
 void arena_hazard_set(tm_arena_t *arena);
 void arena_hazard_clear(void);
 /* Does any thread's hazard name this arena (conservative: true while a

@@ -26,6 +26,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "arena.h"
 
@@ -175,6 +178,48 @@ void tcache_forget_arena(unsigned id)
 static _Atomic unsigned tableless_hazards;
 static __thread bool tableless_hazard __attribute__((tls_model("initial-exec")));
 
+/*
+ * The hazard protocol is a store-then-load on each side (the thread: its
+ * hazard, then the site's arena or its live bytes; the client: the site's
+ * arena, then the hazards), which needs a full fence on each side.  A
+ * seq_cst fence on every allocation and free of a site arena cost more
+ * than the rest of the small-block path (bench/bench_cc).  So the fences
+ * are asymmetric, as in folly's hazard pointers: the frequent side (set)
+ * only keeps the compiler from reordering, and the rare side (held, before
+ * an arena is destroyed) runs membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED),
+ * which makes every running thread of the process execute a full barrier
+ * (a thread not running has passed one in its context switch).  A thread's
+ * hazard store is then either visible to the reader, or its later loads
+ * see what the reader stored before the membarrier.  Without membarrier
+ * (an old kernel, seccomp, valgrind) set keeps its seq_cst fence.
+ */
+static _Atomic bool hazard_asymmetric; /* set once, read relaxed */
+
+static bool membarrier_cmd(int cmd)
+{
+    return syscall(SYS_membarrier, cmd, 0, 0) == 0;
+}
+
+void arena_hazard_init(void)
+{
+    /* before any arena exists, so before any hazard is set */
+    atomic_store(&hazard_asymmetric,
+                 membarrier_cmd(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED));
+}
+
+/* The reader's half of the fence pair; false if it could not be had. */
+static bool hazard_heavy_fence(void)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!atomic_load_explicit(&hazard_asymmetric, memory_order_relaxed))
+        return true; /* every set has its own full fence */
+    if (membarrier_cmd(MEMBARRIER_CMD_PRIVATE_EXPEDITED))
+        return true;
+    /* a forked child may have to register again */
+    return membarrier_cmd(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) &&
+           membarrier_cmd(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+}
+
 void arena_hazard_set(tm_arena_t *arena)
 {
     thread_tcaches_t *t = tcaches_here;
@@ -190,8 +235,13 @@ void arena_hazard_set(tm_arena_t *arena)
     /* The client unpublishes an arena, then reads the hazards and its own
      * live bytes before destroying it; the fence orders this store before
      * the caller's next loads (the published arena) and stores (its live
-     * bytes). */
-    atomic_thread_fence(memory_order_seq_cst);
+     * bytes).  The compiler's half only, when the reader's membarrier
+     * supplies the processor's (above). */
+    if (TM_LIKELY(atomic_load_explicit(&hazard_asymmetric,
+                                       memory_order_relaxed)))
+        atomic_signal_fence(memory_order_seq_cst);
+    else
+        atomic_thread_fence(memory_order_seq_cst);
 }
 
 void arena_hazard_clear(void)
@@ -209,6 +259,8 @@ void arena_hazard_clear(void)
 
 bool arena_hazard_held(const tm_arena_t *arena)
 {
+    if (!hazard_heavy_fence())
+        return true; /* cannot tell: keep the arena */
     bool held = atomic_load(&tableless_hazards) != 0;
     mutex_lock(&registry_lock);
     for (thread_tcaches_t *t = registry_head; t != NULL && !held; t = t->next)

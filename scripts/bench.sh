@@ -9,7 +9,7 @@
 #
 # Extra options for one benchmark go through the environment:
 #   BENCH_ALLOC_ARGS, BENCH_EXTENT_MAP_ARGS, BENCH_MIGRATE_ARGS,
-#   BENCH_ATTRIBUTION_ARGS, BENCH_POLICY_ARGS
+#   BENCH_ATTRIBUTION_ARGS, BENCH_POLICY_ARGS, BENCH_CC_ARGS
 # e.g. BENCH_MIGRATE_ARGS="--mib 1024" scripts/bench.sh build
 set -eu
 
@@ -43,12 +43,14 @@ if [ "$quick" = yes ]; then
     migrate_q="--mib 64 --rounds 3"
     attribution_q="--samples 2M --rounds 3"
     policy_q="--quick"
+    cc_q="--ops 200k --rounds 3"
 else
     alloc_q=""
     map_q=""
     migrate_q=""
     attribution_q=""
     policy_q=""
+    cc_q=""
 fi
 
 echo "== $(uname -srm), $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -69,6 +71,8 @@ run() {
 
 # shellcheck disable=SC2086
 run bench_alloc $alloc_q ${BENCH_ALLOC_ARGS:-}
+# shellcheck disable=SC2086
+run bench_cc $cc_q ${BENCH_CC_ARGS:-}
 # shellcheck disable=SC2086
 run bench_extent_map $map_q ${BENCH_EXTENT_MAP_ARGS:-}
 # shellcheck disable=SC2086

@@ -354,7 +354,7 @@ void site_account_alloc(site_t *s, tm_arena_t *a, void *ptr, size_t usable)
     if (s->index == SITE_UNSITED)
         site0_add(usable);
     else
-        stats_add(&s->stats, usable);
+        site_stats_add(&s->stats, usable);
     if (sa != NULL && sa->kind == ARENA_SHARED) {
         stats_add(&sa->stats, usable);
         if (s->index != SITE_UNSITED)
@@ -380,7 +380,7 @@ void site_account_free(tm_arena_t *a, void *ptr, size_t usable)
     if (owner == SITE_UNSITED)
         site0_sub(usable);
     else
-        stats_sub(&site_table_sites[owner].stats, usable);
+        site_stats_sub(&site_table_sites[owner].stats, usable);
 }
 
 

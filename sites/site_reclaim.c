@@ -56,7 +56,7 @@ static bool reclaim_candidate(site_t *s, tm_arena_t *a, bool idle_only)
         return false;
     if (!idle_only)
         return true;
-    uint64_t mark = atomic_load(&s->stats.allocs) + 1;
+    uint64_t mark = stats_allocs(&s->stats) + 1;
     site_arena_t *sa = site_arena_of(a);
     if (sa->reclaim_mark != mark) {
         sa->reclaim_mark = mark;

@@ -303,6 +303,12 @@ unsigned site_arena_count(void);
 
 void stats_add(site_stats_t *st, size_t n);
 void stats_sub(site_stats_t *st, size_t n);
+/* The same for a site's own counters: allocs, frees and bytes batched per
+ * thread (live and peak exact at once); read them through stats_snapshot
+ * or stats_allocs, which add the batches. */
+void site_stats_add(site_stats_t *st, size_t n);
+void site_stats_sub(site_stats_t *st, size_t n);
+uint64_t stats_allocs(const site_stats_t *st);
 /* Site 0's counters, batched per thread (see site_stats.c). */
 void site0_add(size_t n);
 void site0_sub(size_t n);
