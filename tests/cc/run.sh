@@ -148,6 +148,22 @@ echo "C++ callees with sites: $kinds"
 check "C++: all eight operator new variants are sites" \
     [ "$(notes "$tmp/news-O0" | awk '$4 ~ /^_Zn[wa]m/ { print $4 }' | sort -u | wc -l)" = 8 ]
 
+# C++: calls of a wrapper of another file through invokes (one of which
+# unwinds): the context is left on both edges, so the malloc after them
+# is its own site
+if [ "${TIERMEM_CC_STUB:-0}" != 1 ]; then
+    mkdir -p "$tmp/wrap/out"
+    (cd "$tmp/wrap" && TIERMEM_CC_WRAPPERS=xalloc "$cxx" -O2 "$here/wrap_lib.cpp" "$here/wrap_main.cpp" -o wrap)
+    out=$(cd "$tmp/wrap" && env TIERMEM_OUTPUT_DIR="$tmp/wrap/out" TIERMEM_LOG=warn ./wrap 2>&1) && rc=0 || rc=$?
+    echo "wrap: $out" | tr '\n' ' '; echo
+    table=$(ls "$tmp"/wrap/out/tiermem-sites.* 2>/dev/null | head -1)
+    check "C++ invokes of another file's wrapper: run, one caught" sh -c "[ $rc = 0 ] && echo '$out' | grep -q '^caught 1 '"
+    check "C++ invokes of another file's wrapper are sites with allocations" \
+        sh -c "[ \$(grep -B1 -E '^cc .*wrap_main.cpp 1[24] [0-9]+ main xalloc xalloc\$' '$table' | grep -c ' allocs [1-9]') = 2 ]"
+    check "after an unwind the context is gone: the next malloc is its own site" \
+        sh -c "grep -B1 -E '^cc .*wrap_main.cpp 15 [0-9]+ main malloc -\$' '$table' | grep -q ' allocs 1 '"
+fi
+
 # Fortran: tests/cc/alloc.f90 through tiermem-fortran (flang-new-16).
 # Flang 16 emits no debug info: ALLOCATE of an intrinsic-type array is an
 # inline malloc with line 0 (its own site all the same); ALLOCATE of a
