@@ -27,6 +27,8 @@ namespace {
 struct Summary {
   std::map<std::string, unsigned> by_kind;
   unsigned wrapper_calls = 0;
+  unsigned external_wrapper_calls = 0;
+  unsigned external_invokes_left = 0;
   unsigned through_pointers = 0;
 };
 
@@ -70,6 +72,20 @@ static void rewrite_function(Function &f, const Wrappers &w,
     }
     const AllocKind *kind = alloc_kind_of(*call);
     Function *callee = direct_callee(*call);
+    if (callee && w.external.count(callee)) {
+      /* a wrapper of another file: what it calls inside is unknown here,
+       * the chain is its name alone */
+      std::string name(callee->getName());
+      SiteWhere where = site_where(*call, root, module_file);
+      Site site = numbers.next(where, name, name);
+      if (bracket_wrapper_call(*call, ConstantInt::get(i64, site.id))) {
+        sites.push_back(site);
+        sum.external_wrapper_calls++;
+      } else {
+        sum.external_invokes_left++;
+      }
+      continue;
+    }
     auto clone = callee ? w.clone_of.find(callee) : w.clone_of.end();
     if (!kind && clone == w.clone_of.end())
       continue;
@@ -120,7 +136,11 @@ static void print_summary(const Module &m, const Summary &sum,
   if (!total)
     errs() << " no allocation calls";
   errs() << "; " << sum.wrapper_calls << " wrapper calls; "
-         << sum.through_pointers << " calls through pointers left alone; "
+         << sum.external_wrapper_calls << " calls of other files' wrappers";
+  if (sum.external_invokes_left)
+    errs() << " (" << sum.external_invokes_left
+           << " invokes with funclet unwinding left alone)";
+  errs() << "; " << sum.through_pointers << " calls through pointers left alone; "
          << w.found.size() << " wrappers";
   const char *sep = ": ";
   for (Function &f : *const_cast<Module *>(&m))

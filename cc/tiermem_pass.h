@@ -130,6 +130,9 @@ bool module_has_site_note(const llvm::Module &m);
 struct Wrappers {
   std::set<llvm::Function *> found;        /* every wrapper */
   std::set<llvm::Function *> named;        /* of them, by TIERMEM_CC_WRAPPERS */
+  /* TIERMEM_CC_WRAPPERS names this module only declares: defined in
+   * another file, their calls are bracketed (bracket_wrapper_call) */
+  std::set<llvm::Function *> external;
   std::map<llvm::Function *, llvm::Function *> clone_of;
   std::map<llvm::Function *, std::string> chain; /* "w>inner>malloc" */
   std::vector<std::string> warnings;
@@ -141,6 +144,12 @@ struct Wrappers {
 Wrappers find_and_clone_wrappers(llvm::Module &m, bool verbose);
 
 bool is_wrapper_clone(const llvm::Function &f);
+
+/* Brackets a call of a wrapper defined in another file with
+ * prev = tm_cc_wrap_enter(id) before it and tm_cc_wrap_leave(prev) after
+ * it (after an invoke, on its normal and its unwind edge); false, and
+ * nothing changed, for an invoke whose unwind edge is not a landingpad's. */
+bool bracket_wrapper_call(llvm::CallBase &call, llvm::Value *id);
 
 } // namespace tiermem
 

@@ -23,6 +23,7 @@
 #include "llvm/IR/Constants.h"
 #include "llvm/IR/Instructions.h"
 #include "llvm/IR/IntrinsicInst.h"
+#include "llvm/Transforms/Utils/BasicBlockUtils.h"
 #include "llvm/Transforms/Utils/Cloning.h"
 
 using namespace llvm;
@@ -40,7 +41,9 @@ namespace {
 /* One function's wrapper test against the wrappers known so far. */
 class WrapperShape {
 public:
-  WrapperShape(const std::set<Function *> &known) : known_(known) {}
+  WrapperShape(const std::set<Function *> &known,
+               const std::set<Function *> &external)
+      : known_(known), external_(external) {}
 
   bool matches(Function &f) {
     bool any_alloc = false;
@@ -59,7 +62,7 @@ private:
     if (const AllocKind *kind = alloc_kind_of(*call))
       return kind->returns_pointer;
     Function *callee = direct_callee(*call);
-    return callee && known_.count(callee);
+    return callee && (known_.count(callee) || external_.count(callee));
   }
 
   /* Every value `v` can be comes from an allocation (or is null), and
@@ -147,7 +150,7 @@ private:
     return true;
   }
 
-  const std::set<Function *> &known_;
+  const std::set<Function *> &known_, &external_;
   SmallPtrSet<Value *, 16> sources_, uses_;
 };
 
@@ -159,15 +162,17 @@ static bool can_be_wrapper(const Function &f) {
 }
 
 /* Found wrappers, to a fixed point: a function that returns another
- * wrapper's result is one too. */
-static void detect_wrappers(Module &m, std::set<Function *> &found) {
+ * wrapper's result (one of this file, or one named in another) is one
+ * too. */
+static void detect_wrappers(Module &m, std::set<Function *> &found,
+                            const std::set<Function *> &external) {
   bool grew = true;
   while (grew) {
     grew = false;
     for (Function &f : m) {
       if (found.count(&f) || !can_be_wrapper(f))
         continue;
-      WrapperShape shape(found);
+      WrapperShape shape(found, external);
       if (shape.matches(f)) {
         found.insert(&f);
         grew = true;
@@ -194,7 +199,8 @@ static std::vector<std::string> split_names(const char *list) {
 }
 
 /* TIERMEM_CC_WRAPPERS: a name this file defines becomes a wrapper; one it
- * only declares is defined in another file, whose compile handles it.  A
+ * only declares is defined in another file: its calls here are bracketed
+ * with the thread's wrapper context (bracket_wrapper_call).  A
  * name the module does not mention at all is reported only in verbose
  * mode, else every file of a program would warn about every wrapper. */
 static void named_wrappers(Module &m, Wrappers &w, bool verbose) {
@@ -209,8 +215,14 @@ static void named_wrappers(Module &m, Wrappers &w, bool verbose) {
                              ", which this file does not mention");
       continue;
     }
-    if (f->isDeclaration())
+    if (f->isDeclaration()) {
+      if (f->getReturnType()->isPointerTy())
+        w.external.insert(f);
+      else
+        w.warnings.push_back("TIERMEM_CC_WRAPPERS names " + name +
+                             ", which returns no pointer: not a wrapper");
       continue;
+    }
     if (f->isVarArg()) {
       w.warnings.push_back("TIERMEM_CC_WRAPPERS names " + name +
                            ", a variadic function: not cloned");
@@ -260,6 +272,10 @@ static void pass_id_down(Function &clone, const Wrappers &w) {
       continue;
     }
     Function *callee = direct_callee(*call);
+    if (callee && w.external.count(callee)) {
+      bracket_wrapper_call(*call, id);
+      continue;
+    }
     auto it = callee ? w.clone_of.find(callee) : w.clone_of.end();
     if (it == w.clone_of.end())
       continue;
@@ -286,9 +302,12 @@ static std::string chain_text(Function *f, Wrappers &w,
         continue;
       if (const AllocKind *kind = alloc_kind_of(*call))
         ends.insert(kind->callee);
-      else if (Function *callee = direct_callee(*call))
+      else if (Function *callee = direct_callee(*call)) {
         if (w.found.count(callee))
           ends.insert(chain_text(callee, w, on_path));
+        else if (w.external.count(callee)) /* its inside: unknown here */
+          ends.insert(std::string(callee->getName()));
+      }
     }
   std::string text(f->getName());
   std::string joined;
@@ -304,7 +323,7 @@ static std::string chain_text(Function *f, Wrappers &w,
 Wrappers find_and_clone_wrappers(Module &m, bool verbose) {
   Wrappers w;
   named_wrappers(m, w, verbose);
-  detect_wrappers(m, w.found);
+  detect_wrappers(m, w.found, w.external);
   /* module order, not pointer order: the object must not change from one
    * compile to the next */
   std::vector<Function *> ordered;
@@ -322,6 +341,62 @@ Wrappers find_and_clone_wrappers(Module &m, bool verbose) {
   for (Function *f : ordered)
     pass_id_down(*w.clone_of[f], w);
   return w;
+}
+
+/* ------------------------------------------------ wrappers in other files */
+
+static FunctionCallee wrap_entry(Module &m, const char *name, Type *ret) {
+  Type *i64 = Type::getInt64Ty(m.getContext());
+  FunctionCallee fc =
+      m.getOrInsertFunction(name, FunctionType::get(ret, {i64}, false));
+  if (auto *f = dyn_cast<Function>(fc.getCallee()))
+    f->setDoesNotThrow();
+  return fc;
+}
+
+static void leave_at(FunctionCallee leave, Value *prev, Instruction *before,
+                     const DebugLoc &loc) {
+  CallInst *c = CallInst::Create(leave, {prev}, "", before);
+  c->setDebugLoc(loc);
+}
+
+bool bracket_wrapper_call(CallBase &call, Value *id) {
+  Module &m = *call.getModule();
+  LLVMContext &ctx = m.getContext();
+  auto *invoke = dyn_cast<InvokeInst>(&call);
+  if (invoke && !isa<LandingPadInst>(invoke->getUnwindDest()->getFirstNonPHI()))
+    return false; /* funclet EH (catchswitch, cleanuppad): not handled */
+  FunctionCallee enter =
+      wrap_entry(m, "tm_cc_wrap_enter", Type::getInt64Ty(ctx));
+  FunctionCallee leave = wrap_entry(m, "tm_cc_wrap_leave", Type::getVoidTy(ctx));
+  const DebugLoc &loc = call.getDebugLoc();
+  CallInst *prev = CallInst::Create(enter, {id}, "tm.wrap.prev", &call);
+  prev->setDebugLoc(loc);
+  if (!invoke) {
+    leave_at(leave, prev, call.getNextNode(), loc);
+    return true;
+  }
+  /* each edge leads to a block only the invoke enters, so prev dominates
+   * the leave there and no other path runs it */
+  BasicBlock *from = invoke->getParent();
+  BasicBlock *dest = invoke->getNormalDest();
+  if (dest->getSinglePredecessor() != from) {
+    BasicBlock *mid = BasicBlock::Create(ctx, "tm.wrap.ret", from->getParent(),
+                                         dest);
+    BranchInst::Create(dest, mid);
+    invoke->setNormalDest(mid);
+    dest->replacePhiUsesWith(from, mid);
+    dest = mid;
+  }
+  leave_at(leave, prev, &*dest->getFirstInsertionPt(), loc);
+  BasicBlock *pad = invoke->getUnwindDest();
+  if (pad->getSinglePredecessor() != from) {
+    SmallVector<BasicBlock *, 2> pads;
+    SplitLandingPadPredecessors(pad, {from}, ".tm.wrap", ".tm.other", pads);
+    pad = pads[0];
+  }
+  leave_at(leave, prev, &*pad->getFirstInsertionPt(), loc);
+  return true;
 }
 
 } // namespace tiermem

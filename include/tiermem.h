@@ -296,6 +296,15 @@ TM_EXPORT void *tm_cc_new_array_aligned_nothrow(uint64_t id, size_t size,
  * _FortranAAllocatableAllocate) with tm_cc_next_site(id) and
  * tm_cc_next_site(0). */
 TM_EXPORT void tm_cc_next_site(uint64_t id);
+/* The calling thread's wrapper context.  The pass brackets each call of an
+ * allocation wrapper defined in another file (TIERMEM_CC_WRAPPERS) with
+ * prev = tm_cc_wrap_enter(id) and tm_cc_wrap_leave(prev): every
+ * allocation the thread makes in between (tm_cc_* or through the replaced
+ * malloc) takes id as its site.  Enter sets the context only if none is
+ * set (the outermost wrapper call wins) and id is a compiler id; it
+ * returns the previous context (0: none), which leave restores. */
+TM_EXPORT uint64_t tm_cc_wrap_enter(uint64_t id);
+TM_EXPORT void tm_cc_wrap_leave(uint64_t prev);
 
 /* ------------------------------------------------------------------ */
 /* Statistics                                                           */

@@ -131,6 +131,20 @@ char *tm_cc_strndup(uint64_t id, const char *s, size_t n)
  * nothing takes it, and the 0 after the call clears it. */
 void tm_cc_next_site(uint64_t id) { site_cc_next(cc_id_valid(id) ? id : 0); }
 
+/* The pass brackets a call of an allocation wrapper defined in another
+ * file (one TIERMEM_CC_WRAPPERS names: hypre_CAlloc, xmalloc) with
+ *   prev = tm_cc_wrap_enter(id); wrapper(...); tm_cc_wrap_leave(prev);
+ * and every allocation the thread makes in between, tm_cc_* or through
+ * the replaced malloc, takes the id.  A context already set stays (a
+ * wrapper calling a wrapper: the outermost call wins); an invalid id sets
+ * none. */
+uint64_t tm_cc_wrap_enter(uint64_t id) { return site_cc_wrap_enter(id); }
+
+void tm_cc_wrap_leave(uint64_t prev)
+{
+    site_cc_wrap_leave(cc_id_valid(prev) ? prev : 0);
+}
+
 /* ------------------------------------------------------------ C++ */
 
 /* align 0: new's own 16 bytes.  The standard's loop on failure: the

@@ -132,27 +132,65 @@ static inline tm_arena_t *small_arena(int site_id, size_t size)
 
 static void *pick_malloc(who_t w, size_t size);
 
-/* A compiler id announced for this thread's next allocation by
- * tm_cc_next_site: the pass brackets calls of flang's runtime entry points
- * (_FortranAAllocatableAllocate...), which malloc inside an uninstrumented
- * library, with it.  The first interposed allocation takes it (so the
- * runtime's own allocations inside the site logic never see it). */
-static __thread uint64_t cc_next __attribute__((tls_model("initial-exec")));
+/* A thread's compiler ids for allocations that carry none themselves:
+ *
+ * next: announced for the thread's next allocation by tm_cc_next_site.
+ *   The pass brackets calls of flang's runtime entry points
+ *   (_FortranAAllocatableAllocate...), which malloc inside an
+ *   uninstrumented library, with it.  The first interposed allocation
+ *   takes it (so the runtime's own allocations inside the site logic
+ *   never see it): one-shot.
+ * wrap: the wrapper context, set by tm_cc_wrap_enter around a call of an
+ *   allocation wrapper defined in another file (TIERMEM_CC_WRAPPERS) and
+ *   restored by tm_cc_wrap_leave: scoped.  Every allocation of the thread
+ *   while it is set takes it, the tm_cc_* ones instead of their own id
+ *   (the outermost caller wins) and the interposed ones (a wrapper in an
+ *   uninstrumented library) instead of their stack, except those the
+ *   runtime makes inside the site logic.
+ *
+ * One struct, so the interposed fast path tests both in one cache line. */
+static __thread struct {
+    uint64_t next;
+    uint64_t wrap;
+} cc_ctx __attribute__((tls_model("initial-exec")));
 
-void site_cc_next(uint64_t id) { cc_next = id; }
+void site_cc_next(uint64_t id) { cc_ctx.next = id; }
+
+uint64_t site_cc_wrap_enter(uint64_t id)
+{
+    uint64_t prev = cc_ctx.wrap;
+    if (prev == 0 && cc_id_valid(id))
+        cc_ctx.wrap = id;
+    return prev;
+}
+
+void site_cc_wrap_leave(uint64_t prev) { cc_ctx.wrap = prev; }
+
+/* A tm_cc_* allocation's id: the wrapper context's, if any. */
+static inline who_t cc_who_ctx(uint64_t id)
+{
+    uint64_t wrap = cc_ctx.wrap;
+    return cc_who(TM_UNLIKELY(wrap != 0) ? wrap : id);
+}
 
 static inline bool cc_announced(int site_id)
 {
-    return TM_UNLIKELY(cc_next != 0) && site_id < 0;
+    return TM_UNLIKELY((cc_ctx.next | cc_ctx.wrap) != 0) && site_id < 0;
 }
 
-/* Who names a stack-keyed allocation: the announced id, taken, if any. */
+/* Who names a stack-keyed allocation: the announced id, taken (the
+ * wrapper context, if any, wins over it), else the wrapper context, else
+ * the stack. */
 static who_t stack_who(const void *caller, int site_id)
 {
     if (cc_announced(site_id)) {
-        uint64_t id = cc_next;
-        cc_next = 0;
-        return cc_who(id);
+        uint64_t id = cc_ctx.next;
+        if (id != 0) {
+            cc_ctx.next = 0;
+            return cc_who_ctx(id);
+        }
+        if (!in_site_logic)
+            return cc_who(cc_ctx.wrap);
     }
     return (who_t){caller, site_id, 0};
 }
@@ -340,20 +378,20 @@ void *site_realloc(const void *caller, int site_id, void *ptr, size_t size)
 
 void *site_cc_malloc(uint64_t id, size_t size)
 {
-    return pick_malloc(cc_who(id), size);
+    return pick_malloc(cc_who_ctx(id), size);
 }
 
 void *site_cc_calloc(uint64_t id, size_t n, size_t size)
 {
-    return pick_calloc(cc_who(id), n, size);
+    return pick_calloc(cc_who_ctx(id), n, size);
 }
 
 void *site_cc_realloc(uint64_t id, void *ptr, size_t size)
 {
-    return pick_realloc(cc_who(id), ptr, size);
+    return pick_realloc(cc_who_ctx(id), ptr, size);
 }
 
 void *site_cc_aligned(uint64_t id, size_t align, size_t size)
 {
-    return pick_aligned(cc_who(id), align, size);
+    return pick_aligned(cc_who_ctx(id), align, size);
 }

@@ -342,6 +342,10 @@ void *site_aligned(const void *caller, int site_id, size_t align, size_t size);
 /* The same for a compiler id (cc_id_valid): no stack walk, no hashing. */
 /* The id the thread's next stack-keyed allocation takes (0: none). */
 void site_cc_next(uint64_t id);
+/* The thread's wrapper context (tm_cc_wrap_enter/leave): while set, every
+ * allocation of the thread takes it as its compiler id. */
+uint64_t site_cc_wrap_enter(uint64_t id);
+void site_cc_wrap_leave(uint64_t prev);
 void *site_cc_malloc(uint64_t id, size_t size);
 void *site_cc_calloc(uint64_t id, size_t n, size_t size);
 void *site_cc_realloc(uint64_t id, void *ptr, size_t size);

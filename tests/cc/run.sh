@@ -47,6 +47,9 @@ else
 fi
 export LD_LIBRARY_PATH=$TIERMEM_CC_LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
+# grid_alloc and xmalloc are wrappers defined in alloc.c: named, main.c's
+# calls of them are sites too (bracketed with the thread's wrapper context)
+export TIERMEM_CC_WRAPPERS=grid_alloc,xmalloc
 build_prog() { # build_prog DIR OPT: a copy of prog built inside DIR
     mkdir -p "$1"
     cp "$here"/prog/*.[ch] "$1"
@@ -73,12 +76,17 @@ check "the ids have top bits 10" awk '$1 !~ /^0x[89ab]/ { exit 1 }' "$tmp/one.si
 check "the macro's two calls on one line are two sites" \
     [ "$(grep -c ' main malloc -$' "$tmp/one.sites")" -ge 2 ]
 check "the static inline function's strdup is in alloc.h" grep -q ' alloc.h:[0-9]*:[0-9]* copy_name strdup' "$tmp/one.sites"
-# wrappers resolve within their own file: main.c's calls of grid_alloc
-# (alloc.c) are not sites, alloc.c's own calls of it are
+# wrappers in their own file resolve through clones: alloc.c's own calls
+# of grid_alloc are sites with the whole chain; in another file (main.c)
+# through TIERMEM_CC_WRAPPERS, with the wrapper's name alone as the chain
 check "each call of a two-level wrapper in its file is a site" \
     [ "$(grep -c ' make_fields grid_alloc grid_alloc>xmalloc>malloc$' "$tmp/one.sites")" = 2 ]
+check "each call of a named wrapper of another file is a site (main.c:16, 17, 20)" \
+    [ "$(grep -c ' main.c:\(1[67]:18 main grid_alloc grid_alloc\|20:15 main xmalloc xmalloc\)$' "$tmp/one.sites")" = 3 ]
+check "the build summary counts the calls of other files' wrappers" \
+    grep -q "main.c: .*; 3 calls of other files' wrappers;" "$tmp/one/verbose.txt"
 check "the build summary counts the call through a pointer" \
-    grep -q '1 calls through pointers left alone; 2 wrappers: xmalloc, grid_alloc' "$tmp/one/verbose.txt"
+    grep -q '1 calls through pointers left alone; 2 wrappers: xmalloc (named), grid_alloc (named)' "$tmp/one/verbose.txt"
 check "the call through a pointer still reaches malloc" \
     sh -c "nm '$tmp/one/alloc.o' | grep -q ' U malloc\$' &&
            cd '$tmp/one' && '$cc' -S -emit-llvm -o - alloc.c | grep -q 'call ptr %'"
@@ -102,6 +110,14 @@ if [ "${TIERMEM_CC_STUB:-0}" != 1 ]; then
         sh -c "grep -q '^cc alloc.c [0-9]' '$table' && grep -q '^cc main.c [0-9]' '$table'"
     check "the wrapper chain is in the table" \
         grep -q '^cc alloc.c 2[23] 10 make_fields grid_alloc grid_alloc>xmalloc>malloc$' "$table"
+    # main.c's calls of alloc.c's wrappers: the blocks are counted at
+    # main.c's sites, the outermost call, not at the sites inside alloc.c
+    check "blocks allocated through main.c's grid_alloc calls are counted at main.c:16, 17" \
+        sh -c "[ \$(grep -B1 '^cc main.c 1[67] 18 main grid_alloc grid_alloc\$' '$table' | grep -c ' allocs [1-9]') = 2 ]"
+    check "... and main.c's xmalloc call at main.c:20" \
+        sh -c "grep -B1 '^cc main.c 20 15 main xmalloc xmalloc\$' '$table' | grep -q ' allocs [1-9]'"
+    check "... and not at the sites inside the wrappers (alloc.c:6, 16)" \
+        sh -c "! grep -B1 -E '^cc alloc.c (6 15 xmalloc malloc|16 22 grid_alloc xmalloc) ' '$table' | grep -q ' allocs [1-9]'"
     check "no note field was refused (no ? in cc lines)" \
         sh -c "! grep '^cc ' '$table' | grep -q ' ?'"
     check "the call through a pointer stays a stack-keyed site" \
@@ -131,6 +147,22 @@ kinds=$(notes "$tmp/news-O0" | awk '{ print $4 }' | sort -u | tr '\n' ' ')
 echo "C++ callees with sites: $kinds"
 check "C++: all eight operator new variants are sites" \
     [ "$(notes "$tmp/news-O0" | awk '$4 ~ /^_Zn[wa]m/ { print $4 }' | sort -u | wc -l)" = 8 ]
+
+# C++: calls of a wrapper of another file through invokes (one of which
+# unwinds): the context is left on both edges, so the malloc after them
+# is its own site
+if [ "${TIERMEM_CC_STUB:-0}" != 1 ]; then
+    mkdir -p "$tmp/wrap/out"
+    (cd "$tmp/wrap" && TIERMEM_CC_WRAPPERS=xalloc "$cxx" -O2 "$here/wrap_lib.cpp" "$here/wrap_main.cpp" -o wrap)
+    out=$(cd "$tmp/wrap" && env TIERMEM_OUTPUT_DIR="$tmp/wrap/out" TIERMEM_LOG=warn ./wrap 2>&1) && rc=0 || rc=$?
+    echo "wrap: $out" | tr '\n' ' '; echo
+    table=$(ls "$tmp"/wrap/out/tiermem-sites.* 2>/dev/null | head -1)
+    check "C++ invokes of another file's wrapper: run, one caught" sh -c "[ $rc = 0 ] && echo '$out' | grep -q '^caught 1 '"
+    check "C++ invokes of another file's wrapper are sites with allocations" \
+        sh -c "[ \$(grep -B1 -E '^cc .*wrap_main.cpp 1[24] [0-9]+ main xalloc xalloc\$' '$table' | grep -c ' allocs [1-9]') = 2 ]"
+    check "after an unwind the context is gone: the next malloc is its own site" \
+        sh -c "grep -B1 -E '^cc .*wrap_main.cpp 15 [0-9]+ main malloc -\$' '$table' | grep -q ' allocs 1 '"
+fi
 
 # Fortran: tests/cc/alloc.f90 through tiermem-fortran (flang-new-16).
 # Flang 16 emits no debug info: ALLOCATE of an intrinsic-type array is an

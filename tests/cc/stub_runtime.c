@@ -26,6 +26,17 @@ __attribute__((destructor)) static void stub_report(void) {
         fprintf(stderr, "stub runtime: %lu tm_cc calls\n", stub_calls);
 }
 
+/* the wrapper context: checked and kept, nothing takes it */
+static __thread uint64_t stub_wrap;
+uint64_t tm_cc_wrap_enter(uint64_t id) {
+    stub_check_id(id);
+    uint64_t prev = stub_wrap;
+    if (!prev)
+        stub_wrap = id;
+    return prev;
+}
+void tm_cc_wrap_leave(uint64_t prev) { stub_wrap = prev; }
+
 void *tm_cc_malloc(uint64_t id, size_t n) {
     stub_check_id(id);
     return malloc(n);

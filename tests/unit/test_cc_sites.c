@@ -322,6 +322,74 @@ static void test_next_site(void)
     tm_free(t);
 }
 
+static uint64_t allocs_of(uint64_t id)
+{
+    site_t *s = cc_site(id);
+    tm_site_info_t info;
+    if (s == NULL || tm_site_info(s->index, &info) != 0)
+        return UINT64_MAX;
+    return info.stats.allocs;
+}
+
+/* tm_cc_wrap_enter/leave: the wrapper context.  The outermost enter wins,
+ * leave restores what enter returned, an untagged id sets nothing, and
+ * while a context is set every allocation of the thread takes it: the
+ * tm_cc_* ones instead of their own id, the interposed ones (a wrapper in
+ * an uninstrumented library) instead of their stack, small ones too. */
+static void test_wrap_context(void)
+{
+    uint64_t a0 = allocs_of(ID_A), b0 = allocs_of(ID_B);
+    REQUIRE_VOID(a0 != UINT64_MAX && b0 != UINT64_MAX);
+    tm_arena_t *arena_a = atomic_load(&cc_site(ID_A)->arena);
+    tm_arena_t *arena_b = atomic_load(&cc_site(ID_B)->arena);
+
+    CHECK(tm_cc_wrap_enter(ID_A) == 0);
+    void *p1 = tm_cc_malloc(ID_B, 100000); /* inside the wrapper: A's */
+    uint64_t prev = tm_cc_wrap_enter(ID_B); /* a wrapper of a wrapper */
+    CHECK(prev == ID_A);
+    void *p2 = tm_cc_calloc(ID_B, 10, 10);
+    void *p3 = site_malloc(__builtin_return_address(0), -1, 100000);
+    void *p4 = site_malloc(__builtin_return_address(0), -1, 24); /* small */
+    tm_cc_wrap_leave(prev);
+    void *p5 = tm_cc_realloc(ID_B, NULL, 100000); /* still A's */
+    tm_cc_wrap_leave(0);
+    void *p6 = tm_cc_malloc(ID_B, 100000); /* no context: its own */
+    void *p7 = site_malloc(__builtin_return_address(0), -1, 100000);
+    REQUIRE_VOID(p1 && p2 && p3 && p4 && p5 && p6 && p7);
+    CHECK(allocs_of(ID_A) == a0 + 5);
+    CHECK(allocs_of(ID_B) == b0 + 1);
+    CHECK(tm_arena_of(p3) == arena_a && tm_arena_of(p4) == arena_a);
+    CHECK(tm_arena_of(p6) == arena_b);
+    CHECK(tm_arena_of(p7) != arena_a && tm_arena_of(p7) != arena_b);
+
+    /* an untagged id sets nothing: the calls keep their own ids */
+    CHECK(tm_cc_wrap_enter(0x4000000000000003ull) == 0);
+    void *q1 = tm_cc_malloc(ID_B, 100000);
+    void *q2 = site_malloc(__builtin_return_address(0), -1, 100000);
+    CHECK(tm_cc_wrap_enter(ID_A) == 0); /* still none set */
+    tm_cc_wrap_leave(0);
+    tm_cc_wrap_leave(0);
+    REQUIRE_VOID(q1 && q2);
+    CHECK(allocs_of(ID_B) == b0 + 2 && allocs_of(ID_A) == a0 + 5);
+    CHECK(tm_arena_of(q2) != arena_a && tm_arena_of(q2) != arena_b);
+
+    /* an id announced inside a wrapper: the wrapper's call wins, and the
+     * announcement is used up all the same (one-shot) */
+    CHECK(tm_cc_wrap_enter(ID_A) == 0);
+    tm_cc_next_site(ID_B);
+    void *r1 = site_malloc(__builtin_return_address(0), -1, 100000);
+    tm_cc_wrap_leave(0);
+    void *r2 = site_malloc(__builtin_return_address(0), -1, 100000);
+    REQUIRE_VOID(r1 && r2);
+    CHECK(tm_arena_of(r1) == arena_a);
+    CHECK(tm_arena_of(r2) != arena_a && tm_arena_of(r2) != arena_b);
+    CHECK(allocs_of(ID_A) == a0 + 6 && allocs_of(ID_B) == b0 + 2);
+
+    void *all[] = {p1, p2, p3, p4, p5, p6, p7, q1, q2, r1, r2};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        tm_free(all[i]);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/tm_cc_sites.XXXXXX", gpath[600];
@@ -338,6 +406,7 @@ int main(void)
     test_guidance_selector();
     test_fast_path();
     test_next_site();
+    test_wrap_context();
     test_semantics();
     test_descriptions();
     test_table(dir);
