@@ -486,6 +486,26 @@ static inline bool dyn_read_table(const char *dir, const char *const *fn,
     return true;
 }
 
+/* dyn_read_table, true only when all n sites are there; else t->why lists
+ * the missing ones by name[i]. */
+static inline bool dyn_read_table_all(const char *dir, const char *const *fn,
+                                      const char *const *name, int n, int id,
+                                      dyn_table_t *t)
+{
+    if (!dyn_read_table(dir, fn, n, id, t))
+        return false;
+    bool all = true;
+    int o = snprintf(t->why, sizeof t->why, "%s: missing", t->path);
+    for (int i = 0; i < n; i++)
+        if (!t->site[i].have) {
+            all = false;
+            if (o > 0 && (size_t)o < sizeof t->why)
+                o += snprintf(t->why + o, sizeof t->why - (size_t)o, " %s",
+                              name[i]);
+        }
+    return all;
+}
+
 /* What a profile says of itself (doc/profile-format.md). */
 typedef struct dyn_profile {
     bool partial_left;  /* PATH.partial is still there */

@@ -133,18 +133,7 @@ static int child_main(const char *mode, const char *info_path, unsigned nodes)
 /* The table one run wrote, with every site found; false (t->why) if not. */
 static bool read_table(const char *dir, dyn_table_t *t)
 {
-    if (!dyn_read_table(dir, site_fn, NSITES, -1, t))
-        return false;
-    bool all = true;
-    int o = snprintf(t->why, sizeof t->why, "%s: no cc line naming", t->path);
-    for (int i = 0; i < NSITES; i++)
-        if (!t->site[i].have) {
-            all = false;
-            if (o > 0 && (size_t)o < sizeof t->why)
-                o += snprintf(t->why + o, sizeof t->why - (size_t)o, " %s",
-                              site_fn[i]);
-        }
-    return all;
+    return dyn_read_table_all(dir, site_fn, site_name, NSITES, -1, t);
 }
 
 static void show_table(const char *what, const dyn_table_t *t)

@@ -156,18 +156,7 @@ static int child_main(const char *mode, const char *info_path, unsigned nodes)
  * (t->why says) unless it has all of them. */
 static bool read_table(const char *dir, dyn_table_t *t)
 {
-    if (!dyn_read_table(dir, site_fn, NSITES, EXPLICIT_ID, t))
-        return false;
-    bool all = true;
-    int o = snprintf(t->why, sizeof t->why, "%s: missing", t->path);
-    for (int i = 0; i < NSITES; i++)
-        if (!t->site[i].have) {
-            all = false;
-            if (o > 0 && (size_t)o < sizeof t->why)
-                o += snprintf(t->why + o, sizeof t->why - (size_t)o, " %s",
-                              site_name[i]);
-        }
-    return all;
+    return dyn_read_table_all(dir, site_fn, site_name, NSITES, EXPLICIT_ID, t);
 }
 
 static void show_table(const char *what, const dyn_table_t *t)
