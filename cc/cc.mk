@@ -25,10 +25,17 @@ cc/tiermem-pass.so: $(cc_pass_inputs) $(srcdir)/cc/tiermem_pass.h
 endif
 
 CLEANFILES += cc/tiermem-pass.so
+# tests/cc file by file: the directory as a whole would be taken from the
+# build tree, where make check leaves its logs, and a distcheck then finds
+# a read-only run.sh.log "up to date"
 EXTRA_DIST += $(cc_pass_sources) $(cc_pass_headers) cc/tiermem-cc.in \
-	tests/cc
+	tests/cc/run.sh tests/cc/read_notes.py tests/cc/news.cpp \
+	tests/cc/alloc.f90 tests/cc/prog/alloc.c tests/cc/prog/alloc.h \
+	tests/cc/prog/main.c tests/cc/stub_runtime.c \
+	tests/cc/stub_runtime_cxx.cpp tests/cc/wrap_lib.cpp \
+	tests/cc/wrap_main.cpp
 
 if TM_CC_PASS
-# builds tests/cc/prog and news.cpp with the wrappers, against a stub runtime
+# builds tests/cc's programs with the wrappers, against this build's runtime
 TESTS += tests/cc/run.sh
 endif
