@@ -208,6 +208,13 @@ else
         sh -c "[ \$(grep -B1 '^cc alloc.f90 2[789] 0 _QQmain _FortranAAllocatableAllocate -\$' '$table' | grep -c ' allocs 1 ') = 3 ]"
 fi
 
+# a misspelt wrapper name: one warning at the link, which knows the program
+msg=$(cd "$tmp/one" && TIERMEM_CC_WRAPPERS=grid_alloc,xmaloc "$cc" -O2 main.o alloc.o -o typo 2>&1) && rc=0 || rc=$?
+echo "misspelt wrapper: $msg (exit $rc)"
+check "a wrapper name the program neither defines nor calls gets one warning" \
+    sh -c "[ $rc = 0 ] && [ \"\$(printf '%s\n' '$msg' | grep -c 'names xmaloc, which typo neither defines nor calls')\" = 1 ] &&
+           ! printf '%s\n' '$msg' | grep -q grid_alloc"
+
 # refusals: never a half-instrumented build
 msg=$(TIERMEM_CC_PLUGIN=/nonexistent/tiermem-pass.so "$cc" -c "$here/prog/main.c" -o "$tmp/no.o" 2>&1) && rc=0 || rc=$?
 echo "missing plugin: $msg (exit $rc)"
