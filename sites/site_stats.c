@@ -54,10 +54,10 @@ static site_stats_t *site0;
 
 /* ------------------------------------------------------------ shared */
 
-void stats_add(site_stats_t *st, size_t n)
+/* Live bytes grow by n, exactly and at once (reclaim and the big/small
+ * promotion read them), and the peak follows. */
+static void live_grow(site_stats_t *st, size_t n)
 {
-    atomic_fetch_add_explicit(&st->allocs, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&st->bytes, n, memory_order_relaxed);
     uint64_t live =
         atomic_fetch_add_explicit(&st->live, n, memory_order_relaxed) + n;
     uint64_t peak = atomic_load_explicit(&st->peak, memory_order_relaxed);
@@ -66,6 +66,13 @@ void stats_add(site_stats_t *st, size_t n)
                                                   memory_order_relaxed,
                                                   memory_order_relaxed))
         ;
+}
+
+void stats_add(site_stats_t *st, size_t n)
+{
+    atomic_fetch_add_explicit(&st->allocs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->bytes, n, memory_order_relaxed);
+    live_grow(st, n);
 }
 
 void stats_sub(site_stats_t *st, size_t n)
@@ -278,14 +285,7 @@ void site_stats_add(site_stats_t *st, size_t n)
         stats_add(st, n);
         return;
     }
-    uint64_t live =
-        atomic_fetch_add_explicit(&st->live, n, memory_order_relaxed) + n;
-    uint64_t peak = atomic_load_explicit(&st->peak, memory_order_relaxed);
-    while (live > peak && (int64_t)live > 0 &&
-           !atomic_compare_exchange_weak_explicit(&st->peak, &peak, live,
-                                                  memory_order_relaxed,
-                                                  memory_order_relaxed))
-        ;
+    live_grow(st, n);
     delta_bump(&e->allocs, 1);
     delta_bump(&e->bytes, (int64_t)n);
     slot_done(e);
