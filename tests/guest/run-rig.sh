@@ -330,8 +330,12 @@ build_initramfs() {
                 continue
             fi
             # TIERMEM_CC_ROOT: the notes name the source tests/guest/...
+            # The second rpath is where the guest has the runtime
+            # ($GUEST_PRELOAD): the build's own path may be under /tmp,
+            # which the guest's init mounts a tmpfs over.
             compiler=(env TIERMEM_CC_ROOT="$SRC_ROOT" TIERMEM_CC_PLUGIN="$CC_PLUGIN"
-                TIERMEM_CC_LIBDIR="$BUILD_DIR/.libs" "$CC_WRAPPER")
+                TIERMEM_CC_LIBDIR="$BUILD_DIR/.libs" "$CC_WRAPPER"
+                -Wl,-rpath,"$(dirname "$GUEST_PRELOAD")")
             ;;
         esac
         TEST_NAMES="$TEST_NAMES $name"
