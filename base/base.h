@@ -289,6 +289,12 @@ char *read_file_accepting(const char *path, const char *what, int level,
                              unsigned accept, size_t max_bytes, size_t *len,
                              size_t *cap);
 
+/* A whole small regular file (a /proc/sys or sysfs value) into buf,
+ * NUL-terminated: its length, or -1 with errno (EINVAL: not a regular
+ * file, holds a NUL, or needs size bytes or more -- a cut value could end
+ * in half a number; else open's or read's).  Opened as file_open_read. */
+ssize_t read_small_file(const char *path, char *buf, size_t size);
+
 /* ------------------------------------------------------------------ */
 /* text.c: the lexer under every line-format parser                     */
 /* ------------------------------------------------------------------ */

@@ -138,3 +138,43 @@ char *read_file(const char *path, const char *what, int level,
 {
     return read_file_accepting(path, what, level, 0, max_bytes, len, cap);
 }
+
+/* A small kernel file (/proc/sys, sysfs) into a caller's buffer: there is
+ * no size to allocate for (those files report 0 or 4096), and the readers
+ * run where malloc is off limits. */
+ssize_t read_small_file(const char *path, char *buf, size_t size)
+{
+    if (size == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    int fd = file_open_read(path, 0);
+    if (fd < 0) {
+        if (errno == EISDIR)
+            errno = EINVAL; /* one errno for "not a regular file" */
+        return -1;
+    }
+    size_t len = 0;
+    int err = 0;
+    while (len < size) {
+        ssize_t n = read(fd, buf + len, size - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            err = errno;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    if (err == 0 && len >= size)
+        err = EINVAL; /* longer than anything we read there */
+    if (err == 0 && memchr(buf, '\0', len) != NULL)
+        err = EINVAL;
+    (void)close(fd); /* read-only: nothing a failed close could lose */
+    if (err != 0) {
+        errno = err;
+        return -1;
+    }
+    buf[len] = '\0';
+    return (ssize_t)len;
+}

@@ -28,7 +28,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <linux/capability.h>
 #include <math.h>
@@ -37,7 +36,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "perf_internal.h"
@@ -62,35 +60,6 @@ _Static_assert(PERF_AFFINITY_MAX_CPUS % CPU_SETSIZE == 0,
 
 /* ---------------------------------------------------------------- files */
 
-/* A whole small /proc or /sys file into buf, NUL-terminated: its length,
- * or -1 when it cannot be read or does not fit (the kernel writes nothing
- * that long there, and a cut list could end in half a number). */
-static ssize_t perf_read_small(const char *path, char *buf, size_t size)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    size_t len = 0;
-    bool whole = false;
-    char probe;
-    for (;;) {
-        bool full = len == size - 1; /* then: is there more? */
-        ssize_t r = full ? read(fd, &probe, 1)
-                         : read(fd, buf + len, size - 1 - len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        whole = r == 0;
-        if (r <= 0 || full)
-            break;
-        len += (size_t)r;
-    }
-    (void)close(fd); /* read-only: nothing to lose */
-    if (!whole)
-        return -1;
-    buf[len] = '\0';
-    return (ssize_t)len;
-}
-
 /* The first line of a sysctl file as a number in [min, max]; dflt when it
  * cannot be read or is anything else. */
 static int64_t perf_read_sysctl(const char *name, int64_t min, int64_t max,
@@ -98,7 +67,7 @@ static int64_t perf_read_sysctl(const char *name, int64_t min, int64_t max,
 {
     char path[128], buf[64];
     snprintf(path, sizeof path, PERF_SYSCTL_DIR "%s", name);
-    ssize_t n = perf_read_small(path, buf, sizeof buf);
+    ssize_t n = read_small_file(path, buf, sizeof buf);
     text_lines_t it;
     text_span_t line;
     int64_t v;
@@ -191,7 +160,7 @@ size_t perf_cpus_intersect(const int *online, size_t n,
 static size_t perf_online_cpus(int *cpus, size_t max)
 {
     char buf[8192];
-    if (perf_read_small(PERF_ONLINE_PATH, buf, sizeof buf) >= 0) {
+    if (read_small_file(PERF_ONLINE_PATH, buf, sizeof buf) >= 0) {
         size_t n = perf_cpu_list_parse(buf, cpus, max);
         if (n > 0)
             return n;
@@ -246,7 +215,7 @@ size_t perf_cpus_for_rings(int *cpus, size_t max)
 static bool perf_in_initial_userns(void)
 {
     char buf[256];
-    ssize_t n = perf_read_small("/proc/self/uid_map", buf, sizeof buf);
+    ssize_t n = read_small_file("/proc/self/uid_map", buf, sizeof buf);
     text_lines_t it;
     text_span_t line, f[3];
     uint64_t inside, outside, count;
@@ -266,17 +235,7 @@ static bool perf_in_initial_userns(void)
  * not lift the limit. */
 static bool perf_has_ipc_lock(void)
 {
-    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
-    memset(data, 0, sizeof data);
-    if (syscall(SYS_capget, &hdr, data) != 0) {
-        log_debug("profiler: capget failed: errno %d; assuming no"
-                  " CAP_IPC_LOCK", errno);
-        return false;
-    }
-    bool held = (data[CAP_TO_INDEX(CAP_IPC_LOCK)].effective &
-                 CAP_TO_MASK(CAP_IPC_LOCK)) != 0;
-    return held && perf_in_initial_userns();
+    return perf_cap_effective(CAP_IPC_LOCK) && perf_in_initial_userns();
 }
 
 /* RLIMIT_MEMLOCK's soft limit in bytes, UINT64_MAX for unlimited; 0 when
@@ -303,8 +262,7 @@ void perf_lock_facts_read(perf_lock_facts_t *f)
                                              INT_MAX, 512 + page / 1024);
     f->memlock_limit = perf_memlock_limit();
     f->ipc_lock = perf_has_ipc_lock();
-    f->paranoid = (int)perf_read_sysctl("perf_event_paranoid", INT_MIN + 1,
-                                        INT_MAX, INT_MIN);
+    f->paranoid = perf_paranoid_read(PERF_PARANOID_PATH);
     f->online_cpus = online > 0 ? online : 1;
     f->max_sample_rate = (uint64_t)perf_read_sysctl(
         "perf_event_max_sample_rate", 1, INT_MAX,

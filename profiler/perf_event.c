@@ -18,7 +18,7 @@
 #include <cpuid.h>
 #include <dlfcn.h>
 #include <errno.h>
-#include <fcntl.h>
+#include <limits.h>
 /* the kernel's header first: libpfm4's then leaves its own copy of the
  * perf_event_attr definitions out */
 #include <linux/perf_event.h>
@@ -147,19 +147,12 @@ static int perf_encode_pfm(const char *name, struct perf_event_attr *attr)
 /* The ibs_op PMU's perf type from sysfs; -1 when there is none. */
 static int perf_ibs_type(void)
 {
-    int fd = open(PERF_IBS_SYSFS "/type", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
     char buf[32];
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    if (close(fd) != 0)
-        log_debug("profiler: close of ibs_op/type failed: errno %d", errno);
-    if (n <= 0)
+    if (read_small_file(PERF_IBS_SYSFS "/type", buf, sizeof buf) <= 0)
         return -1;
-    buf[n] = '\0';
     char *end;
     long v = strtol(buf, &end, 10);
-    return end == buf || v < 0 ? -1 : (int)v;
+    return end == buf || v < 0 || v > INT_MAX ? -1 : (int)v;
 }
 
 /* Append one encoded event to ev; its name joins ev->name. */

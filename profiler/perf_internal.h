@@ -213,6 +213,11 @@ int perf_paranoid_parse(const char *text);
 /* perf_paranoid_parse of the file at path; INT_MIN when missing,
  * unreadable, not a regular file or longer than an int's line. */
 int perf_paranoid_read(const char *path);
+/* The kernel's perf_event_paranoid, for perf_paranoid_read. */
+#define PERF_PARANOID_PATH "/proc/sys/kernel/perf_event_paranoid"
+/* Is capability cap (CAP_PERFMON 38, CAP_IPC_LOCK 14, ...) in this
+ * thread's effective set?  capget, no libcap; false when it cannot tell. */
+bool perf_cap_effective(unsigned cap);
 
 /* Room for any perf_open_cause sentence. */
 #define PERF_CAUSE_LEN 384

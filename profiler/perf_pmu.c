@@ -19,12 +19,10 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <linux/capability.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -36,48 +34,6 @@
 #define PERF_FORMAT_TEXT_MAX 256
 /* The longest format name we accept ("l3missonly" is 10). */
 #define PERF_FORMAT_NAME_MAX 64
-
-/* ---------------------------------------------------------------- files */
-
-/* Read at most size - 1 bytes of a regular file into buf, NUL-terminated.
- * The length, or -1 with errno (EINVAL: not a regular file, or longer than
- * the buffer, or holds a NUL byte; else open's or read's errno).
- * O_NONBLOCK so that a FIFO put in the file's place cannot block open. */
-static ssize_t perf_read_small_file(const char *path, char *buf, size_t size)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0)
-        return -1;
-    struct stat sb;
-    ssize_t len = 0;
-    int err = 0;
-    if (fstat(fd, &sb) != 0)
-        err = errno;
-    else if (!S_ISREG(sb.st_mode))
-        err = EINVAL; /* /dev/zero, a FIFO, a directory */
-    while (err == 0 && (size_t)len < size) {
-        ssize_t n = read(fd, buf + len, size - (size_t)len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            err = errno;
-        if (n <= 0)
-            break;
-        len += n;
-    }
-    if (err == 0 && (size_t)len >= size)
-        err = EINVAL; /* too long to be what we read */
-    if (close(fd) != 0)
-        log_debug("profiler: close of %s failed: errno %d", path, errno);
-    if (err == 0 && memchr(buf, '\0', (size_t)len) != NULL)
-        err = EINVAL;
-    if (err != 0) {
-        errno = err;
-        return -1;
-    }
-    buf[len] = '\0';
-    return len;
-}
 
 /* ---------------------------------------------------------------- format */
 
@@ -169,7 +125,7 @@ int perf_format_read(const char *pmu_dir, const char *name,
         return -1;
     }
     char text[PERF_FORMAT_TEXT_MAX];
-    if (perf_read_small_file(path, text, sizeof text) < 0) {
+    if (read_small_file(path, text, sizeof text) < 0) {
         if (errno == ENOENT)
             return 0; /* this PMU (or kernel) has no such field */
         log_debug("profiler: reading %s failed: errno %d (%s)", path, errno,
@@ -326,25 +282,30 @@ int perf_paranoid_parse(const char *text)
 int perf_paranoid_read(const char *path)
 {
     char text[32];
-    if (perf_read_small_file(path, text, sizeof text) < 0)
+    if (read_small_file(path, text, sizeof text) < 0)
         return INT_MIN;
     return perf_paranoid_parse(text);
 }
 
-/* CAP_PERFMON (Linux 5.8) or CAP_SYS_ADMIN in our effective set, asked
- * of the kernel with capget (no libcap).  false when it cannot tell. */
-static bool perf_privileged(void)
+bool perf_cap_effective(unsigned cap)
 {
     struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
     memset(data, 0, sizeof data);
+    if (cap >= 32 * _LINUX_CAPABILITY_U32S_3)
+        return false;
     if (syscall(SYS_capget, &hdr, data) != 0) {
         log_debug("profiler: capget failed: errno %d", errno);
         return false;
     }
+    return (data[cap / 32].effective >> (cap % 32)) & 1;
+}
+
+/* CAP_PERFMON (Linux 5.8) or CAP_SYS_ADMIN in our effective set. */
+static bool perf_privileged(void)
+{
     const unsigned perfmon = 38, sys_admin = 21;
-    return ((data[perfmon / 32].effective >> (perfmon % 32)) & 1) ||
-           ((data[sys_admin / 32].effective >> (sys_admin % 32)) & 1);
+    return perf_cap_effective(perfmon) || perf_cap_effective(sys_admin);
 }
 
 void perf_host_facts_read(perf_host_facts_t *h)
@@ -357,7 +318,7 @@ void perf_host_facts_read(perf_host_facts_t *h)
         h->kernel_major = h->kernel_minor = -1;
         log_debug("profiler: the kernel release is not X.Y...");
     }
-    h->paranoid = perf_paranoid_read("/proc/sys/kernel/perf_event_paranoid");
+    h->paranoid = perf_paranoid_read(PERF_PARANOID_PATH);
     h->privileged = perf_privileged();
 }
 
