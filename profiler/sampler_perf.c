@@ -95,23 +95,22 @@ static void perf_wake_start(perf_state_t *st)
  * events' highest rate, within this process's share of the host's locked
  * memory (perf_budget.c).  0, or -1 with errno EPERM when not one page per
  * ring fits (st->plan_why says why). */
-static int perf_size_rings(perf_state_t *st, const prof_options_t *o)
+static int perf_size_rings(perf_state_t *st, const prof_options_t *o,
+                           const perf_lock_facts_t *f)
 {
-    perf_lock_facts_t f;
-    perf_lock_facts_read(&f);
     double rate = 0.0; /* samples/s on one CPU, all events together */
     for (size_t k = 0; k < st->ev.n; k++)
         rate += st->ev.worst_rate[k] > 0.0
                     ? st->ev.worst_rate[k] /
                           (double)st->ev.attr[k].sample_period
-                    : (double)f.max_sample_rate; /* unknown: the cap */
+                    : (double)f->max_sample_rate; /* unknown: the cap */
     perf_ring_plan_in_t in = {
         .period = 1, .events_per_s = rate,
         .record_bytes = PERF_RECORD_BYTES, .interval_ns = o->interval_ns,
         .nrings = st->nrings, .local_ranks = settings_local_ranks(environ),
         .want_pages = o->ring_pages};
     perf_ring_plan_t plan;
-    if (perf_ring_plan(&in, &f, &plan) != 0)
+    if (perf_ring_plan(&in, f, &plan) != 0)
         return -1;
     char line[320];
     log_debug("profiler: %s", perf_ring_plan_format(&plan, line,
@@ -150,6 +149,8 @@ static void perf_events_finish(perf_state_t *st)
 static int perf_open_variants(perf_state_t *st, const prof_options_t *o)
 {
     int err = ENOENT;
+    perf_lock_facts_t lock; /* the host's, once for every set tried */
+    perf_lock_facts_read(&lock);
     for (unsigned v = 0;; v++) {
         perf_events_t ev; /* st->ev keeps the last set tried, for the log */
         if (perf_events_for_kind(st->kind, o, v, &ev) != 0) {
@@ -161,7 +162,7 @@ static int perf_open_variants(perf_state_t *st, const prof_options_t *o)
             return -1;
         }
         st->ev = ev;
-        if (perf_size_rings(st, o) != 0)
+        if (perf_size_rings(st, o, &lock) != 0)
             return -1;
         perf_events_finish(st);
         errno = 0;
