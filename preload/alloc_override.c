@@ -36,18 +36,10 @@ static size_t page_size(void)
     return p;
 }
 
-/* glibc aligns every block to 16 bytes (alignof(max_align_t)); jemalloc's
- * 8-byte class would not, and code storing SSE values in small blocks
- * relies on it.  glibc's smallest chunk is 32 bytes anyway. */
-#define MIN_BLOCK 16
-static inline size_t min_block(size_t size)
-{
-    return size < MIN_BLOCK ? MIN_BLOCK : size;
-}
 
 OVERRIDE void *malloc(size_t size)
 {
-    return site_malloc(CALLER, -1, min_block(size));
+    return site_malloc(CALLER, -1, site_min_block(size));
 }
 
 OVERRIDE void free(void *ptr) { site_free(ptr); }
@@ -55,15 +47,15 @@ OVERRIDE void free(void *ptr) { site_free(ptr); }
 OVERRIDE void *calloc(size_t n, size_t size)
 {
     size_t total;
-    if (!__builtin_mul_overflow(n, size, &total) && total < MIN_BLOCK)
-        return site_calloc(CALLER, -1, 1, MIN_BLOCK);
+    if (!__builtin_mul_overflow(n, size, &total) && total < SITE_MIN_BLOCK)
+        return site_calloc(CALLER, -1, 1, SITE_MIN_BLOCK);
     return site_calloc(CALLER, -1, n, size);
 }
 
 OVERRIDE void *realloc(void *ptr, size_t size)
 {
     /* size 0 keeps glibc's meaning (free, return NULL) */
-    return site_realloc(CALLER, -1, ptr, size ? min_block(size) : 0);
+    return site_realloc(CALLER, -1, ptr, size ? site_min_block(size) : 0);
 }
 
 OVERRIDE void *reallocarray(void *ptr, size_t n, size_t size)
@@ -73,12 +65,12 @@ OVERRIDE void *reallocarray(void *ptr, size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    return site_realloc(CALLER, -1, ptr, total ? min_block(total) : 0);
+    return site_realloc(CALLER, -1, ptr, total ? site_min_block(total) : 0);
 }
 
 OVERRIDE int posix_memalign(void **out, size_t align, size_t size)
 {
-    if (align < sizeof(void *) || (align & (align - 1)) != 0)
+    if (!site_posix_align_ok(align))
         return EINVAL;
     int saved = errno; /* posix_memalign reports through its result only */
     void *p = site_aligned(CALLER, -1, align, size);
@@ -90,20 +82,11 @@ OVERRIDE int posix_memalign(void **out, size_t align, size_t size)
     return 0;
 }
 
-static size_t round_up_pow2(size_t a)
-{
-    if (a <= 1)
-        return 1;
-    if (a > (SIZE_MAX >> 1) + 1)
-        return 0;
-    return (size_t)1 << (64 - __builtin_clzll(a - 1));
-}
-
 /* memalign, and glibc 2.36's aligned_alloc, which is memalign: any
  * alignment is rounded up to a power of two. */
 static inline void *memalign_at(const void *caller, size_t align, size_t size)
 {
-    size_t a = round_up_pow2(align);
+    size_t a = site_memalign_align(align);
     if (a == 0) {
         errno = EINVAL;
         return NULL;

@@ -18,35 +18,27 @@
 
 #include <errno.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "sites.h"
 
-/* glibc aligns every block to 16 bytes, and new guarantees as much. */
-#define MIN_BLOCK 16
-
-static inline size_t min_block(size_t size)
-{
-    return size < MIN_BLOCK ? MIN_BLOCK : size;
-}
 
 void *tm_cc_malloc(uint64_t id, size_t size)
 {
-    return site_cc_malloc(id, min_block(size));
+    return site_cc_malloc(id, site_min_block(size));
 }
 
 void *tm_cc_calloc(uint64_t id, size_t n, size_t size)
 {
     size_t total;
-    if (!__builtin_mul_overflow(n, size, &total) && total < MIN_BLOCK)
-        return site_cc_calloc(id, 1, MIN_BLOCK);
+    if (!__builtin_mul_overflow(n, size, &total) && total < SITE_MIN_BLOCK)
+        return site_cc_calloc(id, 1, SITE_MIN_BLOCK);
     return site_cc_calloc(id, n, size);
 }
 
 void *tm_cc_realloc(uint64_t id, void *ptr, size_t size)
 {
     /* size 0 keeps glibc's meaning (free, return NULL) */
-    return site_cc_realloc(id, ptr, size ? min_block(size) : 0);
+    return site_cc_realloc(id, ptr, size ? site_min_block(size) : 0);
 }
 
 void *tm_cc_reallocarray(uint64_t id, void *ptr, size_t n, size_t size)
@@ -56,12 +48,12 @@ void *tm_cc_reallocarray(uint64_t id, void *ptr, size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    return site_cc_realloc(id, ptr, total ? min_block(total) : 0);
+    return site_cc_realloc(id, ptr, total ? site_min_block(total) : 0);
 }
 
 int tm_cc_posix_memalign(uint64_t id, void **p, size_t align, size_t size)
 {
-    if (p == NULL || align < sizeof(void *) || (align & (align - 1)) != 0)
+    if (p == NULL || !site_posix_align_ok(align))
         return EINVAL;
     int saved = errno; /* posix_memalign reports through its result only */
     void *q = site_cc_aligned(id, align, size);
@@ -77,13 +69,11 @@ int tm_cc_posix_memalign(uint64_t id, void **p, size_t align, size_t size)
  * that is not a power of two is rounded up; one past the largest fails. */
 static void *memalign_cc(uint64_t id, size_t align, size_t size)
 {
-    size_t a = 1;
-    if (align > (SIZE_MAX >> 1) + 1) {
+    size_t a = site_memalign_align(align);
+    if (a == 0) {
         errno = EINVAL;
         return NULL;
     }
-    while (a < align)
-        a <<= 1;
     return site_cc_aligned(id, a, size);
 }
 
@@ -99,14 +89,13 @@ void *tm_cc_memalign(uint64_t id, size_t align, size_t size)
 
 void *tm_cc_valloc(uint64_t id, size_t size)
 {
-    long page = sysconf(_SC_PAGESIZE);
-    return site_cc_aligned(id, page > 0 ? (size_t)page : 4096, size);
+    return site_cc_aligned(id, os_page_size(), size);
 }
 
 char *tm_cc_strdup(uint64_t id, const char *s)
 {
     size_t n = strlen(s);
-    char *p = site_cc_malloc(id, min_block(n + 1));
+    char *p = site_cc_malloc(id, site_min_block(n + 1));
     if (p != NULL)
         memcpy(p, s, n + 1);
     return p;
@@ -115,7 +104,7 @@ char *tm_cc_strdup(uint64_t id, const char *s)
 char *tm_cc_strndup(uint64_t id, const char *s, size_t n)
 {
     size_t len = strnlen(s, n);
-    char *p = site_cc_malloc(id, min_block(len + 1));
+    char *p = site_cc_malloc(id, site_min_block(len + 1));
     if (p != NULL) {
         memcpy(p, s, len);
         p[len] = '\0';
@@ -154,8 +143,9 @@ void tm_cc_wrap_leave(uint64_t prev)
 static void *new_cc(uint64_t id, size_t size, size_t align, bool nothrow)
 {
     for (;;) {
-        void *p = align > MIN_BLOCK ? site_cc_aligned(id, align, size)
-                                    : site_cc_malloc(id, min_block(size));
+        void *p = align > SITE_MIN_BLOCK
+                      ? site_cc_aligned(id, align, size)
+                      : site_cc_malloc(id, site_min_block(size));
         if (TM_LIKELY(p != NULL) || nothrow)
             return p;
         cxx_new_handler_or_throw(size);

@@ -332,6 +332,33 @@ void ledger_postfork_child(void);
 
 /* ---------------------------------------------------------------- site_alloc.c */
 
+/* glibc's rules where a program can tell, kept by both sets of entry
+ * points: the interposed ones (preload/alloc_override.c) and the
+ * compiler's (cc_api.c).
+ * glibc aligns every block to 16 bytes (alignof(max_align_t)); jemalloc's
+ * 8-byte class would not, and code storing SSE values in small blocks
+ * relies on it.  glibc's smallest chunk is 32 bytes anyway. */
+#define SITE_MIN_BLOCK 16
+static inline size_t site_min_block(size_t size)
+{
+    return size < SITE_MIN_BLOCK ? SITE_MIN_BLOCK : size;
+}
+/* memalign's and glibc's aligned_alloc's alignment: any value is rounded
+ * up to a power of two; 0 when none fits in a size_t. */
+static inline size_t site_memalign_align(size_t a)
+{
+    if (a <= 1)
+        return 1;
+    if (a > (SIZE_MAX >> 1) + 1)
+        return 0;
+    return (size_t)1 << (64 - __builtin_clzll(a - 1));
+}
+/* posix_memalign's: a power of two multiple of sizeof(void *). */
+static inline bool site_posix_align_ok(size_t a)
+{
+    return a >= sizeof(void *) && (a & (a - 1)) == 0;
+}
+
 /* The allocation entry points shared by sh_* and the malloc interposition.
  * caller = the entry point's return address (for the stack key); site_id >= 0
  * selects an explicit site instead. */
