@@ -40,7 +40,7 @@ if [ "${TIERMEM_CC_STUB:-0}" = 1 ]; then
     mkdir -p "$tmp/stub"
     "$clang" -O2 -fPIC -c "$here/stub_runtime.c" -o "$tmp/stub/c.o"
     "$clangxx" -O2 -fPIC -c "$here/stub_runtime_cxx.cpp" -o "$tmp/stub/cxx.o"
-    "$clangxx" -shared -o "$tmp/stub/libtiermem.so" "$tmp/stub/c.o" "$tmp/stub/cxx.o"
+    "$clangxx" -shared -o "$tmp/stub/libtiermem-preload.so" "$tmp/stub/c.o" "$tmp/stub/cxx.o"
     export TIERMEM_CC_LIBDIR=$tmp/stub
 else
     export TIERMEM_CC_LIBDIR=$build/.libs
